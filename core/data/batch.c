@@ -1,0 +1,53 @@
+/* batch.c - shuffling, augmentation and normalization of one batch. Every random choice
+ * is a counter draw keyed by (seed, epoch, position), so a resumed run sees exactly the
+ * batches it would have seen, whatever the thread count. */
+#include "batch.h"
+
+#include "../util/util.h"
+
+const float q4_norm_mean[3] = {0.4914f, 0.4822f, 0.4465f};
+const float q4_norm_std[3] = {0.2023f, 0.1994f, 0.2010f};
+
+void q4_epoch_order(int *order, int count, uint64_t seed, int epoch) {
+    for (int i = 0; i < count; i++) order[i] = i;
+    for (int i = count - 1; i > 0; i--) {
+        uint32_t j = q4_random_below(q4_random(seed, Q4_STREAM_SHUFFLE, (uint64_t)epoch, (uint64_t)i), (uint32_t)i + 1);
+        int t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+void q4_make_batch(float *x, uint8_t *labels, const q4_dataset *set, const int *order, int n, int augment,
+                   uint64_t seed, int epoch, long first_position) {
+    /* lookup of (v / 255 - mean) / std in float, as PyTorch evaluates it, for v = 0..255 */
+    float table[3][256];
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++) table[c][v] = ((float)v / 255.0f - q4_norm_mean[c]) / q4_norm_std[c];
+    const long plane = 1024;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *img = q4_dataset_image(set, order[i]);
+        labels[i] = (uint8_t)q4_dataset_label(set, order[i]);
+        int dx = 0, dy = 0, flip = 0;
+        if (augment) {
+            uint64_t r = q4_random(seed, Q4_STREAM_AUGMENT, (uint64_t)epoch, (uint64_t)(first_position + i));
+            /* offsets 0..8 into the image padded by 4, i.e. shifts -4..4 */
+            dx = (int)q4_random_below(r, 9) - 4;
+            dy = (int)q4_random_below(q4_mix64(r), 9) - 4;
+            flip = (int)(q4_mix64(r ^ 0x5bd1e995u) >> 63);
+        }
+        for (int c = 0; c < 3; c++) {
+            float *out = x + ((long)c * n + i) * plane;
+            const uint8_t *src = img + c * plane;
+            float zero = table[c][0];
+            for (int y = 0; y < 32; y++) {
+                int sy = y + dy;
+                for (int xo = 0; xo < 32; xo++) {
+                    /* the flip mirrors the cropped window */
+                    int sx = (flip ? 31 - xo : xo) + dx;
+                    out[y * 32 + xo] = (sy < 0 || sy >= 32 || sx < 0 || sx >= 32) ? zero : table[c][src[sy * 32 + sx]];
+                }
+            }
+        }
+    }
+}

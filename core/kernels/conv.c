@@ -1,0 +1,94 @@
+/* conv.c - convolution (3x3, stride 1, padding 1) and linear layers expressed as GEMMs
+ * over implicit im2col operands, plus their bias terms. ISA-neutral: the arithmetic is in
+ * the GEMM microkernel and the elementwise table. */
+#include <string.h>
+
+#include "kernels.h"
+
+typedef struct bias_job {
+    const q4_kernels *k;
+    float *y;
+    const float *bias;
+    float *dbias;
+    const float *dy;
+    long plane;
+} bias_job;
+
+static void add_bias_task(void *context, int c, int thread) {
+    (void)thread;
+    const bias_job *job = context;
+    float *row = job->y + (long)c * job->plane;
+    job->k->add_scalar(row, row, job->plane, job->bias[c]);
+}
+
+static void sum_rows_task(void *context, int c, int thread) {
+    (void)thread;
+    const bias_job *job = context;
+    job->dbias[c] = (float)job->k->sum(job->dy + (long)c * job->plane, job->plane);
+}
+
+static void add_bias(const q4_compute *cc, float *y, const float *bias, int channels, long plane) {
+    bias_job job = {cc->kernels, y, bias, NULL, NULL, plane};
+    q4_pool_run(cc->pool, channels, add_bias_task, &job);
+}
+
+static void sum_rows(const q4_compute *cc, float *dbias, const float *dy, int channels, long plane) {
+    bias_job job = {cc->kernels, NULL, NULL, dbias, dy, plane};
+    q4_pool_run(cc->pool, channels, sum_rows_task, &job);
+}
+
+static q4_operand im2col(q4_operand_kind kind, const float *x, int channels, int n, int h, int wd) {
+    q4_operand op = {kind, x, 0, 0, channels, n, h, wd};
+    return op;
+}
+
+void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
+                        const float *bias, int n, int ci, int co, int h, int wd) {
+    long pixels = (long)n * h * wd;
+    q4_operand A = q4_dense(w, (long)ci * 9, 1);
+    q4_operand B = im2col(Q4_IM2COL, x, ci, n, h, wd);
+    q4_gemm(cc, co, (int)pixels, ci * 9, &A, &B, y, pixels, 0);
+    if (bias) add_bias(cc, y, bias, co, pixels);
+}
+
+void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
+                               float *flipped, int n, int ci, int co, int h, int wd) {
+    /* dx = correlation of dy with the kernel flipped in space and transposed in channels */
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int t = 0; t < 9; t++)
+                flipped[((long)i * co + o) * 9 + (8 - t)] = w[((long)o * ci + i) * 9 + t];
+    long pixels = (long)n * h * wd;
+    q4_operand A = q4_dense(flipped, (long)co * 9, 1);
+    q4_operand B = im2col(Q4_IM2COL, dy, co, n, h, wd);
+    q4_gemm(cc, ci, (int)pixels, co * 9, &A, &B, dx, pixels, 0);
+}
+
+void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                 const float *x, int n, int ci, int co, int h, int wd) {
+    long pixels = (long)n * h * wd;
+    q4_operand A = q4_dense(dy, pixels, 1);
+    q4_operand B = im2col(Q4_IM2COL_T, x, ci, n, h, wd);
+    q4_gemm(cc, co, ci * 9, (int)pixels, &A, &B, dw, (long)ci * 9, 0);
+    if (dbias) sum_rows(cc, dbias, dy, co, pixels);
+}
+
+void q4_linear_forward(const q4_compute *cc, float *y, const float *x, const float *w,
+                       const float *bias, int n, int in, int out) {
+    q4_operand A = q4_dense(w, in, 1), B = q4_dense(x, n, 1);
+    q4_gemm(cc, out, n, in, &A, &B, y, n, 0);
+    if (bias) add_bias(cc, y, bias, out, n);
+}
+
+void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
+                              int n, int in, int out) {
+    q4_operand A = q4_dense(w, 1, in), B = q4_dense(dy, n, 1);
+    q4_gemm(cc, in, n, out, &A, &B, dx, n, 0);
+}
+
+void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                const float *x, int n, int in, int out) {
+    q4_operand A = q4_dense(dy, n, 1), B = q4_dense(x, 1, n);
+    q4_gemm(cc, out, in, n, &A, &B, dw, in, 0);
+    if (dbias) sum_rows(cc, dbias, dy, out, n);
+}

@@ -1,0 +1,151 @@
+/* kernels.h - the narrow interface between layers and arithmetic. Layers call these
+ * functions only; everything ISA-specific (intrinsics, tile sizes) lives behind the
+ * q4_kernels table, filled once at start for the ISA chosen at build time. Kernels never
+ * allocate: scratch comes from the caller. Tensors are channel-major: [C][N][H][W]. */
+#ifndef Q4_KERNELS_H
+#define Q4_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../threads/pool.h"
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* C[mr x nr] (+)= A_panel[kc][mr] * B_panel[kc][nr]; c has row stride ldc.
+ * accumulate = 0 overwrites C. Every element's sum runs over p = 0..kc-1 in order. */
+typedef void (*q4_microkernel_fn)(int kc, const float *a, const float *b, float *c, long ldc,
+                                  int accumulate);
+
+typedef struct q4_gemm_variant {
+    const char *name; /* dtype-op-tile-isa, e.g. "f32-gemm-6x16-avx2" */
+    int mr, nr;       /* register tile */
+    int kc, mc, nc;   /* cache blocks: kc fixes the summation order, so results depend on
+                         the variant but never on the thread count */
+    q4_microkernel_fn microkernel;
+} q4_gemm_variant;
+
+/* How the GEMM reads an operand. DENSE: element (r, c) at data[r * row_stride + c *
+ * col_stride]. IM2COL: the 3x3/pad-1 patch matrix of a [channels][images][h][w] tensor,
+ * row r = channel*9 + ky*3 + kx, column c = (image*h + y)*w + x. IM2COL_T: its transpose. */
+typedef enum { Q4_DENSE = 0, Q4_IM2COL = 1, Q4_IM2COL_T = 2 } q4_operand_kind;
+
+typedef struct q4_operand {
+    q4_operand_kind kind;
+    const float *data;
+    long row_stride, col_stride;             /* DENSE */
+    int channels, images, height, width;     /* IM2COL, IM2COL_T */
+} q4_operand;
+
+static inline q4_operand q4_dense(const float *data, long row_stride, long col_stride) {
+    q4_operand op = {Q4_DENSE, data, row_stride, col_stride, 0, 0, 0, 0};
+    return op;
+}
+
+/* Scalars of one AdamW step, each rounded to float from PyTorch's double arithmetic:
+ * w *= decay; m = m*beta1 + one_minus_beta1*g; v = v*beta2 + (one_minus_beta2*g)*g;
+ * w = w + (neg_step_size * m) / (sqrt(v) / bc2_sqrt + eps) */
+typedef struct q4_adamw_params {
+    float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, neg_step_size, bc2_sqrt;
+} q4_adamw_params;
+
+/* Elementwise and reduction kernels, each over one contiguous run of n floats. */
+typedef struct q4_kernels {
+    const char *name; /* ISA: "scalar", "avx2", "wasmsimd" */
+    const q4_gemm_variant *gemm;
+
+    /* sum of x, in double */
+    double (*sum)(const float *x, long n);
+    /* sum of (x - mean)^2, in double */
+    double (*centered_sum_squares)(const float *x, long n, double mean);
+    /* sum of x^2, in double */
+    double (*sum_squares)(const float *x, long n);
+    /* y = x + value */
+    void (*add_scalar)(float *y, const float *x, long n, float value);
+    /* y = x * value */
+    void (*scale)(float *y, const float *x, long n, float value);
+    /* y = max(0, x * scale + shift): BatchNorm (folded) then ReLU; y may alias x */
+    void (*affine_relu)(float *y, const float *x, long n, float scale, float shift);
+    /* BatchNorm+ReLU backward sums over one channel: with z = x*scale + shift,
+     * dz = da where z > 0 else 0, xhat = (x - mean) * invstd:
+     * sums[0] += sum dz, sums[1] += sum dz * xhat */
+    void (*affine_relu_backward_sums)(double sums[2], const float *da, const float *x, long n,
+                                      float scale, float shift, float mean, float invstd);
+    /* dx = k * (dz - mean_dz - xhat * mean_dz_xhat), k = gamma * invstd; dx may alias x */
+    void (*affine_relu_backward_apply)(float *dx, const float *da, const float *x, long n,
+                                       float scale, float shift, float mean, float invstd,
+                                       float k, float mean_dz, float mean_dz_xhat);
+    /* 2x2 max pooling, stride 2, of `planes` planes of h x w (h, w even): out planes h/2 x w/2.
+     * The first maximum in row-major window order wins, as in PyTorch. */
+    void (*maxpool2_forward)(float *out, const float *in, long planes, int h, int w);
+    /* In place: `a` holds the pooled layer's input; afterwards it holds the gradient with
+     * respect to it (dout routed to each window's first maximum, zeros elsewhere). */
+    void (*maxpool2_backward)(float *a, const float *dout, long planes, int h, int w);
+    /* max |x| */
+    float (*max_abs)(const float *x, long n);
+    /* y = clamp(rint(x / scale), -7, 7) * scale */
+    void (*quantize)(float *y, const float *x, long n, float scale);
+    /* decoupled AdamW on a run of one tensor, in PyTorch 1.13's order of operations */
+    void (*adamw)(float *w, const float *g, float *m, float *v, long n, const struct q4_adamw_params *p);
+    /* w = bound * tanh(w / bound) */
+    void (*tanh_clip)(float *w, long n, float bound);
+} q4_kernels;
+
+/* Fills *table for this build's ISA (chosen at compile time); variant names the GEMM
+ * tiles (NULL or unknown: the ISA's default). Called once when a session starts. */
+void q4_kernels_init(q4_kernels *table, const char *variant);
+/* The scalar reference table (tests compare every fast kernel with it). */
+const q4_kernels *q4_kernels_reference(void);
+/* GEMM variants of this build, NULL-terminated. */
+const q4_gemm_variant *const *q4_gemm_variants(void);
+
+/* ---------------------------------------------------------------- compute context */
+
+/* What the convolution and linear kernels need to run: the table, the pool and
+ * per-thread GEMM packing scratch. */
+typedef struct q4_compute {
+    const q4_kernels *kernels;
+    q4_pool *pool;
+    float *scratch;          /* threads x scratch_floats, 64-byte aligned blocks */
+    size_t scratch_floats;   /* per thread */
+} q4_compute;
+
+/* Scratch floats one thread needs for a GEMM with this variant. */
+size_t q4_gemm_scratch_floats(const q4_gemm_variant *variant);
+
+/* C[M][N] (row stride ldc) = A[M][K] * B[K][N]  (+ C when accumulate). */
+void q4_gemm(const q4_compute *cc, int M, int N, int K, const q4_operand *A, const q4_operand *B,
+             float *C, long ldc, int accumulate);
+
+/* ---------------------------------------------------------------- layer-level kernels
+ * 3x3 convolution, stride 1, padding 1; x: [ci][n][h][w], y: [co][n][h][w],
+ * w: [co][ci][3][3] (PyTorch layout). */
+void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
+                        const float *bias, int n, int ci, int co, int h, int wd);
+/* dx = conv_transpose(dy, w); flipped: scratch of ci*co*9 floats */
+void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
+                               float *flipped, int n, int ci, int co, int h, int wd);
+/* dw = dy (x) im2col(x)^T, dbias = row sums of dy (overwritten) */
+void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                 const float *x, int n, int ci, int co, int h, int wd);
+/* linear: x [in][n], y [out][n], w [out][in] */
+void q4_linear_forward(const q4_compute *cc, float *y, const float *x, const float *w,
+                       const float *bias, int n, int in, int out);
+void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
+                              int n, int in, int out);
+void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                const float *x, int n, int in, int out);
+
+/* ---------------------------------------------------------------- naive references
+ * The specification of the layer-level kernels above, as plain loops (tests only). */
+void q4_ref_conv3x3_forward(float *y, const float *x, const float *w, const float *bias, int n,
+                            int ci, int co, int h, int wd);
+void q4_ref_conv3x3_backward_input(float *dx, const float *dy, const float *w, int n, int ci,
+                                   int co, int h, int wd);
+void q4_ref_conv3x3_backward_weights(float *dw, float *dbias, const float *dy, const float *x,
+                                     int n, int ci, int co, int h, int wd);
+void q4_ref_gemm(int M, int N, int K, const q4_operand *A, const q4_operand *B, float *C,
+                 long ldc, int accumulate);
+float q4_operand_at(const q4_operand *op, long r, long c);
+
+#endif

@@ -1,0 +1,26 @@
+/* ref.h - the scalar reference kernels (the specification every ISA version must match). */
+#ifndef Q4_REF_H
+#define Q4_REF_H
+
+#include "../kernels.h"
+
+double q4_ref_sum(const float *x, long n);
+double q4_ref_centered_sum_squares(const float *x, long n, double mean);
+double q4_ref_sum_squares(const float *x, long n);
+void q4_ref_add_scalar(float *y, const float *x, long n, float value);
+void q4_ref_scale(float *y, const float *x, long n, float value);
+void q4_ref_affine_relu(float *y, const float *x, long n, float scale, float shift);
+void q4_ref_affine_relu_backward_sums(double sums[2], const float *da, const float *x, long n,
+                                      float scale, float shift, float mean, float invstd);
+void q4_ref_affine_relu_backward_apply(float *dx, const float *da, const float *x, long n,
+                                       float scale, float shift, float mean, float invstd,
+                                       float k, float mean_dz, float mean_dz_xhat);
+void q4_ref_maxpool2_forward(float *out, const float *in, long planes, int h, int w);
+void q4_ref_maxpool2_backward(float *a, const float *dout, long planes, int h, int w);
+float q4_ref_max_abs(const float *x, long n);
+void q4_ref_quantize(float *y, const float *x, long n, float scale);
+void q4_ref_adamw(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p);
+void q4_ref_tanh_clip(float *w, long n, float bound);
+void q4_ref_microkernel_4x8(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
+
+#endif

@@ -1,0 +1,530 @@
+/* vgg.c - forward and backward passes of the paper's VGG, written against the kernel
+ * interface (no intrinsics here). Activations are channel-major [C][N][H][W], so every
+ * BatchNorm channel is one contiguous run. To keep the peak memory small, only conv
+ * outputs (pre-BN) and pooled block outputs are kept for the backward pass; BN+ReLU
+ * outputs are recomputed from them, and conv1's output (cheap: K = 27) is recomputed. */
+#include "vgg.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+
+const q4_conv_spec q4_conv_specs[Q4_NUM_CONV] = {
+    {3, 64, 32, 0}, {64, 64, 32, 1}, {64, 128, 16, 0}, {128, 128, 16, 1}, {128, 256, 8, 0}, {256, 256, 8, 1},
+};
+
+/* ------------------------------------------------------------ parameter table */
+
+static int add_tensor(q4_vgg *m, int index, const char *name, int ndim, const int *shape, int quant_layer,
+                      long *offset) {
+    q4_tensor_info *t = &m->tensors[index];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->count = 1;
+    for (int d = 0; d < 4; d++) {
+        t->shape[d] = d < ndim ? shape[d] : 1;
+        t->count *= t->shape[d];
+    }
+    t->offset = *offset;
+    t->quant_layer = quant_layer;
+    *offset += t->count;
+    if (quant_layer >= 0) m->weight_tensor[quant_layer] = index;
+    return index + 1;
+}
+
+static void setup_tensors(q4_vgg *m) {
+    long offset = 0;
+    int t = 0;
+    char name[16];
+    for (int i = 0; i < Q4_NUM_CONV; i++) {
+        const q4_conv_spec *s = &q4_conv_specs[i];
+        int w_shape[4] = {s->out_channels, s->in_channels, 3, 3}, c_shape[1] = {s->out_channels};
+        snprintf(name, sizeof name, "conv%d.weight", i + 1);
+        t = add_tensor(m, t, name, 4, w_shape, i, &offset);
+        snprintf(name, sizeof name, "conv%d.bias", i + 1);
+        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+        snprintf(name, sizeof name, "bn%d.weight", i + 1);
+        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+        snprintf(name, sizeof name, "bn%d.bias", i + 1);
+        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+    }
+    int fc1_shape[2] = {Q4_FC_HIDDEN, Q4_FC_IN}, hidden[1] = {Q4_FC_HIDDEN};
+    int fc2_shape[2] = {m->num_classes, Q4_FC_HIDDEN}, classes[1] = {m->num_classes};
+    t = add_tensor(m, t, "fc1.weight", 2, fc1_shape, 6, &offset);
+    t = add_tensor(m, t, "fc1.bias", 1, hidden, -1, &offset);
+    t = add_tensor(m, t, "bn7.weight", 1, hidden, -1, &offset);
+    t = add_tensor(m, t, "bn7.bias", 1, hidden, -1, &offset);
+    t = add_tensor(m, t, "fc2.weight", 2, fc2_shape, 7, &offset);
+    add_tensor(m, t, "fc2.bias", 1, classes, -1, &offset);
+    m->param_count = offset;
+
+    long q = 0;
+    for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++) {
+        m->qweight_offset[i] = q;
+        q += m->tensors[m->weight_tensor[i]].count;
+    }
+    long b = 0;
+    for (int i = 0; i < Q4_NUM_BN; i++) {
+        m->bn_channels[i] = i < Q4_NUM_CONV ? q4_conv_specs[i].out_channels : Q4_FC_HIDDEN;
+        m->bn_offset[i] = b;
+        b += m->bn_channels[i];
+    }
+    m->bn_total = b;
+}
+
+/* tensor indices of the pieces of conv block i (i = 6: fc1 with bn7; i = 7: fc2) */
+static inline int weight_index(int layer) { return layer < Q4_NUM_CONV ? 4 * layer : (layer == 6 ? 24 : 28); }
+static inline float *param(q4_vgg *m, int tensor) { return m->params + m->tensors[tensor].offset; }
+static inline float *grad(q4_vgg *m, int tensor) { return m->grads + m->tensors[tensor].offset; }
+
+/* ------------------------------------------------------------ memory */
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Carves the activation block; with base NULL only counts. Returns floats used. */
+static size_t plan_activations(q4_vgg *m, float *base) {
+    size_t at = 0;
+    size_t n = (size_t)m->batch_capacity, k = (size_t)m->num_classes;
+#define CARVE(ptr, count)                                \
+    do {                                                 \
+        if (base) (ptr) = base + at;                     \
+        at += round16(count);                            \
+    } while (0)
+    CARVE(m->input, 3 * n * 1024);
+    CARVE(m->conv_out[1], 64 * n * 1024);
+    CARVE(m->work, 64 * n * 1024);
+    CARVE(m->pooled[0], 64 * n * 256);
+    CARVE(m->conv_out[2], 128 * n * 256);
+    CARVE(m->conv_out[3], 128 * n * 256);
+    CARVE(m->pooled[1], 128 * n * 64);
+    CARVE(m->conv_out[4], 256 * n * 64);
+    CARVE(m->conv_out[5], 256 * n * 64);
+    CARVE(m->pooled[2], 256 * n * 16);
+    CARVE(m->grad_a, 64 * n * 256);         /* dP3 [256][n][16], dP1 [64][n][16][16] */
+    CARVE(m->grad_b, 128 * n * 64);         /* d fc_in [4096][n], dP2 [128][n][8][8] */
+    CARVE(m->fc_in, (size_t)Q4_FC_IN * n);
+    CARVE(m->fc1_out, (size_t)Q4_FC_HIDDEN * n);
+    CARVE(m->fc1_act, (size_t)Q4_FC_HIDDEN * n);
+    CARVE(m->fc1_grad, (size_t)Q4_FC_HIDDEN * n);
+    CARVE(m->logits, k * n);
+    CARVE(m->dlogits, k * n);
+    CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
+    CARVE(m->flipped, 256 * 256 * 9);
+#undef CARVE
+    if (base) m->conv_out[0] = m->conv_out[1];
+    return at;
+}
+
+static q4_status alloc_floats(float **out, size_t count, const char *what, q4_error *err) {
+    *out = q4_alloc_aligned(count * sizeof(float));
+    if (!*out)
+        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating %s (%.1f MB)", what,
+                       count * 4.0 / 1048576.0);
+    memset(*out, 0, count * sizeof(float));
+    return Q4_OK;
+}
+
+q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
+    if (threads < 1) threads = 1;
+    if (m->compute.pool && q4_pool_threads(m->compute.pool) == threads) return Q4_OK;
+    q4_pool *pool = q4_pool_create(threads);
+    if (!pool) return q4_fail(err, Q4_ERR_NOMEM, "could not start %d threads", threads);
+    size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm);
+    float *scratch = q4_alloc_aligned((size_t)threads * per_thread * sizeof(float));
+    if (!scratch) {
+        q4_pool_destroy(pool);
+        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating GEMM scratch for %d threads", threads);
+    }
+    q4_pool_destroy(m->compute.pool);
+    q4_free_aligned(m->compute.scratch);
+    m->compute.pool = pool;
+    m->compute.scratch = scratch;
+    m->compute.scratch_floats = per_thread;
+    return Q4_OK;
+}
+
+q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_capacity, int threads,
+                        float dropout, q4_error *err) {
+    memset(m, 0, sizeof *m);
+    if (num_classes < 2 || num_classes > Q4_MAX_CLASSES)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "number of classes must be 2..%d, not %d", Q4_MAX_CLASSES, num_classes);
+    if (batch_capacity < 2 || batch_capacity > 4096)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "batch size must be 2..4096, not %d", batch_capacity);
+    m->num_classes = num_classes;
+    m->quantized = quantized;
+    m->batch_capacity = batch_capacity;
+    m->dropout = dropout;
+    setup_tensors(m);
+    q4_kernels_init(&m->kernels, getenv("Q4_GEMM_VARIANT"));
+    m->compute.kernels = &m->kernels;
+
+    q4_status st;
+    long quant_total = m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] +
+                       m->tensors[m->weight_tensor[Q4_NUM_QUANT_LAYERS - 1]].count;
+    m->activation_floats = plan_activations(m, NULL);
+    if ((st = alloc_floats(&m->params, (size_t)m->param_count, "parameters", err)) ||
+        (st = alloc_floats(&m->grads, (size_t)m->param_count, "gradients", err)) ||
+        (st = alloc_floats(&m->qweights, quantized ? (size_t)quant_total : 16, "quantized weights", err)) ||
+        (st = alloc_floats(&m->running_mean, 6 * (size_t)m->bn_total, "BatchNorm statistics", err)) ||
+        (st = alloc_floats(&m->activations, m->activation_floats, "activations", err)) ||
+        (st = q4_vgg_set_threads(m, threads, err))) {
+        q4_vgg_destroy(m);
+        return st;
+    }
+    m->running_var = m->running_mean + m->bn_total;
+    m->batch_mean = m->running_var + m->bn_total;
+    m->batch_invstd = m->batch_mean + m->bn_total;
+    m->bn_scale = m->batch_invstd + m->bn_total;
+    m->bn_shift = m->bn_scale + m->bn_total;
+    plan_activations(m, m->activations);
+    return Q4_OK;
+}
+
+void q4_vgg_destroy(q4_vgg *m) {
+    q4_pool_destroy(m->compute.pool);
+    q4_free_aligned(m->compute.scratch);
+    q4_free_aligned(m->params);
+    q4_free_aligned(m->grads);
+    q4_free_aligned(m->qweights);
+    q4_free_aligned(m->running_mean);
+    q4_free_aligned(m->activations);
+    memset(m, 0, sizeof *m);
+}
+
+size_t q4_vgg_memory_bytes(const q4_vgg *m) {
+    size_t quant = m->quantized ? (size_t)(m->qweight_offset[7] + m->tensors[m->weight_tensor[7]].count) : 16;
+    size_t floats = 2 * (size_t)m->param_count + quant + 6 * (size_t)m->bn_total + m->activation_floats +
+                    (size_t)q4_pool_threads(m->compute.pool) * m->compute.scratch_floats;
+    return floats * sizeof(float);
+}
+
+/* ------------------------------------------------------------ initialisation */
+
+void q4_vgg_init(q4_vgg *m, uint64_t seed) {
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        q4_tensor_info *info = &m->tensors[t];
+        float *p = param(m, t);
+        if (info->ndim >= 2) {
+            long fan_in = info->count / info->shape[0];
+            /* conv: N(0, 2/(in*9)); linear: N(0, 1/in) */
+            double std = info->ndim == 4 ? sqrt(2.0 / (double)fan_in) : sqrt(1.0 / (double)fan_in);
+            for (long i = 0; i < info->count; i++)
+                p[i] = (float)(std * q4_random_normal(seed, Q4_STREAM_INIT, (uint64_t)t, (uint64_t)i));
+        } else {
+            /* biases and BN beta are 0, BN gamma is 1 */
+            float value = strstr(info->name, "bn") && strstr(info->name, "weight") ? 1.0f : 0.0f;
+            for (long i = 0; i < info->count; i++) p[i] = value;
+        }
+    }
+    for (long i = 0; i < m->bn_total; i++) {
+        m->running_mean[i] = 0.0f;
+        m->running_var[i] = 1.0f;
+    }
+}
+
+/* ------------------------------------------------------------ quantization */
+
+#define QUANT_CHUNK 65536
+
+typedef struct quant_job {
+    q4_vgg *m;
+    int chunk_layer[256];
+    long chunk_begin[256], chunk_end[256];
+    float chunk_max[256];
+    int chunks;
+} quant_job;
+
+static void quant_max_task(void *context, int c, int thread) {
+    (void)thread;
+    quant_job *job = context;
+    q4_vgg *m = job->m;
+    const float *w = param(m, m->weight_tensor[job->chunk_layer[c]]);
+    job->chunk_max[c] = m->kernels.max_abs(w + job->chunk_begin[c], job->chunk_end[c] - job->chunk_begin[c]);
+}
+
+static void quant_apply_task(void *context, int c, int thread) {
+    (void)thread;
+    quant_job *job = context;
+    q4_vgg *m = job->m;
+    int layer = job->chunk_layer[c];
+    const float *w = param(m, m->weight_tensor[layer]);
+    float *q = m->qweights + m->qweight_offset[layer];
+    long b = job->chunk_begin[c];
+    m->kernels.quantize(q + b, w + b, job->chunk_end[c] - b, m->quant_scale[layer]);
+}
+
+void q4_vgg_quantize(q4_vgg *m) {
+    if (!m->quantized) return;
+    quant_job job;
+    job.m = m;
+    job.chunks = 0;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        long count = m->tensors[m->weight_tensor[layer]].count;
+        for (long b = 0; b < count; b += QUANT_CHUNK) {
+            job.chunk_layer[job.chunks] = layer;
+            job.chunk_begin[job.chunks] = b;
+            job.chunk_end[job.chunks] = b + QUANT_CHUNK < count ? b + QUANT_CHUNK : count;
+            job.chunks++;
+        }
+    }
+    q4_pool_run(m->compute.pool, job.chunks, quant_max_task, &job);
+    float max_abs[Q4_NUM_QUANT_LAYERS] = {0};
+    for (int c = 0; c < job.chunks; c++) {
+        float v = job.chunk_max[c];
+        if (v > max_abs[job.chunk_layer[c]] || isnan(v)) max_abs[job.chunk_layer[c]] = v;
+    }
+    /* s = (max|W| + 1e-8) / 7, in float as PyTorch computes it */
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) m->quant_scale[layer] = (max_abs[layer] + 1e-8f) / 7.0f;
+    q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
+}
+
+const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
+    if (!m->quantized) return m->params + m->tensors[m->weight_tensor[layer]].offset;
+    return m->qweights + m->qweight_offset[layer];
+}
+
+/* ------------------------------------------------------------ BatchNorm + ReLU */
+
+typedef struct bn_job {
+    q4_vgg *m;
+    int bn;
+    float *y;        /* forward: pre-BN input; backward: in y, out dy */
+    float *out;      /* forward: ReLU output (may alias y) */
+    const float *da; /* backward: gradient w.r.t. the ReLU output */
+    long plane;
+    int train;
+} bn_job;
+
+static void bn_forward_task(void *context, int c, int thread) {
+    (void)thread;
+    const bn_job *job = context;
+    q4_vgg *m = job->m;
+    long at = m->bn_offset[job->bn] + c;
+    const float *y = job->y + (long)c * job->plane;
+    float mean, invstd;
+    if (job->train) {
+        /* batch statistics in double, as PyTorch's CPU kernel accumulates them */
+        double n = (double)job->plane;
+        double mu = m->kernels.sum(y, job->plane) / n;
+        double var_sum = m->kernels.centered_sum_squares(y, job->plane, mu);
+        double inv = 1.0 / sqrt(var_sum / n + (double)Q4_BN_EPS);
+        double unbiased = job->plane > 1 ? var_sum / (n - 1.0) : var_sum;
+        m->running_mean[at] = (float)(Q4_BN_MOMENTUM * mu + (1.0 - Q4_BN_MOMENTUM) * m->running_mean[at]);
+        m->running_var[at] = (float)(Q4_BN_MOMENTUM * unbiased + (1.0 - Q4_BN_MOMENTUM) * m->running_var[at]);
+        mean = (float)mu;
+        invstd = (float)inv;
+    } else {
+        mean = m->running_mean[at];
+        invstd = (float)(1.0 / sqrt((double)m->running_var[at] + (double)Q4_BN_EPS));
+    }
+    int bn_tensor = job->bn < Q4_NUM_CONV ? 4 * job->bn + 2 : 26;
+    float gamma = param(m, bn_tensor)[c], beta = param(m, bn_tensor + 1)[c];
+    float scale = gamma * invstd;
+    float shift = beta - mean * scale;
+    m->batch_mean[at] = mean;
+    m->batch_invstd[at] = invstd;
+    m->bn_scale[at] = scale;
+    m->bn_shift[at] = shift;
+    m->kernels.affine_relu(job->out + (long)c * job->plane, y, job->plane, scale, shift);
+}
+
+/* out = relu(bn(y)) per channel; train: batch statistics (running ones updated) */
+static void bn_relu_forward(q4_vgg *m, int bn, float *out, float *y, long plane, int train) {
+    bn_job job = {m, bn, y, out, NULL, plane, train};
+    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_forward_task, &job);
+}
+
+static void bn_reapply_task(void *context, int c, int thread) {
+    (void)thread;
+    const bn_job *job = context;
+    q4_vgg *m = job->m;
+    long at = m->bn_offset[job->bn] + c;
+    m->kernels.affine_relu(job->out + (long)c * job->plane, job->y + (long)c * job->plane, job->plane,
+                           m->bn_scale[at], m->bn_shift[at]);
+}
+
+/* out = relu(bn(y)) with the statistics of the last forward pass (recomputation) */
+static void bn_relu_reapply(q4_vgg *m, int bn, float *out, float *y, long plane) {
+    bn_job job = {m, bn, y, out, NULL, plane, 0};
+    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_reapply_task, &job);
+}
+
+static void bn_backward_task(void *context, int c, int thread) {
+    (void)thread;
+    const bn_job *job = context;
+    q4_vgg *m = job->m;
+    long at = m->bn_offset[job->bn] + c;
+    float *y = job->y + (long)c * job->plane;
+    const float *da = job->da + (long)c * job->plane;
+    float scale = m->bn_scale[at], shift = m->bn_shift[at], mean = m->batch_mean[at], invstd = m->batch_invstd[at];
+    double sums[2] = {0.0, 0.0};
+    m->kernels.affine_relu_backward_sums(sums, da, y, job->plane, scale, shift, mean, invstd);
+    int bn_tensor = job->bn < Q4_NUM_CONV ? 4 * job->bn + 2 : 26;
+    float gamma = param(m, bn_tensor)[c];
+    grad(m, bn_tensor)[c] = (float)sums[1];     /* d gamma = sum dz * xhat */
+    grad(m, bn_tensor + 1)[c] = (float)sums[0]; /* d beta = sum dz */
+    double n = (double)job->plane;
+    m->kernels.affine_relu_backward_apply(y, da, y, job->plane, scale, shift, mean, invstd, gamma * invstd,
+                                          (float)(sums[0] / n), (float)(sums[1] / n));
+}
+
+/* y (pre-BN values) is replaced by the gradient w.r.t. it, from da (w.r.t. ReLU output) */
+static void bn_relu_backward(q4_vgg *m, int bn, float *y, const float *da, long plane) {
+    bn_job job = {m, bn, y, NULL, da, plane, 1};
+    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_backward_task, &job);
+}
+
+typedef struct pool_job {
+    q4_vgg *m;
+    float *a, *out;
+    const float *dout;
+    long planes_per_channel;
+    int size;
+} pool_job;
+
+static void pool_forward_task(void *context, int c, int thread) {
+    (void)thread;
+    const pool_job *job = context;
+    long in_plane = (long)job->size * job->size, out_plane = in_plane / 4;
+    long first = (long)c * job->planes_per_channel;
+    job->m->kernels.maxpool2_forward(job->out + first * out_plane, job->a + first * in_plane,
+                                     job->planes_per_channel, job->size, job->size);
+}
+
+static void pool_backward_task(void *context, int c, int thread) {
+    (void)thread;
+    const pool_job *job = context;
+    long in_plane = (long)job->size * job->size, out_plane = in_plane / 4;
+    long first = (long)c * job->planes_per_channel;
+    job->m->kernels.maxpool2_backward(job->a + first * in_plane, job->dout + first * out_plane,
+                                      job->planes_per_channel, job->size, job->size);
+}
+
+/* ------------------------------------------------------------ forward */
+
+static void draw_dropout(q4_vgg *m, int n, uint64_t seed, long long step) {
+    long count = (long)Q4_FC_HIDDEN * n;
+    if (m->dropout_override) {
+        memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
+        return;
+    }
+    float keep = 1.0f - m->dropout, scale = 1.0f / keep;
+    for (long i = 0; i < count; i++) {
+        double u = q4_random_unit(q4_random(seed, Q4_STREAM_DROPOUT, (uint64_t)step, (uint64_t)i));
+        m->dropout_mask[i] = u < keep ? scale : 0.0f;
+    }
+}
+
+void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) {
+    const q4_compute *cc = &m->compute;
+    const float *in = m->input;
+    for (int l = 0; l < Q4_NUM_CONV; l++) {
+        const q4_conv_spec *s = &q4_conv_specs[l];
+        long plane = (long)n * s->size * s->size;
+        q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), param(m, 4 * l + 1), n,
+                           s->in_channels, s->out_channels, s->size, s->size);
+        bn_relu_forward(m, l, m->work, m->conv_out[l], plane, train);
+        in = m->work;
+        if (s->pool_after) {
+            pool_job job = {m, m->work, m->pooled[l / 2], NULL, n, s->size};
+            q4_pool_run(cc->pool, s->out_channels, pool_forward_task, &job);
+            in = m->pooled[l / 2];
+        }
+    }
+    /* flatten [256][n][16] -> [4096][n], feature = channel * 16 + position (PyTorch order) */
+    for (int c = 0; c < 256; c++)
+        for (int b = 0; b < n; b++)
+            for (int p = 0; p < 16; p++) m->fc_in[((long)c * 16 + p) * n + b] = in[((long)c * n + b) * 16 + p];
+    q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), param(m, 25), n, Q4_FC_IN, Q4_FC_HIDDEN);
+    bn_relu_forward(m, 6, m->fc1_act, m->fc1_out, n, train);
+    if (train && m->dropout > 0.0f) {
+        draw_dropout(m, n, seed, step);
+        for (long i = 0; i < (long)Q4_FC_HIDDEN * n; i++) m->fc1_act[i] *= m->dropout_mask[i];
+    }
+    q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), param(m, 29), n, Q4_FC_HIDDEN,
+                      m->num_classes);
+}
+
+double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_t *predictions) {
+    int k = m->num_classes, right = 0;
+    double total = 0.0;
+    for (int b = 0; b < n; b++) {
+        float best = m->logits[b];
+        int arg = 0;
+        for (int c = 1; c < k; c++)
+            if (m->logits[(long)c * n + b] > best) {
+                best = m->logits[(long)c * n + b];
+                arg = c;
+            }
+        double sum = 0.0;
+        for (int c = 0; c < k; c++) sum += exp((double)m->logits[(long)c * n + b] - best);
+        double log_sum = log(sum) + best;
+        total += log_sum - m->logits[(long)labels[b] * n + b];
+        for (int c = 0; c < k; c++) {
+            double p = exp((double)m->logits[(long)c * n + b] - log_sum);
+            m->dlogits[(long)c * n + b] = (float)((p - (c == labels[b] ? 1.0 : 0.0)) / n);
+        }
+        if (arg == labels[b]) right++;
+        if (predictions) predictions[b] = (uint8_t)arg;
+    }
+    if (correct) *correct = right;
+    return total / n;
+}
+
+/* ------------------------------------------------------------ backward */
+
+void q4_vgg_backward(q4_vgg *m, int n) {
+    const q4_compute *cc = &m->compute;
+    int k = m->num_classes;
+    /* fc2 */
+    q4_linear_backward_weights(cc, grad(m, 28), grad(m, 29), m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
+    q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, 7), n, Q4_FC_HIDDEN, k);
+    /* dropout, then bn7 + ReLU: fc1_out becomes d fc1_out */
+    if (m->dropout > 0.0f)
+        for (long i = 0; i < (long)Q4_FC_HIDDEN * n; i++) m->fc1_grad[i] *= m->dropout_mask[i];
+    bn_relu_backward(m, 6, m->fc1_out, m->fc1_grad, n);
+    /* fc1 */
+    q4_linear_backward_weights(cc, grad(m, 24), grad(m, 25), m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_linear_backward_input(cc, m->grad_b, m->fc1_out, q4_vgg_layer_weights(m, 6), n, Q4_FC_IN, Q4_FC_HIDDEN);
+    for (int c = 0; c < 256; c++)
+        for (int b = 0; b < n; b++)
+            for (int p = 0; p < 16; p++) m->grad_a[((long)c * n + b) * 16 + p] = m->grad_b[((long)c * 16 + p) * n + b];
+
+    float *dpool = m->grad_a;
+    for (int block = 2; block >= 0; block--) {
+        int l1 = 2 * block, l2 = l1 + 1;
+        const q4_conv_spec *s1 = &q4_conv_specs[l1], *s2 = &q4_conv_specs[l2];
+        int size = s2->size;
+        long plane = (long)n * size * size;
+        /* max pool backward: work = relu(bn(y2)), then routed gradient in place */
+        bn_relu_reapply(m, l2, m->work, m->conv_out[l2], plane);
+        pool_job pj = {m, m->work, NULL, dpool, n, size};
+        q4_pool_run(cc->pool, s2->out_channels, pool_backward_task, &pj);
+        bn_relu_backward(m, l2, m->conv_out[l2], m->work, plane);
+        /* the input of conv l2 is relu(bn(y1)); conv1's y1 is recomputed from the image */
+        if (block == 0)
+            q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n, s1->in_channels,
+                               s1->out_channels, size, size);
+        bn_relu_reapply(m, l1, m->work, block == 0 ? m->work : m->conv_out[l1], plane);
+        q4_conv3x3_backward_weights(cc, grad(m, 4 * l2), grad(m, 4 * l2 + 1), m->conv_out[l2], m->work, n,
+                                    s2->in_channels, s2->out_channels, size, size);
+        q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
+                                  s2->in_channels, s2->out_channels, size, size);
+        if (block == 0) /* conv_out[0] shares conv_out[1]'s storage, free again now */
+            q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n,
+                               s1->in_channels, s1->out_channels, size, size);
+        bn_relu_backward(m, l1, m->conv_out[l1], m->work, plane);
+        const float *block_in = block == 0 ? m->input : m->pooled[block - 1];
+        q4_conv3x3_backward_weights(cc, grad(m, 4 * l1), grad(m, 4 * l1 + 1), m->conv_out[l1], block_in, n,
+                                    s1->in_channels, s1->out_channels, size, size);
+        if (block > 0) {
+            float *dprev = block == 2 ? m->grad_b : m->grad_a;
+            q4_conv3x3_backward_input(cc, dprev, m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,
+                                      s1->in_channels, s1->out_channels, size, size);
+            dpool = dprev;
+        }
+    }
+}

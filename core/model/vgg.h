@@ -1,0 +1,104 @@
+/* vgg.h - the paper's VGG (6 quantized 3x3 convolutions with BatchNorm and ReLU, 3 max
+ * pools, 2 quantized linear layers with BatchNorm1d, ReLU and dropout between) as explicit
+ * forward and backward passes over channel-major tensors. Layers call kernels only.
+ * Memory: parameters, gradients, quantized weights, BN statistics and activations are one
+ * allocation each, carved by the tables below; nothing is allocated while training. */
+#ifndef Q4_VGG_H
+#define Q4_VGG_H
+
+#include <stdint.h>
+
+#include "../include/q4.h"
+#include "../kernels/kernels.h"
+
+#define Q4_NUM_CONV 6
+#define Q4_NUM_BN 7
+#define Q4_NUM_TENSORS 30 /* PyTorch's parameters() order */
+#define Q4_FC_IN 4096
+#define Q4_FC_HIDDEN 512
+#define Q4_BN_EPS 1e-5f
+#define Q4_BN_MOMENTUM 0.1
+
+typedef struct q4_tensor_info {
+    char name[16];    /* e.g. "conv3.weight" */
+    long offset;      /* into the parameter array */
+    long count;
+    int ndim;         /* 4 (conv weight), 2 (linear weight) or 1 */
+    int shape[4];
+    int quant_layer;  /* 0..7 for the quantized weight tensors, else -1 */
+} q4_tensor_info;
+
+typedef struct q4_conv_spec {
+    int in_channels, out_channels, size; /* size: input height = width */
+    int pool_after;
+} q4_conv_spec;
+
+extern const q4_conv_spec q4_conv_specs[Q4_NUM_CONV];
+
+typedef struct q4_vgg {
+    int num_classes;
+    int quantized;
+    int batch_capacity;
+    float dropout;
+
+    long param_count;
+    q4_tensor_info tensors[Q4_NUM_TENSORS];
+    int weight_tensor[Q4_NUM_QUANT_LAYERS]; /* tensor index of quantized layer i */
+    float *params;   /* param_count: the trainable FP32 parameters */
+    float *grads;    /* param_count */
+    float *qweights; /* quantized copies of the 8 weight tensors (unused for FP32 runs) */
+    float quant_scale[Q4_NUM_QUANT_LAYERS];
+    long qweight_offset[Q4_NUM_QUANT_LAYERS];
+
+    /* BatchNorm: running statistics (state) and this batch's statistics (per step) */
+    int bn_channels[Q4_NUM_BN];
+    long bn_offset[Q4_NUM_BN];
+    long bn_total;
+    float *running_mean, *running_var; /* one allocation, bn_total each */
+    float *batch_mean, *batch_invstd, *bn_scale, *bn_shift; /* same allocation */
+
+    /* activations: one allocation, carved in vgg.c (see plan_activations) */
+    float *activations;
+    size_t activation_floats;
+    float *input;            /* [3][n][32][32] */
+    float *conv_out[Q4_NUM_CONV]; /* conv_out[0] aliases conv_out[1]: conv1 is recomputed */
+    float *work;             /* [64][n][32][32] */
+    float *pooled[3];        /* block outputs */
+    float *grad_a, *grad_b;  /* gradients w.r.t. block outputs */
+    float *fc_in, *fc1_out, *fc1_act, *fc1_grad, *logits, *dlogits;
+    float *dropout_mask;     /* [512][n], 0 or 1/(1-p) */
+    float *flipped;          /* scratch for transposed-flipped conv weights */
+    const float *dropout_override; /* tests: use this mask instead of drawing one */
+
+    q4_kernels kernels;
+    q4_compute compute;
+} q4_vgg;
+
+/* Creates the model for batches up to batch_capacity with the given threads. */
+q4_status q4_vgg_create(q4_vgg *model, int num_classes, int quantized, int batch_capacity,
+                        int threads, float dropout, q4_error *err);
+void q4_vgg_destroy(q4_vgg *model);
+q4_status q4_vgg_set_threads(q4_vgg *model, int threads, q4_error *err);
+size_t q4_vgg_memory_bytes(const q4_vgg *model);
+
+/* He-normal convolutions, N(0, 1/in) linear layers, zero biases, BN gamma 1 beta 0,
+ * running mean 0 and variance 1; every draw keyed by (seed, tensor, element). */
+void q4_vgg_init(q4_vgg *model, uint64_t seed);
+
+/* Recomputes the quantized weights and their scales from the FP32 weights. */
+void q4_vgg_quantize(q4_vgg *model);
+/* Weights used by layer i in the forward pass (quantized, or FP32 for FP32 runs). */
+const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);
+
+/* Forward pass of n images already in model->input. train: batch statistics (and running
+ * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */
+void q4_vgg_forward(q4_vgg *model, int n, int train, uint64_t seed, long long step);
+
+/* Softmax cross-entropy of the logits against labels: mean loss, fills dlogits with
+ * d(mean loss)/d(logits), counts correct predictions. Predictions may be NULL. */
+double q4_vgg_loss(q4_vgg *model, int n, const uint8_t *labels, int *correct, uint8_t *predictions);
+
+/* Backward pass after a training forward and q4_vgg_loss: fills model->grads. */
+void q4_vgg_backward(q4_vgg *model, int n);
+
+#endif

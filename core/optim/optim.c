@@ -1,0 +1,98 @@
+/* optim.c - clip, AdamW, tanh soft clip, and the cosine schedule, over the flat
+ * parameter array in fixed chunks so the result never depends on the thread count. */
+#include "optim.h"
+
+#include <math.h>
+
+#define OPTIM_CHUNK 65536
+#define MAX_CHUNKS 128
+
+typedef struct optim_job {
+    q4_vgg *m;
+    float *moment1, *moment2;
+    int chunks;
+    int chunk_tensor[MAX_CHUNKS];
+    long chunk_begin[MAX_CHUNKS], chunk_end[MAX_CHUNKS]; /* offsets into the parameter array */
+    double chunk_sum[MAX_CHUNKS];
+    float clip_coefficient;
+    q4_adamw_params adam;
+    int soft_clip;
+    float bound;
+} optim_job;
+
+static void make_chunks(optim_job *job) {
+    q4_vgg *m = job->m;
+    job->chunks = 0;
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        long begin = m->tensors[t].offset, end = begin + m->tensors[t].count;
+        for (long b = begin; b < end; b += OPTIM_CHUNK) {
+            job->chunk_tensor[job->chunks] = t;
+            job->chunk_begin[job->chunks] = b;
+            job->chunk_end[job->chunks] = b + OPTIM_CHUNK < end ? b + OPTIM_CHUNK : end;
+            job->chunks++;
+        }
+    }
+}
+
+static void sum_squares_task(void *context, int c, int thread) {
+    (void)thread;
+    optim_job *job = context;
+    job->chunk_sum[c] = job->m->kernels.sum_squares(job->m->grads + job->chunk_begin[c],
+                                                    job->chunk_end[c] - job->chunk_begin[c]);
+}
+
+static void update_task(void *context, int c, int thread) {
+    (void)thread;
+    optim_job *job = context;
+    q4_vgg *m = job->m;
+    long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
+    if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
+    m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n, &job->adam);
+    if (job->soft_clip && m->tensors[job->chunk_tensor[c]].ndim >= 2) m->kernels.tanh_clip(m->params + b, n, job->bound);
+}
+
+double q4_cosine_lr(double base_lr, int epoch, int t_max) {
+    const double pi = 3.14159265358979323846;
+    return base_lr * (1.0 + cos(pi * (double)epoch / (double)t_max)) / 2.0;
+}
+
+q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long step, double lr,
+                            const q4_config *config, double *grad_norm) {
+    optim_job job;
+    job.m = m;
+    job.moment1 = moment1;
+    job.moment2 = moment2;
+    make_chunks(&job);
+    q4_pool_run(m->compute.pool, job.chunks, sum_squares_task, &job);
+
+    /* PyTorch: total = ||(||g_t|| for each tensor t)||, coefficient = max / (total + 1e-6) */
+    double total_squares = 0.0, tensor_squares = 0.0;
+    for (int c = 0; c < job.chunks; c++) {
+        tensor_squares += job.chunk_sum[c];
+        if (c + 1 == job.chunks || job.chunk_tensor[c + 1] != job.chunk_tensor[c]) {
+            float tensor_norm = (float)sqrt(tensor_squares);
+            total_squares += (double)tensor_norm * tensor_norm;
+            tensor_squares = 0.0;
+        }
+    }
+    float total = (float)sqrt(total_squares);
+    if (grad_norm) *grad_norm = total;
+    if (!isfinite(total)) return Q4_ERR_NUMERIC;
+    float coefficient = (float)config->clip_norm / (total + 1e-6f);
+    job.clip_coefficient = coefficient < 1.0f ? coefficient : 1.0f;
+
+    double bias_correction1 = 1.0 - pow(config->beta1, (double)step);
+    double bias_correction2 = 1.0 - pow(config->beta2, (double)step);
+    job.adam.decay = (float)(1.0 - lr * config->weight_decay);
+    job.adam.beta1 = (float)config->beta1;
+    job.adam.one_minus_beta1 = (float)(1.0 - config->beta1);
+    job.adam.beta2 = (float)config->beta2;
+    job.adam.one_minus_beta2 = (float)(1.0 - config->beta2);
+    job.adam.eps = (float)config->adam_eps;
+    job.adam.neg_step_size = (float)(-(lr / bias_correction1));
+    job.adam.bc2_sqrt = (float)sqrt(bias_correction2);
+    job.soft_clip = config->quantized;
+    job.bound = (float)config->tanh_bound;
+    q4_pool_run(m->compute.pool, job.chunks, update_task, &job);
+    return Q4_OK;
+}

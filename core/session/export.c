@@ -1,0 +1,159 @@
+/* export.c - the trained model as a compact file: each of the 8 weight tensors as 4-bit
+ * levels packed two per byte (low nibble first, two's complement, -7..7) with its FP32
+ * scale, then the FP32 biases, BatchNorm parameters and running statistics. FP32 runs
+ * export FP32 weights in the same layout. Decoding rebuilds an evaluation-only model whose
+ * forward pass uses exactly the training-time quantized weights.
+ * Layout (version 1): "Q4MODEL\n" | u32 version | u32 classes | u32 weight bits (4 or 32)
+ *   | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32 */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util/util.h"
+#include "session.h"
+
+#define MODEL_MAGIC "Q4MODEL\n"
+#define MODEL_VERSION 1u
+
+static size_t weight_bytes(long count, int bits) { return bits == 4 ? (size_t)(count + 1) / 2 : (size_t)count * 4; }
+
+static size_t model_size(const q4_vgg *m, int bits) {
+    size_t total = 8 + 4 + 4 + 4;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
+        total += 12 + weight_bytes(m->tensors[m->weight_tensor[layer]].count, bits);
+    for (int t = 0; t < Q4_NUM_TENSORS; t++)
+        if (m->tensors[t].quant_layer < 0) total += (size_t)m->tensors[t].count * 4;
+    total += (size_t)m->bn_total * 2 * 4;
+    return total + 4;
+}
+
+static void put_f32(uint8_t **p, float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    q4_put_u32(*p, u);
+    *p += 4;
+}
+
+static float get_f32(const uint8_t **p) {
+    uint32_t u = q4_get_u32(*p);
+    float v;
+    *p += 4;
+    memcpy(&v, &u, 4);
+    return v;
+}
+
+q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
+    q4_vgg *m = &s->model;
+    int bits = m->quantized ? 4 : 32;
+    q4_vgg_quantize(m);
+    size_t total = model_size(m, bits);
+    uint8_t *buffer = calloc(1, total);
+    if (!buffer) return q4_session_fail(s, Q4_ERR_NOMEM, "out of memory exporting the model");
+    uint8_t *p = buffer;
+    memcpy(p, MODEL_MAGIC, 8);
+    p += 8;
+    q4_put_u32(p, MODEL_VERSION);
+    q4_put_u32(p + 4, (uint32_t)m->num_classes);
+    q4_put_u32(p + 8, (uint32_t)bits);
+    p += 12;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+        q4_put_u32(p, (uint32_t)t->shape[0]);
+        q4_put_u32(p + 4, (uint32_t)(t->count / t->shape[0]));
+        p += 8;
+        if (bits == 32) {
+            put_f32(&p, 0.0f);
+            const float *w = m->params + t->offset;
+            for (long i = 0; i < t->count; i++) put_f32(&p, w[i]);
+            continue;
+        }
+        float scale = m->quant_scale[layer];
+        put_f32(&p, scale);
+        const float *q = m->qweights + m->qweight_offset[layer];
+        for (long i = 0; i < t->count; i += 2) {
+            int lo = (int)lrintf(q[i] / scale), hi = i + 1 < t->count ? (int)lrintf(q[i + 1] / scale) : 0;
+            *p++ = (uint8_t)((lo & 15) | (hi & 15) << 4);
+        }
+    }
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        if (m->tensors[t].quant_layer >= 0) continue;
+        const float *x = m->params + m->tensors[t].offset;
+        for (long i = 0; i < m->tensors[t].count; i++) put_f32(&p, x[i]);
+    }
+    for (long i = 0; i < m->bn_total; i++) put_f32(&p, m->running_mean[i]);
+    for (long i = 0; i < m->bn_total; i++) put_f32(&p, m->running_var[i]);
+    q4_put_u32(p, q4_crc32(0, buffer, total - 4));
+    *bytes = buffer;
+    *size = total;
+    return Q4_OK;
+}
+
+static int nibble_level(int v) { return v >= 8 ? v - 16 : v; }
+
+q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, q4_error *err) {
+    if (!bytes || size < 24 || memcmp(bytes, MODEL_MAGIC, 8) != 0) {
+        if (bytes && size >= 8 && memcmp(bytes, "Q4CKPT", 6) == 0)
+            return q4_fail(err, Q4_ERR_FORMAT, "this is a training checkpoint, not an exported model (use --resume)");
+        return q4_fail(err, Q4_ERR_FORMAT, "not a q4 model file (wrong magic number or too short)");
+    }
+    uint32_t version = q4_get_u32(bytes + 8);
+    if (version != MODEL_VERSION)
+        return q4_fail(err, Q4_ERR_VERSION, "model format version %u is not supported (this build reads version %u)",
+                       version, MODEL_VERSION);
+    int classes = (int)q4_get_u32(bytes + 12), bits = (int)q4_get_u32(bytes + 16);
+    if (classes < 2 || classes > Q4_MAX_CLASSES || (bits != 4 && bits != 32))
+        return q4_fail(err, Q4_ERR_FORMAT, "model header is corrupt (%d classes, %d-bit weights)", classes, bits);
+    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, err);
+    if (st) return st;
+    size_t expected = model_size(m, bits);
+    if (size != expected) {
+        q4_vgg_destroy(m);
+        return q4_fail(err, Q4_ERR_FORMAT, "model file is %s (%zu bytes, expected %zu)",
+                       size < expected ? "truncated" : "too long", size, expected);
+    }
+    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4)) {
+        q4_vgg_destroy(m);
+        return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
+    }
+    const uint8_t *p = bytes + 20;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+        int rows = (int)q4_get_u32(p), cols = (int)q4_get_u32(p + 4);
+        p += 8;
+        if (rows != t->shape[0] || (long)rows * cols != t->count) {
+            q4_vgg_destroy(m);
+            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d has shape %dx%d, expected %dx%ld", layer + 1, rows, cols,
+                           t->shape[0], t->count / t->shape[0]);
+        }
+        float scale = get_f32(&p);
+        if (bits == 32) {
+            float *w = m->params + t->offset;
+            for (long i = 0; i < t->count; i++) w[i] = get_f32(&p);
+            continue;
+        }
+        if (!(scale > 0.0f) || !isfinite(scale)) {
+            q4_vgg_destroy(m);
+            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d has an invalid scale %g", layer + 1, scale);
+        }
+        m->quant_scale[layer] = scale;
+        float *q = m->qweights + m->qweight_offset[layer];
+        for (long i = 0; i < t->count; i += 2, p++) {
+            int lo = nibble_level(*p & 15), hi = nibble_level(*p >> 4);
+            if (lo < -7 || (i + 1 < t->count && hi < -7)) {
+                q4_vgg_destroy(m);
+                return q4_fail(err, Q4_ERR_FORMAT, "model layer %d holds the level -8, which the quantizer never uses",
+                               layer + 1);
+            }
+            q[i] = (float)lo * scale;
+            if (i + 1 < t->count) q[i + 1] = (float)hi * scale;
+        }
+    }
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        if (m->tensors[t].quant_layer >= 0) continue;
+        float *x = m->params + m->tensors[t].offset;
+        for (long i = 0; i < m->tensors[t].count; i++) x[i] = get_f32(&p);
+    }
+    for (long i = 0; i < m->bn_total; i++) m->running_mean[i] = get_f32(&p);
+    for (long i = 0; i < m->bn_total; i++) m->running_var[i] = get_f32(&p);
+    return Q4_OK;
+}

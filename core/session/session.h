@@ -1,0 +1,47 @@
+/* session.h - the training session's private state, shared by session.c (the step loop,
+ * evaluation, statistics), checkpoint.c (save/load) and export.c (4-bit model files). */
+#ifndef Q4_SESSION_INTERNAL_H
+#define Q4_SESSION_INTERNAL_H
+
+#include "../include/q4.h"
+#include "../model/vgg.h"
+
+struct q4_session {
+    q4_config config;
+    q4_vgg model;
+    float *moments;        /* AdamW first and second moments: 2 x param_count, one allocation */
+    q4_dataset train, test; /* borrowed views */
+    uint64_t fingerprint;  /* of the training and test data, checked on resume */
+    int *order;            /* the current epoch's order of training images */
+    int order_epoch;       /* epoch `order` was drawn for, -1 if none */
+    uint8_t *labels;       /* batch labels */
+    uint8_t *predictions;  /* batch predictions */
+    float *running_backup; /* BN running statistics before the step (restored on NaN) */
+    int *confusion;        /* num_classes^2 */
+
+    /* position */
+    int epoch;             /* epoch in progress */
+    int step_in_epoch;     /* steps done in it */
+    long long global_step; /* steps done in all; also AdamW's step count */
+    int steps_per_epoch;
+    /* this epoch so far */
+    double epoch_loss_sum;
+    long long epoch_correct, epoch_seen;
+    float last_loss;
+    /* the last finished epoch (for progress reports at an epoch boundary) */
+    q4_progress finished;
+    int has_finished;
+    double best_accuracy;
+    int best_epoch;        /* 1-based, 0 = none */
+
+    char error[512];
+};
+
+/* fingerprint of the datasets: counts, labels and a sample of pixels */
+uint64_t q4_data_fingerprint(const q4_dataset *train, const q4_dataset *test);
+/* steps in one epoch of count images: a final batch of a single image is skipped
+ * (BatchNorm needs two values per channel, as PyTorch requires) */
+int q4_steps_per_epoch(int count, int batch);
+q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, ...);
+
+#endif
