@@ -48,3 +48,11 @@ build/q4train: $(BUILD)/q4train
 
 clean: ## remove build outputs
 	rm -rf build
+
+# ---------------------------------------------------------------- tests
+TEST_NAMES := test_golden
+TEST_BINS  := $(TEST_NAMES:%=$(BUILD)/tests/%)
+
+$(BUILD)/tests/%: tests/%.c $(LIB) tests/test_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ISA_FLAGS) $< $(LIB) -o $@ $(LDLIBS)

@@ -1,0 +1,77 @@
+/* test_util.h - the few helpers every test program shares: failure counting, tolerance
+ * comparison in XNNPACK's form |out - ref| <= max(atol, rtol * |ref|) with messages that
+ * name the index and shape, and deterministic test data. A test exits non-zero on failure. */
+#ifndef Q4_TEST_UTIL_H
+#define Q4_TEST_UTIL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int test_failures;
+static int test_checks;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        test_checks++;                                                     \
+        if (!(cond)) {                                                     \
+            test_failures++;                                               \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+static inline int test_finish(const char *name) {
+    if (test_failures) {
+        fprintf(stderr, "%s: %d of %d checks FAILED\n", name, test_failures, test_checks);
+        return 1;
+    }
+    printf("%s: all %d checks passed\n", name, test_checks);
+    return 0;
+}
+
+/* Compares n floats; reports the first few mismatches. Returns the count of mismatches. */
+static inline long compare_floats(const char *what, const float *out, const float *ref, long n, double atol, double rtol) {
+    long bad = 0;
+    double worst = 0.0;
+    long worst_at = -1;
+    for (long i = 0; i < n; i++) {
+        double diff = fabs((double)out[i] - (double)ref[i]);
+        double allowed = fmax(atol, rtol * fabs((double)ref[i]));
+        if (!(diff <= allowed)) {
+            if (bad < 3)
+                fprintf(stderr, "  %s[%ld]: got %.9g, expected %.9g (|diff| %.3g > %.3g)\n", what, i, out[i], ref[i],
+                        diff, allowed);
+            bad++;
+        }
+        if (diff > worst || isnan(diff)) {
+            worst = diff;
+            worst_at = i;
+        }
+    }
+    test_checks++;
+    if (bad) {
+        test_failures++;
+        fprintf(stderr, "FAIL %s: %ld of %ld values out of tolerance (worst |diff| %.3g at %ld)\n", what, bad, n, worst,
+                worst_at);
+    }
+    return bad;
+}
+
+/* deterministic values in [-1, 1) */
+static inline float test_value(uint64_t seed, long i) {
+    uint64_t z = seed * 0x9e3779b97f4a7c15ULL + (uint64_t)i * 0xbf58476d1ce4e5b9ULL + 0x94d049bb133111ebULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) * 0x1.0p-53 * 2.0 - 1.0);
+}
+
+static inline void fill_values(float *x, long n, uint64_t seed) {
+    for (long i = 0; i < n; i++) x[i] = test_value(seed, i);
+}
+
+#endif
