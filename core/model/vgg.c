@@ -175,10 +175,23 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
         return st;
     }
     m->running_var = m->running_mean + m->bn_total;
-    m->batch_mean = m->running_var + m->bn_total;
-    m->batch_invstd = m->batch_mean + m->bn_total;
-    m->bn_scale = m->batch_invstd + m->bn_total;
-    m->bn_shift = m->bn_scale + m->bn_total;
+    float *batch_stats = m->running_var + m->bn_total; /* mean, invstd, scale, shift */
+    for (int i = 0; i < Q4_NUM_BN; i++) {
+        int gamma = i < Q4_NUM_CONV ? 4 * i + 2 : 26;
+        long at = m->bn_offset[i];
+        q4_batchnorm *bn = &m->bn[i];
+        bn->channels = m->bn_channels[i];
+        bn->gamma = param(m, gamma);
+        bn->beta = param(m, gamma + 1);
+        bn->dgamma = grad(m, gamma);
+        bn->dbeta = grad(m, gamma + 1);
+        bn->running_mean = m->running_mean + at;
+        bn->running_var = m->running_var + at;
+        bn->mean = batch_stats + at;
+        bn->invstd = batch_stats + m->bn_total + at;
+        bn->scale = batch_stats + 2 * m->bn_total + at;
+        bn->shift = batch_stats + 3 * m->bn_total + at;
+    }
     plan_activations(m, m->activations);
     return Q4_OK;
 }
@@ -286,137 +299,7 @@ const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
     return m->qweights + m->qweight_offset[layer];
 }
 
-/* ------------------------------------------------------------ BatchNorm + ReLU */
-
-typedef struct bn_job {
-    q4_vgg *m;
-    int bn;
-    float *y;        /* forward: pre-BN input; backward: in y, out dy */
-    float *out;      /* forward: ReLU output (may alias y) */
-    const float *da; /* backward: gradient w.r.t. the ReLU output */
-    long plane;
-    int train;
-} bn_job;
-
-static void bn_forward_task(void *context, int c, int thread) {
-    (void)thread;
-    const bn_job *job = context;
-    q4_vgg *m = job->m;
-    long at = m->bn_offset[job->bn] + c;
-    const float *y = job->y + (long)c * job->plane;
-    float mean, invstd;
-    if (job->train) {
-        /* batch statistics in double, as PyTorch's CPU kernel accumulates them */
-        double n = (double)job->plane;
-        double mu = m->kernels.sum(y, job->plane) / n;
-        double var_sum = m->kernels.centered_sum_squares(y, job->plane, mu);
-        double inv = 1.0 / sqrt(var_sum / n + (double)Q4_BN_EPS);
-        double unbiased = job->plane > 1 ? var_sum / (n - 1.0) : var_sum;
-        m->running_mean[at] = (float)(Q4_BN_MOMENTUM * mu + (1.0 - Q4_BN_MOMENTUM) * m->running_mean[at]);
-        m->running_var[at] = (float)(Q4_BN_MOMENTUM * unbiased + (1.0 - Q4_BN_MOMENTUM) * m->running_var[at]);
-        mean = (float)mu;
-        invstd = (float)inv;
-    } else {
-        mean = m->running_mean[at];
-        invstd = (float)(1.0 / sqrt((double)m->running_var[at] + (double)Q4_BN_EPS));
-    }
-    int bn_tensor = job->bn < Q4_NUM_CONV ? 4 * job->bn + 2 : 26;
-    float gamma = param(m, bn_tensor)[c], beta = param(m, bn_tensor + 1)[c];
-    float scale = gamma * invstd;
-    float shift = beta - mean * scale;
-    m->batch_mean[at] = mean;
-    m->batch_invstd[at] = invstd;
-    m->bn_scale[at] = scale;
-    m->bn_shift[at] = shift;
-    m->kernels.affine_relu(job->out + (long)c * job->plane, y, job->plane, scale, shift);
-}
-
-/* out = relu(bn(y)) per channel; train: batch statistics (running ones updated) */
-static void bn_relu_forward(q4_vgg *m, int bn, float *out, float *y, long plane, int train) {
-    bn_job job = {m, bn, y, out, NULL, plane, train};
-    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_forward_task, &job);
-}
-
-static void bn_reapply_task(void *context, int c, int thread) {
-    (void)thread;
-    const bn_job *job = context;
-    q4_vgg *m = job->m;
-    long at = m->bn_offset[job->bn] + c;
-    m->kernels.affine_relu(job->out + (long)c * job->plane, job->y + (long)c * job->plane, job->plane,
-                           m->bn_scale[at], m->bn_shift[at]);
-}
-
-/* out = relu(bn(y)) with the statistics of the last forward pass (recomputation) */
-static void bn_relu_reapply(q4_vgg *m, int bn, float *out, float *y, long plane) {
-    bn_job job = {m, bn, y, out, NULL, plane, 0};
-    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_reapply_task, &job);
-}
-
-static void bn_backward_task(void *context, int c, int thread) {
-    (void)thread;
-    const bn_job *job = context;
-    q4_vgg *m = job->m;
-    long at = m->bn_offset[job->bn] + c;
-    float *y = job->y + (long)c * job->plane;
-    const float *da = job->da + (long)c * job->plane;
-    float scale = m->bn_scale[at], shift = m->bn_shift[at], mean = m->batch_mean[at], invstd = m->batch_invstd[at];
-    double sums[2] = {0.0, 0.0};
-    m->kernels.affine_relu_backward_sums(sums, da, y, job->plane, scale, shift, mean, invstd);
-    int bn_tensor = job->bn < Q4_NUM_CONV ? 4 * job->bn + 2 : 26;
-    float gamma = param(m, bn_tensor)[c];
-    grad(m, bn_tensor)[c] = (float)sums[1];     /* d gamma = sum dz * xhat */
-    grad(m, bn_tensor + 1)[c] = (float)sums[0]; /* d beta = sum dz */
-    double n = (double)job->plane;
-    m->kernels.affine_relu_backward_apply(y, da, y, job->plane, scale, shift, mean, invstd, gamma * invstd,
-                                          (float)(sums[0] / n), (float)(sums[1] / n));
-}
-
-/* y (pre-BN values) is replaced by the gradient w.r.t. it, from da (w.r.t. ReLU output) */
-static void bn_relu_backward(q4_vgg *m, int bn, float *y, const float *da, long plane) {
-    bn_job job = {m, bn, y, NULL, da, plane, 1};
-    q4_pool_run(m->compute.pool, m->bn_channels[bn], bn_backward_task, &job);
-}
-
-typedef struct pool_job {
-    q4_vgg *m;
-    float *a, *out;
-    const float *dout;
-    long planes_per_channel;
-    int size;
-} pool_job;
-
-static void pool_forward_task(void *context, int c, int thread) {
-    (void)thread;
-    const pool_job *job = context;
-    long in_plane = (long)job->size * job->size, out_plane = in_plane / 4;
-    long first = (long)c * job->planes_per_channel;
-    job->m->kernels.maxpool2_forward(job->out + first * out_plane, job->a + first * in_plane,
-                                     job->planes_per_channel, job->size, job->size);
-}
-
-static void pool_backward_task(void *context, int c, int thread) {
-    (void)thread;
-    const pool_job *job = context;
-    long in_plane = (long)job->size * job->size, out_plane = in_plane / 4;
-    long first = (long)c * job->planes_per_channel;
-    job->m->kernels.maxpool2_backward(job->a + first * in_plane, job->dout + first * out_plane,
-                                      job->planes_per_channel, job->size, job->size);
-}
-
 /* ------------------------------------------------------------ forward */
-
-static void draw_dropout(q4_vgg *m, int n, uint64_t seed, long long step) {
-    long count = (long)Q4_FC_HIDDEN * n;
-    if (m->dropout_override) {
-        memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
-        return;
-    }
-    float keep = 1.0f - m->dropout, scale = 1.0f / keep;
-    for (long i = 0; i < count; i++) {
-        double u = q4_random_unit(q4_random(seed, Q4_STREAM_DROPOUT, (uint64_t)step, (uint64_t)i));
-        m->dropout_mask[i] = u < keep ? scale : 0.0f;
-    }
-}
 
 void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) {
     const q4_compute *cc = &m->compute;
@@ -426,52 +309,28 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         long plane = (long)n * s->size * s->size;
         q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), param(m, 4 * l + 1), n,
                            s->in_channels, s->out_channels, s->size, s->size);
-        bn_relu_forward(m, l, m->work, m->conv_out[l], plane, train);
+        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
-            pool_job job = {m, m->work, m->pooled[l / 2], NULL, n, s->size};
-            q4_pool_run(cc->pool, s->out_channels, pool_forward_task, &job);
+            q4_maxpool2_forward(cc, m->pooled[l / 2], m->work, s->out_channels, n, s->size);
             in = m->pooled[l / 2];
         }
     }
-    /* flatten [256][n][16] -> [4096][n], feature = channel * 16 + position (PyTorch order) */
-    for (int c = 0; c < 256; c++)
-        for (int b = 0; b < n; b++)
-            for (int p = 0; p < 16; p++) m->fc_in[((long)c * 16 + p) * n + b] = in[((long)c * n + b) * 16 + p];
+    q4_flatten(m->fc_in, in, 256, n, 16);
     q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), param(m, 25), n, Q4_FC_IN, Q4_FC_HIDDEN);
-    bn_relu_forward(m, 6, m->fc1_act, m->fc1_out, n, train);
+    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, train, &m->bn[6]);
     if (train && m->dropout > 0.0f) {
-        draw_dropout(m, n, seed, step);
-        for (long i = 0; i < (long)Q4_FC_HIDDEN * n; i++) m->fc1_act[i] *= m->dropout_mask[i];
+        long count = (long)Q4_FC_HIDDEN * n;
+        if (m->dropout_override) memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
+        else q4_dropout_mask(m->dropout_mask, count, m->dropout, seed, step);
+        q4_dropout_apply(m->fc1_act, m->dropout_mask, count);
     }
     q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), param(m, 29), n, Q4_FC_HIDDEN,
                       m->num_classes);
 }
 
 double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_t *predictions) {
-    int k = m->num_classes, right = 0;
-    double total = 0.0;
-    for (int b = 0; b < n; b++) {
-        float best = m->logits[b];
-        int arg = 0;
-        for (int c = 1; c < k; c++)
-            if (m->logits[(long)c * n + b] > best) {
-                best = m->logits[(long)c * n + b];
-                arg = c;
-            }
-        double sum = 0.0;
-        for (int c = 0; c < k; c++) sum += exp((double)m->logits[(long)c * n + b] - best);
-        double log_sum = log(sum) + best;
-        total += log_sum - m->logits[(long)labels[b] * n + b];
-        for (int c = 0; c < k; c++) {
-            double p = exp((double)m->logits[(long)c * n + b] - log_sum);
-            m->dlogits[(long)c * n + b] = (float)((p - (c == labels[b] ? 1.0 : 0.0)) / n);
-        }
-        if (arg == labels[b]) right++;
-        if (predictions) predictions[b] = (uint8_t)arg;
-    }
-    if (correct) *correct = right;
-    return total / n;
+    return q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, correct, predictions);
 }
 
 /* ------------------------------------------------------------ backward */
@@ -479,36 +338,31 @@ double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_
 void q4_vgg_backward(q4_vgg *m, int n) {
     const q4_compute *cc = &m->compute;
     int k = m->num_classes;
-    /* fc2 */
+    /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
     q4_linear_backward_weights(cc, grad(m, 28), grad(m, 29), m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
     q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, 7), n, Q4_FC_HIDDEN, k);
-    /* dropout, then bn7 + ReLU: fc1_out becomes d fc1_out */
-    if (m->dropout > 0.0f)
-        for (long i = 0; i < (long)Q4_FC_HIDDEN * n; i++) m->fc1_grad[i] *= m->dropout_mask[i];
-    bn_relu_backward(m, 6, m->fc1_out, m->fc1_grad, n);
-    /* fc1 */
+    if (m->dropout > 0.0f) q4_dropout_apply(m->fc1_grad, m->dropout_mask, (long)Q4_FC_HIDDEN * n);
+    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, &m->bn[6]);
     q4_linear_backward_weights(cc, grad(m, 24), grad(m, 25), m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_linear_backward_input(cc, m->grad_b, m->fc1_out, q4_vgg_layer_weights(m, 6), n, Q4_FC_IN, Q4_FC_HIDDEN);
-    for (int c = 0; c < 256; c++)
-        for (int b = 0; b < n; b++)
-            for (int p = 0; p < 16; p++) m->grad_a[((long)c * n + b) * 16 + p] = m->grad_b[((long)c * 16 + p) * n + b];
+    q4_unflatten(m->grad_a, m->grad_b, 256, n, 16);
 
+    /* conv blocks, last first; `work` holds recomputed activations, then gradients */
     float *dpool = m->grad_a;
     for (int block = 2; block >= 0; block--) {
         int l1 = 2 * block, l2 = l1 + 1;
         const q4_conv_spec *s1 = &q4_conv_specs[l1], *s2 = &q4_conv_specs[l2];
         int size = s2->size;
         long plane = (long)n * size * size;
-        /* max pool backward: work = relu(bn(y2)), then routed gradient in place */
-        bn_relu_reapply(m, l2, m->work, m->conv_out[l2], plane);
-        pool_job pj = {m, m->work, NULL, dpool, n, size};
-        q4_pool_run(cc->pool, s2->out_channels, pool_backward_task, &pj);
-        bn_relu_backward(m, l2, m->conv_out[l2], m->work, plane);
-        /* the input of conv l2 is relu(bn(y1)); conv1's y1 is recomputed from the image */
+        /* max pool: work = relu(bn(y2)), then the routed gradient in place; y2 -> dy2 */
+        q4_batchnorm_relu_reapply(cc, m->work, m->conv_out[l2], plane, &m->bn[l2]);
+        q4_maxpool2_backward(cc, m->work, dpool, s2->out_channels, n, size);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, &m->bn[l2]);
+        /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0)
             q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n, s1->in_channels,
                                s1->out_channels, size, size);
-        bn_relu_reapply(m, l1, m->work, block == 0 ? m->work : m->conv_out[l1], plane);
+        q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
         q4_conv3x3_backward_weights(cc, grad(m, 4 * l2), grad(m, 4 * l2 + 1), m->conv_out[l2], m->work, n,
                                     s2->in_channels, s2->out_channels, size, size);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
@@ -516,7 +370,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         if (block == 0) /* conv_out[0] shares conv_out[1]'s storage, free again now */
             q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n,
                                s1->in_channels, s1->out_channels, size, size);
-        bn_relu_backward(m, l1, m->conv_out[l1], m->work, plane);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
         const float *block_in = block == 0 ? m->input : m->pooled[block - 1];
         q4_conv3x3_backward_weights(cc, grad(m, 4 * l1), grad(m, 4 * l1 + 1), m->conv_out[l1], block_in, n,
                                     s1->in_channels, s1->out_channels, size, size);

@@ -10,14 +10,13 @@
 
 #include "../include/q4.h"
 #include "../kernels/kernels.h"
+#include "layers.h"
 
 #define Q4_NUM_CONV 6
 #define Q4_NUM_BN 7
 #define Q4_NUM_TENSORS 30 /* PyTorch's parameters() order */
 #define Q4_FC_IN 4096
 #define Q4_FC_HIDDEN 512
-#define Q4_BN_EPS 1e-5f
-#define Q4_BN_MOMENTUM 0.1
 
 typedef struct q4_tensor_info {
     char name[16];    /* e.g. "conv3.weight" */
@@ -54,8 +53,8 @@ typedef struct q4_vgg {
     int bn_channels[Q4_NUM_BN];
     long bn_offset[Q4_NUM_BN];
     long bn_total;
-    float *running_mean, *running_var; /* one allocation, bn_total each */
-    float *batch_mean, *batch_invstd, *bn_scale, *bn_shift; /* same allocation */
+    float *running_mean, *running_var; /* one allocation with the batch statistics, bn_total each */
+    q4_batchnorm bn[Q4_NUM_BN];        /* views into params, grads and that allocation */
 
     /* activations: one allocation, carved in vgg.c (see plan_activations) */
     float *activations;

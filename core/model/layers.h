@@ -1,0 +1,58 @@
+/* layers.h - the model's layer operations as forward/backward pairs (outputs first, sizes
+ * last, gradients named d*), over channel-major tensors [C][N][H][W]. Convolution and
+ * linear layers are in kernels.h; these are the rest: BatchNorm+ReLU, max pooling,
+ * dropout, flatten and the softmax cross-entropy loss. They call kernels, never intrinsics,
+ * and split work over channels only, so results do not depend on the thread count. */
+#ifndef Q4_LAYERS_H
+#define Q4_LAYERS_H
+
+#include <stdint.h>
+
+#include "../kernels/kernels.h"
+
+#define Q4_BN_EPS 1e-5f
+#define Q4_BN_MOMENTUM 0.1
+
+/* One BatchNorm layer's parameters, running statistics and this batch's statistics, each
+ * an array of `channels` floats. */
+typedef struct q4_batchnorm {
+    int channels;
+    const float *gamma, *beta;
+    float *dgamma, *dbeta;
+    float *running_mean, *running_var;
+    float *mean, *invstd;  /* statistics the last forward pass normalized with */
+    float *scale, *shift;  /* folded: bn(y) = y * scale + shift */
+} q4_batchnorm;
+
+/* out = relu(bn(y)), per channel over plane = n*h*w values. train: batch statistics (mean,
+ * biased variance; running statistics updated with the unbiased one, momentum 0.1);
+ * otherwise the running statistics. out may alias y. */
+void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, int train,
+                               const q4_batchnorm *bn);
+/* out = relu(bn(y)) again with the statistics of the last forward pass (recomputation). */
+void q4_batchnorm_relu_reapply(const q4_compute *cc, float *out, const float *y, long plane, const q4_batchnorm *bn);
+/* Backward of a training forward: y (pre-BN values) is replaced by dL/dy, given da = dL/d
+ * relu-output; dgamma, dbeta are overwritten. */
+void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane,
+                                const q4_batchnorm *bn);
+
+/* 2x2 max pooling, stride 2: a [channels][n][size][size] -> out [channels][n][size/2][size/2] */
+void q4_maxpool2_forward(const q4_compute *cc, float *out, const float *a, int channels, int n, int size);
+/* a (the pooled input) is replaced by dL/da from dout (to each window's first maximum) */
+void q4_maxpool2_backward(const q4_compute *cc, float *a_to_da, const float *dout, int channels, int n, int size);
+
+/* Inverted dropout: mask[i] is 0 or 1/(1-p), drawn from (seed, step, i); x *= mask. The
+ * backward is the same product on the gradient. */
+void q4_dropout_mask(float *mask, long count, float p, uint64_t seed, long long step);
+void q4_dropout_apply(float *x, const float *mask, long count);
+
+/* [channels][n][positions] -> [channels*positions][n] (PyTorch's flatten order) and back */
+void q4_flatten(float *out, const float *in, int channels, int n, int positions);
+void q4_unflatten(float *out, const float *in, int channels, int n, int positions);
+
+/* Mean softmax cross-entropy of logits [classes][n]; dlogits = d(mean loss)/d logits;
+ * correct counts argmax hits (first maximum); predictions (may be NULL) gets the argmax. */
+double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
+                                int *correct, uint8_t *predictions);
+
+#endif
