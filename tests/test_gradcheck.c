@@ -27,10 +27,15 @@ static double dot(const float *a, const float *b, long n) {
 
 typedef double (*loss_fn)(void *context);
 
-/* Compares analytic[i] with (L(x+eps) - L(x-eps)) / 2eps for up to max_coords coordinates. */
+/* Compares analytic[i] with (L(x+eps) - L(x-eps)) / 2eps for up to max_coords coordinates:
+ * |numeric - analytic| <= atol + rtol * max(|numeric|, |analytic|), atol = atol_rms * RMS of
+ * the analytic gradient (float rounding of L is spread evenly over coordinates). */
 static void check_gradient(const char *what, float *x, long n, const float *analytic, loss_fn loss, void *context,
-                           float eps, double rtol, double atol, long max_coords) {
+                           float eps, double rtol, double atol_rms, long max_coords) {
     long stride = n > max_coords ? n / max_coords : 1, checked = 0, skipped = 0, bad = 0;
+    double worst = 0, rms = 0;
+    for (long i = 0; i < n; i++) rms += (double)analytic[i] * analytic[i];
+    double atol = atol_rms * sqrt(rms / n) + 1e-12;
     double base = loss(context);
     for (long i = 0; i < n; i += stride) {
         float saved = x[i];
@@ -47,13 +52,16 @@ static void check_gradient(const char *what, float *x, long n, const float *anal
         }
         checked++;
         double diff = fabs(numeric - analytic[i]);
-        if (diff > atol + rtol * fmax(fabs(numeric), fabs(analytic[i]))) {
+        double allowed = atol + rtol * fmax(fabs(numeric), fabs(analytic[i]));
+        if (diff / allowed > worst) worst = diff / allowed;
+        if (diff > allowed) {
             if (bad < 3)
                 fprintf(stderr, "  %s[%ld]: analytic %.7g, central difference %.7g\n", what, i, analytic[i], numeric);
             bad++;
         }
     }
     CHECK(bad == 0, "%s: %ld of %ld coordinates disagree with central differences", what, bad, checked);
+    if (getenv("GRADCHECK_VERBOSE")) printf("  %-60s worst error %.2g of the tolerance (%ld checked, %ld on kinks)\n", what, worst, checked, skipped);
     CHECK(checked >= (n < 4 ? n : 4) - skipped / 2 && skipped <= checked / 4 + 1, "%s: only %ld coordinates checked (%ld on kinks)", what, checked,
           skipped);
 }
@@ -91,13 +99,13 @@ static void test_conv(int n, int ci, int co, int h, int w, int quantized) {
     q4_conv3x3_backward_weights(&cc, dw, db, c.r, c.x, n, ci, co, h, w);
     char what[96];
     snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dx", quantized ? "-q4" : "", n, ci, co, h, w);
-    check_gradient(what, c.x, xs, dx, conv_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, c.x, xs, dx, conv_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     /* quantized: the weight gradient is dL/dW_q, checked against perturbations of W_q */
     snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dW%s", quantized ? "-q4" : "", n, ci, co, h, w,
              quantized ? " (straight-through: dL/dW_q)" : "");
-    check_gradient(what, quantized ? c.wq : c.w, ws, dw, conv_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, quantized ? c.wq : c.w, ws, dw, conv_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     snprintf(what, sizeof what, "conv n%d ci%d co%d %dx%d dbias", n, ci, co, h, w);
-    check_gradient(what, c.b, co, db, conv_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, c.b, co, db, conv_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     free(c.x), free(c.w), free(c.wq), free(c.b), free(c.y), free(c.r), free(dx), free(dw), free(db), free(flipped);
 }
 
@@ -129,12 +137,12 @@ static void test_linear(int n, int in, int out, int quantized) {
     q4_linear_backward_weights(&cc, dw, db, c.r, c.x, n, in, out);
     char what[96];
     snprintf(what, sizeof what, "linear%s n%d %d->%d dx", quantized ? "-q4" : "", n, in, out);
-    check_gradient(what, c.x, xs, dx, linear_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, c.x, xs, dx, linear_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     snprintf(what, sizeof what, "linear%s n%d %d->%d dW%s", quantized ? "-q4" : "", n, in, out,
              quantized ? " (straight-through: dL/dW_q)" : "");
-    check_gradient(what, quantized ? c.wq : c.w, ws, dw, linear_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, quantized ? c.wq : c.w, ws, dw, linear_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     snprintf(what, sizeof what, "linear n%d %d->%d dbias", n, in, out);
-    check_gradient(what, c.b, out, db, linear_loss, &c, 1e-2f, 2e-3, 1e-3, 200);
+    check_gradient(what, c.b, out, db, linear_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     free(c.x), free(c.w), free(c.wq), free(c.b), free(c.y), free(c.r), free(dx), free(dw), free(db);
 }
 
@@ -177,14 +185,14 @@ static void test_batchnorm(int channels, long plane) {
     q4_batchnorm_relu_backward(&cc, dy, c.r, plane, &c.bn); /* dy: y in, dL/dy out */
     char what[96];
     snprintf(what, sizeof what, "batchnorm+relu %dx%ld dy", channels, plane);
-    check_gradient(what, c.y, size, dy, bn_loss, &c, 4e-3f, 1e-2, 1e-4, 300);
+    check_gradient(what, c.y, size, dy, bn_loss, &c, 2e-3f, 3e-3, 3e-3, 300);
     float dgamma[64], dbeta[64];
     memcpy(dgamma, c.bn.dgamma, channels * 4);
     memcpy(dbeta, c.bn.dbeta, channels * 4);
     snprintf(what, sizeof what, "batchnorm+relu %dx%ld dgamma", channels, plane);
-    check_gradient(what, c.gamma, channels, dgamma, bn_loss, &c, 1e-3f, 1e-2, 1e-4, 64);
+    check_gradient(what, c.gamma, channels, dgamma, bn_loss, &c, 1e-3f, 3e-3, 3e-3, 64);
     snprintf(what, sizeof what, "batchnorm+relu %dx%ld dbeta", channels, plane);
-    check_gradient(what, c.beta, channels, dbeta, bn_loss, &c, 1e-3f, 1e-2, 1e-4, 64);
+    check_gradient(what, c.beta, channels, dbeta, bn_loss, &c, 1e-3f, 3e-3, 3e-3, 64);
     free(c.y), free(c.out), free(c.r), free(state), free(dy);
 }
 
@@ -212,7 +220,7 @@ static void test_maxpool(int channels, int n, int size) {
     q4_maxpool2_backward(&cc, da, c.r, channels, n, size);
     char what[96];
     snprintf(what, sizeof what, "maxpool2 %dx%dx%dx%d da", channels, n, size, size);
-    check_gradient(what, c.a, in, da, pool_loss, &c, 1e-4f, 1e-2, 1e-3, 400);
+    check_gradient(what, c.a, in, da, pool_loss, &c, 1e-3f, 1e-3, 1e-3, 400);
     free(c.a), free(c.out), free(c.r), free(da);
 }
 
@@ -253,7 +261,7 @@ static void test_small_layers(void) {
     float dx[37];
     memcpy(dx, c.r, sizeof dx);
     q4_dropout_apply(dx, c.mask, c.n);
-    check_gradient("dropout dx", c.x, c.n, dx, dropout_loss, &c, 1e-2f, 1e-4, 1e-5, 64);
+    check_gradient("dropout dx", c.x, c.n, dx, dropout_loss, &c, 0.25f, 1e-4, 1e-4, 64);
 
     c.classes = 7;
     c.batch = 5;
@@ -263,7 +271,7 @@ static void test_small_layers(void) {
     for (int b = 0; b < c.batch; b++) c.labels[b] = (uint8_t)((b * 3) % c.classes);
     c.x = logits;
     q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, NULL, NULL);
-    check_gradient("softmax cross-entropy dlogits", logits, 35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-6, 64);
+    check_gradient("softmax cross-entropy dlogits", logits, 35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-3, 64);
     free(c.y), free(c.r), free(c.mask);
 
     /* flatten and unflatten are each other's inverse and adjoint */
