@@ -224,8 +224,12 @@ void q4_vgg_init(q4_vgg *m, uint64_t seed) {
             long fan_in = info->count / info->shape[0];
             /* conv: N(0, 2/(in*9)); linear: N(0, 1/in) */
             double std = info->ndim == 4 ? sqrt(2.0 / (double)fan_in) : sqrt(1.0 / (double)fan_in);
-            for (long i = 0; i < info->count; i++)
-                p[i] = (float)(std * q4_random_normal(seed, Q4_STREAM_INIT, (uint64_t)t, (uint64_t)i));
+            for (long i = 0; i < info->count; i += 2) {
+                double z[2];
+                q4_random_normal_pair(seed, Q4_STREAM_INIT, (uint64_t)t, (uint64_t)(i / 2), z);
+                p[i] = (float)(std * z[0]);
+                if (i + 1 < info->count) p[i + 1] = (float)(std * z[1]);
+            }
         } else {
             /* biases and BN beta are 0, BN gamma is 1 */
             float value = strstr(info->name, "bn") && strstr(info->name, "weight") ? 1.0f : 0.0f;

@@ -215,9 +215,9 @@ static q4_status train_step(q4_session *s) {
     float *moment2 = s->moments + m->param_count;
     if (q4_optimizer_step(m, s->moments, moment2, s->global_step + 1, lr, c, &norm)) {
         memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
-        return q4_session_fail(s, Q4_ERR_NUMERIC, "the gradient norm became %g at epoch %d, step %d: training "
-                               "stopped, the weights are those before this step", norm, s->epoch + 1,
-                               s->step_in_epoch + 1);
+        return q4_session_fail(s, Q4_ERR_NUMERIC, "the gradient norm became %s at epoch %d, step %d: training "
+                               "stopped, the weights are those before this step", isnan(norm) ? "NaN" : "infinite",
+                               s->epoch + 1, s->step_in_epoch + 1);
     }
     s->global_step++;
     s->step_in_epoch++;

@@ -70,9 +70,11 @@ void *q4_alloc_aligned(size_t size) {
 
 void q4_free_aligned(void *pointer) { free(pointer); }
 
-double q4_random_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b) {
+void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, double out[2]) {
     const double two_pi = 6.283185307179586476925286766559;
-    double u1 = q4_random_unit(q4_random(seed, stream, a, 2 * b));
-    double u2 = q4_random_unit(q4_random(seed, stream, a, 2 * b + 1));
-    return sqrt(-2.0 * log(1.0 - u1)) * cos(two_pi * u2);
+    double u1 = q4_random_unit(q4_random(seed, stream, a, 2 * pair));
+    double u2 = q4_random_unit(q4_random(seed, stream, a, 2 * pair + 1));
+    double r = sqrt(-2.0 * log(1.0 - u1));
+    out[0] = r * cos(two_pi * u2);
+    out[1] = r * sin(two_pi * u2);
 }

@@ -1,0 +1,189 @@
+/* test_checkpoint.c - training state round trips and determinism, on a small synthetic
+ * set (so it runs anywhere): N+M steps in one run equal N steps, save, resume, M steps, bit
+ * for bit (across an epoch boundary, with another thread count); the same seed gives
+ * bit-identical weights with 1, 2 and 3 threads; save-load-save is byte-identical; corrupted,
+ * truncated, foreign and other-version checkpoints are refused without touching the session;
+ * a NaN stops training with an error and keeps the weights of the last good step. */
+#include "../core/session/session.h"
+#include "../core/util/util.h"
+#include "test_util.h"
+
+#define TRAIN 150
+#define TEST 40
+#define BATCH 32
+
+static uint8_t pixels[TRAIN + TEST][Q4_IMAGE_BYTES], labels[TRAIN + TEST];
+static q4_dataset train_set, test_set;
+
+static void make_data(void) {
+    for (int i = 0; i < TRAIN + TEST; i++) {
+        labels[i] = (uint8_t)(i * 7 % 10);
+        for (int p = 0; p < Q4_IMAGE_BYTES; p++) {
+            float v = 128 + 60 * test_value(i, p) + 40 * ((p / 1024) == labels[i] % 3 ? 1 : -1);
+            pixels[i][p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    q4_dataset tr = {TRAIN, 10, 1, {{TRAIN, pixels[0], labels, NULL}}};
+    q4_dataset te = {TEST, 10, 1, {{TEST, pixels[TRAIN], labels + TRAIN, NULL}}};
+    train_set = tr;
+    test_set = te;
+}
+
+static q4_session *new_session(int threads, int quantized) {
+    q4_config c;
+    q4_config_default(&c);
+    c.batch_size = BATCH;
+    c.threads = threads;
+    c.seed = 42;
+    c.quantized = quantized;
+    q4_error err = {0};
+    q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
+    CHECK(s != NULL, "session: %s", err.message);
+    if (!s) exit(1);
+    return s;
+}
+
+static void train(q4_session *s, int steps) {
+    q4_progress p;
+    while (steps > 0) {
+        q4_session_progress(s, &p);
+        int before = (int)p.global_step;
+        q4_status st = q4_session_train(s, steps, &p);
+        CHECK(st == Q4_OK, "train: %s", q4_session_error(s));
+        if (st) return;
+        steps -= (int)p.global_step - before;
+    }
+}
+
+/* the full state: parameters, moments, BN running statistics */
+static int same_state(q4_session *a, q4_session *b) {
+    long p = a->model.param_count, bn = a->model.bn_total;
+    return memcmp(a->model.params, b->model.params, p * 4) == 0 && memcmp(a->moments, b->moments, 2 * p * 4) == 0 &&
+           memcmp(a->model.running_mean, b->model.running_mean, 2 * bn * 4) == 0 && a->global_step == b->global_step &&
+           a->epoch == b->epoch && a->step_in_epoch == b->step_in_epoch;
+}
+
+static void test_resume_and_threads(int quantized) {
+    const char *mode = quantized ? "4-bit" : "fp32";
+    int steps_per_epoch = q4_steps_per_epoch(TRAIN, BATCH);
+    CHECK(steps_per_epoch == 5, "150 images at batch 32: %d steps, expected 5 (4 full and one of 22)", steps_per_epoch);
+    int n = 3, m = 3; /* crosses the epoch boundary at step 5 */
+
+    q4_session *straight = new_session(2, quantized);
+    train(straight, n + m);
+
+    q4_session *first = new_session(1, quantized);
+    train(first, n);
+    uint8_t *bytes;
+    size_t size;
+    CHECK(q4_session_save(first, &bytes, &size) == Q4_OK, "save: %s", q4_session_error(first));
+    q4_session_destroy(first);
+
+    q4_checkpoint_info info;
+    q4_error err = {0};
+    CHECK(q4_checkpoint_read_info(bytes, size, &info, &err) == Q4_OK, "info: %s", err.message);
+    CHECK(info.global_step == n && info.train_count == TRAIN && info.config.seed == 42 &&
+              info.config.quantized == quantized && info.config.batch_size == BATCH,
+          "checkpoint info: step %lld, %d images, seed %llu", info.global_step, info.train_count,
+          (unsigned long long)info.config.seed);
+
+    q4_session *resumed = new_session(3, quantized);
+    CHECK(q4_session_load(resumed, bytes, size) == Q4_OK, "load: %s", q4_session_error(resumed));
+    train(resumed, m);
+    CHECK(same_state(straight, resumed), "%s: %d+%d steps differ from %d steps, save, resume, %d steps", mode, n, m, n,
+          m);
+
+    /* save -> load -> save gives the same bytes */
+    uint8_t *again;
+    size_t again_size;
+    q4_session *copy = new_session(2, quantized);
+    CHECK(q4_session_load(copy, bytes, size) == Q4_OK, "reload: %s", q4_session_error(copy));
+    CHECK(q4_session_save(copy, &again, &again_size) == Q4_OK, "resave");
+    /* the thread count is recorded but does not matter; patch it to compare the rest */
+    CHECK(again_size == size, "resaved size %zu vs %zu", again_size, size);
+    if (again_size == size) {
+        q4_put_u32(again + 16 + 20, 1); /* threads field of the header */
+        q4_put_u32(again + size - 4, q4_crc32(0, again, size - 4));
+        CHECK(memcmp(again, bytes, size) == 0, "%s: save -> load -> save changed the bytes", mode);
+    }
+    free(again);
+    q4_session_destroy(copy);
+
+    /* the same seed with 1, 2 and 3 threads: identical state */
+    q4_session *one = new_session(1, quantized), *three = new_session(3, quantized);
+    train(one, n + m);
+    train(three, n + m);
+    CHECK(same_state(straight, one) && same_state(straight, three), "%s: 1, 2 and 3 threads give different weights", mode);
+    q4_evaluation e1, e2;
+    q4_session_evaluate(one, &e1, NULL, 0);
+    q4_session_evaluate(three, &e2, NULL, 0);
+    CHECK(e1.correct == e2.correct && e1.loss == e2.loss, "%s: evaluation depends on the thread count", mode);
+    printf("%s: %d+%d steps = %d, save, resume (other threads), %d: identical; 1/2/3 threads identical; test %.1f%%\n",
+           mode, n, m, n, m, 100 * e1.accuracy);
+
+    /* refusals leave the session untouched */
+    float *before = malloc(resumed->model.param_count * 4);
+    memcpy(before, resumed->model.params, resumed->model.param_count * 4);
+    uint8_t *bad = malloc(size);
+    memcpy(bad, bytes, size);
+    bad[size / 2] ^= 0x04;
+    CHECK(q4_session_load(resumed, bad, size) == Q4_ERR_CHECKSUM, "a flipped bit was not detected: %s",
+          q4_session_error(resumed));
+    CHECK(strstr(q4_session_error(resumed), "corrupt") != NULL, "message: %s", q4_session_error(resumed));
+    CHECK(q4_session_load(resumed, bytes, size - 1) == Q4_ERR_FORMAT, "a truncated checkpoint was accepted");
+    CHECK(strstr(q4_session_error(resumed), "truncated") != NULL, "message: %s", q4_session_error(resumed));
+    CHECK(q4_session_load(resumed, bytes, 100) == Q4_ERR_FORMAT, "a 100-byte checkpoint was accepted");
+    memcpy(bad, bytes, size);
+    q4_put_u32(bad + 8, 99);
+    CHECK(q4_session_load(resumed, bad, size) == Q4_ERR_VERSION, "version 99 was accepted");
+    CHECK(strstr(q4_session_error(resumed), "version 99") != NULL, "message: %s", q4_session_error(resumed));
+    memcpy(bad, "PK\003\004", 4);
+    CHECK(q4_session_load(resumed, bad, size) == Q4_ERR_FORMAT, "a foreign file was accepted");
+    CHECK(strstr(q4_session_error(resumed), "not a q4 checkpoint") != NULL, "message: %s", q4_session_error(resumed));
+    CHECK(memcmp(before, resumed->model.params, resumed->model.param_count * 4) == 0, "a refused load changed weights");
+    uint8_t *exported;
+    size_t exported_size;
+    q4_session_export(resumed, &exported, &exported_size);
+    CHECK(q4_session_load(resumed, exported, exported_size) == Q4_ERR_FORMAT, "an exported model was accepted");
+    CHECK(strstr(q4_session_error(resumed), "exported model") != NULL, "message: %s", q4_session_error(resumed));
+    free(exported);
+
+    /* other data: refused */
+    q4_dataset fewer = q4_dataset_prefix(&train_set, TRAIN - 10);
+    q4_config c = *q4_session_config(resumed);
+    q4_session *other = q4_session_create(&c, &fewer, &test_set, &err);
+    CHECK(q4_session_load(other, bytes, size) == Q4_ERR_MISMATCH, "a checkpoint for other data was accepted");
+    q4_session_destroy(other);
+    free(bad);
+    free(before);
+    free(bytes);
+    q4_session_destroy(resumed);
+    q4_session_destroy(straight);
+    q4_session_destroy(one);
+    q4_session_destroy(three);
+}
+
+static void test_nan(void) {
+    q4_session *s = new_session(2, 1);
+    train(s, 2);
+    s->model.params[s->model.tensors[24].offset + 5] = NAN; /* fc1 weight */
+    float *before = malloc(s->model.param_count * 4);
+    memcpy(before, s->model.params, s->model.param_count * 4);
+    long long step = s->global_step;
+    q4_progress p;
+    q4_status st = q4_session_train(s, 1, &p);
+    CHECK(st == Q4_ERR_NUMERIC, "a NaN weight did not stop training (status %d)", st);
+    CHECK(strstr(q4_session_error(s), "NaN") != NULL, "message: %s", q4_session_error(s));
+    CHECK(s->global_step == step && memcmp(before, s->model.params, s->model.param_count * 4) == 0,
+          "the failed step changed the state");
+    free(before);
+    q4_session_destroy(s);
+}
+
+int main(void) {
+    make_data();
+    test_resume_and_threads(1);
+    test_resume_and_threads(0);
+    test_nan();
+    return test_finish("test_checkpoint");
+}

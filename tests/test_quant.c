@@ -1,0 +1,165 @@
+/* test_quant.c - the 4-bit quantizer's properties (the paper's: per-tensor scale
+ * (max|W| + 1e-8) / 7, round half to even, 15 levels -7..7, -8 never used), for the scalar
+ * reference and this build's SIMD kernel on ragged sizes; the model's quantization of all
+ * 8 layers; and the packed export: 4-bit levels and scales survive the round trip exactly. */
+#include "../core/kernels/ref/ref.h"
+#include "../core/model/vgg.h"
+#include "../core/session/session.h"
+#include "test_util.h"
+
+static void check_levels(const char *what, const q4_kernels *k, const float *w, long n) {
+    float *q = malloc((n ? n : 1) * sizeof(float));
+    float scale = (k->max_abs(w, n) + 1e-8f) / 7.0f;
+    k->quantize(q, w, n, scale);
+    long bad_level = 0, bad_round = 0, nan = 0;
+    int seen[15] = {0};
+    for (long i = 0; i < n; i++) {
+        if (isnan(q[i])) nan++;
+        float r = rintf(q[i] / scale); /* the level; q must be exactly level * scale in float */
+        if (q[i] != r * scale || r < -7 || r > 7) bad_level++;
+        else seen[(int)r + 7] = 1;
+        /* nearest level: |w - q| <= scale / 2, ties to the even level */
+        double dist = fabs((double)w[i] - (double)q[i]);
+        if (dist > scale * 0.5000001 + 1e-12) bad_round++;
+    }
+    CHECK(nan == 0, "%s: %ld NaN outputs", what, nan);
+    CHECK(bad_level == 0, "%s: %ld outputs are not integer levels -7..7 times the scale", what, bad_level);
+    CHECK(bad_round == 0, "%s: %ld outputs are not the nearest level", what, bad_round);
+    if (n >= 1000) {
+        int used = 0;
+        for (int l = 0; l < 15; l++) used += seen[l];
+        CHECK(used == 15, "%s: a spread tensor uses %d of 15 levels", what, used);
+    }
+    free(q);
+}
+
+static void test_quantizer(const q4_kernels *k) {
+    static const long sizes[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 64, 100, 1000, 4097};
+    char what[64];
+    for (unsigned s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+        long n = sizes[s];
+        float *w = malloc(n * sizeof(float)), *neg = malloc(n * sizeof(float)), *qa = malloc(n * sizeof(float)),
+              *qb = malloc(n * sizeof(float));
+        fill_values(w, n, 100 + s);
+        snprintf(what, sizeof what, "%s quantize n=%ld", k->name, n);
+        check_levels(what, k, w, n);
+        /* symmetry: quantize(-w) = -quantize(w), same scale */
+        for (long i = 0; i < n; i++) neg[i] = -w[i];
+        float scale = (k->max_abs(w, n) + 1e-8f) / 7.0f;
+        CHECK((k->max_abs(neg, n) + 1e-8f) / 7.0f == scale, "%s: scale of -w differs", what);
+        k->quantize(qa, w, n, scale);
+        k->quantize(qb, neg, n, scale);
+        long asym = 0;
+        for (long i = 0; i < n; i++) asym += qa[i] != -qb[i];
+        CHECK(asym == 0, "%s: %ld values break quantize(-w) = -quantize(w)", what, asym);
+        /* the largest magnitude maps to level 7 exactly; -8 is never produced */
+        long at_max = 0;
+        for (long i = 0; i < n; i++) at_max += fabsf(qa[i]) == 7.0f * scale;
+        CHECK(at_max >= 1, "%s: no value at level +-7", what);
+        /* the SIMD kernel equals the scalar reference bit for bit */
+        q4_ref_quantize(qb, w, n, scale);
+        CHECK(memcmp(qa, qb, n * sizeof(float)) == 0, "%s: differs from the scalar reference", what);
+        free(w), free(neg), free(qa), free(qb);
+    }
+
+    /* ties round to even: w / s = k + 0.5 exactly */
+    float scale = 0.5f, ties[16], q[16];
+    for (int i = 0; i < 16; i++) ties[i] = ((float)(i - 8) + 0.5f) * scale; /* -7.5 .. 7.5 levels */
+    k->quantize(q, ties, 16, scale);
+    for (int i = 0; i < 16; i++) {
+        float level = (float)(i - 8) + 0.5f, expect = rintf(level); /* nearbyint: half to even */
+        if (expect > 7) expect = 7;
+        if (expect < -7) expect = -7;
+        CHECK(q[i] == expect * scale, "%s: tie %.1f quantized to level %g, expected %g", k->name, level, q[i] / scale,
+              expect);
+    }
+    CHECK(q[8 + 2] / scale == 2.0f && q[8 + 1] / scale == 2.0f && q[8 + 0] / scale == 0.0f,
+          "%s: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2 expected", k->name);
+
+    /* an all-zero tensor gives zeros and a finite scale, no NaN */
+    float zeros[37] = {0}, out[37];
+    float zscale = (k->max_abs(zeros, 37) + 1e-8f) / 7.0f;
+    CHECK(zscale > 0 && isfinite(zscale), "%s: scale of zeros is %g", k->name, zscale);
+    k->quantize(out, zeros, 37, zscale);
+    for (int i = 0; i < 37; i++) CHECK(out[i] == 0.0f && !signbit(out[i]) == !signbit(zeros[i]), "%s: zeros[%d] -> %g", k->name, i, out[i]);
+
+    /* max_abs propagates NaN, so a broken tensor cannot hide behind a finite scale */
+    float with_nan[19];
+    fill_values(with_nan, 19, 7);
+    with_nan[13] = NAN;
+    CHECK(isnan(k->max_abs(with_nan, 19)), "%s: max_abs ignores NaN", k->name);
+}
+
+static void test_model_and_export(void) {
+    q4_error err = {0};
+    q4_config config;
+    q4_config_default(&config);
+    config.batch_size = 8;
+    /* a two-image dataset is enough to create a session */
+    uint8_t pixels[2 * Q4_IMAGE_BYTES] = {0}, labels[2] = {1, 2};
+    q4_dataset set = {2, 10, 1, {{2, pixels, labels, NULL}}};
+    q4_session *s = q4_session_create(&config, &set, &set, &err);
+    CHECK(s != NULL, "session: %s", err.message);
+    if (!s) return;
+    q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
+    q4_session_layer_stats(s, stats);
+    q4_vgg *m = &s->model;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+        const float *w = m->params + t->offset;
+        float expect = (q4_ref_max_abs(w, t->count) + 1e-8f) / 7.0f;
+        CHECK(m->quant_scale[layer] == expect, "layer %d scale %g, expected %g", layer, m->quant_scale[layer], expect);
+        long total = 0;
+        for (int l = 0; l < Q4_LEVELS; l++) total += stats[layer].histogram[l];
+        CHECK(total == t->count, "layer %d histogram counts %ld of %ld", layer, total, t->count);
+        CHECK(stats[layer].unique_levels >= 12 && stats[layer].unique_levels <= 15, "layer %d uses %d levels",
+              layer, stats[layer].unique_levels);
+    }
+    /* export -> load: the decoded quantized weights equal the session's bit for bit */
+    uint8_t *bytes;
+    size_t size;
+    CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export failed");
+    long weights = 0, others = 0;
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        if (m->tensors[t].quant_layer >= 0) weights += m->tensors[t].count;
+        else others += m->tensors[t].count;
+    }
+    size_t expected = 20 + 8 * 12 + (size_t)(weights + 1) / 2 + (size_t)(others + 2 * m->bn_total) * 4 + 4;
+    CHECK(size <= expected + 8 && size >= expected - 8, "export is %zu bytes, expected about %zu", size, expected);
+    printf("export: %zu bytes (%.2f MiB) for %ld weights at 4 bits and %ld FP32 values\n", size, size / 1048576.0,
+           weights, others + 2 * m->bn_total);
+    q4_model *model = q4_model_load(bytes, size, 1, &err);
+    CHECK(model != NULL, "model load: %s", err.message);
+    if (model) {
+        q4_vgg *d = (q4_vgg *)model; /* q4_model starts with its q4_vgg */
+        for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+            const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+            CHECK(d->quant_scale[layer] == m->quant_scale[layer], "layer %d scale changed in export", layer);
+            /* equal as floats: the 4-bit code of level 0 has no sign, so -0 comes back as +0,
+             * which changes no sum and no prediction */
+            long changed = 0;
+            for (long i = 0; i < t->count; i++)
+                changed += d->qweights[d->qweight_offset[layer] + i] != m->qweights[m->qweight_offset[layer] + i];
+            CHECK(changed == 0, "layer %d: %ld quantized weights changed in export", layer, changed);
+        }
+        q4_model_destroy(model);
+    }
+    /* corruption is refused */
+    bytes[size / 2] ^= 0x10;
+    model = q4_model_load(bytes, size, 1, &err);
+    CHECK(model == NULL && err.status == Q4_ERR_CHECKSUM, "a corrupted export was accepted (%s)", err.message);
+    bytes[size / 2] ^= 0x10;
+    model = q4_model_load(bytes, size - 100, 1, &err);
+    CHECK(model == NULL && err.status == Q4_ERR_FORMAT, "a truncated export was accepted (%s)", err.message);
+    free(bytes);
+    q4_session_destroy(s);
+}
+
+int main(void) {
+    q4_kernels fast;
+    q4_kernels_init(&fast, NULL);
+    test_quantizer(q4_kernels_reference());
+    test_quantizer(&fast);
+    test_model_and_export();
+    return test_finish("test_quant");
+}
