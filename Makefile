@@ -50,7 +50,7 @@ clean: ## remove build outputs
 	rm -rf build
 
 # ---------------------------------------------------------------- tests
-TEST_NAMES := test_kernels test_quant test_gradcheck test_golden test_checkpoint
+TEST_NAMES := test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 TEST_BINS  := $(TEST_NAMES:%=$(BUILD)/tests/%)
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/test_util.h

@@ -206,6 +206,23 @@ static long long file_read(void *context, uint8_t *buffer, size_t size, q4_error
     return (long long)n;
 }
 
+static long long memory_read(void *context, uint8_t *buffer, size_t size, q4_error *err) {
+    (void)err;
+    q4_memory *m = context;
+    size_t n = m->size - m->position < size ? m->size - m->position : size;
+    memcpy(buffer, m->data + m->position, n);
+    m->position += n;
+    return (long long)n;
+}
+
+q4_source q4_memory_source(q4_memory *memory, const uint8_t *data, size_t size, const char *name) {
+    memory->data = data;
+    memory->size = size;
+    memory->position = 0;
+    q4_source s = {memory_read, memory, name, (long long)size};
+    return s;
+}
+
 /* ------------------------------------------------------------ building a release */
 
 void q4_cifar_begin(q4_cifar *c, q4_dataset_kind kind) {

@@ -80,6 +80,13 @@ typedef struct q4_source {
     long long size;   /* total bytes if known, else -1 */
 } q4_source;
 
+/* A source reading a buffer in memory (the browser hands over files this way). */
+typedef struct q4_memory {
+    const uint8_t *data;
+    size_t size, position;
+} q4_memory;
+q4_source q4_memory_source(q4_memory *memory, const uint8_t *data, size_t size, const char *name);
+
 /* Load from a path: a folder holding the official binary files (or their official top
  * folder), or the official .tar.gz / .tar. Everything present is validated; on error
  * nothing is kept and *out is left empty. */
