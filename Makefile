@@ -1,11 +1,14 @@
 # q4 - one Makefile for the native engine, its tests and benchmarks, the WASM build and
-# the demo page. `make help` lists the targets.
+# the demo page. `make help` lists the targets. The two commands a newcomer needs:
+#   make demo    set up, build, fetch CIFAR-10, serve the page at http://127.0.0.1:8000
+#   make test    set up, build, fetch CIFAR-10, run every test
 
 CC      ?= cc
 ISA     ?= avx2
 BUILD   := build/$(ISA)
 CFLAGS  := -std=c11 -O3 -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -lm -pthread
+DATA    := data
 
 ifeq ($(ISA),avx2)
   ISA_FLAGS := -mavx2 -mfma
@@ -22,13 +25,18 @@ CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/wasmsimd/%,$(shell fin
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
-.PHONY: all build help
+UNIT_TESTS := test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
+FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint
+
+.PHONY: all build help setup data test test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy \
+        test-browser bench clean wasm demo
 all: build
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: $(BUILD)/q4train build/q4train ## build the native trainer (build/q4train)
+# ---------------------------------------------------------------- native build
+build: build/q4train build/q4bench ## build the native trainer (build/q4train, AVX2; ISA=scalar for portable C)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -41,18 +49,71 @@ $(LIB): $(CORE_OBJ)
 $(BUILD)/q4train: $(BUILD)/cli/q4train.o $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
+$(BUILD)/q4bench: $(BUILD)/cli/q4bench.o $(LIB)
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
 build/q4train: $(BUILD)/q4train
 	cp $< $@
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/cli/q4train.d
-
-clean: ## remove build outputs
-	rm -rf build
-
-# ---------------------------------------------------------------- tests
-TEST_NAMES := test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
-TEST_BINS  := $(TEST_NAMES:%=$(BUILD)/tests/%)
+build/q4bench: $(BUILD)/q4bench
+	cp $< $@
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/test_util.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ISA_FLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+-include $(CORE_OBJ:.o=.d) $(BUILD)/cli/q4train.d $(BUILD)/cli/q4bench.d
+
+# ---------------------------------------------------------------- set-up and data
+setup: ## install what is missing (Debian packages, npm devDependencies)
+	scripts/setup.sh
+
+data: ## fetch CIFAR-10 into data/ and check the official MD5s
+	node scripts/fetch-cifar10.mjs $(DATA)
+
+# ---------------------------------------------------------------- tests
+test: setup data ## the whole suite: unit, scalar, sanitizers, fuzzing, CLI, accuracy, browser
+	$(MAKE) test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy test-browser
+	@echo "make test: everything passed"
+
+test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (AVX2 build)
+	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/$$t || exit 1; done
+
+test-scalar: ## the portable scalar build against the same references and PyTorch goldens
+	$(MAKE) ISA=scalar build/scalar/tests/test_kernels build/scalar/tests/test_gradcheck build/scalar/tests/test_golden
+	build/scalar/tests/test_kernels && build/scalar/tests/test_gradcheck && build/scalar/tests/test_golden
+
+SAN_FLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+             -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
+SAN_SRC   := $(filter-out core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort))
+build/sanitize/%: tests/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
+	@mkdir -p $(dir $@)
+	clang $(SAN_FLAGS) $< $(SAN_SRC) -o $@ -lm
+
+test-sanitize: $(addprefix build/sanitize/,test_data test_quant test_kernels test_gradcheck) ## unit tests under ASan+UBSan
+	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
+	build/sanitize/test_quant && build/sanitize/test_kernels && build/sanitize/test_gradcheck
+
+FUZZ_FLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
+build/fuzz/%: tests/fuzz/%.c $(SAN_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $< $(SAN_SRC) -o $@ -lm
+
+FUZZ_SECONDS ?= 20
+test-fuzz: $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
+
+test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
+	tests/test_cli.sh build/q4train $(DATA)
+
+test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
+	$(BUILD)/tests/test_accuracy $(DATA)/cifar-10-batches-bin
+
+test-browser: ## Playwright + Chromium: the page trains, teaches, checkpoints (issue 4)
+	@echo "browser tests: not built yet" && false
+
+bench: build ## training and evaluation images/s at batch 128 (see scripts/bench.sh)
+	scripts/bench.sh
+
+clean: ## remove build outputs
+	rm -rf build

@@ -228,6 +228,20 @@ int q4_model_num_classes(const q4_model *model);
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *evaluation,
                             q4_error *err);
 
+/* Where training time goes: seconds per phase (per layer and direction) since the last
+ * reset, with the flops each phase does per image (2 per multiply-add). */
+#define Q4_PROFILE_MAX_PHASES 32
+typedef struct q4_profile {
+    int phases;
+    const char *names[Q4_PROFILE_MAX_PHASES];
+    double seconds[Q4_PROFILE_MAX_PHASES];
+    double flops_per_image[Q4_PROFILE_MAX_PHASES];
+    double flops_per_image_total;
+    long long steps, images;
+} q4_profile;
+void q4_session_profile(const q4_session *session, q4_profile *profile);
+void q4_session_profile_reset(q4_session *session);
+
 /* Kernel set in use (e.g. "avx2", "wasmsimd", "scalar") and the GEMM tile variant. */
 const char *q4_kernels_name(void);
 

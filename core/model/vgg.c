@@ -9,8 +9,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../util/util.h"
+
+const char *const q4_phase_names[Q4_PHASE_COUNT] = {
+    "conv1 forward", "conv2 forward", "conv3 forward", "conv4 forward", "conv5 forward", "conv6 forward",
+    "conv1 backward-input", "conv2 backward-input", "conv3 backward-input", "conv4 backward-input",
+    "conv5 backward-input", "conv6 backward-input", "conv1 backward-weights", "conv2 backward-weights",
+    "conv3 backward-weights", "conv4 backward-weights", "conv5 backward-weights", "conv6 backward-weights",
+    "bn1+relu", "bn2+relu+pool", "bn3+relu", "bn4+relu+pool", "bn5+relu", "bn6+relu+pool",
+    "fc1+bn7+dropout+fc2", "loss", "conv1 recomputation", "quantize weights", "optimizer step", "batch assembly",
+};
+
+double q4_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 const q4_conv_spec q4_conv_specs[Q4_NUM_CONV] = {
     {3, 64, 32, 0}, {64, 64, 32, 1}, {64, 128, 16, 0}, {128, 128, 16, 1}, {128, 256, 8, 0}, {256, 256, 8, 1},
@@ -118,13 +134,19 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     return at;
 }
 
-static q4_status alloc_floats(float **out, size_t count, const char *what, q4_error *err) {
+static q4_status alloc_floats(float **out, size_t count, const char *what, int zero, q4_error *err) {
     *out = q4_alloc_aligned(count * sizeof(float));
     if (!*out)
         return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating %s (%.1f MB)", what,
                        count * 4.0 / 1048576.0);
-    memset(*out, 0, count * sizeof(float));
+    if (zero) memset(*out, 0, count * sizeof(float));
     return Q4_OK;
+}
+
+void q4_vgg_describe(q4_vgg *m, int num_classes) {
+    memset(m, 0, sizeof *m);
+    m->num_classes = num_classes;
+    setup_tensors(m);
 }
 
 q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
@@ -153,11 +175,10 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
         return q4_fail(err, Q4_ERR_ARGUMENT, "number of classes must be 2..%d, not %d", Q4_MAX_CLASSES, num_classes);
     if (batch_capacity < 2 || batch_capacity > 4096)
         return q4_fail(err, Q4_ERR_ARGUMENT, "batch size must be 2..4096, not %d", batch_capacity);
-    m->num_classes = num_classes;
+    q4_vgg_describe(m, num_classes);
     m->quantized = quantized;
     m->batch_capacity = batch_capacity;
     m->dropout = dropout;
-    setup_tensors(m);
     q4_kernels_init(&m->kernels, getenv("Q4_GEMM_VARIANT"));
     m->compute.kernels = &m->kernels;
 
@@ -165,11 +186,12 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
     long quant_total = m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] +
                        m->tensors[m->weight_tensor[Q4_NUM_QUANT_LAYERS - 1]].count;
     m->activation_floats = plan_activations(m, NULL);
-    if ((st = alloc_floats(&m->params, (size_t)m->param_count, "parameters", err)) ||
-        (st = alloc_floats(&m->grads, (size_t)m->param_count, "gradients", err)) ||
-        (st = alloc_floats(&m->qweights, quantized ? (size_t)quant_total : 16, "quantized weights", err)) ||
-        (st = alloc_floats(&m->running_mean, 6 * (size_t)m->bn_total, "BatchNorm statistics", err)) ||
-        (st = alloc_floats(&m->activations, m->activation_floats, "activations", err)) ||
+    /* activations are always written before they are read: left untouched until used */
+    if ((st = alloc_floats(&m->params, (size_t)m->param_count, "parameters", 1, err)) ||
+        (st = alloc_floats(&m->grads, (size_t)m->param_count, "gradients", 1, err)) ||
+        (st = alloc_floats(&m->qweights, quantized ? (size_t)quant_total : 16, "quantized weights", 1, err)) ||
+        (st = alloc_floats(&m->running_mean, 6 * (size_t)m->bn_total, "BatchNorm statistics", 1, err)) ||
+        (st = alloc_floats(&m->activations, m->activation_floats, "activations", 0, err)) ||
         (st = q4_vgg_set_threads(m, threads, err))) {
         q4_vgg_destroy(m);
         return st;
@@ -275,6 +297,7 @@ static void quant_apply_task(void *context, int c, int thread) {
 
 void q4_vgg_quantize(q4_vgg *m) {
     if (!m->quantized) return;
+    double t = q4_now();
     quant_job job;
     job.m = m;
     job.chunks = 0;
@@ -296,6 +319,7 @@ void q4_vgg_quantize(q4_vgg *m) {
     /* s = (max|W| + 1e-8) / 7, in float as PyTorch computes it */
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) m->quant_scale[layer] = (max_abs[layer] + 1e-8f) / 7.0f;
     q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
+    q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }
 
 const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
@@ -308,17 +332,20 @@ const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
 void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) {
     const q4_compute *cc = &m->compute;
     const float *in = m->input;
+    double t = q4_now();
     for (int l = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
         q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), param(m, 4 * l + 1), n,
                            s->in_channels, s->out_channels, s->size, s->size);
+        q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
             q4_maxpool2_forward(cc, m->pooled[l / 2], m->work, s->out_channels, n, s->size);
             in = m->pooled[l / 2];
         }
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
     }
     q4_flatten(m->fc_in, in, 256, n, 16);
     q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), param(m, 25), n, Q4_FC_IN, Q4_FC_HIDDEN);
@@ -331,10 +358,14 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     }
     q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), param(m, 29), n, Q4_FC_HIDDEN,
                       m->num_classes);
+    q4_phase_end(m, Q4_PHASE_FC, &t);
 }
 
 double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_t *predictions) {
-    return q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, correct, predictions);
+    double t = q4_now();
+    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, correct, predictions);
+    q4_phase_end(m, Q4_PHASE_LOSS, &t);
+    return loss;
 }
 
 /* ------------------------------------------------------------ backward */
@@ -342,6 +373,7 @@ double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_
 void q4_vgg_backward(q4_vgg *m, int n) {
     const q4_compute *cc = &m->compute;
     int k = m->num_classes;
+    double t = q4_now();
     /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
     q4_linear_backward_weights(cc, grad(m, 28), grad(m, 29), m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
     q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, 7), n, Q4_FC_HIDDEN, k);
@@ -350,6 +382,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
     q4_linear_backward_weights(cc, grad(m, 24), grad(m, 25), m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_linear_backward_input(cc, m->grad_b, m->fc1_out, q4_vgg_layer_weights(m, 6), n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_unflatten(m->grad_a, m->grad_b, 256, n, 16);
+    q4_phase_end(m, Q4_PHASE_FC, &t);
 
     /* conv blocks, last first; `work` holds recomputed activations, then gradients */
     float *dpool = m->grad_a;
@@ -362,26 +395,37 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         q4_batchnorm_relu_reapply(cc, m->work, m->conv_out[l2], plane, &m->bn[l2]);
         q4_maxpool2_backward(cc, m->work, dpool, s2->out_channels, n, size);
         q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, &m->bn[l2]);
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l2, &t);
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
-        if (block == 0)
+        if (block == 0) {
             q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n, s1->in_channels,
                                s1->out_channels, size, size);
+            q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
+        }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         q4_conv3x3_backward_weights(cc, grad(m, 4 * l2), grad(m, 4 * l2 + 1), m->conv_out[l2], m->work, n,
                                     s2->in_channels, s2->out_channels, size, size);
+        q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
                                   s2->in_channels, s2->out_channels, size, size);
-        if (block == 0) /* conv_out[0] shares conv_out[1]'s storage, free again now */
+        q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l2, &t);
+        if (block == 0) { /* conv_out[0] shares conv_out[1]'s storage, free again now */
             q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n,
                                s1->in_channels, s1->out_channels, size, size);
+            q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
+        }
         q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         const float *block_in = block == 0 ? m->input : m->pooled[block - 1];
         q4_conv3x3_backward_weights(cc, grad(m, 4 * l1), grad(m, 4 * l1 + 1), m->conv_out[l1], block_in, n,
                                     s1->in_channels, s1->out_channels, size, size);
+        q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {
             float *dprev = block == 2 ? m->grad_b : m->grad_a;
             q4_conv3x3_backward_input(cc, dprev, m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,
                                       s1->in_channels, s1->out_channels, size, size);
+            q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l1, &t);
             dpool = dprev;
         }
     }

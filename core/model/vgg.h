@@ -34,6 +34,23 @@ typedef struct q4_conv_spec {
 
 extern const q4_conv_spec q4_conv_specs[Q4_NUM_CONV];
 
+/* Where a training step spends its time (seconds accumulated since the last reset). */
+enum {
+    Q4_PHASE_CONV_FORWARD = 0,            /* + layer, 6 entries */
+    Q4_PHASE_CONV_BACKWARD_INPUT = 6,     /* + layer */
+    Q4_PHASE_CONV_BACKWARD_WEIGHTS = 12,  /* + layer */
+    Q4_PHASE_BN_RELU_POOL = 18,           /* + layer: forward, recomputation and backward */
+    Q4_PHASE_FC = 24,                     /* both linear layers, bn7, dropout, flatten */
+    Q4_PHASE_LOSS = 25,
+    Q4_PHASE_RECOMPUTE_CONV1 = 26,
+    Q4_PHASE_QUANTIZE = 27,
+    Q4_PHASE_OPTIMIZER = 28,
+    Q4_PHASE_BATCH = 29,
+    Q4_PHASE_COUNT = 30
+};
+extern const char *const q4_phase_names[Q4_PHASE_COUNT];
+double q4_now(void);
+
 typedef struct q4_vgg {
     int num_classes;
     int quantized;
@@ -71,8 +88,18 @@ typedef struct q4_vgg {
 
     q4_kernels kernels;
     q4_compute compute;
+    double phase_seconds[Q4_PHASE_COUNT];
 } q4_vgg;
 
+/* adds the time since *t to a phase and restarts *t */
+static inline void q4_phase_end(q4_vgg *m, int phase, double *t) {
+    double now = q4_now();
+    m->phase_seconds[phase] += now - *t;
+    *t = now;
+}
+
+/* Fills only the tensor tables (names, shapes, offsets, counts): nothing is allocated. */
+void q4_vgg_describe(q4_vgg *model, int num_classes);
 /* Creates the model for batches up to batch_capacity with the given threads. */
 q4_status q4_vgg_create(q4_vgg *model, int num_classes, int quantized, int batch_capacity,
                         int threads, float dropout, q4_error *err);

@@ -103,18 +103,15 @@ q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int thr
     int classes = (int)q4_get_u32(bytes + 12), bits = (int)q4_get_u32(bytes + 16);
     if (classes < 2 || classes > Q4_MAX_CLASSES || (bits != 4 && bits != 32))
         return q4_fail(err, Q4_ERR_FORMAT, "model header is corrupt (%d classes, %d-bit weights)", classes, bits);
-    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, err);
-    if (st) return st;
+    q4_vgg_describe(m, classes);
     size_t expected = model_size(m, bits);
-    if (size != expected) {
-        q4_vgg_destroy(m);
+    if (size != expected)
         return q4_fail(err, Q4_ERR_FORMAT, "model file is %s (%zu bytes, expected %zu)",
                        size < expected ? "truncated" : "too long", size, expected);
-    }
-    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4)) {
-        q4_vgg_destroy(m);
+    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4))
         return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
-    }
+    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, err);
+    if (st) return st;
     const uint8_t *p = bytes + 20;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];

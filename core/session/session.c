@@ -196,7 +196,9 @@ static q4_status train_step(q4_session *s) {
     }
     long position = (long)s->step_in_epoch * c->batch_size;
     int n = s->train.count - position < c->batch_size ? (int)(s->train.count - position) : c->batch_size;
+    double t = q4_now();
     q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, c->augment, c->seed, s->epoch, position);
+    q4_phase_end(m, Q4_PHASE_BATCH, &t);
 
     memcpy(s->running_backup, m->running_mean, 2 * (size_t)m->bn_total * sizeof(float));
     q4_vgg_quantize(m);
@@ -213,7 +215,10 @@ static q4_status train_step(q4_session *s) {
     double lr = q4_cosine_lr(c->learning_rate, s->epoch, c->cosine_t_max);
     double norm = 0.0;
     float *moment2 = s->moments + m->param_count;
-    if (q4_optimizer_step(m, s->moments, moment2, s->global_step + 1, lr, c, &norm)) {
+    t = q4_now();
+    q4_status optimized = q4_optimizer_step(m, s->moments, moment2, s->global_step + 1, lr, c, &norm);
+    q4_phase_end(m, Q4_PHASE_OPTIMIZER, &t);
+    if (optimized) {
         memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
         return q4_session_fail(s, Q4_ERR_NUMERIC, "the gradient norm became %s at epoch %d, step %d: training "
                                "stopped, the weights are those before this step", isnan(norm) ? "NaN" : "infinite",
@@ -221,6 +226,8 @@ static q4_status train_step(q4_session *s) {
     }
     s->global_step++;
     s->step_in_epoch++;
+    s->profiled_steps++;
+    s->profiled_images += n;
     s->last_loss = (float)loss;
     s->epoch_loss_sum += loss * n;
     s->epoch_correct += correct;
@@ -380,4 +387,38 @@ q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluati
                                   NULL, 0);
     if (st) return q4_fail(err, st, "evaluation produced non-finite outputs");
     return Q4_OK;
+}
+
+/* ------------------------------------------------------------ profile */
+
+static double conv_macs(int l) {
+    const q4_conv_spec *c = &q4_conv_specs[l];
+    return (double)c->out_channels * c->in_channels * 9 * c->size * c->size;
+}
+
+void q4_session_profile(const q4_session *s, q4_profile *p) {
+    memset(p, 0, sizeof *p);
+    p->phases = Q4_PHASE_COUNT;
+    p->steps = s->profiled_steps;
+    p->images = s->profiled_images;
+    for (int i = 0; i < Q4_PHASE_COUNT; i++) {
+        p->names[i] = q4_phase_names[i];
+        p->seconds[i] = s->model.phase_seconds[i];
+    }
+    /* 2 flops per multiply-add, per image */
+    for (int l = 0; l < Q4_NUM_CONV; l++) {
+        p->flops_per_image[Q4_PHASE_CONV_FORWARD + l] = 2 * conv_macs(l);
+        p->flops_per_image[Q4_PHASE_CONV_BACKWARD_INPUT + l] = l == 0 ? 0 : 2 * conv_macs(l);
+        p->flops_per_image[Q4_PHASE_CONV_BACKWARD_WEIGHTS + l] = 2 * conv_macs(l);
+    }
+    double fc = (double)Q4_FC_IN * Q4_FC_HIDDEN + (double)Q4_FC_HIDDEN * s->config.num_classes;
+    p->flops_per_image[Q4_PHASE_FC] = 2 * 3 * fc;
+    p->flops_per_image[Q4_PHASE_RECOMPUTE_CONV1] = 2 * 2 * conv_macs(0);
+    for (int i = 0; i < Q4_PHASE_COUNT; i++) p->flops_per_image_total += p->flops_per_image[i];
+}
+
+void q4_session_profile_reset(q4_session *s) {
+    memset(s->model.phase_seconds, 0, sizeof s->model.phase_seconds);
+    s->profiled_steps = 0;
+    s->profiled_images = 0;
 }

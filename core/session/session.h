@@ -34,6 +34,7 @@ struct q4_session {
     double best_accuracy;
     int best_epoch;        /* 1-based, 0 = none */
 
+    long long profiled_steps, profiled_images; /* since the last profile reset */
     char error[512];
 };
 

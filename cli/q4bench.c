@@ -1,0 +1,110 @@
+/* q4bench.c - training and evaluation speed of the engine at batch 128 on synthetic
+ * images (like torch_ref.py --bench): images/s, GFLOP/s, and where one training step
+ * spends its time, per layer and direction. Prints text, or one JSON object with --json.
+ * Usage: q4bench [--threads T] [--steps N] [--fp32] [--json] */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/include/q4.h"
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+int main(int argc, char **argv) {
+    int threads = 1, steps = 8, fp32 = 0, json = 0, eval_images = 1024;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else {
+            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--fp32] [--json]\n");
+            return 2;
+        }
+    }
+    if (threads < 1 || steps < 1) return 2;
+    /* synthetic images: enough for the warm-up and timed steps without an epoch end */
+    int train_count = 128 * (steps + 3);
+    int total = train_count + eval_images;
+    uint8_t *pixels = malloc((size_t)total * Q4_IMAGE_BYTES), *labels = malloc((size_t)total);
+    if (!pixels || !labels) return 1;
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < (size_t)total * Q4_IMAGE_BYTES; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        pixels[i] = (uint8_t)x;
+    }
+    for (int i = 0; i < total; i++) labels[i] = (uint8_t)(i % 10);
+    q4_dataset train = {train_count, 10, 1, {{train_count, pixels, labels, NULL}}};
+    q4_dataset test = {eval_images, 10, 1, {{eval_images, pixels + (size_t)train_count * Q4_IMAGE_BYTES,
+                                             labels + train_count, NULL}}};
+    q4_config config;
+    q4_config_default(&config);
+    config.threads = threads;
+    config.quantized = !fp32;
+    q4_error err = {0};
+    q4_session *s = q4_session_create(&config, &train, &test, &err);
+    if (!s) {
+        fprintf(stderr, "q4bench: %s\n", err.message);
+        return 1;
+    }
+    q4_progress p;
+    q4_session_train(s, 2, &p); /* warm-up: first touches of every buffer */
+    q4_session_profile_reset(s);
+    double t0 = now();
+    for (int i = 0; i < steps; i++) q4_session_train(s, 1, &p);
+    double train_seconds = now() - t0;
+    q4_profile profile;
+    q4_session_profile(s, &profile);
+    q4_evaluation e;
+    q4_session_evaluate(s, &e, NULL, 0); /* warm-up */
+    t0 = now();
+    q4_session_evaluate(s, &e, NULL, 0);
+    double eval_seconds = now() - t0;
+
+    double train_ips = 128.0 * steps / train_seconds, eval_ips = eval_images / eval_seconds;
+    double train_gflops = train_ips * profile.flops_per_image_total / 1e9;
+    double forward_flops = 0;
+    for (int i = 0; i < 6; i++) forward_flops += profile.flops_per_image[i];
+    forward_flops += profile.flops_per_image[24] / 3;
+    double eval_gflops = eval_ips * forward_flops / 1e9;
+    if (json) {
+        printf("{\"kernels\":\"%s\",\"threads\":%d,\"quantized\":%d,\"batch\":128,\"steps\":%d,"
+               "\"train_images_per_second\":%.2f,\"train_gflops\":%.2f,\"eval_images_per_second\":%.2f,"
+               "\"eval_gflops\":%.2f,\"train_flops_per_image\":%.0f,\"memory_bytes\":%zu,\"phases\":[",
+               q4_kernels_name(), threads, !fp32, steps, train_ips, train_gflops, eval_ips, eval_gflops,
+               profile.flops_per_image_total, q4_session_memory_bytes(s));
+        for (int i = 0; i < profile.phases; i++)
+            printf("%s{\"name\":\"%s\",\"ms_per_step\":%.3f,\"gflops\":%.2f}", i ? "," : "", profile.names[i],
+                   1e3 * profile.seconds[i] / steps,
+                   profile.seconds[i] > 0 ? profile.flops_per_image[i] * profile.images / profile.seconds[i] / 1e9 : 0);
+        printf("]}\n");
+    } else {
+        printf("q4 %s, %d thread%s, batch 128, %s weights\n", q4_kernels_name(), threads, threads > 1 ? "s" : "",
+               fp32 ? "FP32" : "4-bit");
+        printf("  training:   %7.1f images/s  %6.1f GFLOP/s  (%.2f GFLOP per image)\n", train_ips, train_gflops,
+               profile.flops_per_image_total / 1e9);
+        printf("  evaluation: %7.1f images/s  %6.1f GFLOP/s\n", eval_ips, eval_gflops);
+        double step_ms = 1e3 * train_seconds / steps, listed = 0;
+        printf("  one training step: %.1f ms\n", step_ms);
+        for (int i = 0; i < profile.phases; i++) {
+            double ms = 1e3 * profile.seconds[i] / steps;
+            listed += ms;
+            if (ms < 0.05) continue;
+            printf("    %-26s %7.2f ms %5.1f%%", profile.names[i], ms, 100 * ms / step_ms);
+            if (profile.flops_per_image[i] > 0)
+                printf("  %6.1f GFLOP/s", profile.flops_per_image[i] * profile.images / profile.seconds[i] / 1e9);
+            printf("\n");
+        }
+        printf("    %-26s %7.2f ms\n", "(outside the phases)", step_ms - listed);
+    }
+    q4_session_destroy(s);
+    free(pixels);
+    free(labels);
+    return 0;
+}

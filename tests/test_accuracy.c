@@ -1,0 +1,79 @@
+/* test_accuracy.c - accuracy on real CIFAR-10 under the protocol of the native-engine
+ * issue: the paper's recipe, seed 0, one epoch over data_batch_1.bin (the first 10,000
+ * training images), evaluated on all 10,000 test images; once 4-bit and once with the FP32
+ * switch. Thresholds come from our own runs of seeds 0-2 (see THRESHOLDS below and the
+ * README); the PyTorch reference reaches about 40-45% under this protocol.
+ * Usage: test_accuracy DIR (the folder with the official binary files). */
+#include <time.h>
+
+#include "../core/include/q4.h"
+#include "test_util.h"
+
+/* THRESHOLDS, measured with `build/q4train --data data --epochs 1 --train-limit 10000
+ * --seed S` (AVX2 build, 2 threads): 4-bit seeds 0/1/2: 44.35 / 42.17 / 44.73%;
+ * FP32: 46.38 / 45.48 / 45.87%. The 4-bit run must clear 38% (seed 0 measured 44.35%),
+ * and FP32 must land within 6 points of it (measured gaps 2.0 / 3.3 / 1.1). */
+#define MIN_4BIT_ACCURACY 0.38
+#define MAX_FP32_GAP 0.06
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double run(const q4_dataset *train, const q4_dataset *test, int quantized) {
+    q4_config config;
+    q4_config_default(&config);
+    config.quantized = quantized;
+    config.threads = 2;
+    config.seed = 0;
+    config.epochs = 1;
+    q4_error err = {0};
+    q4_session *s = q4_session_create(&config, train, test, &err);
+    CHECK(s != NULL, "session: %s", err.message);
+    if (!s) return 0;
+    q4_progress p;
+    double t0 = now();
+    do {
+        if (q4_session_train(s, 1000, &p)) {
+            CHECK(0, "training: %s", q4_session_error(s));
+            break;
+        }
+    } while (!p.epoch_done);
+    double t1 = now();
+    q4_evaluation e;
+    CHECK(q4_session_evaluate(s, &e, NULL, 0) == Q4_OK, "evaluation: %s", q4_session_error(s));
+    double t2 = now();
+    q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
+    q4_session_layer_stats(s, stats);
+    int min_levels = 15;
+    for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++)
+        if (stats[i].unique_levels < min_levels) min_levels = stats[i].unique_levels;
+    printf("%s: loss %.4f, train %.2f%%, test %.2f%% (%d/%d)%s%d; %.1f train img/s, %.1f eval img/s\n",
+           quantized ? "4-bit" : "FP32 ", p.epoch_loss, 100 * p.epoch_accuracy, 100 * e.accuracy, e.correct, e.count,
+           quantized ? ", fewest levels in a layer " : "", quantized ? min_levels : 0, train->count / (t1 - t0),
+           test->count / (t2 - t1));
+    if (quantized) CHECK(min_levels >= 10, "a layer uses only %d levels", min_levels);
+    q4_session_destroy(s);
+    return e.accuracy;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : getenv("Q4_CIFAR10_DIR");
+    if (!dir) dir = "data/cifar-10-batches-bin";
+    q4_cifar cifar;
+    q4_error err = {0};
+    if (q4_cifar_load_path(&cifar, dir, Q4_CIFAR10, &err)) {
+        fprintf(stderr, "test_accuracy: %s (run `make data`)\n", err.message);
+        return 1;
+    }
+    q4_dataset train = q4_dataset_prefix(&cifar.train, 10000);
+    double q4 = run(&train, &cifar.test, 1);
+    double fp32 = run(&train, &cifar.test, 0);
+    CHECK(q4 >= MIN_4BIT_ACCURACY, "4-bit test accuracy %.2f%% is below %.0f%%", 100 * q4, 100 * MIN_4BIT_ACCURACY);
+    CHECK(fabs(fp32 - q4) <= MAX_FP32_GAP, "FP32 %.2f%% vs 4-bit %.2f%%: more than %.0f points apart", 100 * fp32,
+          100 * q4, 100 * MAX_FP32_GAP);
+    q4_cifar_free(&cifar);
+    return test_finish("test_accuracy");
+}

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# test_cli.sh - the native trainer as a user runs it, on real CIFAR-10 (make data):
+# bad data gives one clear error, a non-zero exit and no files; a run stopped and resumed
+# writes the same checkpoint as an uninterrupted one; the exported model evaluates to the
+# accuracy logged at training time; corrupted checkpoints are refused; the JSON log parses;
+# --stats reports CIFAR-10's known class counts and channel statistics.
+# Usage: tests/test_cli.sh [q4train] [data dir]     Exits non-zero on the first failure.
+set -u
+Q4=${1:-build/q4train}
+DATA=${2:-data}
+OUT=build/test-cli
+rm -rf "$OUT" && mkdir -p "$OUT"
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+
+# ---- bad input: exit status, one message naming the file, nothing written
+expect_refusal() { # description, expected words, args...
+  local what=$1 words=$2; shift 2
+  rm -f "$OUT"/r.ckpt "$OUT"/r.jsonl "$OUT"/r.q4
+  "$Q4" "$@" --checkpoint "$OUT"/r.ckpt --log "$OUT"/r.jsonl --export "$OUT"/r.q4 --quiet >"$OUT"/stdout 2>"$OUT"/stderr
+  local rc=$?
+  if [ $rc -eq 0 ]; then fail "$what: exit status 0"; return; fi
+  if ! grep -q -- "$words" "$OUT"/stderr; then fail "$what: stderr lacks '$words': $(cat "$OUT"/stderr)"; return; fi
+  if [ "$(wc -l <"$OUT"/stderr)" -ne 1 ]; then fail "$what: expected one line on stderr: $(cat "$OUT"/stderr)"; fi
+  if ls "$OUT"/r.ckpt "$OUT"/r.jsonl "$OUT"/r.q4 >/dev/null 2>&1; then fail "$what: files were written"; return; fi
+  pass "$what (exit $rc): $(cat "$OUT"/stderr)"
+}
+mkdir -p "$OUT/short"
+cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/short/"
+head -c 1000000 "$DATA/cifar-10-batches-bin/data_batch_3.bin" >"$OUT/short/data_batch_3.bin"
+expect_refusal "missing data folder" "does not exist" --data "$OUT/nowhere"
+expect_refusal "truncated shard" "data_batch_3.bin: 1000000 bytes is not a whole number" --data "$OUT/short"
+expect_refusal "CIFAR-10 read as CIFAR-100" "holds CIFAR-10 files" --data "$DATA" --dataset cifar100
+expect_refusal "bad option value" "--epochs needs a whole number" --data "$DATA" --epochs two
+printf 'not a checkpoint at all' >"$OUT/foreign.ckpt"
+expect_refusal "foreign checkpoint" "foreign.ckpt: not a q4 checkpoint" --data "$DATA" --resume "$OUT/foreign.ckpt"
+
+# ---- stop and resume equals an uninterrupted run (384 images at batch 128: 3 steps an epoch)
+common=(--data "$DATA" --train-limit 384 --test-limit 500 --epochs 2 --seed 7 --threads 2 --quiet)
+"$Q4" "${common[@]}" --checkpoint "$OUT/straight.ckpt" --log "$OUT/straight.jsonl" --export "$OUT/model.q4" \
+  >"$OUT/straight.txt" 2>&1 || fail "uninterrupted run: $(cat "$OUT/straight.txt")"
+"$Q4" "${common[@]}" --checkpoint "$OUT/resumed.ckpt" --max-steps 4 >"$OUT/part1.txt" 2>&1 ||
+  fail "run stopped at step 4: $(cat "$OUT/part1.txt")"
+grep -q "stopped at step 4" "$OUT/part1.txt" || echo "(quiet run: no stop message)" >/dev/null
+"$Q4" --data "$DATA" --resume "$OUT/resumed.ckpt" --checkpoint "$OUT/resumed.ckpt" --threads 2 --quiet \
+  >"$OUT/part2.txt" 2>&1 || fail "resumed run: $(cat "$OUT/part2.txt")"
+if cmp -s "$OUT/straight.ckpt" "$OUT/resumed.ckpt"; then
+  pass "6 steps straight = 4 steps, stop, resume, 2 steps (checkpoints byte-identical)"
+else
+  fail "the resumed run's checkpoint differs from the uninterrupted one"
+fi
+
+# ---- the exported model evaluates to the logged accuracy of the last epoch
+logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')
+evaluated=$("$Q4" --data "$DATA" --test-limit 500 --eval-model "$OUT/model.q4" | sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p')
+if [ -n "$logged" ] && [ "$logged" = "$evaluated" ]; then
+  pass "exported model: test accuracy $evaluated% = logged $logged%"
+else
+  fail "exported model evaluates to '$evaluated'%, the log says '$logged'%"
+fi
+size=$(stat -c %s "$OUT/model.q4")
+if [ "$size" -lt 1700000 ] && [ "$size" -gt 1600000 ]; then pass "export size $size bytes"; else fail "export size $size"; fi
+
+# ---- the JSON log: one parseable line per epoch with the documented fields
+node -e '
+const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
+if (lines.length !== 2) throw new Error(`${lines.length} lines, expected 2`);
+for (const line of lines) {
+  const j = JSON.parse(line);
+  for (const k of ["epoch","loss","train_accuracy","test_accuracy","learning_rate","levels_min","levels_max",
+                   "levels_mean","levels","images_per_second","elapsed_seconds"])
+    if (!(k in j)) throw new Error(`missing ${k}`);
+  if (j.levels.length !== 8) throw new Error("levels per layer");
+}' "$OUT/straight.jsonl" && pass "JSON log lines parse with every field" || fail "JSON log"
+
+# ---- a corrupted checkpoint is refused, the file left as it was
+cp "$OUT/straight.ckpt" "$OUT/corrupt.ckpt"
+printf '\x55' | dd of="$OUT/corrupt.ckpt" bs=1 seek=5000000 conv=notrunc status=none
+before=$(md5sum <"$OUT/corrupt.ckpt")
+expect_refusal "corrupted checkpoint" "corrupt.ckpt: checkpoint is corrupt (CRC-32 mismatch)" --data "$DATA" --resume "$OUT/corrupt.ckpt"
+[ "$before" = "$(md5sum <"$OUT/corrupt.ckpt")" ] || fail "the refused checkpoint was modified"
+head -c 3000000 "$OUT/straight.ckpt" >"$OUT/truncated.ckpt"
+expect_refusal "truncated checkpoint" "checkpoint is truncated" --data "$DATA" --resume "$OUT/truncated.ckpt"
+
+# ---- statistics of the real training set
+"$Q4" --data "$DATA" --stats >"$OUT/stats.txt" 2>&1 || fail "--stats: $(cat "$OUT/stats.txt")"
+if [ "$(grep -c ' 5000$' "$OUT/stats.txt")" -eq 10 ] && grep -q "channel mean 0.4914 0.4822 0.4465" "$OUT/stats.txt" &&
+  grep -q "channel std  0.2470 0.2435 0.2616" "$OUT/stats.txt"; then
+  pass "CIFAR-10 statistics: 5000 per class, mean (0.4914, 0.4822, 0.4465), std (0.2470, 0.2435, 0.2616)"
+else
+  fail "CIFAR-10 statistics: $(cat "$OUT/stats.txt")"
+fi
+
+if [ $failures -ne 0 ]; then echo "test_cli: $failures FAILED" >&2; exit 1; fi
+echo "test_cli: all passed"
