@@ -9,12 +9,14 @@
 #include "../core/include/q4.h"
 #include "test_util.h"
 
-/* THRESHOLDS, measured with `build/q4train --data data --epochs 1 --train-limit 10000
- * --seed S` (AVX2 build, 2 threads): 4-bit seeds 0/1/2: 44.35 / 42.17 / 44.73%;
- * FP32: 46.38 / 45.48 / 45.87%. The 4-bit run must clear 38% (seed 0 measured 44.35%),
- * and FP32 must land within 6 points of it (measured gaps 2.0 / 3.3 / 1.1). */
-#define MIN_4BIT_ACCURACY 0.38
-#define MAX_FP32_GAP 0.06
+/* THRESHOLDS, from `build/q4train --data data --epochs 1 --train-limit 10000 --seed S
+ * [--fp32]` (AVX2 build, 2 threads), seeds 0/1/2: 4-bit 47.45 / 47.70 / 47.71%, FP32
+ * 44.72 / 47.25 / 48.08% (gaps 4-bit minus FP32: +2.7, +0.5, -0.4 points). PyTorch's
+ * torch_ref.py in the same session: 4-bit 40.81 / 41.17 / 45.09%, FP32 (seed 0) 36.92%.
+ * The 4-bit run must clear 44% (3.5 points under our lowest seed) and FP32 must land
+ * within 5 points of it. */
+#define MIN_4BIT_ACCURACY 0.44
+#define MAX_FP32_GAP 0.05
 
 static double now(void) {
     struct timespec t;

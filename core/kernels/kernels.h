@@ -17,12 +17,30 @@
 typedef void (*q4_microkernel_fn)(int kc, const float *a, const float *b, float *c, long ldc,
                                   int accumulate);
 
+struct q4_operand;
+
+/* Optional ISA packers (NULL: the generic C in gemm.c); they return 0 when they cannot
+ * handle the shape, and the generic code runs instead. Results are identical either way.
+ * pack_rows: out[p*mr + r] = a[r*lda + p] for r < rows, zeros for rows <= r < mr, p < kc.
+ * pack_patch_t: a strip of the transposed 3x3 patch matrix: out[p*nr + c] = patch(tap0 + c,
+ * pixel0 + p) for c < taps (zeros for taps <= c < nr), p < kc. */
+typedef int (*q4_pack_rows_fn)(float *out, const float *a, long lda, int rows, int kc, int mr);
+typedef int (*q4_pack_patch_t_fn)(float *out, const struct q4_operand *x, int tap0, int taps, long pixel0, int kc,
+                                  int nr);
+/* pack_patch: a whole B block of the patch matrix, rows (taps) [p0, p0+kc), columns
+ * (pixels) [j0, j0+nc) of N, in strips of nr: out[s*kc*nr + p*nr + c]. */
+typedef int (*q4_pack_patch_fn)(float *out, const struct q4_operand *x, int p0, int kc, long j0, int nc, long n,
+                                int nr);
+
 typedef struct q4_gemm_variant {
     const char *name; /* dtype-op-tile-isa, e.g. "f32-gemm-6x16-avx2" */
     int mr, nr;       /* register tile */
     int kc, mc, nc;   /* cache blocks: kc fixes the summation order, so results depend on
                          the variant but never on the thread count */
     q4_microkernel_fn microkernel;
+    q4_pack_rows_fn pack_rows;
+    q4_pack_patch_t_fn pack_patch_t;
+    q4_pack_patch_fn pack_patch;
 } q4_gemm_variant;
 
 /* How the GEMM reads an operand. DENSE: element (r, c) at data[r * row_stride + c *

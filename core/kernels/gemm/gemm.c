@@ -63,12 +63,18 @@ static void copy_im2col_columns(float *dest, long stride, const q4_operand *op, 
 /* ------------------------------------------------------------ packing */
 
 /* A block rows [i0, i0+mc) x cols [p0, p0+kc) into strips of mr rows: out[s][p][r]. */
-static void pack_a(float *out, const q4_operand *A, int M, int i0, int mc, int p0, int kc, int mr) {
+static void pack_a(const q4_gemm_variant *v, float *out, const q4_operand *A, int M, int i0, int mc, int p0, int kc) {
+    int mr = v->mr;
     for (int s = 0; s < mc; s += mr) {
         float *panel = out + (long)s * kc;
+        int rows = M - (i0 + s) < mr ? M - (i0 + s) : mr;
+        if (rows < 0) rows = 0;
+        if (A->kind == Q4_DENSE && A->col_stride == 1 && rows > 0 && v->pack_rows &&
+            v->pack_rows(panel, A->data + (long)(i0 + s) * A->row_stride + p0, A->row_stride, rows, kc, mr))
+            continue;
         for (int r = 0; r < mr; r++) {
             int i = i0 + s + r;
-            if (i >= M) {
+            if (r >= rows) {
                 for (int p = 0; p < kc; p++) panel[p * mr + r] = 0.0f;
                 continue;
             }
@@ -83,20 +89,85 @@ static void pack_a(float *out, const q4_operand *A, int M, int i0, int mc, int p
     }
 }
 
+/* One run of `count` output pixels (x0.. of one image row y) of patch row (dy, dx). */
+static inline void copy_run(float *dst, const float *plane, int y, int x0, int count, int dy, int dx, int h, int w) {
+    int sy = y + dy;
+    if (sy < 0 || sy >= h) {
+        for (int i = 0; i < count; i++) dst[i] = 0.0f;
+        return;
+    }
+    const float *src = plane + (long)sy * w + x0 + dx;
+    if (x0 + dx >= 0 && x0 + count + dx <= w) {
+        for (int i = 0; i < count; i++) dst[i] = src[i];
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        int x = x0 + i + dx;
+        dst[i] = (x < 0 || x >= w) ? 0.0f : src[i];
+    }
+}
+
+/* IM2COL B block, walked a tap row at a time in runs of whole image rows (or strips): each
+ * run is a contiguous shifted copy. Needs the strips to start at image-row boundaries. */
+static int pack_b_im2col_rows(float *out, const q4_operand *B, int N, int p0, int kc, int j0, int nc, int nr) {
+    int h = B->height, w = B->width;
+    long hw = (long)h * w;
+    if (j0 % nr || !(w % nr == 0 || nr % w == 0) || N % (w < nr ? w : nr)) return 0;
+    int run = w < nr ? w : nr;
+    int end = j0 + nc < N ? j0 + nc : N;
+    long image0 = j0 / hw;
+    int y0 = (int)(j0 % hw) / w, x00 = (int)(j0 % hw) % w;
+    int channel = p0 / 9, tap = p0 % 9;
+    for (int p = 0; p < kc; p++) {
+        int dy = tap / 3 - 1, dx = tap % 3 - 1;
+        const float *planes = B->data + (long)channel * B->images * hw;
+        long image = image0;
+        int y = y0, x0 = x00;
+        for (int j = j0; j < end; j += run) {
+            int lane = (j - j0) % nr;
+            float *dst = out + (long)((j - j0) / nr) * kc * nr + (long)p * nr + lane;
+            copy_run(dst, planes + image * hw, y, x0, run, dy, dx, h, w);
+            if ((x0 += run) == w) {
+                x0 = 0;
+                if (++y == h) {
+                    y = 0;
+                    image++;
+                }
+            }
+        }
+        if ((end - j0) % nr) { /* the last strip's columns beyond N */
+            float *dst = out + (long)((end - j0) / nr) * kc * nr + (long)p * nr;
+            for (int c = (end - j0) % nr; c < nr; c++) dst[c] = 0.0f;
+        }
+        if (++tap == 9) {
+            tap = 0;
+            channel++;
+        }
+    }
+    return 1;
+}
+
 /* B block rows [p0, p0+kc) x cols [j0, j0+nc) into strips of nr columns: out[s][p][c]. */
-static void pack_b(float *out, const q4_operand *B, int N, int p0, int kc, int j0, int nc, int nr) {
+static void pack_b(const q4_gemm_variant *v, float *out, const q4_operand *B, int N, int p0, int kc, int j0, int nc) {
+    int nr = v->nr;
+    if (B->kind == Q4_IM2COL && v->pack_patch && v->pack_patch(out, B, p0, kc, j0, nc, N, nr)) return;
+    if (B->kind == Q4_IM2COL && pack_b_im2col_rows(out, B, N, p0, kc, j0, nc, nr)) return;
     for (int s = 0; s < nc; s += nr) {
         float *panel = out + (long)s * kc;
         int j = j0 + s;
         int valid = N - j < nr ? N - j : nr;
+        if (valid < 0) valid = 0;
         if (B->kind == Q4_DENSE) {
             if (B->col_stride == 1) {
                 for (int p = 0; p < kc; p++) {
                     const float *src = B->data + (long)(p0 + p) * B->row_stride + j;
                     float *dst = panel + (long)p * nr;
-                    memcpy(dst, src, (size_t)valid * sizeof(float));
+                    for (int c = 0; c < valid; c++) dst[c] = src[c];
                     for (int c = valid; c < nr; c++) dst[c] = 0.0f;
                 }
+            } else if (valid > 0 && v->pack_rows && B->row_stride == 1 &&
+                       v->pack_rows(panel, B->data + (long)j * B->col_stride + p0, B->col_stride, valid, kc, nr)) {
+                /* transposed B: its columns are rows in memory */
             } else {
                 for (int c = 0; c < nr; c++) {
                     if (c >= valid) {
@@ -116,6 +187,7 @@ static void pack_b(float *out, const q4_operand *B, int N, int p0, int kc, int j
                 for (int c = valid; c < nr; c++) dst[c] = 0.0f;
             }
         } else { /* Q4_IM2COL_T: rows are output pixels, columns are taps */
+            if (valid > 0 && v->pack_patch_t && v->pack_patch_t(panel, B, j, valid, p0, kc, nr)) continue;
             for (int c = 0; c < nr; c++) {
                 if (c >= valid) {
                     for (int p = 0; p < kc; p++) panel[(long)p * nr + c] = 0.0f;
@@ -155,11 +227,11 @@ static void gemm_range(const gemm_job *job, int i_begin, int i_end, int j_begin,
         for (int pc = 0; pc < job->K; pc += v->kc) {
             int kc = job->K - pc < v->kc ? job->K - pc : v->kc;
             int add = job->accumulate || pc > 0;
-            pack_b(b_pack, job->B, job->N, pc, kc, jc, nc_padded, nr);
+            pack_b(v, b_pack, job->B, job->N, pc, kc, jc, nc_padded);
             for (int ic = i_begin; ic < i_end; ic += v->mc) {
                 int mc = i_end - ic < v->mc ? i_end - ic : v->mc;
                 int mc_padded = (mc + mr - 1) / mr * mr;
-                pack_a(a_pack, job->A, job->M, ic, mc_padded, pc, kc, mr);
+                pack_a(v, a_pack, job->A, job->M, ic, mc_padded, pc, kc);
                 for (int jr = 0; jr < nc; jr += nr) {
                     const float *b_panel = b_pack + (long)jr * kc;
                     int cols = nc - jr < nr ? nc - jr : nr;
