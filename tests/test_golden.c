@@ -222,7 +222,7 @@ static void run(const char *path, int quantized, int threads) {
 }
 
 int main(void) {
-    run("tests/fixtures/golden_q4.bin", 1, 2);
+    run("tests/fixtures/golden_q4.bin", 1, getenv("GOLDEN_THREADS") ? atoi(getenv("GOLDEN_THREADS")) : 2);
     run("tests/fixtures/golden_fp32.bin", 0, 1);
     return test_finish("test_golden");
 }

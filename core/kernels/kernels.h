@@ -126,6 +126,8 @@ typedef struct q4_compute {
     q4_pool *pool;
     float *scratch;          /* threads x scratch_floats, 64-byte aligned blocks */
     size_t scratch_floats;   /* per thread */
+    float *shared;           /* optional: A packed once per GEMM when it fits (may be NULL) */
+    size_t shared_floats;
 } q4_compute;
 
 /* Scratch floats one thread needs for a GEMM with this variant. */

@@ -129,8 +129,12 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     CARVE(m->dlogits, k * n);
     CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
     CARVE(m->flipped, 256 * 256 * 9);
+    CARVE(m->compute.shared, (size_t)(256 + 16) * 256 * 9); /* packed conv weights, any tile */
 #undef CARVE
-    if (base) m->conv_out[0] = m->conv_out[1];
+    if (base) {
+        m->conv_out[0] = m->conv_out[1];
+        m->compute.shared_floats = (size_t)(256 + 16) * 256 * 9;
+    }
     return at;
 }
 

@@ -98,32 +98,33 @@ int q4_avx2_pack_patch_t(float *out, const q4_operand *x, int tap0, int taps, lo
 int q4_avx2_pack_patch(float *out, const q4_operand *x, int p0, int kc, long j0, int nc, long n, int nr) {
     int h = x->height, w = x->width;
     long hw = (long)h * w;
-    if (w % 8 || j0 % nr || nr % 8 || n % 8) return 0;
+    if (w % 8 || j0 % 8 || nr % 8 || nr > 32 || n % 8 || kc > 1024) return 0;
     long end = j0 + nc < n ? j0 + nc : n;
+    /* per tap: offset of the shifted source from the output pixel, and the shift */
+    long offset[1024];
+    signed char dy[1024], dx[1024];
+    for (int p = 0; p < kc; p++) {
+        int k = p0 + p;
+        dy[p] = (signed char)((k % 9) / 3 - 1);
+        dx[p] = (signed char)(k % 3 - 1);
+        offset[p] = (long)(k / 9) * x->images * hw + dy[p] * w + dx[p];
+    }
     const __m256i skip_first = _mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1);
     const __m256i skip_last = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, -1, 0);
-    long image0 = j0 / hw;
-    int y0 = (int)(j0 % hw) / w, x00 = (int)(j0 % hw) % w;
-    int channel = p0 / 9, tap = p0 % 9;
-    for (int p = 0; p < kc; p++) {
-        int dy = tap / 3 - 1, dx = tap % 3 - 1;
-        const float *planes = x->data + (long)channel * x->images * hw;
-        long image = image0;
-        int y = y0, x0 = x00;
-        for (long j = j0; j < end; j += 8) {
-            float *dst = out + ((j - j0) / nr) * kc * nr + (long)p * nr + (j - j0) % nr;
-            int sy = y + dy;
-            __m256 v;
-            if (sy < 0 || sy >= h) {
-                v = _mm256_setzero_ps();
-            } else {
-                const float *src = planes + image * hw + (long)sy * w + x0 + dx;
-                if (dx < 0 && x0 == 0) v = _mm256_maskload_ps(src, skip_first);
-                else if (dx > 0 && x0 + 8 == w) v = _mm256_maskload_ps(src, skip_last);
-                else v = _mm256_loadu_ps(src);
-            }
-            _mm256_storeu_ps(dst, v);
-            if ((x0 += 8) == w) {
+    long image = j0 / hw;
+    int y = (int)(j0 % hw) / w, x0 = (int)(j0 % hw) % w;
+    /* a strip at a time, its runs of 8 pixels side by side: the panel is written in order */
+    for (long s = j0; s < j0 + nc; s += nr) {
+        int runs = nr / 8;
+        long base[4];
+        int ry[4], first[4], last[4], live[4];
+        for (int r = 0; r < runs; r++) {
+            live[r] = s + 8 * r < end;
+            base[r] = image * hw + (long)y * w + x0;
+            ry[r] = y;
+            first[r] = x0 == 0;
+            last[r] = x0 + 8 == w;
+            if (live[r] && (x0 += 8) == w) {
                 x0 = 0;
                 if (++y == h) {
                     y = 0;
@@ -131,13 +132,19 @@ int q4_avx2_pack_patch(float *out, const q4_operand *x, int p0, int kc, long j0,
                 }
             }
         }
-        if ((end - j0) % nr) { /* the last strip's columns beyond n */
-            float *dst = out + ((end - j0) / nr) * kc * nr + (long)p * nr;
-            for (int c = (int)((end - j0) % nr); c < nr; c++) dst[c] = 0.0f;
-        }
-        if (++tap == 9) {
-            tap = 0;
-            channel++;
+        float *panel = out + (s - j0) * kc;
+        for (int p = 0; p < kc; p++) {
+            float *dst = panel + (long)p * nr;
+            for (int r = 0; r < runs; r++) {
+                __m256 v = _mm256_setzero_ps();
+                if (live[r] && (unsigned)(ry[r] + dy[p]) < (unsigned)h) {
+                    const float *src = x->data + base[r] + offset[p];
+                    if (dx[p] < 0 && first[r]) v = _mm256_maskload_ps(src, skip_first);
+                    else if (dx[p] > 0 && last[r]) v = _mm256_maskload_ps(src, skip_last);
+                    else v = _mm256_loadu_ps(src);
+                }
+                _mm256_storeu_ps(dst + 8 * r, v);
+            }
         }
     }
     return 1;

@@ -209,8 +209,9 @@ typedef struct gemm_job {
     float *C;
     long ldc;
     int accumulate;
-    int split_n;     /* tasks split columns (1) or rows (0) */
+    int split_n;         /* tasks split columns (1) or rows (0) */
     int tiles, tasks;
+    const float *a_packed; /* all of A packed once (strip s, block pc at s*K*mr + pc*mr), or NULL */
 } gemm_job;
 
 static void gemm_range(const gemm_job *job, int i_begin, int i_end, int j_begin, int j_end, int thread) {
@@ -231,12 +232,14 @@ static void gemm_range(const gemm_job *job, int i_begin, int i_end, int j_begin,
             for (int ic = i_begin; ic < i_end; ic += v->mc) {
                 int mc = i_end - ic < v->mc ? i_end - ic : v->mc;
                 int mc_padded = (mc + mr - 1) / mr * mr;
-                pack_a(v, a_pack, job->A, job->M, ic, mc_padded, pc, kc);
+                if (!job->a_packed) pack_a(v, a_pack, job->A, job->M, ic, mc_padded, pc, kc);
                 for (int jr = 0; jr < nc; jr += nr) {
                     const float *b_panel = b_pack + (long)jr * kc;
                     int cols = nc - jr < nr ? nc - jr : nr;
                     for (int ir = 0; ir < mc; ir += mr) {
-                        const float *a_panel = a_pack + (long)ir * kc;
+                        const float *a_panel = job->a_packed
+                                                   ? job->a_packed + (long)(ic + ir) / mr * job->K * mr + (long)pc * mr
+                                                   : a_pack + (long)ir * kc;
                         int rows = mc - ir < mr ? mc - ir : mr;
                         float *c = job->C + (long)(ic + ir) * job->ldc + jc + jr;
                         if (rows == mr && cols == nr) {
@@ -269,6 +272,18 @@ static void gemm_task(void *context, int task, int thread) {
     }
 }
 
+/* packs row strip `task` of A over all of K into the shared buffer */
+static void prepack_task(void *context, int strip, int thread) {
+    (void)thread;
+    const gemm_job *job = context;
+    const q4_gemm_variant *v = job->cc->kernels->gemm;
+    float *out = (float *)job->a_packed + (long)strip * job->K * v->mr;
+    for (int pc = 0; pc < job->K; pc += v->kc) {
+        int kc = job->K - pc < v->kc ? job->K - pc : v->kc;
+        pack_a(v, out + (long)pc * v->mr, job->A, job->M, strip * v->mr, v->mr, pc, kc);
+    }
+}
+
 void q4_gemm(const q4_compute *cc, int M, int N, int K, const q4_operand *A, const q4_operand *B,
              float *C, long ldc, int accumulate) {
     if (M <= 0 || N <= 0) return;
@@ -280,12 +295,23 @@ void q4_gemm(const q4_compute *cc, int M, int N, int K, const q4_operand *A, con
     const q4_gemm_variant *v = cc->kernels->gemm;
     int m_tiles = (M + v->mr - 1) / v->mr, n_tiles = (N + v->nr - 1) / v->nr;
     int threads = q4_pool_threads(cc->pool);
-    gemm_job job = {cc, M, N, K, A, B, C, ldc, accumulate, 1, n_tiles, 1};
-    /* split the dimension with more tiles; rows only when columns are too few to share */
-    if (n_tiles < threads * 2 && m_tiles > n_tiles) {
-        job.split_n = 0;
-        job.tiles = m_tiles;
+    gemm_job job = {cc, M, N, K, A, B, C, ldc, accumulate, 1, n_tiles, 1, NULL};
+    /* A small enough to pack once for all tasks: split the columns, several tasks per
+     * thread so a slowed core does not hold the others up */
+    int prepack = cc->shared && A->kind == Q4_DENSE && (size_t)m_tiles * v->mr * K <= cc->shared_floats &&
+                  n_tiles >= 2 * threads;
+    if (prepack) {
+        job.a_packed = cc->shared;
+        job.tasks = n_tiles < 4 * threads ? n_tiles : 4 * threads;
+        q4_pool_run(cc->pool, m_tiles, prepack_task, &job);
+    } else {
+        /* otherwise each task packs the operand it shares with the others: split the
+         * dimension that makes that operand the smaller one, if it has tiles enough */
+        if ((M > N && m_tiles >= threads) || n_tiles < threads) {
+            job.split_n = 0;
+            job.tiles = m_tiles;
+        }
+        job.tasks = job.tiles < threads ? job.tiles : threads;
     }
-    job.tasks = job.tiles < threads ? job.tiles : threads;
     q4_pool_run(cc->pool, job.tasks, gemm_task, &job);
 }
