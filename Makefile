@@ -117,3 +117,52 @@ bench: build ## training and evaluation images/s at batch 128 (see scripts/bench
 
 clean: ## remove build outputs
 	rm -rf build
+
+# ---------------------------------------------------------------- WebAssembly (Emscripten 3.1.6)
+# Two builds of the same core: q4-mt (SIMD128 + pthreads on web workers, needs a
+# cross-origin isolated page) and q4-st (SIMD128, one thread, for pages that are not).
+EMCC       := NODE_PATH=/usr/share/nodejs emcc
+WASM_CORE  := $(filter-out core/kernels/avx2/%,$(shell find core -name '*.c' | sort))
+WASM_CFLAGS := -std=c11 -O3 -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
+WASM_EXPORTS := $(shell grep -o 'q4w_[a-z_0-9]*' wasm/bindings.c | sort -u | sed 's/^/_/' | paste -sd, -)
+WASM_LFLAGS := -s MODULARIZE=1 -s EXPORT_NAME=createQ4Module -s ENVIRONMENT=web,worker \
+  -s ALLOW_MEMORY_GROWTH=1 -s INITIAL_MEMORY=64MB -s MAXIMUM_MEMORY=2GB -s TOTAL_STACK=1MB \
+  -s EXPORTED_FUNCTIONS=$(WASM_EXPORTS),_malloc,_free \
+  -s EXPORTED_RUNTIME_METHODS=ccall,cwrap,UTF8ToString,stringToUTF8,lengthBytesUTF8 \
+  -s FILESYSTEM=0 -s ASSERTIONS=0
+WASM_OUT   := build/wasm
+
+build/wasm-obj/mt/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -pthread -c $< -o $@
+build/wasm-obj/st/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(EMCC) $(WASM_CFLAGS) -c $< -o $@
+
+$(WASM_OUT)/q4-mt.js: $(WASM_CORE:%.c=build/wasm-obj/mt/%.o) build/wasm-obj/mt/wasm/bindings.o
+	@mkdir -p $(dir $@)
+	$(EMCC) -O3 -msimd128 -pthread -s PTHREAD_POOL_SIZE='Math.min(navigator.hardwareConcurrency||2,16)' \
+	  -s PTHREAD_POOL_SIZE_STRICT=0 $(WASM_LFLAGS) $^ -o $@
+$(WASM_OUT)/q4-st.js: $(WASM_CORE:%.c=build/wasm-obj/st/%.o) build/wasm-obj/st/wasm/bindings.o
+	@mkdir -p $(dir $@)
+	$(EMCC) -O3 -msimd128 $(WASM_LFLAGS) $^ -o $@
+$(WASM_OUT)/q4.js: wasm/q4.js
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+wasm: $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js ## the WebAssembly builds (build/wasm/)
+
+# test and benchmark programs built for WebAssembly and run under Node.js (same kernels as
+# the page; NODERAWFS lets them read the fixtures and data)
+WASM_NODE_FLAGS := -O3 -msimd128 -pthread -s PTHREAD_POOL_SIZE=8 -s ALLOW_MEMORY_GROWTH=1 -s MAXIMUM_MEMORY=4GB \
+  -s NODERAWFS=1 -s EXIT_RUNTIME=1 -s ENVIRONMENT=node,worker -s TOTAL_STACK=4MB
+build/wasm-node/%.js: tests/%.c $(WASM_CORE:%.c=build/wasm-obj/mt/%.o)
+	@mkdir -p $(dir $@) && echo '{"type": "commonjs"}' > $(dir $@)package.json
+	$(EMCC) $(WASM_CFLAGS) $(WASM_NODE_FLAGS) $< $(WASM_CORE:%.c=build/wasm-obj/mt/%.o) -o $@
+build/wasm-node/q4bench.js: cli/q4bench.c $(WASM_CORE:%.c=build/wasm-obj/mt/%.o)
+	@mkdir -p $(dir $@) && echo '{"type": "commonjs"}' > $(dir $@)package.json
+	$(EMCC) $(WASM_CFLAGS) $(WASM_NODE_FLAGS) $< $(WASM_CORE:%.c=build/wasm-obj/mt/%.o) -o $@
+
+WASM_NODE := node --no-experimental-fetch
+test-wasm: $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js) ## kernel, quantizer, gradient and golden tests of the WASM build under Node.js
+	@for t in test_kernels test_quant test_gradcheck test_golden; do echo "== wasm $$t"; $(WASM_NODE) build/wasm-node/$$t.js || exit 1; done

@@ -41,7 +41,7 @@ const q4_kernels *q4_kernels_reference(void) { return &reference_table; }
 #if defined(Q4_ISA_AVX2)
 static const q4_gemm_variant *const variants[] = {&q4_avx2_gemm_4x24, &q4_avx2_gemm_6x16, &scalar_4x8, NULL};
 #elif defined(Q4_ISA_WASMSIMD)
-static const q4_gemm_variant *const variants[] = {&q4_wasmsimd_gemm_6x8, &q4_wasmsimd_gemm_4x16, &scalar_4x8, NULL};
+static const q4_gemm_variant *const variants[] = {&q4_wasmsimd_gemm_4x8, &q4_wasmsimd_gemm_6x8, &scalar_4x8, NULL};
 #else
 static const q4_gemm_variant *const variants[] = {&scalar_4x8, NULL};
 #endif

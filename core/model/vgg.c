@@ -92,7 +92,6 @@ static void setup_tensors(q4_vgg *m) {
 }
 
 /* tensor indices of the pieces of conv block i (i = 6: fc1 with bn7; i = 7: fc2) */
-static inline int weight_index(int layer) { return layer < Q4_NUM_CONV ? 4 * layer : (layer == 6 ? 24 : 28); }
 static inline float *param(q4_vgg *m, int tensor) { return m->params + m->tensors[tensor].offset; }
 static inline float *grad(q4_vgg *m, int tensor) { return m->grads + m->tensors[tensor].offset; }
 

@@ -5,7 +5,7 @@
 
 #include "../kernels.h"
 
-extern const q4_gemm_variant q4_wasmsimd_gemm_4x16;
+extern const q4_gemm_variant q4_wasmsimd_gemm_4x8;
 extern const q4_gemm_variant q4_wasmsimd_gemm_6x8;
 extern const q4_kernels q4_wasmsimd_kernels;
 

@@ -1,0 +1,95 @@
+// serve.mjs - the demo's static server, on 127.0.0.1 only. Sends the headers that make the
+// page cross-origin isolated (COOP same-origin + COEP require-corp: SharedArrayBuffer, so
+// WebAssembly threads), correct MIME types (application/wasm for .wasm), and nothing outside
+// four folders: / -> web/, /wasm/ -> build/wasm/, /data/ -> data/. Paths are decoded,
+// normalized and checked to stay inside their folder; anything else is 404.
+// Usage: node scripts/serve.mjs [--port 8000] [--no-isolation] [--quiet]
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const MOUNTS = [
+  ['/wasm/', path.join(repo, 'build', 'wasm')],
+  ['/data/', path.join(repo, 'data')],
+  ['/', path.join(repo, 'web')],
+];
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.wasm': 'application/wasm', '.json': 'application/json', '.png': 'image/png',
+  '.svg': 'image/svg+xml', '.ico': 'image/x-icon', '.txt': 'text/plain; charset=utf-8', '.bin': 'application/octet-stream',
+  '.gz': 'application/gzip',
+};
+
+/** Maps a request path to a file inside one of the mounts, or null. Exported for tests. */
+export function resolveRequest(urlPath) {
+  let decoded;
+  try {
+    decoded = decodeURIComponent(urlPath.split('?')[0].split('#')[0]);
+  } catch {
+    return null;
+  }
+  if (decoded.includes('\0') || decoded.includes('\\')) return null;
+  if (decoded === '/') decoded = '/index.html';
+  for (const [prefix, dir] of MOUNTS) {
+    if (!decoded.startsWith(prefix)) continue;
+    const relative = decoded.slice(prefix.length);
+    const file = path.resolve(dir, `.${path.posix.normalize(`/${relative}`)}`);
+    if (file !== dir && !file.startsWith(dir + path.sep)) return null;
+    return file;
+  }
+  return null;
+}
+
+export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1' } = {}) {
+  const server = http.createServer((req, res) => {
+    const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
+    if (isolation) {
+      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+      headers['Cross-Origin-Resource-Policy'] = 'same-origin';
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end('method not allowed\n');
+      return;
+    }
+    const file = resolveRequest(req.url || '/');
+    let stat = null;
+    try {
+      stat = file && fs.statSync(file);
+    } catch {
+      stat = null;
+    }
+    if (!stat || !stat.isFile()) {
+      res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    headers['Content-Type'] = TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
+    headers['Content-Length'] = stat.size;
+    res.writeHead(200, headers);
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const url = `http://${host}:${server.address().port}/`;
+      if (!quiet) console.log(`q4 demo: ${url}  (cross-origin isolation ${isolation ? 'on' : 'off'}; Ctrl-C stops)`);
+      resolve({ server, url });
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  const portAt = args.indexOf('--port');
+  const port = portAt >= 0 ? Number(args[portAt + 1]) : Number(process.env.PORT || 8000);
+  startServer({ port, isolation: !args.includes('--no-isolation'), quiet: args.includes('--quiet') }).catch((e) => {
+    console.error(`q4 demo: cannot listen on 127.0.0.1:${port}: ${e.message}`);
+    process.exit(1);
+  });
+}
