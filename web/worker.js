@@ -224,7 +224,7 @@ function resumeFrom(bytes, overrides = {}) {
 
 // ---------------------------------------------------------------- benchmark (make bench)
 /** Training and evaluation speed on synthetic images, as cli/q4bench.c measures natively. */
-function bench({ threads = 1, steps = 8, warmup = 4, evalImages = 1024, quantized = 1 }) {
+function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantized = 1 }) {
   const train = 128 * (steps + warmup + 1);
   const shard = (count, seed) => {
     const bytes = new Uint8Array(count * 3073);
