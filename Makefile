@@ -109,11 +109,14 @@ test-cli: build ## the trainer as a user runs it: bad data, resume, export, log,
 test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
 	$(BUILD)/tests/test_accuracy $(DATA)/cifar-10-batches-bin
 
-test-browser: ## Playwright + Chromium: the page trains, teaches, checkpoints (issue 4)
-	@echo "browser tests: not built yet" && false
+test-browser: build wasm ## the page in headless Chromium (Playwright): trains, teaches, checkpoints, recovers
+	node --test --test-reporter=spec tests/browser/
 
-bench: build ## training and evaluation images/s at batch 128 (see scripts/bench.sh)
-	scripts/bench.sh
+bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run
+	node scripts/bench.mjs
+
+demo: setup build wasm data ## set up, build, fetch CIFAR-10 and serve the page at http://127.0.0.1:8000
+	node scripts/serve.mjs --port $${PORT:-8000}
 
 clean: ## remove build outputs
 	rm -rf build

@@ -16,6 +16,11 @@ const ui = {
   stepsPerEpoch: 0, pendingStart: null, drawQueued: false,
 };
 window.q4Debug = ui; // read by the browser tests
+/** Test hook: the session's parameters (Float32Array) from the worker. */
+window.q4Parameters = () => new Promise((resolve) => {
+  ui.parametersResolve = resolve;
+  ui.worker.postMessage({ type: 'parameters' });
+});
 /** Benchmark hook for `make bench` (scripts/bench-wasm.mjs): resolves with the worker's result. */
 window.q4RunBench = (options) => new Promise((resolve) => {
   ui.benchResolve = resolve;
@@ -84,7 +89,8 @@ function setState(state) {
   for (const id of ['load-default', 'load-url', 'file-input', 'dataset']) $(id).disabled = running || state === 'loading';
   const labels = { idle: 'Ready to start.', loading: 'Loading data…', ready: 'Data loaded: press Start.',
     running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.' };
-  $('run-status').textContent = labels[state] || state;
+  $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
+  if (state === 'running') ui.resumeNote = null;
 }
 
 function formatTime(seconds) {
@@ -194,6 +200,7 @@ function onMessage(m) {
     }
     case 'data': {
       ui.data = m.info;
+      ui.dataSource = ui.loadingSource;
       ui.classNames = m.info.names;
       ui.images = m.images;
       $('load-progress').hidden = true;
@@ -215,7 +222,7 @@ function onMessage(m) {
     case 'resumed':
       ui.stepsPerEpoch = m.progress.stepsPerEpoch;
       if (m.type === 'resumed') {
-        $('run-status').textContent = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.stepInEpoch}.`;
+        ui.resumeNote = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.stepInEpoch}: press Resume to train on.`;
         for (const [key, id] of Object.entries({ epochs: 'epochs', seed: 'seed', batch: 'batch' })) $(id).value = m.config[key === 'batch' ? 'batchSize' : key];
         $('bits').value = m.config.quantized ? '4' : '32';
         $('lr').value = m.config.learningRate;
@@ -257,11 +264,15 @@ function onMessage(m) {
     case 'bench':
       if (ui.benchResolve) ui.benchResolve(m.result);
       break;
+    case 'parameters':
+      if (ui.parametersResolve) ui.parametersResolve(m.parameters);
+      break;
     case 'discarded':
       $('resume-banner').hidden = true;
       break;
     case 'error':
       showError(`${m.message}`);
+      if (m.where === 'load') ui.pendingStart = null;
       if (m.where === 'load' || m.where === 'upload-checkpoint') $('load-progress').hidden = true;
       break;
     default:
@@ -283,7 +294,7 @@ function download(bytes, name) {
 // ---------------------------------------------------------------- actions
 function loadDefault(trainLimit) {
   clearError();
-  ui.dataSource = 'default';
+  ui.loadingSource = 'default';
   const dataset = Number($('dataset').value);
   ui.worker.postMessage({ type: 'load', trainLimit,
     source: { type: 'url', url: dataset === 100 ? '/data/cifar-100-binary/' : '/data/cifar-10-batches-bin/', kind: dataset } });
@@ -292,7 +303,7 @@ function loadDefault(trainLimit) {
 function loadFiles(files) {
   if (!files.length) return;
   clearError();
-  ui.dataSource = 'files';
+  ui.loadingSource = 'files';
   ui.worker.postMessage({ type: 'load', source: { type: 'files', files: [...files], kind: Number($('dataset').value) } });
 }
 
@@ -300,7 +311,7 @@ function start() {
   clearError();
   const s = readSettings();
   const needDefault = !ui.data || (ui.dataSource === 'default' && ui.data.train < Math.min(s.train, 50000));
-  if (needDefault && ui.dataSource !== 'files') {
+  if (needDefault) {
     ui.pendingStart = start;
     loadDefault(s.train);
     return;
@@ -322,7 +333,7 @@ function wire() {
     clearError();
     const url = $('data-url').value.trim();
     if (!url) return showError('Enter the URL of a folder holding the official shards.');
-    ui.dataSource = 'url';
+    ui.loadingSource = 'url';
     ui.worker.postMessage({ type: 'load', trainLimit: readSettings().train,
       source: { type: 'url', url, kind: Number($('dataset').value) } });
   });
@@ -375,7 +386,7 @@ function wire() {
     if (!ui.data || ui.data.train < saved.trainLimit) {
       ui.pendingStart = go;
       if (saved.dataSource && saved.dataSource.type === 'url' && !saved.dataSource.url.startsWith('/data/')) {
-        ui.dataSource = 'url';
+        ui.loadingSource = 'url';
         ui.worker.postMessage({ type: 'load', trainLimit: saved.trainLimit, source: saved.dataSource });
       } else {
         loadDefault(saved.trainLimit);

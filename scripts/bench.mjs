@@ -1,0 +1,112 @@
+// bench.mjs - `make bench`: in one run on this machine, training and evaluation images/s
+// and GFLOP/s at batch 128 for the native build (build/q4bench) and the WebAssembly build in
+// headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, beside the PyTorch
+// reference (../shared/reference/torch_ref.py --bench with Debian's python3-torch, when
+// installed); the ratios ours/PyTorch and WASM/native; and where one training step spends
+// its time, per layer. Each figure is the median of BENCH_REPS runs (default 3): this
+// machine is shared and its speed drifts by 5-10% between runs.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const reps = Number(process.env.BENCH_REPS || 3);
+const threadCounts = (process.env.BENCH_THREADS || '1,2').split(',').map(Number);
+const torchRef = process.env.TORCH_REF || path.resolve('..', 'shared', 'reference', 'torch_ref.py');
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+function native(threads) {
+  const runs = [];
+  for (let r = 0; r < reps; r++) {
+    runs.push(JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'], { encoding: 'utf8' })));
+  }
+  const pick = runs.find((x) => x.train_images_per_second === median(runs.map((y) => y.train_images_per_second)));
+  return {
+    train: median(runs.map((x) => x.train_images_per_second)), eval: median(runs.map((x) => x.eval_images_per_second)),
+    trainGflops: median(runs.map((x) => x.train_gflops)), evalGflops: median(runs.map((x) => x.eval_gflops)),
+    phases: pick.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })), kernels: pick.kernels,
+    memory: pick.memory_bytes,
+  };
+}
+
+function wasm() {
+  const byThreads = new Map();
+  for (let r = 0; r < reps; r++) {
+    const out = execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', threadCounts.join(','), '--steps', '6'],
+      { encoding: 'utf8', timeout: 900000 });
+    for (const line of out.trim().split('\n')) {
+      const x = JSON.parse(line);
+      if (!byThreads.has(x.threads)) byThreads.set(x.threads, []);
+      byThreads.get(x.threads).push(x);
+    }
+  }
+  const result = new Map();
+  for (const [threads, runs] of byThreads) {
+    const pick = runs.find((x) => x.trainImagesPerSecond === median(runs.map((y) => y.trainImagesPerSecond)));
+    result.set(threads, {
+      train: median(runs.map((x) => x.trainImagesPerSecond)), eval: median(runs.map((x) => x.evalImagesPerSecond)),
+      trainGflops: median(runs.map((x) => x.trainGflops)), evalGflops: median(runs.map((x) => x.evalGflops)),
+      phases: pick.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })), kernels: pick.kernels,
+      memory: pick.wasmMemory,
+    });
+  }
+  return result;
+}
+
+function torch(threads) {
+  if (!fs.existsSync(torchRef)) return { missing: `${torchRef} not found` };
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return { missing: 'python3-torch is not installed (apt-get install python3-torch)' };
+  const runs = [];
+  for (let r = 0; r < reps; r++) {
+    const out = execFileSync('/usr/bin/python3', [torchRef, '--bench', '--threads', String(threads)], { encoding: 'utf8' });
+    const m = /train_img_per_s ([\d.]+) eval_img_per_s ([\d.]+)/.exec(out);
+    runs.push({ train: Number(m[1]), eval: Number(m[2]) });
+  }
+  return { train: median(runs.map((x) => x.train)), eval: median(runs.map((x) => x.eval)) };
+}
+
+const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+console.log(`q4 bench: batch 128, ${reps} runs per figure (median), ${cpu ? cpu[1] : 'unknown CPU'}, ` +
+  `${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores`);
+const results = { native: new Map(), torch: new Map() };
+for (const t of threadCounts) results.native.set(t, native(t));
+results.wasm = wasm();
+for (const t of threadCounts) results.torch.set(t, torch(t));
+const flopsPerImage = 932739072, forwardFlops = 309770240;
+
+const row = (name, t, r, ref) => {
+  if (!r || r.missing) return `  ${name.padEnd(22)} ${String(t).padStart(2)}  ${r ? r.missing : 'not measured'}`;
+  const gf = r.trainGflops ?? (r.train * flopsPerImage) / 1e9, ge = r.evalGflops ?? (r.eval * forwardFlops) / 1e9;
+  let line = `  ${name.padEnd(22)} ${String(t).padStart(2)}  ${r.train.toFixed(1).padStart(7)} ${gf.toFixed(1).padStart(7)}` +
+    `  ${r.eval.toFixed(1).padStart(7)} ${ge.toFixed(1).padStart(7)}`;
+  if (ref && !ref.missing) line += `   ${(r.train / ref.train).toFixed(2)}x / ${(r.eval / ref.eval).toFixed(2)}x`;
+  return line;
+};
+console.log('\n  build                  threads  train img/s GFLOP/s  eval img/s GFLOP/s   vs PyTorch (train / eval)');
+for (const t of threadCounts) console.log(row(`native ${results.native.get(t).kernels}`, t, results.native.get(t), results.torch.get(t)));
+for (const t of threadCounts) console.log(row(`wasm ${results.wasm.get(t)?.kernels || ''}`, t, results.wasm.get(t), results.torch.get(t)));
+for (const t of threadCounts) console.log(row('pytorch 1.13 (torch_ref)', t, results.torch.get(t)));
+
+console.log('\n  ratios');
+for (const t of threadCounts) {
+  const n = results.native.get(t), w = results.wasm.get(t);
+  if (w) console.log(`    WASM / native at ${t} thread${t > 1 ? 's' : ''}: train ${(w.train / n.train).toFixed(2)}, eval ${(w.eval / n.eval).toFixed(2)}`);
+}
+if (threadCounts.length > 1) {
+  const [a, b] = [threadCounts[0], threadCounts[threadCounts.length - 1]];
+  const n1 = results.native.get(a), n2 = results.native.get(b), w1 = results.wasm.get(a), w2 = results.wasm.get(b);
+  console.log(`    ${b} threads / ${a}: native train ${(n2.train / n1.train).toFixed(2)}x` +
+    (w1 && w2 ? `, wasm train ${(w2.train / w1.train).toFixed(2)}x` : ''));
+}
+
+for (const [label, r] of [['native', results.native.get(threadCounts[threadCounts.length - 1])],
+  ['wasm', results.wasm.get(threadCounts[threadCounts.length - 1])]]) {
+  if (!r) continue;
+  const total = r.phases.reduce((s, p) => s + p.ms, 0);
+  console.log(`\n  one training step, ${label}, ${threadCounts[threadCounts.length - 1]} threads: ${total.toFixed(0)} ms`);
+  for (const p of [...r.phases].sort((x, y) => y.ms - x.ms)) {
+    if (p.ms < 0.05) continue;
+    console.log(`    ${p.name.padEnd(26)} ${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.ms / total).toFixed(1).padStart(5)}%` +
+      (p.gflops ? `  ${p.gflops.toFixed(1).padStart(6)} GFLOP/s` : ''));
+  }
+}
