@@ -6,7 +6,7 @@
 CC      ?= cc
 ISA     ?= avx2
 BUILD   := build/$(ISA)
-CFLAGS  := -std=c11 -O3 -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
+CFLAGS  := -std=c11 -O3 -ffp-contract=off -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -lm -pthread
 DATA    := data
 
@@ -34,6 +34,9 @@ all: build
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+# -ffp-contract=off everywhere: a*b + c is never fused behind our back, so the scalar
+# references and the SIMD kernels round the same way (the tests compare them bit for bit)
 
 # ---------------------------------------------------------------- native build
 build: build/q4train build/q4bench ## build the native trainer (build/q4train, AVX2; ISA=scalar for portable C)
@@ -83,7 +86,7 @@ test-scalar: ## the portable scalar build against the same references and PyTorc
 	$(MAKE) ISA=scalar build/scalar/tests/test_kernels build/scalar/tests/test_gradcheck build/scalar/tests/test_golden
 	build/scalar/tests/test_kernels && build/scalar/tests/test_gradcheck && build/scalar/tests/test_golden
 
-SAN_FLAGS := -std=c11 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+SAN_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
              -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
 SAN_SRC   := $(filter-out core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort))
 build/sanitize/%: tests/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
@@ -94,7 +97,7 @@ test-sanitize: $(addprefix build/sanitize/,test_data test_quant test_kernels tes
 	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
 	build/sanitize/test_quant && build/sanitize/test_kernels && build/sanitize/test_gradcheck
 
-FUZZ_FLAGS := -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
+FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
 build/fuzz/%: tests/fuzz/%.c $(SAN_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $< $(SAN_SRC) -o $@ -lm
@@ -126,7 +129,7 @@ clean: ## remove build outputs
 # cross-origin isolated page) and q4-st (SIMD128, one thread, for pages that are not).
 EMCC       := NODE_PATH=/usr/share/nodejs emcc
 WASM_CORE  := $(filter-out core/kernels/avx2/%,$(shell find core -name '*.c' | sort))
-WASM_CFLAGS := -std=c11 -O3 -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
+WASM_CFLAGS := -std=c11 -O3 -ffp-contract=off -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
 WASM_EXPORTS := $(shell grep -o 'q4w_[a-z_0-9]*' wasm/bindings.c | sort -u | sed 's/^/_/' | paste -sd, -)
 WASM_LFLAGS := -s MODULARIZE=1 -s EXPORT_NAME=createQ4Module -s ENVIRONMENT=web,worker \
   -s ALLOW_MEMORY_GROWTH=1 -s INITIAL_MEMORY=64MB -s MAXIMUM_MEMORY=2GB -s TOTAL_STACK=1MB \

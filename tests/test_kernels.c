@@ -9,18 +9,25 @@
 static const int ragged[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33};
 #define NRAGGED (int)(sizeof ragged / sizeof *ragged)
 
-static q4_compute make_compute(const q4_kernels *k, int threads) {
+/* shared: room for A packed once (the model provides it); 0 tests the per-task packing path */
+static q4_compute make_compute(const q4_kernels *k, int threads, size_t shared) {
     q4_compute cc;
+    memset(&cc, 0, sizeof cc);
     cc.kernels = k;
     cc.pool = q4_pool_create(threads);
     cc.scratch_floats = q4_gemm_scratch_floats(k->gemm);
     cc.scratch = aligned_alloc(64, (size_t)threads * cc.scratch_floats * sizeof(float) + 64);
+    if (shared) {
+        cc.shared = aligned_alloc(64, shared * sizeof(float));
+        cc.shared_floats = shared;
+    }
     return cc;
 }
 
 static void free_compute(q4_compute *cc) {
     q4_pool_destroy(cc->pool);
     free(cc->scratch);
+    free(cc->shared);
 }
 
 /* reference with a per-element bound from the sum of |terms| */
@@ -50,7 +57,7 @@ static long compare_gemm(const char *what, const float *out, int M, int N, int K
 static void test_gemm_variant(const q4_gemm_variant *variant) {
     q4_kernels k;
     q4_kernels_init(&k, variant->name);
-    q4_compute cc1 = make_compute(&k, 1), cc3 = make_compute(&k, 3);
+    q4_compute cc1 = make_compute(&k, 1, 0), cc3 = make_compute(&k, 3, 1 << 20);
     char what[96];
     /* dense operands in all four transpositions, ragged M, N, K; also K > kc */
     int ks[] = {1, 2, 3, 5, 7, 8, 15, 16, 17, 31, 33, 300};
@@ -108,7 +115,7 @@ static void test_gemm_variant(const q4_gemm_variant *variant) {
 static void test_conv_layers(const q4_kernels *k) {
     int shapes[][5] = {{1, 1, 1, 1, 1}, {2, 3, 5, 6, 6}, {1, 4, 3, 5, 7}, {3, 17, 7, 4, 4}, {2, 16, 33, 8, 8},
                        {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}};
-    q4_compute c1 = make_compute(k, 1), c2 = make_compute(k, 2), c8 = make_compute(k, 8);
+    q4_compute c1 = make_compute(k, 1, 1 << 20), c2 = make_compute(k, 2, 0), c8 = make_compute(k, 8, 1 << 20);
     for (int s = 0; s < 7; s++) {
         int n = shapes[s][0], ci = shapes[s][1], co = shapes[s][2], h = shapes[s][3], w = shapes[s][4];
         long xs = (long)ci * n * h * w, ys = (long)co * n * h * w, ws = (long)co * ci * 9;

@@ -485,13 +485,14 @@ q4_status q4_cifar_load_path(q4_cifar *out, const char *path, q4_dataset_kind ki
             snprintf(file, sizeof file, "%s/%s", dir, files[i]);
             FILE *probe = fopen(file, "rb");
             if (!probe) {
-                /* a folder of the other release gets a pointed message */
-                char alt[4200];
+                /* a folder of the other release (or holding its top folder) gets a pointed message */
+                char alt[4200], alt_top[4200];
                 snprintf(alt, sizeof alt, "%s/%s", dir, kind == Q4_CIFAR10 ? "train.bin" : "data_batch_1.bin");
+                snprintf(alt_top, sizeof alt_top, "%s/%s", path, kind == Q4_CIFAR10 ? "cifar-100-binary" : "cifar-10-batches-bin");
                 FILE *alt_file = fopen(alt, "rb");
-                if (alt_file) {
-                    fclose(alt_file);
-                    st = q4_fail(err, Q4_ERR_FORMAT, "%s: holds %s files, but %s was chosen (use --dataset %s)", dir,
+                if (alt_file) fclose(alt_file);
+                if (alt_file || is_directory(alt_top)) {
+                    st = q4_fail(err, Q4_ERR_FORMAT, "%s: holds %s files, but %s was chosen (use --dataset %s)", path,
                                  kind == Q4_CIFAR10 ? "CIFAR-100" : "CIFAR-10", kind_name(kind),
                                  kind == Q4_CIFAR10 ? "cifar100" : "cifar10");
                 } else {
