@@ -165,13 +165,20 @@ static int read_file(const char *path, uint8_t **bytes, size_t *size) {
     return 0;
 }
 
-/* temporary file, flushed to disk, then renamed over the target: never a torn file */
-static int write_atomic(const char *path, const uint8_t *bytes, size_t size) {
+static q4_status file_write(void *context, const uint8_t *bytes, size_t size) {
+    return fwrite(bytes, 1, size, (FILE *)context) == size ? Q4_OK : Q4_ERR_IO;
+}
+
+/* Writes to a temporary file, flushed to disk, then renamed over the target: never a torn
+ * file. Either bytes, or a session whose checkpoint is streamed (no copy in memory). */
+static int write_atomic(const char *path, const uint8_t *bytes, size_t size, q4_session *checkpoint_of) {
     char temp[4200];
     snprintf(temp, sizeof temp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(temp, "wb");
     if (!f) return fail("%s: cannot create: %s", temp, strerror(errno));
-    int ok = fwrite(bytes, 1, size, f) == size && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = checkpoint_of ? q4_session_save_stream(checkpoint_of, file_write, f) == Q4_OK
+                           : fwrite(bytes, 1, size, f) == size;
+    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(temp, path) != 0) {
         int e = errno;
@@ -378,13 +385,7 @@ int main(int argc, char **argv) {
         if (!p.epoch_done) {
             /* stopped inside an epoch: save so that --resume continues from this step */
             if (o.checkpoint) {
-                uint8_t *bytes;
-                size_t size;
-                if (q4_session_save(s, &bytes, &size)) rc = fail("%s", q4_session_error(s));
-                else {
-                    if (write_atomic(o.checkpoint, bytes, size)) rc = 1;
-                    free(bytes);
-                }
+                if (write_atomic(o.checkpoint, NULL, 0, s)) rc = 1;
                 if (!o.quiet && !rc) printf("stopped at step %lld; checkpoint saved to %s\n", p.global_step, o.checkpoint);
             }
             if (interrupted && !rc) rc = 130;
@@ -422,19 +423,9 @@ int main(int argc, char **argv) {
                     (unsigned long long)config.seed);
             fflush(log);
         }
-        if (o.checkpoint) {
-            uint8_t *bytes;
-            size_t size;
-            if (q4_session_save(s, &bytes, &size)) {
-                rc = fail("%s", q4_session_error(s));
-                break;
-            }
-            int w = write_atomic(o.checkpoint, bytes, size);
-            free(bytes);
-            if (w) {
-                rc = 1;
-                break;
-            }
+        if (o.checkpoint && write_atomic(o.checkpoint, NULL, 0, s)) {
+            rc = 1;
+            break;
         }
         q4_session_progress(s, &p);
     }
@@ -444,7 +435,7 @@ int main(int argc, char **argv) {
         size_t size;
         if (q4_session_export(s, &bytes, &size)) rc = fail("%s", q4_session_error(s));
         else {
-            if (write_atomic(o.export_path, bytes, size)) rc = 1;
+            if (write_atomic(o.export_path, bytes, size, NULL)) rc = 1;
             else if (!o.quiet || 1)
                 printf("exported %s: %zu bytes (%.2f MB, %.2f MiB; the paper: 1.55 MB)\n", o.export_path, size,
                        size / 1e6, size / 1048576.0);

@@ -368,6 +368,19 @@ static q4_status stage_archive(staging *s, q4_dataset_kind kind, const char *nam
         if (!st) {
             q4_source inflated = q4_gzip_source(gz);
             st = stage_tar(s, kind, &inflated, 1, err);
+            if (st == Q4_ERR_FORMAT) {
+                /* a member that makes no sense may be a corrupt archive: if the rest of the
+                 * stream fails its CRC-32, say that instead */
+                q4_error drained = {0};
+                uint8_t buffer[4096];
+                long long r;
+                while ((r = q4_gzip_read(gz, buffer, sizeof buffer, &drained)) > 0) {
+                }
+                if (r < 0 && (drained.status == Q4_ERR_CHECKSUM || drained.status == Q4_ERR_FORMAT) && err) {
+                    *err = drained;
+                    st = drained.status;
+                }
+            }
         }
         free(gz);
         return st;

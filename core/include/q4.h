@@ -202,6 +202,10 @@ size_t q4_session_memory_bytes(const q4_session *session);
  * caller frees *bytes with free(). Loading refuses corrupted, truncated or foreign data
  * and buffers whose data fingerprint differs from the session's datasets. */
 q4_status q4_session_save(q4_session *session, uint8_t **bytes, size_t *size);
+/* The same bytes streamed through write() in pieces (no copy of the whole state). */
+typedef q4_status (*q4_write_fn)(void *context, const uint8_t *bytes, size_t size);
+q4_status q4_session_save_stream(q4_session *session, q4_write_fn write, void *context);
+size_t q4_session_checkpoint_size(const q4_session *session);
 q4_status q4_session_load(q4_session *session, const uint8_t *bytes, size_t size);
 /* What a checkpoint holds, read without a session (to create one before loading):
  * its configuration, the dataset sizes it was made with and its position. */

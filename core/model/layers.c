@@ -94,6 +94,32 @@ void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const floa
 
 /* ------------------------------------------------------------ max pooling */
 
+typedef struct bn_pool_job {
+    const q4_compute *cc;
+    const q4_batchnorm *bn;
+    float *out;
+    const float *y;
+    int n, size;
+} bn_pool_job;
+
+static void bn_pool_task(void *context, int c, int thread) {
+    const bn_pool_job *job = context;
+    const q4_kernels *k = job->cc->kernels;
+    float *plane = job->cc->scratch + (size_t)thread * job->cc->scratch_floats; /* no GEMM runs now */
+    long in_plane = (long)job->size * job->size;
+    for (int b = 0; b < job->n; b++) {
+        long at = (long)c * job->n + b;
+        k->affine_relu(plane, job->y + at * in_plane, in_plane, job->bn->scale[c], job->bn->shift[c]);
+        k->maxpool2_forward(job->out + at * (in_plane / 4), plane, 1, job->size, job->size);
+    }
+}
+
+void q4_batchnorm_relu_maxpool(const q4_compute *cc, float *out, const float *y, int n, int size,
+                               const q4_batchnorm *bn) {
+    bn_pool_job job = {cc, bn, out, y, n, size};
+    q4_pool_run(cc->pool, bn->channels, bn_pool_task, &job);
+}
+
 typedef struct pool_job {
     const q4_compute *cc;
     float *a, *out;

@@ -36,6 +36,11 @@ void q4_batchnorm_relu_reapply(const q4_compute *cc, float *out, const float *y,
 void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane,
                                 const q4_batchnorm *bn);
 
+/* out = maxpool2(relu(bn(y))) with the last forward pass's statistics, y [channels][n][size][size],
+ * a plane at a time through per-thread scratch (recomputes a pooled block output exactly). */
+void q4_batchnorm_relu_maxpool(const q4_compute *cc, float *out, const float *y, int n, int size,
+                               const q4_batchnorm *bn);
+
 /* 2x2 max pooling, stride 2: a [channels][n][size][size] -> out [channels][n][size/2][size/2] */
 void q4_maxpool2_forward(const q4_compute *cc, float *out, const float *a, int channels, int n, int size);
 /* a (the pooled input) is replaced by dL/da from dout (to each window's first maximum) */

@@ -1,8 +1,8 @@
 /* vgg.c - forward and backward passes of the paper's VGG, written against the kernel
  * interface (no intrinsics here). Activations are channel-major [C][N][H][W], so every
  * BatchNorm channel is one contiguous run. To keep the peak memory small, only conv
- * outputs (pre-BN) and pooled block outputs are kept for the backward pass; BN+ReLU
- * outputs are recomputed from them, and conv1's output (cheap: K = 27) is recomputed. */
+ * outputs (pre-BN) are kept for the backward pass; BN+ReLU and pooled outputs are
+ * recomputed from them, and so is conv1's output (cheap: K = 27). */
 #include "vgg.h"
 
 #include <math.h>
@@ -111,15 +111,16 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     CARVE(m->input, 3 * n * 1024);
     CARVE(m->conv_out[1], 64 * n * 1024);
     CARVE(m->work, 64 * n * 1024);
-    CARVE(m->pooled[0], 64 * n * 256);
     CARVE(m->conv_out[2], 128 * n * 256);
     CARVE(m->conv_out[3], 128 * n * 256);
-    CARVE(m->pooled[1], 128 * n * 64);
     CARVE(m->conv_out[4], 256 * n * 64);
     CARVE(m->conv_out[5], 256 * n * 64);
-    CARVE(m->pooled[2], 256 * n * 16);
-    CARVE(m->grad_a, 64 * n * 256);         /* dP3 [256][n][16], dP1 [64][n][16][16] */
-    CARVE(m->grad_b, 128 * n * 64);         /* d fc_in [4096][n], dP2 [128][n][8][8] */
+    /* block outputs and their gradients share two buffers: forward, grad_a holds pool 1's
+     * output then pool 3's, grad_b pool 2's; backward, grad_a holds dP3 then dP1, grad_b
+     * d fc_in then dP2; the pooled inputs of conv3 and conv5 are recomputed when their
+     * weight gradients need them */
+    CARVE(m->grad_a, 64 * n * 256);
+    CARVE(m->grad_b, 128 * n * 64);
     CARVE(m->fc_in, (size_t)Q4_FC_IN * n);
     CARVE(m->fc1_out, (size_t)Q4_FC_HIDDEN * n);
     CARVE(m->fc1_act, (size_t)Q4_FC_HIDDEN * n);
@@ -345,8 +346,9 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
-            q4_maxpool2_forward(cc, m->pooled[l / 2], m->work, s->out_channels, n, s->size);
-            in = m->pooled[l / 2];
+            float *pooled = l == 3 ? m->grad_b : m->grad_a;
+            q4_maxpool2_forward(cc, pooled, m->work, s->out_channels, n, s->size);
+            in = pooled;
         }
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
     }
@@ -420,7 +422,14 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         }
         q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
-        const float *block_in = block == 0 ? m->input : m->pooled[block - 1];
+        const float *block_in = m->input;
+        if (block > 0) { /* pool(relu(bn(y))) of the previous block again, where dP will go */
+            const q4_conv_spec *prev = &q4_conv_specs[l1 - 1];
+            float *pooled = block == 2 ? m->grad_b : m->grad_a;
+            q4_batchnorm_relu_maxpool(cc, pooled, m->conv_out[l1 - 1], n, prev->size, &m->bn[l1 - 1]);
+            block_in = pooled;
+            q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
+        }
         q4_conv3x3_backward_weights(cc, grad(m, 4 * l1), grad(m, 4 * l1 + 1), m->conv_out[l1], block_in, n,
                                     s1->in_channels, s1->out_channels, size, size);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);

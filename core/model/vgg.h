@@ -79,7 +79,6 @@ typedef struct q4_vgg {
     float *input;            /* [3][n][32][32] */
     float *conv_out[Q4_NUM_CONV]; /* conv_out[0] aliases conv_out[1]: conv1 is recomputed */
     float *work;             /* [64][n][32][32] */
-    float *pooled[3];        /* block outputs */
     float *grad_a, *grad_b;  /* gradients w.r.t. block outputs */
     float *fc_in, *fc1_out, *fc1_act, *fc1_grad, *logits, *dlogits;
     float *dropout_mask;     /* [512][n], 0 or 1/(1-p) */

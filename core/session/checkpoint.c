@@ -26,15 +26,6 @@ static void put_f64(writer *w, double v) {
     memcpy(&u, &v, 8);
     put_u64(w, u);
 }
-static void put_floats(writer *w, const float *x, long long n) {
-    for (long long i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        q4_put_u32(w->p, u);
-        w->p += 4;
-    }
-}
-
 typedef struct reader {
     const uint8_t *p;
 } reader;
@@ -94,18 +85,47 @@ static void read_config(reader *r, q4_config *c) {
     c->dropout = get_f64(r);
 }
 
-q4_status q4_session_save(q4_session *s, uint8_t **bytes, size_t *size) {
+/* Streams float arrays through a small buffer, little-endian, updating the CRC. */
+typedef struct stream {
+    q4_write_fn write;
+    void *context;
+    uint32_t crc;
+    q4_status status;
+} stream;
+
+static void emit(stream *o, const uint8_t *bytes, size_t size) {
+    if (o->status) return;
+    o->crc = q4_crc32(o->crc, bytes, size);
+    o->status = o->write(o->context, bytes, size);
+}
+
+static void emit_floats(stream *o, const float *x, long long n) {
+    uint8_t buffer[16384];
+    for (long long i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof buffer / 4 && i < n; k++, i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], 4);
+            q4_put_u32(buffer + 4 * k, u);
+        }
+        emit(o, buffer, 4 * k);
+    }
+}
+
+size_t q4_session_checkpoint_size(const q4_session *s) {
+    return 8 + 4 + 4 + HEADER_BYTES + (size_t)(3 * s->model.param_count + 2 * s->model.bn_total) * 4 + 4;
+}
+
+q4_status q4_session_save_stream(q4_session *s, q4_write_fn write, void *context) {
     const q4_vgg *m = &s->model;
     long long p = m->param_count, bn = m->bn_total;
-    size_t total = 8 + 4 + 4 + HEADER_BYTES + (size_t)(3 * p + 2 * bn) * 4 + 4;
-    uint8_t *buffer = calloc(1, total);
-    if (!buffer) return q4_session_fail(s, Q4_ERR_NOMEM, "out of memory writing a checkpoint (%zu bytes)", total);
-    writer w = {buffer};
+    uint8_t head[16 + HEADER_BYTES];
+    memset(head, 0, sizeof head);
+    writer w = {head};
     memcpy(w.p, CHECKPOINT_MAGIC, 8);
     w.p += 8;
     put_u32(&w, CHECKPOINT_VERSION);
     put_u32(&w, HEADER_BYTES);
-    uint8_t *header = w.p;
     write_config(&w, &s->config);
     put_u32(&w, (uint32_t)s->epoch);
     put_u32(&w, (uint32_t)s->step_in_epoch);
@@ -121,12 +141,41 @@ q4_status q4_session_save(q4_session *s, uint8_t **bytes, size_t *size) {
     put_u64(&w, s->fingerprint);
     put_u64(&w, (uint64_t)p);
     put_u64(&w, (uint64_t)bn);
-    w.p = header + HEADER_BYTES;
-    put_floats(&w, m->params, p);
-    put_floats(&w, m->running_mean, bn);
-    put_floats(&w, m->running_var, bn);
-    put_floats(&w, s->moments, 2 * p);
-    put_u32(&w, q4_crc32(0, buffer, total - 4));
+    stream o = {write, context, 0, Q4_OK};
+    emit(&o, head, sizeof head);
+    emit_floats(&o, m->params, p);
+    emit_floats(&o, m->running_mean, bn);
+    emit_floats(&o, m->running_var, bn);
+    emit_floats(&o, s->moments, 2 * p);
+    uint8_t crc[4];
+    q4_put_u32(crc, o.crc);
+    if (!o.status) o.status = write(context, crc, 4);
+    if (o.status) return q4_session_fail(s, o.status, "could not write the checkpoint");
+    return Q4_OK;
+}
+
+typedef struct memory_writer {
+    uint8_t *at, *end;
+} memory_writer;
+
+static q4_status memory_write(void *context, const uint8_t *bytes, size_t size) {
+    memory_writer *mw = context;
+    if ((size_t)(mw->end - mw->at) < size) return Q4_ERR_STATE;
+    memcpy(mw->at, bytes, size);
+    mw->at += size;
+    return Q4_OK;
+}
+
+q4_status q4_session_save(q4_session *s, uint8_t **bytes, size_t *size) {
+    size_t total = q4_session_checkpoint_size(s);
+    uint8_t *buffer = malloc(total);
+    if (!buffer) return q4_session_fail(s, Q4_ERR_NOMEM, "out of memory writing a checkpoint (%zu bytes)", total);
+    memory_writer mw = {buffer, buffer + total};
+    q4_status st = q4_session_save_stream(s, memory_write, &mw);
+    if (st) {
+        free(buffer);
+        return st;
+    }
     *bytes = buffer;
     *size = total;
     return Q4_OK;
