@@ -75,8 +75,8 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 	node scripts/fetch-cifar10.mjs $(DATA)
 
 # ---------------------------------------------------------------- tests
-test: setup data ## the whole suite: unit, scalar, sanitizers, fuzzing, CLI, accuracy, browser
-	$(MAKE) test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy test-browser
+test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CLI, accuracy, browser
+	$(MAKE) test-unit test-scalar test-wasm test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
 test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (AVX2 build)
@@ -129,7 +129,7 @@ clean: ## remove build outputs
 # cross-origin isolated page) and q4-st (SIMD128, one thread, for pages that are not).
 EMCC       := NODE_PATH=/usr/share/nodejs emcc
 WASM_CORE  := $(filter-out core/kernels/avx2/%,$(shell find core -name '*.c' | sort))
-WASM_CFLAGS := -std=c11 -O3 -ffp-contract=off -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L
+WASM_CFLAGS := -std=c11 -O3 -ffp-contract=off -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -MMD -MP
 WASM_EXPORTS := $(shell grep -o 'q4w_[a-z_0-9]*' wasm/bindings.c | sort -u | sed 's/^/_/' | paste -sd, -)
 WASM_LFLAGS := -s MODULARIZE=1 -s EXPORT_NAME=createQ4Module -s ENVIRONMENT=web,worker \
   -s ALLOW_MEMORY_GROWTH=1 -s INITIAL_MEMORY=64MB -s MAXIMUM_MEMORY=2GB -s TOTAL_STACK=1MB \
@@ -157,6 +157,8 @@ $(WASM_OUT)/q4.js: wasm/q4.js
 	cp $< $@
 
 wasm: $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js ## the WebAssembly builds (build/wasm/)
+
+-include $(shell find build/wasm-obj -name '*.d' 2>/dev/null)
 
 # test and benchmark programs built for WebAssembly and run under Node.js (same kernels as
 # the page; NODERAWFS lets them read the fixtures and data)
