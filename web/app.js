@@ -13,7 +13,7 @@ const FIELDS = { epochs: 'epochs', lr: 'lr', batch: 'batch', seed: 'seed', bits:
 const ui = {
   worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, data: null, dataSource: null,
   classNames: [], images: [], losses: [], epochs: [], lastEvaluation: null, lastLayers: null, saved: null,
-  stepsPerEpoch: 0, pendingStart: null, drawQueued: false,
+  stepsPerEpoch: 0, pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null,
 };
 window.q4Debug = ui; // read by the browser tests
 /** Test hook: the session's parameters (Float32Array) from the worker. */
@@ -99,13 +99,22 @@ function formatTime(seconds) {
   return h ? `${h}h ${m}m` : `${m}:${String(s).padStart(2, '0')}`;
 }
 
-function scheduleDraw() {
+/* Charts are redrawn one per animation frame, and only those whose data changed, so no
+ * single main-thread task grows long enough to make the page stutter. */
+function scheduleDraw(...names) {
+  for (const name of names.length ? names : Object.keys(CHARTS)) ui.dirty.add(name);
   if (ui.drawQueued) return;
   ui.drawQueued = true;
-  requestAnimationFrame(() => {
-    ui.drawQueued = false;
-    draw();
-  });
+  const frame = () => {
+    const [name] = ui.dirty;
+    if (name) {
+      ui.dirty.delete(name);
+      CHARTS[name]();
+    }
+    if (ui.dirty.size) requestAnimationFrame(frame);
+    else ui.drawQueued = false;
+  };
+  requestAnimationFrame(frame);
 }
 
 /** Loss points averaged into at most 600 buckets, so drawing stays cheap however long the run. */
@@ -120,33 +129,45 @@ function lossSeries() {
   return points;
 }
 
-function draw() {
-  const perEpoch = ui.stepsPerEpoch || 1;
-  lineChart($('chart-loss'), [{ name: 'loss', points: lossSeries().map(([s, v]) => [s / perEpoch, v]) }],
-    { xLabel: 'epochs', yMin: 0 });
-  lineChart($('chart-accuracy'), [
-    { name: 'train', color: COLORS[0], points: ui.epochs.map((e) => [e.epoch, e.train]) },
-    { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test]) },
-  ], { yMin: 0, yMax: 1, percent: true, xLabel: 'epoch' });
-  const e = ui.lastEvaluation;
-  if (e) {
-    const k = e.classTotal.length;
+const CHARTS = {
+  loss() {
+    const perEpoch = ui.stepsPerEpoch || 1;
+    lineChart($('chart-loss'), [{ name: 'loss', points: lossSeries().map(([s, v]) => [s / perEpoch, v]) }],
+      { xLabel: 'epochs', yMin: 0 });
+  },
+  accuracy() {
+    lineChart($('chart-accuracy'), [
+      { name: 'train', color: COLORS[0], points: ui.epochs.map((e) => [e.epoch, e.train]) },
+      { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test]) },
+    ], { yMin: 0, yMax: 1, percent: true, xLabel: 'epoch' });
+  },
+  classes() {
+    const e = ui.lastEvaluation;
+    if (!e) return;
     const perClass = e.classTotal.map((t, c) => (t ? e.classCorrect[c] / t : 0));
-    barChart($('chart-classes'), ui.classNames.slice(0, k), perClass, { max: 1, percent: true,
+    barChart($('chart-classes'), ui.classNames.slice(0, perClass.length), perClass, { max: 1, percent: true,
       color: (i, v) => (v >= e.accuracy ? COLORS[2] : COLORS[4]) });
-    heatmap($('chart-confusion'), e.confusion, k, ui.classNames);
-  }
-  if (ui.lastLayers) {
-    barChart($('chart-levels'), ui.lastLayers.map((l) => l.name), ui.lastLayers.map((l) => l.unique),
+  },
+  confusion() {
+    const e = ui.lastEvaluation;
+    if (e) heatmap($('chart-confusion'), e.confusion, e.classTotal.length, ui.classNames);
+  },
+  levels() {
+    if (ui.lastLayers) barChart($('chart-levels'), ui.lastLayers.map((l) => l.name), ui.lastLayers.map((l) => l.unique),
       { max: 15, text: (i, v) => String(v) });
-    levelHistograms($('chart-histograms'), ui.lastLayers);
-  }
-}
+  },
+  histograms() {
+    if (ui.lastLayers) levelHistograms($('chart-histograms'), ui.lastLayers);
+  },
+};
 
+/* The test-image grid, built a few cells per animation frame. */
 function updateGrid(predictions) {
   const grid = $('image-grid');
-  if (!grid.children.length) {
-    for (const img of ui.images) {
+  if (predictions) ui.gridPredictions = predictions;
+  const paint = () => {
+    for (let made = 0; grid.children.length < ui.images.length && made < 8; made++) {
+      const img = ui.images[grid.children.length];
       const cell = document.createElement('div');
       cell.className = 'cell';
       const canvas = document.createElement('canvas');
@@ -156,13 +177,18 @@ function updateGrid(predictions) {
       cell.append(canvas, caption);
       grid.append(cell);
     }
-  }
-  if (!predictions) return;
-  [...grid.children].forEach((cell, i) => {
-    const truth = ui.images[i].label, guess = predictions[i];
-    cell.className = `cell ${guess === truth ? 'right' : 'wrong'}`;
-    cell.lastChild.textContent = `${ui.classNames[guess] || guess} (${ui.classNames[truth] || truth})`;
-  });
+    if (grid.children.length < ui.images.length) {
+      requestAnimationFrame(paint);
+      return;
+    }
+    if (!ui.gridPredictions) return;
+    [...grid.children].forEach((cell, i) => {
+      const truth = ui.images[i].label, guess = ui.gridPredictions[i];
+      cell.className = `cell ${guess === truth ? 'right' : 'wrong'}`;
+      cell.lastChild.textContent = `${ui.classNames[guess] || guess} (${ui.classNames[truth] || truth})`;
+    });
+  };
+  requestAnimationFrame(paint);
 }
 
 function onMessage(m) {
@@ -205,6 +231,7 @@ function onMessage(m) {
       ui.images = m.images;
       $('load-progress').hidden = true;
       $('image-grid').textContent = '';
+      ui.gridPredictions = null;
       updateGrid(null);
       $('data-status').textContent = `${m.info.kind === 100 ? 'CIFAR-100' : 'CIFAR-10'}: ${m.info.train.toLocaleString()} ` +
         `training and ${m.info.test.toLocaleString()} test images, ${m.info.classes} classes.`;
@@ -238,7 +265,7 @@ function onMessage(m) {
       $('m-lr').textContent = p.learningRate.toExponential(3);
       $('m-speed').textContent = `${m.imagesPerSecond.toFixed(1)} · ${formatTime(m.etaSeconds)}`;
       $('m-memory').textContent = `${(m.wasmMemory / 1048576).toFixed(0)} MB`;
-      scheduleDraw();
+      scheduleDraw('loss');
       break;
     }
     case 'epoch': {
@@ -248,7 +275,7 @@ function onMessage(m) {
       ui.epochs.push({ epoch: m.epoch, train: m.progress.epochAccuracy, test: e.accuracy, loss: m.progress.epochLoss });
       $('m-test').textContent = `${(100 * e.accuracy).toFixed(2)}% (best ${(100 * e.best).toFixed(2)}%)`;
       updateGrid(e.predictions);
-      scheduleDraw();
+      scheduleDraw('accuracy', 'classes', 'confusion', 'levels', 'histograms');
       break;
     }
     case 'saved':
@@ -394,7 +421,7 @@ function wire() {
     } else go();
   });
   $('discard-saved').addEventListener('click', () => ui.worker.postMessage({ type: 'discard-saved' }));
-  window.addEventListener('resize', scheduleDraw);
+  window.addEventListener('resize', () => scheduleDraw());
 }
 
 settingsFromUrl();
@@ -403,4 +430,4 @@ ui.worker = new Worker('/worker.js');
 ui.worker.onmessage = (e) => onMessage(e.data);
 ui.worker.onerror = (e) => showError(`The training worker failed: ${e.message}`);
 ui.worker.postMessage({ type: 'init', base: '/wasm' });
-draw();
+scheduleDraw();

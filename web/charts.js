@@ -63,7 +63,7 @@ export function lineChart(canvas, series, options = {}) {
     g.fillText(options.percent ? `${format(100 * t)}%` : format(t), 2, y(t) + 4);
   }
   for (const t of niceTicks(xMin, xMax, 5)) g.fillText(format(t), x(t) - 6, height - 5);
-  if (options.xLabel) g.fillText(options.xLabel, width - right - g.measureText(options.xLabel).width, height - 5);
+  if (options.xLabel) g.fillText(`x: ${options.xLabel}`, width - right - g.measureText(`x: ${options.xLabel}`).width, 11);
   series.forEach((s, i) => {
     g.strokeStyle = s.color || COLORS[i % COLORS.length];
     g.lineWidth = 1.5;

@@ -368,7 +368,7 @@ static q4_status stage_archive(staging *s, q4_dataset_kind kind, const char *nam
         if (!st) {
             q4_source inflated = q4_gzip_source(gz);
             st = stage_tar(s, kind, &inflated, 1, err);
-            if (st == Q4_ERR_FORMAT) {
+            if (st == Q4_ERR_FORMAT && !q4_gzip_failed(gz)) {
                 /* a member that makes no sense may be a corrupt archive: if the rest of the
                  * stream fails its CRC-32, say that instead */
                 q4_error drained = {0};

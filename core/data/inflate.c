@@ -437,6 +437,8 @@ long long q4_gzip_read(void *context, uint8_t *out, size_t size, q4_error *err) 
     return (long long)produced;
 }
 
+int q4_gzip_failed(const q4_gzip *gz) { return gz->state == ST_FAILED; }
+
 q4_source q4_gzip_source(q4_gzip *gz) {
     q4_source s = {q4_gzip_read, gz, gz->name, -1};
     return s;

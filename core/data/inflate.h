@@ -45,6 +45,8 @@ typedef struct q4_gzip {
 q4_status q4_gzip_open(q4_gzip *gz, q4_source *in, q4_error *err);
 /* Reads up to size decompressed bytes: returns the count (0 at the end), -1 on error. */
 long long q4_gzip_read(void *gz, uint8_t *buffer, size_t size, q4_error *err);
+/* 1 once decoding has failed (later reads fail too). */
+int q4_gzip_failed(const q4_gzip *gz);
 /* A q4_source reading gz's output. */
 q4_source q4_gzip_source(q4_gzip *gz);
 

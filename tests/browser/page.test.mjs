@@ -31,6 +31,8 @@ test('the page loads without console errors, cross-origin isolated, with threads
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
   const status = await text(page, 'engine-status');
   assert.match(status, /threads on/);
+  assert.equal(await page.isVisible('#resume-banner'), false, 'no resume offer without a saved run');
+  assert.equal(await page.isVisible('#error'), false, 'no error shown');
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
   assert.equal(await page.$eval('#threads', (s) => s.value), String(Math.min(cores, 16)), 'threads default to the cores');
   await shot(page, '01-loaded');
@@ -160,7 +162,7 @@ test('after a reload the page offers to resume the saved run', async () => {
   await waitForState(page, 'stopped');
   await page.reload();
   await page.waitForFunction(() => window.q4Debug.ready, null, { timeout: 60000 });
-  assert.equal(await page.$eval('#resume-banner', (b) => b.hidden), false, 'the resume offer is shown');
+  assert.equal(await page.isVisible('#resume-banner'), true, 'the resume offer is shown');
   assert.match(await text(page, 'resume-text'), /epoch 1 of 2/);
   await shot(page, '06-resume-offer');
   await page.click('#resume-saved');
@@ -186,7 +188,7 @@ test('a foreign file gets a clear message and training still works after', async
   await shot(page, '07-foreign-file');
   await page.click('#start');
   await waitForState(page, 'finished', 300000);
-  assert.equal(await page.$eval('#error', (e) => e.hidden), true, 'the error is cleared by the new action');
+  assert.equal(await page.isVisible('#error'), false, 'the error is cleared by the new action');
   assert.ok(await page.evaluate(() => window.q4Debug.epochs.length === 1));
   await context.close();
 });
