@@ -143,7 +143,7 @@ const CHARTS = {
   },
   classes() {
     const e = ui.lastEvaluation;
-    if (!e) return;
+    if (!e) return placeholder('chart-classes');
     const perClass = e.classTotal.map((t, c) => (t ? e.classCorrect[c] / t : 0));
     barChart($('chart-classes'), ui.classNames.slice(0, perClass.length), perClass, { max: 1, percent: true,
       color: (i, v) => (v >= e.accuracy ? COLORS[2] : COLORS[4]) });
@@ -151,15 +151,27 @@ const CHARTS = {
   confusion() {
     const e = ui.lastEvaluation;
     if (e) heatmap($('chart-confusion'), e.confusion, e.classTotal.length, ui.classNames);
+    else placeholder('chart-confusion');
   },
   levels() {
     if (ui.lastLayers) barChart($('chart-levels'), ui.lastLayers.map((l) => l.name), ui.lastLayers.map((l) => l.unique),
       { max: 15, text: (i, v) => String(v) });
+    else placeholder('chart-levels');
   },
   histograms() {
     if (ui.lastLayers) levelHistograms($('chart-histograms'), ui.lastLayers);
+    else placeholder('chart-histograms');
   },
 };
+
+function placeholder(id) {
+  lineChart($(id), [], {});
+  const g = $(id).getContext('2d');
+  g.fillStyle = '#fff';
+  g.fillRect(0, 0, 400, 60);
+  g.fillStyle = '#9ca3af';
+  g.fillText('after the first epoch', 40, 36);
+}
 
 /* The test-image grid, built a few cells per animation frame. */
 function updateGrid(predictions) {
