@@ -16,6 +16,8 @@ static q4_compute make_compute(const q4_kernels *k, int threads, size_t shared) 
     cc.kernels = k;
     cc.pool = q4_pool_create(threads);
     cc.scratch_floats = q4_gemm_scratch_floats(k->gemm);
+    if (shared && q4_winograd_scratch_floats(256, 256) > cc.scratch_floats)
+        cc.scratch_floats = q4_winograd_scratch_floats(256, 256);
     cc.scratch = aligned_alloc(64, (size_t)threads * cc.scratch_floats * sizeof(float) + 64);
     if (shared) {
         cc.shared = aligned_alloc(64, shared * sizeof(float));
@@ -112,11 +114,21 @@ static void test_gemm_variant(const q4_gemm_variant *variant) {
     free_compute(&cc3);
 }
 
+/* Convolutions against the naive loops, through both paths where they differ: the im2col
+ * GEMM (a context without shared room) and Winograd (with it; 128+ channels, even sides).
+ * Within a path, 1 and 8 threads must agree bit for bit. */
 static void test_conv_layers(const q4_kernels *k) {
-    int shapes[][5] = {{1, 1, 1, 1, 1}, {2, 3, 5, 6, 6}, {1, 4, 3, 5, 7}, {3, 17, 7, 4, 4}, {2, 16, 33, 8, 8},
-                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}};
-    q4_compute c1 = make_compute(k, 1, 1 << 20), c2 = make_compute(k, 2, 0), c8 = make_compute(k, 8, 1 << 20);
-    for (int s = 0; s < 7; s++) {
+    int shapes[][5] = {{1, 1, 1, 1, 1},    {2, 3, 5, 6, 6},   {1, 4, 3, 5, 7},    {3, 17, 7, 4, 4},    {2, 16, 33, 8, 8},
+                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}};
+    size_t shared = q4_winograd_shared_floats(k->gemm, 256, 256);
+    /* the same two pools for both paths (the WASM test build has 8 pthreads in all) */
+    q4_compute paths[2][2] = {{{0}}, {make_compute(k, 1, shared), make_compute(k, 8, shared)}};
+    for (int t = 0; t < 2; t++) {
+        paths[0][t] = paths[1][t];
+        paths[0][t].shared = NULL;
+        paths[0][t].shared_floats = 0;
+    }
+    for (int s = 0; s < 10; s++) {
         int n = shapes[s][0], ci = shapes[s][1], co = shapes[s][2], h = shapes[s][3], w = shapes[s][4];
         long xs = (long)ci * n * h * w, ys = (long)co * n * h * w, ws = (long)co * ci * 9;
         float *x = malloc(xs * 4), *wt = malloc(ws * 4), *b = malloc(co * 4), *dy = malloc(ys * 4);
@@ -124,33 +136,39 @@ static void test_conv_layers(const q4_kernels *k) {
         float *dx = malloc(xs * 4), *dxr = malloc(xs * 4), *dx8 = malloc(xs * 4);
         float *dw = malloc(ws * 4), *dwr = malloc(ws * 4), *dw8 = malloc(ws * 4), *db = malloc(co * 4), *dbr = malloc(co * 4);
         fill_values(x, xs, 1 + s), fill_values(wt, ws, 2 + s), fill_values(b, co, 3 + s), fill_values(dy, ys, 4 + s);
-        char what[96];
-        snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d", k->name, n, ci, co, h, w);
-        double tol = 2e-6 * sqrt(ci * 9.0) * 3, tolw = 2e-6 * sqrt((double)n * h * w) * 3;
-        q4_conv3x3_forward(&c2, y, x, wt, b, n, ci, co, h, w);
         q4_ref_conv3x3_forward(yr, x, wt, b, n, ci, co, h, w);
-        q4_conv3x3_forward(&c8, y8, x, wt, b, n, ci, co, h, w);
-        char part[128];
-        snprintf(part, sizeof part, "%s forward", what);
-        compare_floats(part, y, yr, ys, tol, tol);
-        CHECK(memcmp(y, y8, ys * 4) == 0, "%s: 2 and 8 threads differ", part);
-        q4_conv3x3_backward_input(&c1, dx, dy, wt, flip, n, ci, co, h, w);
-        q4_conv3x3_backward_input(&c8, dx8, dy, wt, flip, n, ci, co, h, w);
         q4_ref_conv3x3_backward_input(dxr, dy, wt, n, ci, co, h, w);
-        snprintf(part, sizeof part, "%s backward input", what);
-        compare_floats(part, dx, dxr, xs, 2e-6 * sqrt(co * 9.0) * 3, 2e-6 * sqrt(co * 9.0) * 3);
-        CHECK(memcmp(dx, dx8, xs * 4) == 0, "%s: 1 and 8 threads differ", part);
-        q4_conv3x3_backward_weights(&c2, dw, db, dy, x, n, ci, co, h, w);
-        q4_conv3x3_backward_weights(&c8, dw8, db, dy, x, n, ci, co, h, w);
         q4_ref_conv3x3_backward_weights(dwr, dbr, dy, x, n, ci, co, h, w);
-        snprintf(part, sizeof part, "%s backward weights", what);
-        compare_floats(part, dw, dwr, ws, tolw, tolw);
-        compare_floats(part, db, dbr, co, tolw, tolw);
-        CHECK(memcmp(dw, dw8, ws * 4) == 0, "%s: 2 and 8 threads differ", part);
+        /* float sums of ci*9 terms; Winograd's transforms add a few roundings more */
+        double tol = 4e-6 * sqrt(ci * 9.0) * 3, tol_in = 4e-6 * sqrt(co * 9.0) * 3;
+        double tolw = 2e-6 * sqrt((double)n * h * w) * 3;
+        for (int path = 0; path < 2; path++) {
+            q4_compute *one = &paths[path][0], *eight = &paths[path][1];
+            char what[128], part[160];
+            int winograd = path && q4_winograd_applies(ci, co, h, w);
+            snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d (%s)", k->name, n, ci, co, h, w,
+                     winograd ? "Winograd" : "im2col GEMM");
+            q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w);
+            q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w);
+            snprintf(part, sizeof part, "%s forward", what);
+            compare_floats(part, y, yr, ys, tol, tol);
+            CHECK(memcmp(y, y8, ys * 4) == 0, "%s: thread counts differ", part);
+            q4_conv3x3_backward_input(one, dx, dy, wt, flip, n, ci, co, h, w);
+            q4_conv3x3_backward_input(eight, dx8, dy, wt, flip, n, ci, co, h, w);
+            snprintf(part, sizeof part, "%s backward input", what);
+            compare_floats(part, dx, dxr, xs, tol_in, tol_in);
+            CHECK(memcmp(dx, dx8, xs * 4) == 0, "%s: thread counts differ", part);
+            q4_conv3x3_backward_weights(one, dw, db, dy, x, n, ci, co, h, w);
+            q4_conv3x3_backward_weights(eight, dw8, db, dy, x, n, ci, co, h, w);
+            snprintf(part, sizeof part, "%s backward weights", what);
+            compare_floats(part, dw, dwr, ws, tolw, tolw);
+            compare_floats(part, db, dbr, co, tolw, tolw);
+            CHECK(memcmp(dw, dw8, ws * 4) == 0, "%s: thread counts differ", part);
+        }
         free(x), free(wt), free(b), free(dy), free(y), free(yr), free(y8), free(flip), free(dx), free(dxr), free(dx8);
         free(dw), free(dwr), free(dw8), free(db), free(dbr);
     }
-    free_compute(&c1), free_compute(&c2), free_compute(&c8);
+    free_compute(&paths[1][0]), free_compute(&paths[1][1]);
 }
 
 static void test_elementwise(const q4_kernels *k) {

@@ -156,6 +156,16 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
 
+/* Winograd F(2x2, 3x3) for the same convolution (forward, or backward to the input with the
+ * transposed-flipped kernel): returns 0, having done nothing, when it does not apply (fewer
+ * than 128 channels in or out, odd sides) or the compute context lacks room. */
+int q4_winograd_applies(int ci, int co, int h, int wd);
+int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
+                        int ci, int co, int h, int wd);
+/* room it needs: per-thread scratch floats and shared floats, for the largest layers */
+size_t q4_winograd_scratch_floats(int max_ci, int max_co);
+size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
+
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */
 void q4_ref_conv3x3_forward(float *y, const float *x, const float *w, const float *bias, int n,

@@ -99,6 +99,13 @@ static inline float *grad(q4_vgg *m, int tensor) { return m->grads + m->tensors[
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* the weights of the largest convolution packed once: as im2col GEMM A panels or as the 16
+ * Winograd-transformed matrices */
+static size_t shared_floats(const q4_vgg *m) {
+    size_t gemm = (size_t)(256 + 16) * 256 * 9, winograd = q4_winograd_shared_floats(m->kernels.gemm, 256, 256);
+    return gemm > winograd ? gemm : winograd;
+}
+
 /* Carves the activation block; with base NULL only counts. Returns floats used. */
 static size_t plan_activations(q4_vgg *m, float *base) {
     size_t at = 0;
@@ -129,11 +136,11 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     CARVE(m->dlogits, k * n);
     CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
     CARVE(m->flipped, 256 * 256 * 9);
-    CARVE(m->compute.shared, (size_t)(256 + 16) * 256 * 9); /* packed conv weights, any tile */
+    CARVE(m->compute.shared, shared_floats(m)); /* packed conv weights, any tile */
 #undef CARVE
     if (base) {
         m->conv_out[0] = m->conv_out[1];
-        m->compute.shared_floats = (size_t)(256 + 16) * 256 * 9;
+        m->compute.shared_floats = shared_floats(m);
     }
     return at;
 }
@@ -158,7 +165,8 @@ q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
     if (m->compute.pool && q4_pool_threads(m->compute.pool) == threads) return Q4_OK;
     q4_pool *pool = q4_pool_create(threads);
     if (!pool) return q4_fail(err, Q4_ERR_NOMEM, "could not start %d threads", threads);
-    size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm);
+    size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm), winograd = q4_winograd_scratch_floats(256, 256);
+    if (winograd > per_thread) per_thread = winograd;
     float *scratch = q4_alloc_aligned((size_t)threads * per_thread * sizeof(float));
     if (!scratch) {
         q4_pool_destroy(pool);
