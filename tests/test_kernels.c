@@ -115,11 +115,11 @@ static void test_gemm_variant(const q4_gemm_variant *variant) {
 }
 
 /* Convolutions against the naive loops, through both paths where they differ: the im2col
- * GEMM (a context without shared room) and Winograd (with it; 128+ channels, even sides).
+ * GEMM (a context without shared room) and Winograd (with it; enough channels for the variant, even sides).
  * Within a path, 1 and 8 threads must agree bit for bit. */
 static void test_conv_layers(const q4_kernels *k) {
     int shapes[][5] = {{1, 1, 1, 1, 1},    {2, 3, 5, 6, 6},   {1, 4, 3, 5, 7},    {3, 17, 7, 4, 4},    {2, 16, 33, 8, 8},
-                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}};
+                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}, {1, 64, 65, 4, 4}};
     size_t shared = q4_winograd_shared_floats(k->gemm, 256, 256);
     /* the same two pools for both paths (the WASM test build has 8 pthreads in all) */
     q4_compute paths[2][2] = {{{0}}, {make_compute(k, 1, shared), make_compute(k, 8, shared)}};
@@ -128,7 +128,7 @@ static void test_conv_layers(const q4_kernels *k) {
         paths[0][t].shared = NULL;
         paths[0][t].shared_floats = 0;
     }
-    for (int s = 0; s < 10; s++) {
+    for (int s = 0; s < 11; s++) {
         int n = shapes[s][0], ci = shapes[s][1], co = shapes[s][2], h = shapes[s][3], w = shapes[s][4];
         long xs = (long)ci * n * h * w, ys = (long)co * n * h * w, ws = (long)co * ci * 9;
         float *x = malloc(xs * 4), *wt = malloc(ws * 4), *b = malloc(co * 4), *dy = malloc(ys * 4);
@@ -145,7 +145,7 @@ static void test_conv_layers(const q4_kernels *k) {
         for (int path = 0; path < 2; path++) {
             q4_compute *one = &paths[path][0], *eight = &paths[path][1];
             char what[128], part[160];
-            int winograd = path && q4_winograd_applies(ci, co, h, w);
+            int winograd = path && q4_winograd_applies(k->gemm, ci, co, h, w);
             snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d (%s)", k->name, n, ci, co, h, w,
                      winograd ? "Winograd" : "im2col GEMM");
             q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w);

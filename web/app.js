@@ -178,7 +178,7 @@ function updateGrid(predictions) {
   const grid = $('image-grid');
   if (predictions) ui.gridPredictions = predictions;
   const paint = () => {
-    for (let made = 0; grid.children.length < ui.images.length && made < 8; made++) {
+    for (let made = 0; grid.children.length < ui.images.length && made < 4; made++) {
       const img = ui.images[grid.children.length];
       const cell = document.createElement('div');
       cell.className = 'cell';
@@ -247,10 +247,10 @@ function onMessage(m) {
       updateGrid(null);
       $('data-status').textContent = `${m.info.kind === 100 ? 'CIFAR-100' : 'CIFAR-10'}: ${m.info.train.toLocaleString()} ` +
         `training and ${m.info.test.toLocaleString()} test images, ${m.info.classes} classes.`;
-      if (ui.pendingStart) {
+      if (ui.pendingStart) { // in a task of its own: this one has just built the page's data views
         const go = ui.pendingStart;
         ui.pendingStart = null;
-        go();
+        setTimeout(go, 0);
       }
       break;
     }

@@ -15,7 +15,7 @@
 #endif
 
 static const q4_gemm_variant scalar_4x8 = {"f32-gemm-4x8-scalar", 4, 8, 256, 64, 1024,
-                                           q4_ref_microkernel_4x8, NULL, NULL, NULL};
+                                           q4_ref_microkernel_4x8, NULL, NULL, NULL, 128};
 
 static const q4_kernels reference_table = {
     "scalar",

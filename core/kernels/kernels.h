@@ -41,6 +41,8 @@ typedef struct q4_gemm_variant {
     q4_pack_rows_fn pack_rows;
     q4_pack_patch_t_fn pack_patch_t;
     q4_pack_patch_fn pack_patch;
+    int winograd_min_channels; /* 3x3 convolutions with at least this many channels in and out
+                                  go through Winograd F(2x2, 3x3) (winograd.c), measured per ISA */
 } q4_gemm_variant;
 
 /* How the GEMM reads an operand. DENSE: element (r, c) at data[r * row_stride + c *
@@ -158,8 +160,9 @@ void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, c
 
 /* Winograd F(2x2, 3x3) for the same convolution (forward, or backward to the input with the
  * transposed-flipped kernel): returns 0, having done nothing, when it does not apply (fewer
- * than 128 channels in or out, odd sides) or the compute context lacks room. */
-int q4_winograd_applies(int ci, int co, int h, int wd);
+ * than the variant's winograd_min_channels in or out, odd sides) or the compute context
+ * lacks room. */
+int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd);
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
                         int ci, int co, int h, int wd);
 /* room it needs: per-thread scratch floats and shared floats, for the largest layers */

@@ -5,7 +5,7 @@
  * into packed B panels), run the 16 small GEMMs with this ISA's microkernel, and transform
  * back (Y = A^T M A, plus the bias). ISA-neutral; chunking never depends on the thread
  * count, so neither do the results. Used for the forward and backward-to-input passes of
- * the convolutions with at least 128 channels in and out (conv4 to conv6). */
+ * the convolutions with enough channels in and out (conv4-6 natively, conv2-6 in WASM). */
 #include <string.h>
 
 #include "kernels.h"
@@ -13,10 +13,15 @@
 #define TILES_PER_TASK 96 /* a multiple of every NR in use (8, 16, 24) */
 
 /* The transforms cost about 80 operations per tile and channel against the GEMM's 16 x co
- * multiply-adds: with 64 channels they eat the saving (measured, AVX2: conv2 55 against 78
- * GFLOP/s direct), from 128 on the saving wins (conv6: 121 against 85). */
-int q4_winograd_applies(int ci, int co, int h, int wd) {
-    return ci >= 128 && co >= 128 && h % 2 == 0 && wd % 2 == 0;
+ * multiply-adds, so whether Winograd pays depends on how fast the ISA's GEMM is (the
+ * variant's winograd_min_channels, from `q4bench --steps 6` per layer, one thread):
+ * AVX2+FMA: with 64 channels the transforms eat the saving (conv2 forward 68 against 92
+ * GFLOP/s direct), from 128 on it wins (conv6: 121 against 85). WASM SIMD128, no FMA, GEMM
+ * at half the native rate: it wins from 64 on (in Chromium, with 64: conv2 forward 47
+ * GFLOP/s-equivalent and conv3 60, against 39 and 43 for their direct backward-to-weights
+ * GEMMs in the same run; with 128 both forwards ran at the GEMM's rate). */
+int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd) {
+    return ci >= v->winograd_min_channels && co >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0;
 }
 
 size_t q4_winograd_scratch_floats(int max_ci, int max_co) {
@@ -180,7 +185,7 @@ int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const fl
                         int ci, int co, int h, int wd) {
     const q4_gemm_variant *v = cc->kernels->gemm;
     int co_pad = (co + v->mr - 1) / v->mr * v->mr;
-    if (!q4_winograd_applies(ci, co, h, wd) || !cc->shared || (size_t)16 * co_pad * ci > cc->shared_floats ||
+    if (!q4_winograd_applies(v, ci, co, h, wd) || !cc->shared || (size_t)16 * co_pad * ci > cc->shared_floats ||
         q4_winograd_scratch_floats(ci, co) > cc->scratch_floats)
         return 0;
     winograd_job job = {cc, y, x, w, bias, n, ci, co, h, wd, (long)n * (h / 2) * (wd / 2), co_pad, cc->shared};
