@@ -3,8 +3,8 @@
 // headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, beside the PyTorch
 // reference (../shared/reference/torch_ref.py --bench with Debian's python3-torch, when
 // installed); the ratios ours/PyTorch and WASM/native; and where one training step spends
-// its time, per layer. Each figure is the median of BENCH_REPS runs (default 3): this
-// machine is shared and its speed drifts by 5-10% between runs.
+// its time, per layer. Each figure is the median of BENCH_REPS runs (default 3), the three
+// programs interleaved: this machine is shared and its speed drifts by 5-20% over minutes.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,11 +14,12 @@ const threadCounts = (process.env.BENCH_THREADS || '1,2').split(',').map(Number)
 const torchRef = process.env.TORCH_REF || path.resolve('..', 'shared', 'reference', 'torch_ref.py');
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-function native(threads) {
-  const runs = [];
-  for (let r = 0; r < reps; r++) {
-    runs.push(JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'], { encoding: 'utf8' })));
-  }
+// One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a
+// slow spell of the shared machine lands on all three and the ratios stay fair.
+const nativeRun = (threads) =>
+  JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'], { encoding: 'utf8' }));
+
+function nativeSummary(runs) {
   const pick = runs.find((x) => x.train_images_per_second === median(runs.map((y) => y.train_images_per_second)));
   return {
     train: median(runs.map((x) => x.train_images_per_second)), eval: median(runs.map((x) => x.eval_images_per_second)),
@@ -28,50 +29,51 @@ function native(threads) {
   };
 }
 
-function wasm() {
-  const byThreads = new Map();
-  for (let r = 0; r < reps; r++) {
-    const out = execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', threadCounts.join(','), '--steps', '6'],
-      { encoding: 'utf8', timeout: 900000 });
-    for (const line of out.trim().split('\n')) {
-      const x = JSON.parse(line);
-      if (!byThreads.has(x.threads)) byThreads.set(x.threads, []);
-      byThreads.get(x.threads).push(x);
-    }
-  }
-  const result = new Map();
-  for (const [threads, runs] of byThreads) {
-    const pick = runs.find((x) => x.trainImagesPerSecond === median(runs.map((y) => y.trainImagesPerSecond)));
-    result.set(threads, {
-      train: median(runs.map((x) => x.trainImagesPerSecond)), eval: median(runs.map((x) => x.evalImagesPerSecond)),
-      trainGflops: median(runs.map((x) => x.trainGflops)), evalGflops: median(runs.map((x) => x.evalGflops)),
-      phases: pick.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })), kernels: pick.kernels,
-      memory: pick.wasmMemory,
-    });
-  }
-  return result;
+/** One Chromium launch measuring every thread count: [result per thread count]. */
+const wasmRun = () =>
+  execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', threadCounts.join(','), '--steps', '6'],
+    { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => JSON.parse(line));
+
+function wasmSummary(runs) {
+  const pick = runs.find((x) => x.trainImagesPerSecond === median(runs.map((y) => y.trainImagesPerSecond)));
+  return {
+    train: median(runs.map((x) => x.trainImagesPerSecond)), eval: median(runs.map((x) => x.evalImagesPerSecond)),
+    trainGflops: median(runs.map((x) => x.trainGflops)), evalGflops: median(runs.map((x) => x.evalGflops)),
+    phases: pick.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })), kernels: pick.kernels,
+    memory: pick.wasmMemory,
+  };
 }
 
-function torch(threads) {
-  if (!fs.existsSync(torchRef)) return { missing: `${torchRef} not found` };
+function torchMissing() {
+  if (!fs.existsSync(torchRef)) return `${torchRef} not found`;
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
-  if (probe.status !== 0) return { missing: 'python3-torch is not installed (apt-get install python3-torch)' };
-  const runs = [];
-  for (let r = 0; r < reps; r++) {
-    const out = execFileSync('/usr/bin/python3', [torchRef, '--bench', '--threads', String(threads)], { encoding: 'utf8' });
-    const m = /train_img_per_s ([\d.]+) eval_img_per_s ([\d.]+)/.exec(out);
-    runs.push({ train: Number(m[1]), eval: Number(m[2]) });
-  }
-  return { train: median(runs.map((x) => x.train)), eval: median(runs.map((x) => x.eval)) };
+  return probe.status !== 0 ? 'python3-torch is not installed (apt-get install python3-torch)' : null;
+}
+
+function torchRun(threads) {
+  const out = execFileSync('/usr/bin/python3', [torchRef, '--bench', '--threads', String(threads)], { encoding: 'utf8' });
+  const m = /train_img_per_s ([\d.]+) eval_img_per_s ([\d.]+)/.exec(out);
+  return { train: Number(m[1]), eval: Number(m[2]) };
 }
 
 const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-console.log(`q4 bench: batch 128, ${reps} runs per figure (median), ${cpu ? cpu[1] : 'unknown CPU'}, ` +
+console.log(`q4 bench: batch 128, ${reps} interleaved runs per figure (median), ${cpu ? cpu[1] : 'unknown CPU'}, ` +
   `${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores`);
-const results = { native: new Map(), torch: new Map() };
-for (const t of threadCounts) results.native.set(t, native(t));
-results.wasm = wasm();
-for (const t of threadCounts) results.torch.set(t, torch(t));
+const missing = torchMissing();
+const runs = { native: new Map(), wasm: new Map(), torch: new Map() };
+const add = (map, key, value) => map.set(key, [...(map.get(key) || []), value]);
+for (let r = 0; r < reps; r++) {
+  for (const t of threadCounts) add(runs.native, t, nativeRun(t));
+  for (const x of wasmRun()) add(runs.wasm, x.threads, x);
+  if (!missing) for (const t of threadCounts) add(runs.torch, t, torchRun(t));
+}
+const results = { native: new Map(), wasm: new Map(), torch: new Map() };
+for (const t of threadCounts) {
+  results.native.set(t, nativeSummary(runs.native.get(t)));
+  if (runs.wasm.has(t)) results.wasm.set(t, wasmSummary(runs.wasm.get(t)));
+  const tr = runs.torch.get(t);
+  results.torch.set(t, missing ? { missing } : { train: median(tr.map((x) => x.train)), eval: median(tr.map((x) => x.eval)) });
+}
 const flopsPerImage = 932739072, forwardFlops = 309770240;
 
 const row = (name, t, r, ref) => {
