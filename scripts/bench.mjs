@@ -15,33 +15,31 @@ const torchRef = process.env.TORCH_REF || path.resolve('..', 'shared', 'referenc
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 // One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a
-// slow spell of the shared machine lands on all three and the ratios stay fair.
-const nativeRun = (threads) =>
-  JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'], { encoding: 'utf8' }));
-
-function nativeSummary(runs) {
-  const pick = runs.find((x) => x.train_images_per_second === median(runs.map((y) => y.train_images_per_second)));
-  return {
-    train: median(runs.map((x) => x.train_images_per_second)), eval: median(runs.map((x) => x.eval_images_per_second)),
-    trainGflops: median(runs.map((x) => x.train_gflops)), evalGflops: median(runs.map((x) => x.eval_gflops)),
-    phases: pick.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })), kernels: pick.kernels,
-    memory: pick.memory_bytes,
-  };
+// slow spell of the shared machine lands on all three and the ratios stay fair. Native and
+// WASM runs come back in one shape.
+function nativeRun(threads) {
+  const x = JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'],
+    { encoding: 'utf8' }));
+  return { threads, train: x.train_images_per_second, eval: x.eval_images_per_second, trainGflops: x.train_gflops,
+    evalGflops: x.eval_gflops, kernels: x.kernels, memory: x.memory_bytes,
+    phases: x.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })) };
 }
 
-/** One Chromium launch measuring every thread count: [result per thread count]. */
+/** One Chromium launch measuring every thread count: a run per thread count. */
 const wasmRun = () =>
   execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', threadCounts.join(','), '--steps', '6'],
-    { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => JSON.parse(line));
+    { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
+    const x = JSON.parse(line);
+    return { threads: x.threads, train: x.trainImagesPerSecond, eval: x.evalImagesPerSecond, trainGflops: x.trainGflops,
+      evalGflops: x.evalGflops, kernels: x.kernels, memory: x.wasmMemory,
+      phases: x.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })) };
+  });
 
-function wasmSummary(runs) {
-  const pick = runs.find((x) => x.trainImagesPerSecond === median(runs.map((y) => y.trainImagesPerSecond)));
-  return {
-    train: median(runs.map((x) => x.trainImagesPerSecond)), eval: median(runs.map((x) => x.evalImagesPerSecond)),
-    trainGflops: median(runs.map((x) => x.trainGflops)), evalGflops: median(runs.map((x) => x.evalGflops)),
-    phases: pick.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })), kernels: pick.kernels,
-    memory: pick.wasmMemory,
-  };
+/** Medians over runs; the per-layer split of the run with the median training speed. */
+function summary(runs) {
+  const pick = runs.find((x) => x.train === median(runs.map((y) => y.train)));
+  return { ...pick, eval: median(runs.map((x) => x.eval)), trainGflops: median(runs.map((x) => x.trainGflops)),
+    evalGflops: median(runs.map((x) => x.evalGflops)) };
 }
 
 function torchMissing() {
@@ -69,8 +67,8 @@ for (let r = 0; r < reps; r++) {
 }
 const results = { native: new Map(), wasm: new Map(), torch: new Map() };
 for (const t of threadCounts) {
-  results.native.set(t, nativeSummary(runs.native.get(t)));
-  if (runs.wasm.has(t)) results.wasm.set(t, wasmSummary(runs.wasm.get(t)));
+  results.native.set(t, summary(runs.native.get(t)));
+  if (runs.wasm.has(t)) results.wasm.set(t, summary(runs.wasm.get(t)));
   const tr = runs.torch.get(t);
   results.torch.set(t, missing ? { missing } : { train: median(tr.map((x) => x.train)), eval: median(tr.map((x) => x.eval)) });
 }

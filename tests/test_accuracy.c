@@ -56,10 +56,11 @@ static double run(const q4_dataset *train, const q4_dataset *test, int quantized
     int min_levels = 15;
     for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++)
         if (stats[i].unique_levels < min_levels) min_levels = stats[i].unique_levels;
-    printf("%s: loss %.4f, train %.2f%%, test %.2f%% (%d/%d)%s%d; %.1f train img/s, %.1f eval img/s\n",
+    char levels[48] = "";
+    if (quantized) snprintf(levels, sizeof levels, ", fewest levels in a layer %d", min_levels);
+    printf("%s: loss %.4f, train %.2f%%, test %.2f%% (%d/%d)%s; %.1f train img/s, %.1f eval img/s\n",
            quantized ? "4-bit" : "FP32 ", p.epoch_loss, 100 * p.epoch_accuracy, 100 * e.accuracy, e.correct, e.count,
-           quantized ? ", fewest levels in a layer " : "", quantized ? min_levels : 0, train->count / (t1 - t0),
-           test->count / (t2 - t1));
+           levels, train->count / (t1 - t0), test->count / (t2 - t1));
     if (quantized) CHECK(min_levels >= 10, "a layer uses only %d levels", min_levels);
     q4_session_destroy(s);
     return e.accuracy;
