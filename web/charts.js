@@ -82,7 +82,7 @@ export function lineChart(canvas, series, options = {}) {
 /** One bar per label; values in [0, max]; optional per-bar text. */
 export function barChart(canvas, labels, values, { max = null, color = COLORS[0], text = null, percent = false } = {}) {
   const { g, width, height } = prepare(canvas);
-  const left = 34, bottom = labels.length > 12 ? 6 : 30, top = 8, right = 4;
+  const left = 34, bottom = labels.length > 12 ? 6 : 30, top = text ? 18 : 8, right = 4; // room above a full bar for its value
   const top_value = max ?? Math.max(1e-9, ...values);
   const slot = (width - left - right) / Math.max(1, labels.length);
   g.fillStyle = '#6b7280';
