@@ -6,15 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../core/include/q4.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     int threads = 1, steps = 8, fp32 = 0, json = 0, eval_images = 1024;
@@ -43,11 +36,15 @@ int main(int argc, char **argv) {
     q4_dataset train = {train_count, 10, 1, {{train_count, pixels, labels, NULL}}};
     q4_dataset test = {eval_images, 10, 1, {{eval_images, pixels + (size_t)train_count * Q4_IMAGE_BYTES,
                                              labels + train_count, NULL}}};
+    q4_error err = {0};
+    if (q4_kernels_select(getenv("Q4_GEMM_VARIANT"), &err)) {
+        fprintf(stderr, "q4bench: Q4_GEMM_VARIANT: %s\n", err.message);
+        return 2;
+    }
     q4_config config;
     q4_config_default(&config);
     config.threads = threads;
     config.quantized = !fp32;
-    q4_error err = {0};
     q4_session *s = q4_session_create(&config, &train, &test, &err);
     if (!s) {
         fprintf(stderr, "q4bench: %s\n", err.message);
@@ -56,23 +53,20 @@ int main(int argc, char **argv) {
     q4_progress p;
     q4_session_train(s, 2, &p); /* warm-up: first touches of every buffer */
     q4_session_profile_reset(s);
-    double t0 = now();
+    double t0 = q4_now();
     for (int i = 0; i < steps; i++) q4_session_train(s, 1, &p);
-    double train_seconds = now() - t0;
+    double train_seconds = q4_now() - t0;
     q4_profile profile;
     q4_session_profile(s, &profile);
     q4_evaluation e;
     q4_session_evaluate(s, &e, NULL, 0); /* warm-up */
-    t0 = now();
+    t0 = q4_now();
     q4_session_evaluate(s, &e, NULL, 0);
-    double eval_seconds = now() - t0;
+    double eval_seconds = q4_now() - t0;
 
     double train_ips = 128.0 * steps / train_seconds, eval_ips = eval_images / eval_seconds;
     double train_gflops = train_ips * profile.flops_per_image_total / 1e9;
-    double forward_flops = 0;
-    for (int i = 0; i < 6; i++) forward_flops += profile.flops_per_image[i];
-    forward_flops += profile.flops_per_image[24] / 3;
-    double eval_gflops = eval_ips * forward_flops / 1e9;
+    double eval_gflops = eval_ips * profile.forward_flops_per_image / 1e9;
     if (json) {
         printf("{\"kernels\":\"%s\",\"threads\":%d,\"quantized\":%d,\"batch\":128,\"steps\":%d,"
                "\"train_images_per_second\":%.2f,\"train_gflops\":%.2f,\"eval_images_per_second\":%.2f,"

@@ -1,6 +1,7 @@
 // bench-wasm.mjs - the WebAssembly build's speed in headless Chromium (Debian's, driven by
-// playwright-core): serves the page with cross-origin isolation, waits for the engine, and
-// runs the worker's benchmark at each thread count. Prints one JSON line per thread count.
+// playwright-core): serves the page with cross-origin isolation and, in it, starts a fresh
+// training worker (web/worker.js) per thread count and runs its benchmark. Prints one JSON
+// line per thread count.
 // Usage: node scripts/bench-wasm.mjs [--threads 1,2] [--steps 8]
 import { chromium } from 'playwright-core';
 import { startServer } from './serve.mjs';
@@ -23,9 +24,20 @@ try {
   page.on('crash', () => console.error('the page crashed'));
   page.on('console', (m) => { if (m.type() === 'error') console.error(`console: ${m.text()}`); });
   await page.goto(url);
-  await page.waitForFunction(() => window.q4Debug && window.q4Debug.ready, null, { timeout: 60000 });
+  await page.waitForFunction(() => crossOriginIsolated);
   for (const threads of threadCounts) {
-    const result = await page.evaluate((options) => window.q4RunBench(options), { threads, steps });
+    const result = await page.evaluate((options) => new Promise((resolve, reject) => {
+      const worker = new Worker('worker.js');
+      worker.onmessage = (e) => {
+        const m = e.data;
+        if (m.type === 'ready') worker.postMessage({ type: 'bench', ...options });
+        else if (m.type === 'bench') {
+          worker.terminate();
+          resolve(m.result);
+        } else if (m.type === 'error') reject(new Error(m.message));
+      };
+      worker.postMessage({ type: 'init' });
+    }), { threads, steps });
     console.log(JSON.stringify(result));
   }
 } finally {

@@ -1,7 +1,7 @@
 // bench.mjs - `make bench`: in one run on this machine, training and evaluation images/s
 // and GFLOP/s at batch 128 for the native build (build/q4bench) and the WebAssembly build in
 // headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, beside the PyTorch
-// reference (../shared/reference/torch_ref.py --bench with Debian's python3-torch, when
+// reference (scripts/torch_ref.py --bench with Debian's python3-torch, when
 // installed); the ratios ours/PyTorch and WASM/native; and where one training step spends
 // its time, per layer. Each figure is the median of BENCH_REPS runs (default 3), the three
 // programs interleaved: this machine is shared and its speed drifts by 5-20% over minutes.
@@ -11,7 +11,7 @@ import path from 'node:path';
 
 const reps = Number(process.env.BENCH_REPS || 3);
 const threadCounts = (process.env.BENCH_THREADS || '1,2').split(',').map(Number);
-const torchRef = process.env.TORCH_REF || path.resolve('..', 'shared', 'reference', 'torch_ref.py');
+const torchRef = process.env.TORCH_REF || path.resolve('scripts', 'torch_ref.py');
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 // One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a

@@ -1,18 +1,17 @@
 #!/usr/bin/python3
-"""make_golden.py - golden values from the PyTorch reference (../shared/reference/torch_ref.py)
+"""make_golden.py - golden values from the PyTorch reference (scripts/torch_ref.py)
 for tests/test_golden.c. Weights, BN state, inputs, labels and dropout masks come from an
 integer hash that tests/golden_values.h reproduces bit for bit in C, so the fixture holds
 only PyTorch's outputs: logits, losses, gradients and the weights after two full optimizer
 steps (clip 0.5, AdamW, tanh soft clip), for the 4-bit model and for the FP32 switch.
 Large tensors are stored as a fixed subsample plus their full L2 norm.
-Usage: /usr/bin/python3 scripts/make_golden.py [REFERENCE_DIR] [OUT_DIR]   (Debian python3-torch)"""
+Usage: /usr/bin/python3 scripts/make_golden.py [OUT_DIR]   (Debian python3-torch)"""
 import math, os, struct, sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REF = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, '..', '..', 'shared', 'reference')
-OUT = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, '..', 'tests', 'fixtures')
-sys.path.insert(0, REF)
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, '..', 'tests', 'fixtures')
+sys.path.insert(0, HERE)
 import torch, torch.nn as nn, torch.nn.functional as F  # noqa: E402
 import torch_ref  # noqa: E402
 

@@ -4,8 +4,6 @@
  * switch. Thresholds come from our own runs of seeds 0-4 (see THRESHOLDS below and the
  * README); the PyTorch reference reaches about 40-45% under this protocol.
  * Usage: test_accuracy DIR (the folder with the official binary files). */
-#include <time.h>
-
 #include "../core/include/q4.h"
 #include "test_util.h"
 
@@ -22,12 +20,6 @@
 #define MIN_4BIT_ACCURACY 0.40
 #define MAX_FP32_GAP 0.05
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 static double run(const q4_dataset *train, const q4_dataset *test, int quantized) {
     q4_config config;
     q4_config_default(&config);
@@ -40,17 +32,17 @@ static double run(const q4_dataset *train, const q4_dataset *test, int quantized
     CHECK(s != NULL, "session: %s", err.message);
     if (!s) return 0;
     q4_progress p;
-    double t0 = now();
+    double t0 = q4_now();
     do {
         if (q4_session_train(s, 1000, &p)) {
             CHECK(0, "training: %s", q4_session_error(s));
             break;
         }
     } while (!p.epoch_done);
-    double t1 = now();
+    double t1 = q4_now();
     q4_evaluation e;
     CHECK(q4_session_evaluate(s, &e, NULL, 0) == Q4_OK, "evaluation: %s", q4_session_error(s));
-    double t2 = now();
+    double t2 = q4_now();
     q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
     q4_session_layer_stats(s, stats);
     int min_levels = 15;

@@ -32,17 +32,18 @@ head -c 1000000 "$DATA/cifar-10-batches-bin/data_batch_3.bin" >"$OUT/short/data_
 expect_refusal "missing data folder" "does not exist" --data "$OUT/nowhere"
 expect_refusal "truncated shard" "data_batch_3.bin: 1000000 bytes is not a whole number" --data "$OUT/short"
 expect_refusal "CIFAR-10 read as CIFAR-100" "holds CIFAR-10 files" --data "$DATA" --dataset cifar100
-expect_refusal "bad option value" "--epochs needs a whole number" --data "$DATA" --epochs two
+expect_refusal "bad option value" "epochs must be a whole number from 1 to 10000, not 'two'" --data "$DATA" --epochs two
 printf 'not a checkpoint at all' >"$OUT/foreign.ckpt"
 expect_refusal "foreign checkpoint" "foreign.ckpt: not a q4 checkpoint" --data "$DATA" --resume "$OUT/foreign.ckpt"
 
 # ---- stop and resume equals an uninterrupted run (384 images at batch 128: 3 steps an epoch)
-common=(--data "$DATA" --train-limit 384 --test-limit 500 --epochs 2 --seed 7 --threads 2 --quiet)
-"$Q4" "${common[@]}" --checkpoint "$OUT/straight.ckpt" --log "$OUT/straight.jsonl" --export "$OUT/model.q4" \
+common=(--data "$DATA" --train-limit 384 --test-limit 500 --epochs 2 --seed 7 --threads 2)
+"$Q4" "${common[@]}" --quiet --checkpoint "$OUT/straight.ckpt" --log "$OUT/straight.jsonl" --export "$OUT/model.q4" \
   >"$OUT/straight.txt" 2>&1 || fail "uninterrupted run: $(cat "$OUT/straight.txt")"
 "$Q4" "${common[@]}" --checkpoint "$OUT/resumed.ckpt" --max-steps 4 >"$OUT/part1.txt" 2>&1 ||
   fail "run stopped at step 4: $(cat "$OUT/part1.txt")"
-grep -q "stopped at step 4" "$OUT/part1.txt" || echo "(quiet run: no stop message)" >/dev/null
+grep -q "stopped at step 4; checkpoint saved to $OUT/resumed.ckpt" "$OUT/part1.txt" ||
+  fail "the run stopped by --max-steps does not say where it stopped: $(cat "$OUT/part1.txt")"
 "$Q4" --data "$DATA" --resume "$OUT/resumed.ckpt" --checkpoint "$OUT/resumed.ckpt" --threads 2 --quiet \
   >"$OUT/part2.txt" 2>&1 || fail "resumed run: $(cat "$OUT/part2.txt")"
 if cmp -s "$OUT/straight.ckpt" "$OUT/resumed.ckpt"; then
@@ -62,14 +63,15 @@ fi
 size=$(stat -c %s "$OUT/model.q4")
 if [ "$size" -lt 1700000 ] && [ "$size" -gt 1600000 ]; then pass "export size $size bytes"; else fail "export size $size"; fi
 
-# ---- the JSON log: one parseable line per epoch with the documented fields
+# ---- the JSON log: a line describing the run, then one parseable line per epoch with the documented fields
 node -e '
-const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n");
-if (lines.length !== 2) throw new Error(`${lines.length} lines, expected 2`);
-for (const line of lines) {
-  const j = JSON.parse(line);
+const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
+if (lines.length !== 3) throw new Error(`${lines.length} lines, expected 3`);
+const run = lines[0].run;
+if (!run || run.config.recipe !== "paper" || run.config.seed !== "7" || run.config.train_limit !== 384) throw new Error("run line");
+for (const j of lines.slice(1)) {
   for (const k of ["epoch","loss","train_accuracy","test_accuracy","learning_rate","levels_min","levels_max",
-                   "levels_mean","levels","images_per_second","elapsed_seconds"])
+                   "levels_mean","levels","images_per_second","elapsed_seconds","best_accuracy","layers","class_total"])
     if (!(k in j)) throw new Error(`missing ${k}`);
   if (j.levels.length !== 8) throw new Error("levels per layer");
 }' "$OUT/straight.jsonl" && pass "JSON log lines parse with every field" || fail "JSON log"

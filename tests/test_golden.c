@@ -1,5 +1,5 @@
 /* test_golden.c - the engine against PyTorch 1.13 (scripts/make_golden.py on
- * ../shared/reference/torch_ref.py): identical weights, BN state, inputs and dropout masks;
+ * scripts/torch_ref.py): identical weights, BN state, inputs and dropout masks;
  * logits, loss, every gradient, the weights after two full optimizer steps (clip, AdamW,
  * tanh) and the BN running statistics must match, for the 4-bit model and the FP32 switch.
  * Tolerances (measured: see the comments at each check) allow for summation order only. */
@@ -87,7 +87,7 @@ static const tolerances step_tolerances[2] = {
 };
 
 /* conv and fc1 biases feed BatchNorm, which cancels them exactly */
-static int bn_cancelled(int tensor) { return tensor < 24 ? tensor % 4 == 1 : tensor == 25; }
+static int bn_cancelled(const q4_tensor_info *t) { return t->role == Q4_ROLE_BIAS_BEFORE_BN; }
 
 static void set_parameters(q4_vgg *m) {
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
@@ -99,9 +99,9 @@ static void set_parameters(q4_vgg *m) {
                 long fan_in = info->count / info->shape[0];
                 double std = info->ndim == 4 ? sqrt(2.0 / (double)fan_in) : sqrt(1.0 / (double)fan_in);
                 v = std * u;
-            } else if (t % 4 == 2) {
+            } else if (info->role == Q4_ROLE_BN_GAMMA) {
                 v = 1.0 + 0.2 * u;
-            } else if (t % 4 == 3) {
+            } else if (info->role == Q4_ROLE_BN_BETA) {
                 v = 0.1 * u;
             } else {
                 v = 0.05 * u;
@@ -177,7 +177,7 @@ static void run(const char *path, int quantized, int threads) {
             tensor_set g = read_set(&r);
             const q4_tensor_info *info = &m.tensors[t];
             snprintf(what, sizeof what, "%s step %d grad %s", mode, step + 1, info->name);
-            if (bn_cancelled(t)) /* true gradient 0: both engines return rounding noise */
+            if (bn_cancelled(info)) /* true gradient 0: both engines return rounding noise */
                 compare_set(what, m.grads + info->offset, info->count, &g, 1.0, 1e-3, &worst_noise);
             else
                 compare_set(what, m.grads + info->offset, info->count, &g, tol->gradient, 1e-12, &worst_grad);
@@ -189,7 +189,7 @@ static void run(const char *path, int quantized, int threads) {
             tensor_set g = read_set(&r);
             const q4_tensor_info *info = &m.tensors[t];
             snprintf(what, sizeof what, "%s step %d weights %s", mode, step + 1, info->name);
-            if (bn_cancelled(t)) {
+            if (bn_cancelled(info)) {
                 /* noise gradients make Adam move these by up to lr per step in either engine */
                 const float *mine = m.params + info->offset;
                 for (uint32_t j = 0; j < g.samples && g.samples == g.count; j++)

@@ -6,13 +6,14 @@
  * A coordinate whose one-sided differences disagree sits on a ReLU or max-pool kink and is
  * skipped (counted; most coordinates must be checked). */
 #include "../core/model/vgg.h"
+#include "../core/quant/quant.h"
 #include "test_util.h"
 
 static q4_kernels kernels;
 static q4_compute cc;
 
 static void setup_compute(int threads) {
-    q4_kernels_init(&kernels, NULL);
+    q4_kernels_init(&kernels);
     cc.kernels = &kernels;
     cc.pool = q4_pool_create(threads);
     cc.scratch_floats = q4_gemm_scratch_floats(kernels.gemm);
@@ -91,8 +92,8 @@ static void test_conv(int n, int ci, int co, int h, int w, int quantized) {
     fill_values(c.b, co, 3);
     fill_values(c.r, ys, 4);
     if (quantized) {
-        c.scale = (kernels.max_abs(c.w, ws) + 1e-8f) / 7.0f;
-        kernels.quantize(c.wq, c.w, ws, c.scale);
+        c.scale = q4_quant_scale(kernels.max_abs(c.w, ws), Q4_MAX_LEVEL);
+        kernels.quantize(c.wq, c.w, ws, c.scale, Q4_MAX_LEVEL);
     }
     const float *weights = quantized ? c.wq : c.w;
     q4_conv3x3_backward_input(&cc, dx, c.r, weights, flipped, n, ci, co, h, w);
@@ -132,7 +133,7 @@ static void test_linear(int n, int in, int out, int quantized) {
     fill_values(c.w, ws, 12);
     fill_values(c.b, out, 13);
     fill_values(c.r, ys, 14);
-    if (quantized) kernels.quantize(c.wq, c.w, ws, (kernels.max_abs(c.w, ws) + 1e-8f) / 7.0f);
+    if (quantized) kernels.quantize(c.wq, c.w, ws, q4_quant_scale(kernels.max_abs(c.w, ws), Q4_MAX_LEVEL), Q4_MAX_LEVEL);
     q4_linear_backward_input(&cc, dx, c.r, quantized ? c.wq : c.w, n, in, out);
     q4_linear_backward_weights(&cc, dw, db, c.r, c.x, n, in, out);
     char what[96];

@@ -58,7 +58,7 @@ static long compare_gemm(const char *what, const float *out, int M, int N, int K
 
 static void test_gemm_variant(const q4_gemm_variant *variant) {
     q4_kernels k;
-    q4_kernels_init(&k, variant->name);
+    q4_kernels_init_with(&k, variant);
     q4_compute cc1 = make_compute(&k, 1, 0), cc3 = make_compute(&k, 3, 1 << 20);
     char what[96];
     /* dense operands in all four transpositions, ragged M, N, K; also K > kc */
@@ -205,7 +205,7 @@ static void test_elementwise(const q4_kernels *k) {
         CHECK(memcmp(a, b, n * 4) == 0, "%s backward apply (in place) differs", what);
         CHECK(r->max_abs(x, n) == k->max_abs(x, n), "%s max_abs", what);
         float scale = (r->max_abs(x, n) + 1e-8f) / 7.0f;
-        r->quantize(a, x, n, scale), k->quantize(b, x, n, scale);
+        r->quantize(a, x, n, scale, Q4_MAX_LEVEL), k->quantize(b, x, n, scale, Q4_MAX_LEVEL);
         CHECK(memcmp(a, b, n * 4) == 0, "%s quantize differs", what);
         /* AdamW: identical operations in identical order */
         float *w1 = malloc(n * 4), *w2 = malloc(n * 4), *m1 = malloc(n * 4), *m2 = malloc(n * 4), *v1 = malloc(n * 4),
@@ -254,7 +254,7 @@ static void test_elementwise(const q4_kernels *k) {
 
 int main(void) {
     q4_kernels fast;
-    q4_kernels_init(&fast, NULL);
+    q4_kernels_init(&fast);
     printf("kernels: %s\n", fast.name);
     for (const q4_gemm_variant *const *v = q4_gemm_variants(); *v; v++) {
         printf("GEMM variant %s (%dx%d, kc %d)\n", (*v)->name, (*v)->mr, (*v)->nr, (*v)->kc);

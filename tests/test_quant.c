@@ -10,7 +10,7 @@
 static void check_levels(const char *what, const q4_kernels *k, const float *w, long n) {
     float *q = malloc((n ? n : 1) * sizeof(float));
     float scale = (k->max_abs(w, n) + 1e-8f) / 7.0f;
-    k->quantize(q, w, n, scale);
+    k->quantize(q, w, n, scale, Q4_MAX_LEVEL);
     long bad_level = 0, bad_round = 0, nan = 0;
     int seen[15] = {0};
     for (long i = 0; i < n; i++) {
@@ -47,8 +47,8 @@ static void test_quantizer(const q4_kernels *k) {
         for (long i = 0; i < n; i++) neg[i] = -w[i];
         float scale = (k->max_abs(w, n) + 1e-8f) / 7.0f;
         CHECK((k->max_abs(neg, n) + 1e-8f) / 7.0f == scale, "%s: scale of -w differs", what);
-        k->quantize(qa, w, n, scale);
-        k->quantize(qb, neg, n, scale);
+        k->quantize(qa, w, n, scale, Q4_MAX_LEVEL);
+        k->quantize(qb, neg, n, scale, Q4_MAX_LEVEL);
         long asym = 0;
         for (long i = 0; i < n; i++) asym += qa[i] != -qb[i];
         CHECK(asym == 0, "%s: %ld values break quantize(-w) = -quantize(w)", what, asym);
@@ -57,7 +57,7 @@ static void test_quantizer(const q4_kernels *k) {
         for (long i = 0; i < n; i++) at_max += fabsf(qa[i]) == 7.0f * scale;
         CHECK(at_max >= 1, "%s: no value at level +-7", what);
         /* the SIMD kernel equals the scalar reference bit for bit */
-        q4_ref_quantize(qb, w, n, scale);
+        q4_ref_quantize(qb, w, n, scale, Q4_MAX_LEVEL);
         CHECK(memcmp(qa, qb, n * sizeof(float)) == 0, "%s: differs from the scalar reference", what);
         free(w), free(neg), free(qa), free(qb);
     }
@@ -65,7 +65,7 @@ static void test_quantizer(const q4_kernels *k) {
     /* ties round to even: w / s = k + 0.5 exactly */
     float scale = 0.5f, ties[16], q[16];
     for (int i = 0; i < 16; i++) ties[i] = ((float)(i - 8) + 0.5f) * scale; /* -7.5 .. 7.5 levels */
-    k->quantize(q, ties, 16, scale);
+    k->quantize(q, ties, 16, scale, Q4_MAX_LEVEL);
     for (int i = 0; i < 16; i++) {
         float level = (float)(i - 8) + 0.5f, expect = rintf(level); /* nearbyint: half to even */
         if (expect > 7) expect = 7;
@@ -80,7 +80,7 @@ static void test_quantizer(const q4_kernels *k) {
     float zeros[37] = {0}, out[37];
     float zscale = (k->max_abs(zeros, 37) + 1e-8f) / 7.0f;
     CHECK(zscale > 0 && isfinite(zscale), "%s: scale of zeros is %g", k->name, zscale);
-    k->quantize(out, zeros, 37, zscale);
+    k->quantize(out, zeros, 37, zscale, Q4_MAX_LEVEL);
     for (int i = 0; i < 37; i++) CHECK(out[i] == 0.0f && !signbit(out[i]) == !signbit(zeros[i]), "%s: zeros[%d] -> %g", k->name, i, out[i]);
 
     /* max_abs propagates NaN, so a broken tensor cannot hide behind a finite scale */
@@ -157,7 +157,7 @@ static void test_model_and_export(void) {
 
 int main(void) {
     q4_kernels fast;
-    q4_kernels_init(&fast, NULL);
+    q4_kernels_init(&fast);
     test_quantizer(q4_kernels_reference());
     test_quantizer(&fast);
     test_model_and_export();

@@ -14,15 +14,12 @@
     }
   }
 
-  const CONFIG_FIELDS = ['numClasses', 'batchSize', 'epochs', 'quantized', 'augment', 'threads', 'seed',
-    'learningRate', 'weightDecay', 'beta1', 'beta2', 'adamEps', 'clipNorm', 'tanhBound', 'cosineTMax', 'dropout'];
-
-  /** The paper's recipe (PAPER.md). */
-  const PAPER_CONFIG = {
-    numClasses: 10, batchSize: 128, epochs: 150, quantized: 1, augment: 1, threads: 1, seed: 0,
-    learningRate: 1e-3, weightDecay: 5e-4, beta1: 0.9, beta2: 0.999, adamEps: 1e-8, clipNorm: 0.5,
-    tanhBound: 3, cosineTMax: 100, dropout: 0.5,
-  };
+  /** "name=value" lines for the engine's settings parser; a recipe goes first (it resets the others). */
+  function settingsText(settings) {
+    const entries = Object.entries(settings).filter(([, v]) => v !== undefined && v !== null && v !== '');
+    entries.sort(([a], [b]) => (b === 'recipe') - (a === 'recipe'));
+    return entries.map(([k, v]) => `${k}=${v}`).join('\n');
+  }
 
   class Engine {
     constructor(module, memory, threaded) {
@@ -33,21 +30,26 @@
       this.nextSource = 1;
       this.data = -1;
       this.session = -1;
-      this.numClasses = 10;
       this.kernels = module.UTF8ToString(module._q4w_kernels());
+      /** The configuration table (core/include/q4.h): [{name, type, default, lowest, highest, choices, help, ...}] */
+      this.fields = this._json(module._q4w_config_fields());
       module.q4ReadSource = (id, pointer, size) => this._readSource(id, pointer, size);
     }
 
     /** A fresh view of the heap (it may have grown, possibly in another thread). */
     heap() { return this.memory ? new Uint8Array(this.memory.buffer) : this.M.HEAPU8; }
     heapF64() { return this.memory ? new Float64Array(this.memory.buffer) : this.M.HEAPF64; }
-    heapI32() { return this.memory ? new Int32Array(this.memory.buffer) : this.M.HEAP32; }
-    heapF32() { return this.memory ? new Float32Array(this.memory.buffer) : this.M.HEAPF32; }
     memoryBytes() { return this.heap().length; }
 
+    _error() { return new Q4Error(this.M.UTF8ToString(this.M._q4w_last_error())); }
     _check(result) {
       if (result < 0) throw new Q4Error(this.M.UTF8ToString(this.M._q4w_last_error()), -result);
       return result;
+    }
+    /** The JSON text a q4w_ function returned (NULL: the error it left). */
+    _json(pointer) {
+      if (!pointer) throw this._error();
+      return JSON.parse(this.M.UTF8ToString(pointer));
     }
 
     _doubles(count) { return this.M._malloc(8 * count); }
@@ -60,27 +62,48 @@
       return pointer;
     }
 
+    _withString(text, call) {
+      const p = this._string(text);
+      try {
+        return call(p);
+      } finally {
+        this.M._free(p);
+      }
+    }
+
+    // Called from C while a file is read: exceptions must not unwind through C frames (they
+    // would leak what C holds), so a failure becomes -1 and C reports it as a read error.
     _readSource(id, pointer, size) {
       const s = this.sources.get(id);
       if (!s) return -1;
-      const n = Math.min(size, s.size - s.offset);
-      if (n <= 0) return 0;
-      let chunk;
-      if (s.bytes) {
-        chunk = s.bytes.subarray(s.offset, s.offset + n);
-      } else {
-        // a File or Blob, read synchronously in slices (workers have FileReaderSync)
-        chunk = new Uint8Array(new FileReaderSync().readAsArrayBuffer(s.blob.slice(s.offset, s.offset + n)));
+      try {
+        const n = Math.min(size, s.size - s.offset);
+        if (n <= 0) return 0;
+        let chunk;
+        if (s.bytes) {
+          chunk = s.bytes.subarray(s.offset, s.offset + n);
+        } else {
+          // a File or Blob, read synchronously in slices (workers have FileReaderSync)
+          chunk = new Uint8Array(new FileReaderSync().readAsArrayBuffer(s.blob.slice(s.offset, s.offset + n)));
+        }
+        this.heap().set(chunk, pointer);
+        s.offset += chunk.length;
+        if (s.onProgress) s.onProgress(s.offset, s.size);
+        return chunk.length;
+      } catch (e) {
+        s.error = e && e.message ? e.message : String(e);
+        return -1;
       }
-      this.heap().set(chunk, pointer);
-      s.offset += chunk.length;
-      if (s.onProgress) s.onProgress(s.offset, s.size);
-      return chunk.length;
+    }
+
+    /** The configuration these settings ({name: value}) make from the defaults; throws Q4Error naming a wrong one. */
+    resolve(settings) {
+      return this._withString(settingsText(settings), (p) => this._json(this.M._q4w_config_resolve(p)));
     }
 
     /**
      * Loads CIFAR from files: [{name, blob} | {name, bytes}] (official shards, label-name files,
-     * or an official .tar.gz/.tar). kind: 10 or 100. Returns {kind, classes, train, test, names}.
+     * or an official .tar.gz/.tar). kind: 10 or 100. Returns {kind, classes, train, test, shards, names}.
      * A failed file leaves what was loaded before; the error names the file.
      */
     loadData(files, kind = 10, { requireComplete = false, onProgress = null } = {}) {
@@ -89,15 +112,18 @@
         for (const file of files) {
           const id = this.nextSource++;
           const size = file.bytes ? file.bytes.length : file.blob.size;
-          this.sources.set(id, {
-            bytes: file.bytes, blob: file.blob, size, offset: 0,
+          const source = {
+            bytes: file.bytes, blob: file.blob, size, offset: 0, error: null,
             onProgress: onProgress ? (done, total) => onProgress(file.name, done, total) : null,
-          });
-          const name = this._string(file.name);
+          };
+          this.sources.set(id, source);
           try {
-            this._check(this.M._q4w_cifar_add(handle, name, id, size));
+            this._withString(file.name, (name) => {
+              const result = this.M._q4w_cifar_add(handle, name, id, size);
+              if (result < 0 && source.error) throw new Q4Error(`${file.name}: could not be read (${source.error})`, -result);
+              return this._check(result);
+            });
           } finally {
-            this.M._free(name);
             this.sources.delete(id);
           }
         }
@@ -112,15 +138,7 @@
       return this.dataInfo();
     }
 
-    dataInfo() {
-      const out = this._doubles(5);
-      this._check(this.M._q4w_cifar_info(this.data, out));
-      const [kind, classes, train, test, shards] = this._readDoubles(out, 5);
-      this.M._free(out);
-      const names = [];
-      for (let c = 0; c < classes; c++) names.push(this.M.UTF8ToString(this.M._q4w_cifar_class_name(this.data, c)));
-      return { kind, classes, train, test, shards, names };
-    }
+    dataInfo() { return this._json(this.M._q4w_cifar_info(this.data)); }
 
     /** Test image i as 3072 bytes (R plane, G plane, B plane) and its label. */
     testImage(i) {
@@ -129,20 +147,16 @@
     }
     testLabel(i) { return this.M._q4w_cifar_test_label(this.data, i); }
 
-    /** Creates the training session (config: PAPER_CONFIG fields; limits: first N images, 0 = all). */
-    createSession(config, trainLimit = 0, testLimit = 0) {
+    /**
+     * Creates the training session from settings ({name: value}, over the defaults, which are the
+     * paper's recipe) on the first trainLimit / testLimit images (0 = all). Returns the progress.
+     */
+    createSession(settings, trainLimit = 0, testLimit = 0) {
       if (this.data < 0) throw new Q4Error('load data first', 8);
       if (this.session >= 0) this.destroySession();
-      const c = { ...PAPER_CONFIG, ...config };
-      const p = this._doubles(16);
-      this.heapF64().set(CONFIG_FIELDS.map((k) => Number(c[k])), p / 8);
-      try {
-        this.session = this._check(this.M._q4w_session_create(this.data, p, trainLimit, testLimit));
-      } finally {
-        this.M._free(p);
-      }
-      this.numClasses = c.numClasses;
-      this.config = c;
+      this.session = this._withString(settingsText(settings),
+        (p) => this._check(this.M._q4w_session_create(this.data, p, trainLimit, testLimit)));
+      this.config = this._json(this.M._q4w_session_config(this.session));
       return this.progress();
     }
 
@@ -153,77 +167,17 @@
 
     setThreads(n) { this._check(this.M._q4w_set_threads(this.session, n)); this.config.threads = n; }
 
-    _progress(call) {
-      const p = this._doubles(10);
-      try {
-        this._check(call(p));
-        const v = this._readDoubles(p, 10);
-        return {
-          epoch: v[0], stepInEpoch: v[1], stepsPerEpoch: v[2], globalStep: v[3], epochDone: !!v[4],
-          lastLoss: v[5], epochLoss: v[6], epochAccuracy: v[7], learningRate: v[8], imagesSeen: v[9],
-        };
-      } finally {
-        this.M._free(p);
-      }
-    }
-
-    /** Runs up to `steps` training steps (stops at the end of an epoch). */
-    train(steps = 1) { return this._progress((p) => this.M._q4w_train(this.session, steps, p)); }
-    progress() { return this._progress((p) => this.M._q4w_progress(this.session, p)); }
-
-    /** Test-set evaluation; `epoch` (1-based, 0 = none) records it for the best accuracy. */
-    evaluate(epoch = 0, predictions = 0) {
-      const k = this.numClasses;
-      const out = this._doubles(7 + 2 * k), confusion = this.M._malloc(4 * k * k);
-      const pred = predictions ? this.M._malloc(predictions) : 0;
-      try {
-        this._check(this.M._q4w_evaluate(this.session, epoch, out, confusion, pred, predictions));
-        const v = this._readDoubles(out, 7 + 2 * k);
-        const c = Array.from(this.heapI32().subarray(confusion / 4, confusion / 4 + k * k));
-        return {
-          count: v[0], correct: v[1], accuracy: v[2], loss: v[3], best: v[5], bestEpoch: v[6],
-          classTotal: v.slice(7, 7 + k), classCorrect: v.slice(7 + k, 7 + 2 * k), confusion: c,
-          predictions: pred ? Array.from(this.heap().subarray(pred, pred + predictions)) : [],
-        };
-      } finally {
-        this.M._free(out);
-        this.M._free(confusion);
-        if (pred) this.M._free(pred);
-      }
-    }
-
-    /** Per quantized layer: {rows, cols, scale, unique, histogram[15]} (levels -7..7). */
-    layerStats() {
-      const out = this._doubles(8 * 19);
-      try {
-        this._check(this.M._q4w_layer_stats(this.session, out));
-        const v = this._readDoubles(out, 8 * 19);
-        const names = ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'conv6', 'fc1', 'fc2'];
-        return names.map((name, i) => ({
-          name, rows: v[i * 19], cols: v[i * 19 + 1], scale: v[i * 19 + 2], unique: v[i * 19 + 3],
-          histogram: v.slice(i * 19 + 4, i * 19 + 19),
-        }));
-      } finally {
-        this.M._free(out);
-      }
-    }
-
-    /** Time per phase since the last reset: {memoryBytes, parameters, steps, images, phases[]} */
-    profile(reset = false) {
-      const out = this._doubles(4 + 64);
-      try {
-        const phases = this._check(this.M._q4w_profile(this.session, out, reset ? 1 : 0));
-        const v = this._readDoubles(out, 4 + 2 * phases);
-        const list = [];
-        for (let i = 0; i < phases; i++) {
-          list.push({ name: this.M.UTF8ToString(this.M._q4w_phase_name(this.session, i)), seconds: v[4 + 2 * i],
-            flopsPerImage: v[5 + 2 * i] });
-        }
-        return { memoryBytes: v[0], parameters: v[1], steps: v[2], images: v[3], phases: list };
-      } finally {
-        this.M._free(out);
-      }
-    }
+    /** Runs up to `steps` training steps (stops at the end of an epoch): the progress, by the core's names. */
+    train(steps = 1) { return this._json(this.M._q4w_train(this.session, steps)); }
+    progress() { return this._json(this.M._q4w_progress(this.session)); }
+    /** After an epoch finished: the test evaluation, best accuracy, layer statistics, profile (core's report). */
+    endEpoch() { return this._json(this.M._q4w_end_epoch(this.session)); }
+    /** A test-set evaluation outside the epoch cycle: {accuracy, loss, count, correct}. */
+    evaluate() { return this._json(this.M._q4w_evaluate(this.session)); }
+    /** Time per phase since the last reset: {steps, images, flops_per_image, phases: [{name, seconds, flops_per_image}]} */
+    profile(reset = false) { return this._json(this.M._q4w_profile(this.session, reset ? 1 : 0)); }
+    /** {parameters, memory_bytes, kernels} */
+    sessionInfo() { return this._json(this.M._q4w_session_info(this.session)); }
 
     _bytesFrom(call) {
       const out = this._doubles(2);
@@ -253,34 +207,13 @@
       }
     }
 
-    /** What a checkpoint holds: {config, trainCount, testCount, epoch, stepInEpoch, globalStep}. */
+    /** What a checkpoint holds: {version, config, train_count, test_count, epoch, step_in_epoch, global_step, ...}. */
     checkpointInfo(bytes) {
-      const out = this._doubles(21);
-      try {
-        this._withBytes(bytes, (p) => this._check(this.M._q4w_checkpoint_info(p, bytes.length, out)));
-        const v = this._readDoubles(out, 21);
-        const config = {};
-        CONFIG_FIELDS.forEach((k, i) => { config[k] = v[i]; });
-        return { config, trainCount: v[16], testCount: v[17], epoch: v[18], stepInEpoch: v[19], globalStep: v[20] };
-      } finally {
-        this.M._free(out);
-      }
+      return this._withBytes(bytes, (p) => this._json(this.M._q4w_checkpoint_info(p, bytes.length)));
     }
 
     /** Loads a checkpoint into the current session (made with the checkpoint's config). */
     load(bytes) { this._withBytes(bytes, (p) => this._check(this.M._q4w_load(this.session, p, bytes.length))); }
-
-    /** The parameters as a Float32Array copy (tests). */
-    parameters() {
-      const out = this._doubles(2);
-      try {
-        this._check(this.M._q4w_parameters(this.session, out));
-        const [pointer, count] = this._readDoubles(out, 2);
-        return this.heapF32().slice(pointer / 4, pointer / 4 + count);
-      } finally {
-        this.M._free(out);
-      }
-    }
   }
 
   /**
@@ -308,5 +241,5 @@
     return engine;
   }
 
-  root.Q4 = { load, Engine, Q4Error, PAPER_CONFIG, CONFIG_FIELDS };
+  root.Q4 = { load, Engine, Q4Error, settingsText };
 })(typeof self !== 'undefined' ? self : globalThis);

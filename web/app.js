@@ -1,72 +1,137 @@
-// app.js - the page: settings (presets, URL parameters), data choice, the controls, and the
-// live metrics a teacher can point at. All training happens in worker.js; this module only
-// sends messages and draws, so the page stays responsive while the CPU trains.
+// app.js - the page: settings (a form built from the engine's own table of settings, presets,
+// URL parameters), data choice, the controls, and the live metrics a teacher can point at.
+// All training happens in worker.js; this module only sends messages and draws, so the page
+// stays responsive while the CPU trains. Every message from the worker is also announced as
+// a `q4` DOM event on window (detail: the message), for pages that embed this one and for
+// the browser tests.
 import { barChart, COLORS, drawImage, heatmap, levelHistograms, lineChart } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
+
+/** Presets: a recipe and the settings that size the run; the rest are the recipe's. */
 const PRESETS = {
-  quick: { epochs: 3, lr: 0.001, batch: 128, seed: 0, bits: 4, train: 2000, test: 1000 },
-  paper: { epochs: 150, lr: 0.001, batch: 128, seed: 0, bits: 4, train: 50000, test: 10000 },
+  quick: { recipe: 'paper', epochs: 3, train_limit: 2000, test_limit: 1000 },
+  paper: { recipe: 'paper', epochs: 150, train_limit: 0, test_limit: 0 },
 };
-const FIELDS = { epochs: 'epochs', lr: 'lr', batch: 'batch', seed: 'seed', bits: 'bits', train: 'train-limit', test: 'test-limit' };
+/** Settings shown first; every other one is under "All settings". num_classes follows the data. */
+const MAIN_SETTINGS = ['recipe', 'epochs', 'train_limit', 'test_limit', 'seed', 'threads', 'quantized', 'batch_size',
+  'learning_rate'];
+const HIDDEN_SETTINGS = ['num_classes'];
+/** URL parameters that are not settings. */
+const PAGE_PARAMETERS = ['preset', 'dataset', 'autostart'];
 
 const ui = {
-  worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, data: null, dataSource: null,
-  classNames: [], images: [], losses: [], epochs: [], lastEvaluation: null, lastLayers: null, saved: null,
-  stepsPerEpoch: 0, pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null,
+  worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, fields: [], data: null, dataSource: null,
+  classNames: [], images: [], losses: [], epochs: [], lastReport: null, saved: null, stepsPerEpoch: 0,
+  pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null, requests: new Map(), nextRequest: 1,
 };
-window.q4Debug = ui; // read by the browser tests
-/** Test hook: the session's parameters (Float32Array) from the worker. */
-window.q4Parameters = () => new Promise((resolve) => {
-  ui.parametersResolve = resolve;
-  ui.worker.postMessage({ type: 'parameters' });
-});
-/** Benchmark hook for `make bench` (scripts/bench-wasm.mjs): resolves with the worker's result. */
-window.q4RunBench = (options) => new Promise((resolve) => {
-  ui.benchResolve = resolve;
-  ui.worker.postMessage({ type: 'bench', ...options });
-});
+
+// ---------------------------------------------------------------- requests to the worker
+/** Sends a message that the worker answers with {id}; resolves with the answer, rejects with its error. */
+function request(message) {
+  const id = ui.nextRequest++;
+  return new Promise((resolve, reject) => {
+    ui.requests.set(id, { resolve, reject });
+    ui.worker.postMessage({ ...message, id });
+  });
+}
 
 // ---------------------------------------------------------------- settings
-function setPreset(name) {
-  const p = PRESETS[name];
-  if (!p) return;
-  for (const [key, id] of Object.entries(FIELDS)) $(id).value = p[key];
+const labelOf = (name) => name.replace(/_/g, ' ');
+const fieldOf = (name) => ui.fields.find((f) => f.name === name);
+const isSwitch = (f) => f.type === 'int' && f.lowest === 0 && f.highest === 1;
+
+/** The form: one input per setting of the engine's table, with its rule and help. */
+function buildSettingsForm() {
+  const main = $('settings-main'), more = $('settings-more');
+  main.textContent = '';
+  more.textContent = '';
+  const order = [...MAIN_SETTINGS, ...ui.fields.map((f) => f.name).filter((n) => !MAIN_SETTINGS.includes(n))];
+  for (const name of order) {
+    const f = fieldOf(name);
+    if (!f || HIDDEN_SETTINGS.includes(name)) continue;
+    const label = document.createElement('label');
+    label.title = f.help;
+    let input;
+    if (f.choices) {
+      input = document.createElement('select');
+      for (const c of f.choices) input.append(new Option(c, c));
+    } else {
+      input = document.createElement('input');
+      if (isSwitch(f)) input.type = 'checkbox';
+      else if (f.type === 'u64') Object.assign(input, { type: 'text', inputMode: 'numeric', pattern: '[0-9]+' });
+      else Object.assign(input, { type: 'number', min: f.lowest, max: name === 'threads' ? ui.maxThreads : f.highest,
+        step: f.type === 'int' ? 1 : 'any' });
+    }
+    input.id = `s-${name}`;
+    input.dataset.setting = name;
+    label.append(isSwitch(f) ? '' : labelOf(name), input);
+    if (isSwitch(f)) label.append(` ${labelOf(name)}`), label.className = 'switch';
+    (MAIN_SETTINGS.includes(name) ? main : more).append(label);
+  }
 }
 
-function readSettings() {
-  const number = (id) => Number($(id).value);
-  return {
-    preset: $('preset').value, epochs: number('epochs'), lr: number('lr'), batch: number('batch'), seed: number('seed'),
-    bits: number('bits'), train: number('train-limit'), test: number('test-limit'), threads: number('threads'),
-    dataset: number('dataset'),
-  };
+function setSetting(name, value) {
+  const input = $(`s-${name}`);
+  if (!input) return;
+  if (input.type === 'checkbox') input.checked = String(value) === '1';
+  else input.value = String(value);
 }
 
-function settingsFromUrl() {
+/** Every setting in the form as {name: text}. */
+function formSettings() {
+  const settings = {};
+  for (const input of document.querySelectorAll('[data-setting]')) {
+    settings[input.dataset.setting] = input.type === 'checkbox' ? (input.checked ? '1' : '0') : input.value.trim();
+  }
+  return settings;
+}
+
+/** Fills the form with a configuration (the engine's JSON). */
+function showConfig(config) {
+  for (const [name, value] of Object.entries(config)) if (name !== 'threads') setSetting(name, value);
+}
+
+/** A preset: its recipe's settings, then the preset's own. */
+async function applyPreset(name, extra = {}) {
+  const preset = PRESETS[name] || {};
+  const config = await request({ type: 'resolve', settings: { recipe: preset.recipe || formSettings().recipe } });
+  showConfig({ ...config, ...preset, ...extra });
+}
+
+/** The settings a link carries: preset, then every setting named in it. */
+async function settingsFromUrl() {
   const q = new URLSearchParams(location.search);
-  setPreset(q.get('preset') in PRESETS ? q.get('preset') : 'quick');
-  $('preset').value = q.get('preset') || 'quick';
-  for (const [key, id] of Object.entries(FIELDS)) if (q.has(key)) $(id).value = q.get(key);
+  const preset = q.get('preset') || 'quick';
+  $('preset').value = preset in PRESETS ? preset : 'custom';
   if (q.has('dataset')) $('dataset').value = q.get('dataset');
-  return q;
+  const given = {};
+  const unknown = [];
+  for (const [key, value] of q) {
+    if (PAGE_PARAMETERS.includes(key)) continue;
+    if (fieldOf(key)) given[key] = value;
+    else unknown.push(key);
+  }
+  await applyPreset(preset in PRESETS ? preset : 'quick');
+  for (const [key, value] of Object.entries(given)) setSetting(key, value);
+  const threads = Number(q.get('threads')) || ui.maxThreads;
+  setSetting('threads', Math.min(Math.max(1, threads), ui.maxThreads));
+  if (unknown.length) showError(`The link names settings this page does not have: ${unknown.join(', ')}.`);
+  // the engine checks every setting with the same rules as the native trainer
+  try {
+    await request({ type: 'resolve', settings: { ...given, num_classes: 10 } });
+  } catch (e) {
+    showError(`A setting in the link is not valid: ${e.message}.`);
+  }
 }
 
 function linkToSettings() {
-  const s = readSettings();
   const q = new URLSearchParams();
-  q.set('preset', s.preset);
-  for (const key of Object.keys(FIELDS)) q.set(key, s[key]);
-  q.set('threads', s.threads);
-  if (s.dataset !== 10) q.set('dataset', s.dataset);
+  q.set('preset', $('preset').value);
+  for (const [key, value] of Object.entries(formSettings())) q.set(key, value);
+  const dataset = Number($('dataset').value);
+  if (dataset !== 10) q.set('dataset', dataset);
   return `${location.origin}${location.pathname}?${q}`;
-}
-
-function configFromSettings(s, classes) {
-  return {
-    numClasses: classes, batchSize: s.batch, epochs: s.epochs, quantized: s.bits === 4 ? 1 : 0, augment: 1,
-    threads: s.threads, seed: s.seed, learningRate: s.lr,
-  };
 }
 
 // ---------------------------------------------------------------- messages to the page
@@ -137,29 +202,30 @@ const CHARTS = {
   },
   accuracy() {
     lineChart($('chart-accuracy'), [
-      { name: 'train', color: COLORS[0], points: ui.epochs.map((e) => [e.epoch, e.train]) },
-      { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test]) },
+      { name: 'train', color: COLORS[0], points: ui.epochs.map((e) => [e.epoch, e.train_accuracy]) },
+      { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test_accuracy]) },
     ], { yMin: 0, yMax: 1, percent: true, xLabel: 'epoch' });
   },
   classes() {
-    const e = ui.lastEvaluation;
-    if (!e) return placeholder('chart-classes');
-    const perClass = e.classTotal.map((t, c) => (t ? e.classCorrect[c] / t : 0));
+    const r = ui.lastReport;
+    if (!r) return placeholder('chart-classes');
+    const perClass = r.class_total.map((t, c) => (t ? r.class_correct[c] / t : 0));
     barChart($('chart-classes'), ui.classNames.slice(0, perClass.length), perClass, { max: 1, percent: true,
-      color: (i, v) => (v >= e.accuracy ? COLORS[2] : COLORS[4]) });
+      color: (i, v) => (v >= r.test_accuracy ? COLORS[2] : COLORS[4]) });
   },
   confusion() {
-    const e = ui.lastEvaluation;
-    if (e) heatmap($('chart-confusion'), e.confusion, e.classTotal.length, ui.classNames);
+    const r = ui.lastReport;
+    if (r) heatmap($('chart-confusion'), r.confusion, r.class_total.length, ui.classNames);
     else placeholder('chart-confusion');
   },
   levels() {
-    if (ui.lastLayers) barChart($('chart-levels'), ui.lastLayers.map((l) => l.name), ui.lastLayers.map((l) => l.unique),
-      { max: 15, text: (i, v) => String(v) });
+    const r = ui.lastReport;
+    if (r) barChart($('chart-levels'), r.layers.map((l) => l.name), r.layers.map((l) => l.unique_levels),
+      { max: r.layers[0].histogram.length, text: (i, v) => String(v) });
     else placeholder('chart-levels');
   },
   histograms() {
-    if (ui.lastLayers) levelHistograms($('chart-histograms'), ui.lastLayers);
+    if (ui.lastReport) levelHistograms($('chart-histograms'), ui.lastReport.layers);
     else placeholder('chart-histograms');
   },
 };
@@ -195,6 +261,7 @@ function updateGrid(predictions) {
     }
     if (!ui.gridPredictions) return;
     [...grid.children].forEach((cell, i) => {
+      if (i >= ui.gridPredictions.length) return;
       const truth = ui.images[i].label, guess = ui.gridPredictions[i];
       cell.className = `cell ${guess === truth ? 'right' : 'wrong'}`;
       cell.lastChild.textContent = `${ui.classNames[guess] || guess} (${ui.classNames[truth] || truth})`;
@@ -206,30 +273,37 @@ function updateGrid(predictions) {
 /* 50000 -> "50,000". Not toLocaleString: its first call loads the locale data on the main
  * thread (measured: 30-39 ms, enough to make a long task while training starts). */
 const grouped = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+const percent = (v) => `${(100 * v).toFixed(2)}%`;
 
 function onMessage(m) {
+  if (m.id && ui.requests.has(m.id)) {
+    const { resolve, reject } = ui.requests.get(m.id);
+    ui.requests.delete(m.id);
+    if (m.type === 'error') reject(new Error(m.message));
+    else resolve(m.config);
+    return;
+  }
   switch (m.type) {
     case 'ready': {
       ui.ready = true;
       ui.threaded = m.threaded;
       ui.maxThreads = m.maxThreads;
-      const select = $('threads');
-      select.textContent = '';
-      for (let t = 1; t <= m.maxThreads; t++) select.append(new Option(String(t), String(t)));
-      const wanted = Number(new URLSearchParams(location.search).get('threads')) || m.maxThreads;
-      select.value = String(Math.min(Math.max(1, wanted), m.maxThreads));
+      ui.fields = m.fields;
+      buildSettingsForm();
       $('engine-status').textContent = `Engine ready: WebAssembly ${m.kernels} kernels, ${m.reason}` +
         (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : '.');
       $('engine-status').className = m.threaded ? 'status ok' : 'status warn';
       if (m.saved) {
         ui.saved = m.saved;
         $('resume-text').textContent = `A run saved in this browser can be resumed: epoch ${m.saved.epoch} of ` +
-          `${m.saved.config.epochs}, test accuracy ${(100 * m.saved.testAccuracy).toFixed(2)}%, ` +
+          `${m.saved.config.epochs}, test accuracy ${percent(m.saved.testAccuracy)}, ` +
           `saved ${new Date(m.saved.savedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.`;
         $('resume-banner').hidden = false;
       }
       setState('idle');
-      if (new URLSearchParams(location.search).get('autostart') === '1') start();
+      settingsFromUrl().then(() => {
+        if (new URLSearchParams(location.search).get('autostart') === '1') start();
+      });
       break;
     }
     case 'load-progress': {
@@ -263,34 +337,32 @@ function onMessage(m) {
       break;
     case 'session':
     case 'resumed':
-      ui.stepsPerEpoch = m.progress.stepsPerEpoch;
+      ui.stepsPerEpoch = m.progress.steps_per_epoch;
       if (m.type === 'resumed') {
-        ui.resumeNote = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.stepInEpoch}: press Resume to train on.`;
-        for (const [key, id] of Object.entries({ epochs: 'epochs', seed: 'seed', batch: 'batch' })) $(id).value = m.config[key === 'batch' ? 'batchSize' : key];
-        $('bits').value = m.config.quantized ? '4' : '32';
-        $('lr').value = m.config.learningRate;
+        ui.resumeNote = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.step_in_epoch}: press Resume to train on.`;
+        showConfig(m.config);
+        $('preset').value = 'custom';
       }
       break;
     case 'step': {
       const p = m.progress;
-      ui.stepsPerEpoch = p.stepsPerEpoch;
-      ui.losses.push([p.globalStep, p.lastLoss]);
-      $('m-epoch').textContent = `${p.epoch + 1} · ${p.stepInEpoch}/${p.stepsPerEpoch}`;
-      $('m-loss').textContent = p.lastLoss.toFixed(4);
-      $('m-train').textContent = `${(100 * p.epochAccuracy).toFixed(2)}%`;
-      $('m-lr').textContent = p.learningRate.toExponential(3);
+      ui.stepsPerEpoch = p.steps_per_epoch;
+      ui.losses.push([p.global_step, p.last_loss]);
+      $('m-epoch').textContent = `${p.epoch + 1} · ${p.step_in_epoch}/${p.steps_per_epoch}`;
+      $('m-loss').textContent = p.last_loss.toFixed(4);
+      $('m-train').textContent = percent(p.epoch_accuracy);
+      $('m-lr').textContent = p.learning_rate.toExponential(3);
       $('m-speed').textContent = `${m.imagesPerSecond.toFixed(1)} · ${formatTime(m.etaSeconds)}`;
-      $('m-memory').textContent = `${(m.wasmMemory / 1048576).toFixed(0)} MB`;
+      $('m-memory').textContent = `${(m.memory / 1048576).toFixed(0)} MB`;
       scheduleDraw('loss');
       break;
     }
     case 'epoch': {
-      const e = m.evaluation;
-      ui.lastEvaluation = e;
-      ui.lastLayers = m.layers;
-      ui.epochs.push({ epoch: m.epoch, train: m.progress.epochAccuracy, test: e.accuracy, loss: m.progress.epochLoss });
-      $('m-test').textContent = `${(100 * e.accuracy).toFixed(2)}% (best ${(100 * e.best).toFixed(2)}%)`;
-      updateGrid(e.predictions);
+      const r = m.report;
+      ui.lastReport = r;
+      ui.epochs.push(r);
+      $('m-test').textContent = `${percent(r.test_accuracy)} (best ${percent(r.best_accuracy)})`;
+      updateGrid(r.predictions);
       scheduleDraw('accuracy', 'classes', 'confusion', 'levels', 'histograms');
       break;
     }
@@ -303,12 +375,6 @@ function onMessage(m) {
     case 'model-bytes':
       download(m.bytes, 'q4-model.q4');
       $('run-status').textContent = `Exported the 4-bit model: ${(m.bytes.length / 1048576).toFixed(2)} MB.`;
-      break;
-    case 'bench':
-      if (ui.benchResolve) ui.benchResolve(m.result);
-      break;
-    case 'parameters':
-      if (ui.parametersResolve) ui.parametersResolve(m.parameters);
       break;
     case 'discarded':
       $('resume-banner').hidden = true;
@@ -335,12 +401,13 @@ function download(bytes, name) {
 }
 
 // ---------------------------------------------------------------- actions
+const DEFAULT_DATA = { 10: 'data/cifar-10-batches-bin/', 100: 'data/cifar-100-binary/' };
+
 function loadDefault(trainLimit) {
   clearError();
   ui.loadingSource = 'default';
   const dataset = Number($('dataset').value);
-  ui.worker.postMessage({ type: 'load', trainLimit,
-    source: { type: 'url', url: dataset === 100 ? '/data/cifar-100-binary/' : '/data/cifar-10-batches-bin/', kind: dataset } });
+  ui.worker.postMessage({ type: 'load', trainLimit, source: { type: 'url', url: DEFAULT_DATA[dataset], kind: dataset } });
 }
 
 function loadFiles(files) {
@@ -350,34 +417,44 @@ function loadFiles(files) {
   ui.worker.postMessage({ type: 'load', source: { type: 'files', files: [...files], kind: Number($('dataset').value) } });
 }
 
-function start() {
+async function start() {
   clearError();
-  const s = readSettings();
-  const needDefault = !ui.data || (ui.dataSource === 'default' && ui.data.train < Math.min(s.train, 50000));
-  if (needDefault) {
-    ui.pendingStart = start;
-    loadDefault(s.train);
+  const settings = formSettings();
+  let config;
+  try { // checked before any data is fetched
+    config = await request({ type: 'resolve', settings: { ...settings, num_classes: Number($('dataset').value) } });
+  } catch (e) {
+    showError(e.message);
     return;
   }
-  const trainLimit = Math.min(s.train, ui.data.train), testLimit = Math.min(s.test, ui.data.test);
+  const wanted = config.train_limit || 50000;
+  const needDefault = !ui.data || (ui.dataSource === 'default' && ui.data.train < Math.min(wanted, 50000));
+  if (needDefault) {
+    ui.pendingStart = start;
+    loadDefault(config.train_limit);
+    return;
+  }
   ui.losses = [];
   ui.epochs = [];
-  ui.lastEvaluation = null;
-  ui.lastLayers = null;
-  ui.worker.postMessage({ type: 'start', config: configFromSettings(s, ui.data.classes), trainLimit, testLimit });
+  ui.lastReport = null;
+  ui.worker.postMessage({ type: 'start', settings: { ...settings, num_classes: ui.data.classes } });
 }
 
 function wire() {
-  $('preset').addEventListener('change', () => setPreset($('preset').value));
-  for (const id of Object.values(FIELDS)) $(id).addEventListener('input', () => { $('preset').value = 'custom'; });
-  $('load-default').addEventListener('click', () => loadDefault(readSettings().train));
+  $('preset').addEventListener('change', () => { if ($('preset').value in PRESETS) applyPreset($('preset').value); });
+  for (const id of ['settings-main', 'settings-more']) {
+    $(id).addEventListener('input', (e) => {
+      if (e.target.dataset.setting !== 'threads') $('preset').value = 'custom';
+    });
+  }
+  $('load-default').addEventListener('click', () => loadDefault(Number(formSettings().train_limit) || 0));
   $('file-input').addEventListener('change', (e) => loadFiles(e.target.files));
   $('load-url').addEventListener('click', () => {
     clearError();
     const url = $('data-url').value.trim();
     if (!url) return showError('Enter the URL of a folder holding the official shards.');
     ui.loadingSource = 'url';
-    ui.worker.postMessage({ type: 'load', trainLimit: readSettings().train,
+    ui.worker.postMessage({ type: 'load', trainLimit: Number(formSettings().train_limit) || 0,
       source: { type: 'url', url, kind: Number($('dataset').value) } });
   });
   const zone = $('drop-zone');
@@ -392,7 +469,9 @@ function wire() {
   $('pause').addEventListener('click', () => ui.worker.postMessage({ type: 'pause' }));
   $('resume').addEventListener('click', () => ui.worker.postMessage({ type: 'resume' }));
   $('stop').addEventListener('click', () => ui.worker.postMessage({ type: 'stop' }));
-  $('threads').addEventListener('change', () => ui.worker.postMessage({ type: 'threads', threads: Number($('threads').value) }));
+  $('settings-main').addEventListener('change', (e) => {
+    if (e.target.dataset.setting === 'threads') ui.worker.postMessage({ type: 'threads', threads: Number(e.target.value) });
+  });
   $('copy-link').addEventListener('click', async () => {
     const link = linkToSettings();
     history.replaceState(null, '', link);
@@ -409,30 +488,32 @@ function wire() {
     const file = e.target.files[0];
     if (!file) return;
     clearError();
-    const resumeWith = () => ui.worker.postMessage({ type: 'upload-checkpoint', file, threads: Number($('threads').value) });
+    const threads = Number(formSettings().threads);
+    const resumeWith = () => ui.worker.postMessage({ type: 'upload-checkpoint', file, threads });
     if (!ui.data) {
       ui.pendingStart = resumeWith;
-      loadDefault(50000);
+      loadDefault(0);
     } else resumeWith();
     e.target.value = '';
   });
   $('resume-saved').addEventListener('click', () => {
     $('resume-banner').hidden = true;
     const saved = ui.saved;
-    const go = () => ui.worker.postMessage({ type: 'resume-saved', start: true, threads: Number($('threads').value) });
+    const go = () => ui.worker.postMessage({ type: 'resume-saved', start: true, threads: Number(formSettings().threads) });
     if (saved.dataSource && saved.dataSource.type === 'files') {
       showError(`This run trained on files you chose (${saved.dataSource.names.join(', ')}): choose them again, then press Resume.`);
       ui.pendingStart = () => { $('resume-banner').hidden = true; go(); };
       $('resume-banner').hidden = false;
       return;
     }
-    if (!ui.data || ui.data.train < saved.trainLimit) {
+    const wanted = saved.config.train_limit;
+    if (!ui.data || ui.data.train < wanted) {
       ui.pendingStart = go;
-      if (saved.dataSource && saved.dataSource.type === 'url' && !saved.dataSource.url.startsWith('/data/')) {
+      if (saved.dataSource && saved.dataSource.type === 'url' && saved.dataSource.url !== DEFAULT_DATA[saved.dataSource.kind]) {
         ui.loadingSource = 'url';
-        ui.worker.postMessage({ type: 'load', trainLimit: saved.trainLimit, source: saved.dataSource });
+        ui.worker.postMessage({ type: 'load', trainLimit: wanted, source: saved.dataSource });
       } else {
-        loadDefault(saved.trainLimit);
+        loadDefault(wanted);
       }
     } else go();
   });
@@ -440,10 +521,12 @@ function wire() {
   window.addEventListener('resize', () => scheduleDraw());
 }
 
-settingsFromUrl();
 wire();
-ui.worker = new Worker('/worker.js');
-ui.worker.onmessage = (e) => onMessage(e.data);
+ui.worker = new Worker('worker.js');
+ui.worker.onmessage = (e) => {
+  onMessage(e.data);
+  window.dispatchEvent(new CustomEvent('q4', { detail: e.data }));
+};
 ui.worker.onerror = (e) => showError(`The training worker failed: ${e.message}`);
-ui.worker.postMessage({ type: 'init', base: '/wasm' });
+ui.worker.postMessage({ type: 'init' });
 scheduleDraw();

@@ -138,24 +138,25 @@ export function heatmap(canvas, matrix, k, labels = []) {
   }
 }
 
-/** One small histogram of the 15 levels -7..7 per layer. */
+/** One small histogram per layer of its weight levels (-7..7 for 4 bits: the histogram's length decides). */
 export function levelHistograms(canvas, layers) {
   const { g, width, height } = prepare(canvas);
   const n = layers.length || 1;
   const w = width / n;
   layers.forEach((layer, i) => {
+    const levels = layer.histogram.length, extreme = (levels - 1) / 2;
     const max = Math.max(1, ...layer.histogram);
-    const x0 = i * w + 4, bar = (w - 8) / 15, base = height - 16;
+    const x0 = i * w + 4, bar = (w - 8) / levels, base = height - 16;
     layer.histogram.forEach((count, level) => {
       const h = (count / max) * (base - 18);
       g.fillStyle = count ? COLORS[i % COLORS.length] : '#f3f4f6';
       g.fillRect(x0 + level * bar, base - Math.max(h, count ? 1 : 0), Math.max(1, bar - 1), Math.max(h, count ? 1 : 0));
     });
     g.fillStyle = '#374151';
-    g.fillText(`${layer.name} · ${layer.unique}/15`, x0, 12);
+    g.fillText(`${layer.name} · ${layer.unique_levels}/${levels}`, x0, 12);
     g.fillStyle = '#9ca3af';
-    g.fillText('−7', x0, height - 3);
-    g.fillText('+7', x0 + 14 * bar - 4, height - 3);
+    g.fillText(`−${extreme}`, x0, height - 3);
+    g.fillText(`+${extreme}`, x0 + (levels - 1) * bar - 4, height - 3);
   });
 }
 

@@ -1,21 +1,22 @@
 // worker.js - owns the engine: loads the WebAssembly build, the data, runs the training
-// loop a step at a time (so pause, resume and stop act between steps), evaluates after each
-// epoch, keeps the latest checkpoint in IndexedDB, and reports everything to the page by
-// messages. The page's main thread never trains. A classic worker: Emscripten 3.1.6's
-// pthread workers load the engine script with importScripts.
+// loop a step at a time (so pause, resume and stop act between steps), ends each epoch with
+// the engine's one call (evaluation, best accuracy, layer statistics, profile), keeps the
+// latest checkpoint in IndexedDB, and reports everything to the page by messages. The page's
+// main thread never trains. A classic worker: Emscripten 3.1.6's pthread workers load the
+// engine script with importScripts. Every URL is relative to this script.
 /* global Q4 */
 'use strict';
 
-importScripts('/wasm/q4.js');
+importScripts('wasm/q4.js');
 
 const CIFAR10_FILES = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin',
   'data_batch_5.bin', 'test_batch.bin', 'batches.meta.txt'];
 const CIFAR100_FILES = ['train.bin', 'test.bin', 'fine_label_names.txt', 'coarse_label_names.txt'];
-const GRID = 32; // test images shown with their predictions
+const GRID = 32; // test images shown with their predictions (the engine's reports carry 32)
 
 let engine = null;
 let state = 'idle'; // idle | loading | ready | running | paused | stopped | finished
-let run = null;     // {config, trainLimit, testLimit, source, startedAt, rate}
+let run = null;     // {dataSource, lastSeen}
 
 const post = (message, transfer) => self.postMessage(message, transfer || []);
 const fail = (where, e) => post({ type: 'error', where, message: e && e.message ? e.message : String(e) });
@@ -100,12 +101,12 @@ async function filesFromFolder(folder, kind, trainLimit) {
     const shards = Math.min(5, Math.ceil(trainLimit / 10000));
     names = names.filter((n) => !n.startsWith('data_batch_') || Number(n[11]) <= shards);
   }
-  const base = folder.endsWith('/') ? folder : `${folder}/`;
+  const base = new URL(folder.endsWith('/') ? folder : `${folder}/`, self.location.href);
   const files = [];
   for (let i = 0; i < names.length; i++) {
     const name = names[i];
     try {
-      files.push({ name, bytes: await fetchWithProgress(base + name, name, i, names.length) });
+      files.push({ name, bytes: await fetchWithProgress(new URL(name, base).href, name, i, names.length) });
     } catch (e) {
       if (name.endsWith('.txt')) continue; // label names are optional
       throw e;
@@ -138,7 +139,7 @@ async function loadData(source, trainLimit) {
   const images = [];
   for (let i = 0; i < Math.min(GRID, info.test); i++) images.push({ pixels: engine.testImage(i), label: engine.testLabel(i) });
   run = { ...(run || {}), dataSource: source.type === 'files' ? { type: 'files', names: files.map((f) => f.name), kind }
-    : { type: 'url', url: source.url, kind }, loadedTrain: info.train };
+    : { type: 'url', url: source.url, kind } };
   state = 'ready';
   post({ type: 'data', info, images });
   post({ type: 'state', state });
@@ -146,23 +147,15 @@ async function loadData(source, trainLimit) {
 }
 
 // ---------------------------------------------------------------- training
-function snapshot(epochDone) {
-  const memory = engine.memoryBytes();
-  return { memory, wasmMemory: memory, threads: engine.config.threads, epochDone };
-}
-
 async function finishEpoch(progress) {
-  const epoch = progress.epoch + 1;
-  const evaluation = engine.evaluate(epoch, GRID);
-  const layers = engine.layerStats();
-  const profile = engine.profile(true);
-  post({ type: 'epoch', epoch, progress, evaluation, layers, profile, ...snapshot(true) });
+  const report = engine.endEpoch();
+  post({ type: 'epoch', report, progress, memory: engine.memoryBytes(), threads: engine.config.threads });
   try {
     const bytes = engine.save();
-    const meta = { config: engine.config, trainLimit: run.trainLimit, testLimit: run.testLimit, epoch,
-      dataSource: run.dataSource, savedAt: Date.now(), testAccuracy: evaluation.accuracy };
+    const meta = { config: engine.config, epoch: report.epoch, dataSource: run.dataSource, savedAt: Date.now(),
+      testAccuracy: report.test_accuracy };
     await storeCheckpoint(bytes, meta);
-    post({ type: 'saved', epoch, bytes: bytes.length });
+    post({ type: 'saved', epoch: report.epoch, bytes: bytes.length });
   } catch (e) {
     fail('checkpoint', e);
   }
@@ -185,14 +178,14 @@ async function trainLoop() {
       break;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const images = p.epochDone ? (p.imagesSeen - (run.lastSeen || 0)) : p.imagesSeen - (run.lastSeen || 0);
-    run.lastSeen = p.epochDone ? 0 : p.imagesSeen;
+    const images = p.images_seen - (run.lastSeen || 0);
+    run.lastSeen = p.epoch_done ? 0 : p.images_seen;
     const now = images / seconds;
     rate = rate ? 0.8 * rate + 0.2 * now : now;
-    const left = (p.stepsPerEpoch - p.stepInEpoch) + (engine.config.epochs - p.epoch - 1) * p.stepsPerEpoch;
+    const left = (p.steps_per_epoch - p.step_in_epoch) + (engine.config.epochs - p.epoch - 1) * p.steps_per_epoch;
     post({ type: 'step', progress: p, imagesPerSecond: rate, stepSeconds: seconds,
-      etaSeconds: rate > 0 ? left * engine.config.batchSize / rate : 0, wasmMemory: engine.memoryBytes() });
-    if (p.epochDone) {
+      etaSeconds: rate > 0 ? left * engine.config.batch_size / rate : 0, memory: engine.memoryBytes() });
+    if (p.epoch_done) {
       await finishEpoch(p);
       if (p.epoch + 1 >= engine.config.epochs) {
         state = 'finished';
@@ -204,20 +197,19 @@ async function trainLoop() {
   post({ type: 'state', state });
 }
 
-function startSession(config, trainLimit, testLimit) {
-  run = { ...run, config, trainLimit, testLimit, lastSeen: 0 };
-  const progress = engine.createSession(config, trainLimit, testLimit);
-  post({ type: 'session', progress, config: engine.config, parameters: engine.profile().parameters });
+function startSession(settings) {
+  run = { ...run, lastSeen: 0 };
+  const progress = engine.createSession(settings);
+  post({ type: 'session', progress, config: engine.config, info: engine.sessionInfo() });
   return progress;
 }
 
-function resumeFrom(bytes, overrides = {}) {
+function resumeFrom(bytes, threads) {
   const info = engine.checkpointInfo(bytes);
-  const config = { ...info.config, ...overrides };
-  startSession(config, info.trainCount, info.testCount);
+  startSession({ ...info.config, ...(threads ? { threads } : {}) });
   engine.load(bytes);
   const progress = engine.progress();
-  run.lastSeen = progress.imagesSeen;
+  run.lastSeen = progress.images_seen;
   post({ type: 'resumed', progress, config: engine.config, info });
   return progress;
 }
@@ -237,27 +229,25 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantize
     return bytes;
   };
   engine.loadData([{ name: 'data_batch_1.bin', bytes: shard(train, 7) }, { name: 'test_batch.bin', bytes: shard(evalImages, 9) }], 10);
-  engine.createSession({ threads, quantized }, train, evalImages);
+  engine.createSession({ threads, quantized });
   for (let i = 0; i < warmup; i++) engine.train(1); // first touches, and time for the JIT to optimize
   engine.profile(true);
   let t0 = performance.now();
   for (let i = 0; i < steps; i++) engine.train(1);
   const trainSeconds = (performance.now() - t0) / 1000;
   const profile = engine.profile(false);
-  engine.evaluate(0, 0);
+  engine.evaluate();
   t0 = performance.now();
-  engine.evaluate(0, 0);
+  engine.evaluate();
   const evalSeconds = (performance.now() - t0) / 1000;
-  const flops = profile.phases.reduce((s, p) => s + p.flopsPerImage, 0);
-  const forward = profile.phases.slice(0, 6).reduce((s, p) => s + p.flopsPerImage, 0) + profile.phases[24].flopsPerImage / 3;
   const result = {
     kernels: engine.kernels, threads, steps, trainImagesPerSecond: 128 * steps / trainSeconds,
-    evalImagesPerSecond: evalImages / evalSeconds, trainFlopsPerImage: flops, wasmMemory: engine.memoryBytes(),
+    evalImagesPerSecond: evalImages / evalSeconds, trainFlopsPerImage: profile.flops_per_image, wasmMemory: engine.memoryBytes(),
     phases: profile.phases.map((p) => ({ name: p.name, msPerStep: 1000 * p.seconds / steps,
-      gflops: p.seconds > 0 ? p.flopsPerImage * profile.images / p.seconds / 1e9 : 0 })),
+      gflops: p.seconds > 0 ? p.flops_per_image * profile.images / p.seconds / 1e9 : 0 })),
   };
-  result.trainGflops = result.trainImagesPerSecond * flops / 1e9;
-  result.evalGflops = result.evalImagesPerSecond * forward / 1e9;
+  result.trainGflops = result.trainImagesPerSecond * profile.flops_per_image / 1e9;
+  result.evalGflops = result.evalImagesPerSecond * profile.forward_flops_per_image / 1e9;
   engine.destroySession();
   return result;
 }
@@ -268,18 +258,22 @@ self.onmessage = async (event) => {
   try {
     switch (m.type) {
       case 'init': {
-        engine = await Q4.load(m.base || '/wasm', { forceSingleThread: !!m.forceSingleThread });
+        engine = await Q4.load(new URL(m.base || 'wasm/', self.location.href).href.replace(/\/$/, ''),
+          { forceSingleThread: !!m.forceSingleThread });
         const saved = await readCheckpoint().catch(() => null);
         post({ type: 'ready', kernels: engine.kernels, threaded: engine.threaded, maxThreads: engine.maxThreads,
-          reason: engine.reason, saved: saved ? saved.meta : null });
+          reason: engine.reason, fields: engine.fields, saved: saved ? saved.meta : null });
         break;
       }
+      case 'resolve': // settings checked by the engine's own rules
+        post({ type: 'resolved', id: m.id, config: engine.resolve(m.settings) });
+        break;
       case 'load':
         await loadData(m.source, m.trainLimit || 0);
         break;
       case 'start':
         if (state === 'running') break;
-        startSession(m.config, m.trainLimit, m.testLimit);
+        startSession(m.settings);
         await trainLoop();
         break;
       case 'pause':
@@ -300,7 +294,7 @@ self.onmessage = async (event) => {
         break;
       case 'download-checkpoint': {
         const bytes = engine.save();
-        post({ type: 'checkpoint-bytes', bytes, step: engine.progress().globalStep }, [bytes.buffer]);
+        post({ type: 'checkpoint-bytes', bytes, step: engine.progress().global_step }, [bytes.buffer]);
         break;
       }
       case 'export': {
@@ -310,7 +304,7 @@ self.onmessage = async (event) => {
       }
       case 'upload-checkpoint': {
         const bytes = new Uint8Array(await m.file.arrayBuffer());
-        resumeFrom(bytes, m.threads ? { threads: m.threads } : {});
+        resumeFrom(bytes, m.threads);
         state = 'paused';
         post({ type: 'state', state });
         break;
@@ -318,7 +312,7 @@ self.onmessage = async (event) => {
       case 'resume-saved': {
         const saved = await readCheckpoint();
         if (!saved) throw new Error('no saved checkpoint in this browser');
-        resumeFrom(saved.bytes, m.threads ? { threads: m.threads } : {});
+        resumeFrom(saved.bytes, m.threads);
         state = 'paused';
         post({ type: 'state', state });
         if (m.start) await trainLoop();
@@ -328,17 +322,9 @@ self.onmessage = async (event) => {
         await clearCheckpoint();
         post({ type: 'discarded' });
         break;
-      case 'profile':
-        post({ type: 'profile', profile: engine.profile(!!m.reset) });
-        break;
       case 'bench':
         post({ type: 'bench', result: bench(m) });
         break;
-      case 'parameters': {
-        const p = engine.parameters();
-        post({ type: 'parameters', parameters: p }, [p.buffer]);
-        break;
-      }
       default:
         throw new Error(`unknown message ${m.type}`);
     }
@@ -347,6 +333,6 @@ self.onmessage = async (event) => {
       state = engine && engine.data >= 0 ? 'ready' : 'idle';
       post({ type: 'state', state });
     }
-    fail(m.type, e);
+    post({ type: 'error', where: m.type, id: m.id, message: e && e.message ? e.message : String(e) });
   }
 };

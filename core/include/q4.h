@@ -114,40 +114,114 @@ typedef struct q4_dataset_stats {
 } q4_dataset_stats;
 void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
 
+/* ---------------------------------------------------------------- configuration */
+
+/* Every training setting, once. A row: X(type, name, default, lowest, highest, choices,
+ * flags, help). The struct q4_config, its defaults and validation, its text form (checkpoints,
+ * run logs, the browser bridge), its JSON form and the trainer's --name options all come from
+ * this table: adding a setting is adding a row (and the code that uses it).
+ * Types: INT (int), U64 (uint64_t, any value), REAL (double), CHOICE (int: index into the
+ * comma-separated choices). Bounds are inclusive.
+ * Flags: METHOD - part of a recipe (setting `recipe` resets these); RUNTIME - does not change
+ * results (may differ when resuming); PLAN - may be changed when resuming.
+ * Rule: a new setting's default reproduces the behaviour from before it existed, so that
+ * checkpoints and run cards that lack it mean what they meant. */
+#define Q4_FIELD_METHOD 1u
+#define Q4_FIELD_RUNTIME 2u
+#define Q4_FIELD_PLAN 4u
+#define Q4_FIELD_RECIPE 8u
+
+#define Q4_CONFIG_FIELDS(X)                                                                                          \
+    X(CHOICE, recipe, 0, 0, 0, "paper", Q4_FIELD_RECIPE,                                                             \
+      "the recipe the settings start from; setting it resets every recipe setting to the recipe's value")           \
+    X(INT, num_classes, 10, 2, Q4_MAX_CLASSES, NULL, 0, "classes of the data and outputs of the last layer")        \
+    X(INT, train_limit, 0, 0, 1000000, NULL, 0, "train on the first N training images (0: all)")                   \
+    X(INT, test_limit, 0, 0, 1000000, NULL, 0, "evaluate on the first N test images (0: all)")                     \
+    X(INT, batch_size, 128, 2, 1024, NULL, Q4_FIELD_METHOD, "images per training step")                             \
+    X(INT, epochs, 150, 1, 10000, NULL, Q4_FIELD_PLAN, "planned epochs (for the ETA and schedules that end with the run)") \
+    X(INT, quantized, 1, 0, 1, NULL, 0, "1: 4-bit weights (the paper); 0: FP32 weights, no quantizer, no tanh clip") \
+    X(INT, augment, 1, 0, 1, NULL, Q4_FIELD_METHOD, "pad-4 random crop and horizontal flip of training images")     \
+    X(INT, threads, 1, 1, 256, NULL, Q4_FIELD_RUNTIME, "threads including the caller (results do not depend on it)") \
+    X(U64, seed, 0, 0, 0, NULL, 0, "fixes initialisation, shuffling, augmentation and dropout")                    \
+    X(REAL, learning_rate, 1e-3, 1e-9, 10, NULL, Q4_FIELD_METHOD, "peak learning rate")                             \
+    X(REAL, weight_decay, 5e-4, 0, 1, NULL, Q4_FIELD_METHOD, "weight decay on every parameter (decoupled for AdamW)") \
+    X(REAL, beta1, 0.9, 0, 0.999999, NULL, Q4_FIELD_METHOD, "AdamW: first-moment decay")                            \
+    X(REAL, beta2, 0.999, 0, 0.999999999, NULL, Q4_FIELD_METHOD, "AdamW: second-moment decay")                      \
+    X(REAL, adam_eps, 1e-8, 1e-30, 1, NULL, Q4_FIELD_METHOD, "AdamW: epsilon")                                      \
+    X(REAL, clip_norm, 0.5, 1e-9, 1e9, NULL, Q4_FIELD_METHOD, "gradients clipped to this global L2 norm")           \
+    X(REAL, tanh_bound, 3, 1e-9, 1e9, NULL, Q4_FIELD_METHOD, "after each step W = b * tanh(W / b) (4-bit runs)")    \
+    X(INT, cosine_t_max, 100, 1, 100000, NULL, Q4_FIELD_METHOD, "cosine schedule period in epochs (continued past it)") \
+    X(REAL, dropout, 0.5, 0, 0.95, NULL, Q4_FIELD_METHOD, "dropout probability after fc1")
+
+#define Q4_CONFIG_TYPE_INT int
+#define Q4_CONFIG_TYPE_U64 uint64_t
+#define Q4_CONFIG_TYPE_REAL double
+#define Q4_CONFIG_TYPE_CHOICE int
+
+typedef struct q4_config {
+#define Q4_CONFIG_MEMBER(type, name, ...) Q4_CONFIG_TYPE_##type name;
+    Q4_CONFIG_FIELDS(Q4_CONFIG_MEMBER)
+#undef Q4_CONFIG_MEMBER
+} q4_config;
+
+typedef enum q4_field_type { Q4_FIELD_INT, Q4_FIELD_U64, Q4_FIELD_REAL, Q4_FIELD_CHOICE } q4_field_type;
+
+/* One row of the table, for code that walks the settings (parsers, forms, the bridge). */
+typedef struct q4_config_field {
+    const char *name;
+    q4_field_type type;
+    size_t offset;
+    double default_value, lowest, highest;
+    const char *choices; /* CHOICE: "a,b,c"; else NULL */
+    unsigned flags;
+    const char *help;
+} q4_config_field;
+
+int q4_config_field_count(void);
+const q4_config_field *q4_config_field_at(int index);
+const q4_config_field *q4_config_field_find(const char *name);
+
+/* The paper's recipe (every default). */
+void q4_config_default(q4_config *config);
+/* Sets one field from text ("0.001", "fast", "18446744073709551615"), checked against its
+ * type and bounds; err names the setting and the problem. Nothing changes on error. */
+q4_status q4_config_set(q4_config *config, const char *name, const char *value, q4_error *err);
+/* The field's value as text that q4_config_set reads back exactly. Returns its length. */
+int q4_config_get(const q4_config *config, const q4_config_field *field, char *out, size_t size);
+/* "name=value" lines (blank lines and lines starting with # ignored), applied in order. */
+q4_status q4_config_parse(q4_config *config, const char *text, q4_error *err);
+/* Every field as "name=value\n" lines; returns the length (like snprintf, even if truncated). */
+size_t q4_config_format(const q4_config *config, char *out, size_t size);
+/* Every field as one JSON object (seeds as strings: they need 64 bits). Returns the length. */
+size_t q4_config_json(const q4_config *config, char *out, size_t size);
+/* The table as JSON: [{name, type, default, lowest, highest, choices, flags, help}, ...]. */
+size_t q4_config_fields_json(char *out, size_t size);
+/* Checks every field and the combinations; err names the first problem. */
+q4_status q4_config_check(const q4_config *config, q4_error *err);
+/* Names the fields that would make `b` train differently from `a` (all but RUNTIME and PLAN),
+ * as "name a-value -> b-value, ..."; returns how many differ. */
+int q4_config_differences(const q4_config *a, const q4_config *b, char *out, size_t size);
+
 /* ---------------------------------------------------------------- training session */
 
 #define Q4_NUM_QUANT_LAYERS 8 /* 6 convolutions, 2 linear layers */
-#define Q4_LEVELS 15          /* -7..7 */
-
-typedef struct q4_config {
-    int num_classes;    /* 10 or 100 */
-    int batch_size;     /* 128 */
-    int epochs;         /* planned epochs (schedule and ETA); training may stop earlier */
-    int quantized;      /* 1: the paper's 4-bit weights; 0: FP32 (no quantizer, no tanh clip) */
-    int augment;        /* 1: pad-4 random crop and horizontal flip */
-    int threads;        /* worker threads including the caller; >= 1 */
-    uint64_t seed;      /* fixes initialisation, shuffling, augmentation and dropout */
-    double learning_rate; /* 1e-3 */
-    double weight_decay;  /* 5e-4, decoupled, on every parameter */
-    double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
-    double clip_norm;     /* 0.5: global L2 norm */
-    double tanh_bound;    /* 3: W = b * tanh(W / b) after each step (quantized runs) */
-    int cosine_t_max;     /* 100 epochs, continued past T_max */
-    double dropout;       /* 0.5 */
-} q4_config;
-
-void q4_config_default(q4_config *config);
+#define Q4_MAX_LEVEL 7        /* 4-bit weights take the levels -7..7 */
+#define Q4_LEVELS (2 * Q4_MAX_LEVEL + 1)
 
 typedef struct q4_session q4_session;
 
-/* Creates a session over borrowed datasets (they must outlive it). The weights are
- * initialised from config->seed. Returns NULL with err filled on failure. */
+/* Creates a session over borrowed datasets (they must outlive it), of which it uses the
+ * first config->train_limit and test_limit images (the session's configuration then holds
+ * the counts used). The weights are initialised from config->seed. Returns NULL with err
+ * filled on failure. */
 q4_session *q4_session_create(const q4_config *config, const q4_dataset *train,
                               const q4_dataset *test, q4_error *err);
 void q4_session_destroy(q4_session *session);
 const char *q4_session_error(const q4_session *session);
 /* Changes the thread count (results do not depend on it). */
 q4_status q4_session_set_threads(q4_session *session, int threads);
+/* Changes the planned epochs (the ETA; and schedules that end with the run). */
+q4_status q4_session_set_epochs(q4_session *session, int epochs);
 
 typedef struct q4_progress {
     int epoch;            /* epoch in progress (0-based), or the next one after epoch_done */
@@ -158,13 +232,19 @@ typedef struct q4_progress {
     float last_loss;      /* mean loss of the last batch */
     double epoch_loss;    /* mean loss so far this epoch (or of the finished epoch) */
     double epoch_accuracy; /* training accuracy so far this epoch, in [0,1] */
-    double learning_rate; /* used by the current epoch */
+    double learning_rate; /* of the last step (or the next one before any) */
     int images_seen;      /* this epoch */
+    double epoch_seconds; /* spent in training steps this epoch (since the session was made or loaded) */
+    double images_per_second; /* training throughput over those steps */
+    double best_accuracy; /* best test accuracy of the ended epochs, and its epoch (0: none) */
+    int best_epoch;
 } q4_progress;
 
 /* Runs up to max_steps training steps, stopping early at the end of an epoch. */
 q4_status q4_session_train(q4_session *session, int max_steps, q4_progress *progress);
 q4_status q4_session_progress(const q4_session *session, q4_progress *progress);
+/* The progress as one JSON object; returns the length (like snprintf). */
+size_t q4_progress_json(const q4_progress *progress, char *out, size_t size);
 
 typedef struct q4_evaluation {
     int count;
@@ -181,9 +261,6 @@ typedef struct q4_evaluation {
  * predictions (may be NULL) receives the predicted class of the first n_predictions images. */
 q4_status q4_session_evaluate(q4_session *session, q4_evaluation *evaluation,
                               uint8_t *predictions, int n_predictions);
-/* Records an epoch's evaluated test accuracy (keeps the best and its epoch). */
-void q4_session_record_test(q4_session *session, int epoch, double accuracy);
-void q4_session_best(const q4_session *session, double *accuracy, int *epoch);
 
 typedef struct q4_layer_stats {
     char name[16];
@@ -198,6 +275,58 @@ const q4_config *q4_session_config(const q4_session *session);
 long long q4_session_parameter_count(const q4_session *session);
 size_t q4_session_memory_bytes(const q4_session *session);
 
+/* Where training time goes: seconds per phase (per layer and direction) since the last
+ * reset, with the flops each phase does per image (2 per multiply-add). */
+#define Q4_PROFILE_MAX_PHASES 32
+typedef struct q4_profile {
+    int phases;
+    const char *names[Q4_PROFILE_MAX_PHASES];
+    double seconds[Q4_PROFILE_MAX_PHASES];
+    double flops_per_image[Q4_PROFILE_MAX_PHASES];
+    double flops_per_image_total;   /* one training step, per image */
+    double forward_flops_per_image; /* one evaluation, per image */
+    long long steps, images;
+} q4_profile;
+void q4_session_profile(const q4_session *session, q4_profile *profile);
+void q4_session_profile_reset(q4_session *session);
+size_t q4_profile_json(const q4_profile *profile, char *out, size_t size);
+
+/* ---------------------------------------------------------------- the end of an epoch */
+
+#define Q4_REPORT_PREDICTIONS 32 /* test images whose predicted class a report carries */
+
+/* Everything a front end shows after an epoch, from one call. */
+typedef struct q4_epoch_report {
+    int epoch;                 /* the finished epoch, 1-based */
+    int epochs;                /* planned */
+    long long global_step;
+    double train_loss, train_accuracy; /* over the epoch's training batches */
+    double learning_rate;      /* of the epoch's last step */
+    double train_seconds;      /* the epoch's training steps */
+    double images_per_second;  /* training throughput over the epoch */
+    double eval_seconds;
+    double elapsed_seconds;    /* training and evaluation since the session was created or loaded */
+    q4_evaluation test;        /* the plain evaluation: the headline figure */
+    double best_accuracy;      /* best plain test accuracy so far, and its epoch */
+    int best_epoch;
+    int levels_min, levels_max; /* unique weight levels over the quantized layers */
+    double levels_mean;
+    q4_layer_stats layers[Q4_NUM_QUANT_LAYERS];
+    q4_profile profile;        /* the epoch's training steps */
+    int n_predictions;
+    uint8_t predictions[Q4_REPORT_PREDICTIONS]; /* of the first test images */
+} q4_epoch_report;
+
+/* Ends the epoch that q4_session_train just finished (progress.epoch_done): evaluates on the
+ * test set, records the best accuracy, gathers layer statistics and the profile (then resets
+ * it). Q4_ERR_STATE if no epoch is waiting to be ended. */
+q4_status q4_session_end_epoch(q4_session *session, q4_epoch_report *report);
+/* The report as one JSON object. detail 0: the run-log line (no confusion matrix, no
+ * predictions, no profile); 1: everything. Returns the length (like snprintf). */
+size_t q4_epoch_report_json(const q4_epoch_report *report, int detail, char *out, size_t size);
+
+/* ---------------------------------------------------------------- checkpoints and exports */
+
 /* Checkpoints: the full training state in a versioned, checksummed byte buffer. The
  * caller frees *bytes with free(). Loading refuses corrupted, truncated or foreign data
  * and buffers whose data fingerprint differs from the session's datasets. */
@@ -210,19 +339,20 @@ q4_status q4_session_load(q4_session *session, const uint8_t *bytes, size_t size
 /* What a checkpoint holds, read without a session (to create one before loading):
  * its configuration, the dataset sizes it was made with and its position. */
 typedef struct q4_checkpoint_info {
+    int version;
     q4_config config;
     int train_count, test_count;
     int epoch, step_in_epoch;
     long long global_step;
+    double best_accuracy;
+    int best_epoch;
 } q4_checkpoint_info;
 q4_status q4_checkpoint_read_info(const uint8_t *bytes, size_t size, q4_checkpoint_info *info, q4_error *err);
+size_t q4_checkpoint_info_json(const q4_checkpoint_info *info, char *out, size_t size);
 
 /* Export: packed 4-bit weights (two per byte) with each tensor's scale, FP32 biases and
  * BatchNorm parameters. */
 q4_status q4_session_export(q4_session *session, uint8_t **bytes, size_t *size);
-
-/* Weights of the session as flat arrays in PyTorch order (tests and tools). */
-float *q4_session_parameters(q4_session *session, long long *count);
 
 /* An exported model, loaded for evaluation only. */
 typedef struct q4_model q4_model;
@@ -232,22 +362,16 @@ int q4_model_num_classes(const q4_model *model);
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *evaluation,
                             q4_error *err);
 
-/* Where training time goes: seconds per phase (per layer and direction) since the last
- * reset, with the flops each phase does per image (2 per multiply-add). */
-#define Q4_PROFILE_MAX_PHASES 32
-typedef struct q4_profile {
-    int phases;
-    const char *names[Q4_PROFILE_MAX_PHASES];
-    double seconds[Q4_PROFILE_MAX_PHASES];
-    double flops_per_image[Q4_PROFILE_MAX_PHASES];
-    double flops_per_image_total;
-    long long steps, images;
-} q4_profile;
-void q4_session_profile(const q4_session *session, q4_profile *profile);
-void q4_session_profile_reset(q4_session *session);
+/* ---------------------------------------------------------------- kernels and time */
 
-/* Kernel set in use (e.g. "avx2", "wasmsimd", "scalar") and the GEMM tile variant. */
+/* Chooses the kernels of every session created afterwards: NULL or "" for this build's
+ * default, or a GEMM variant by name (e.g. "f32-gemm-6x16-avx2"). Front ends call it, e.g.
+ * from an environment variable; the library reads none. */
+q4_status q4_kernels_select(const char *variant, q4_error *err);
+/* The kernels sessions use: the ISA and the GEMM variant, e.g. "avx2 f32-gemm-4x24-avx2". */
 const char *q4_kernels_name(void);
+/* Seconds on a monotonic clock. */
+double q4_now(void);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,10 @@
-/* kernels.c - fills the kernel table once for the ISA this file was compiled for. The ISA
- * is a build-time choice (compiler flags); the GEMM variant (tile sizes) is picked here at
- * start by name, with a default per ISA. */
+/* kernels.c - fills the kernel table for the ISA this file was compiled for. The ISA is a
+ * build-time choice (compiler flags); the GEMM variant (tile sizes) is chosen by name through
+ * q4_kernels_select (front ends only), with a default per ISA. */
+#include <stdio.h>
 #include <string.h>
 
+#include "../util/util.h"
 #include "kernels.h"
 #include "ref/ref.h"
 
@@ -48,11 +50,26 @@ static const q4_gemm_variant *const variants[] = {&scalar_4x8, NULL};
 
 const q4_gemm_variant *const *q4_gemm_variants(void) { return variants; }
 
-void q4_kernels_init(q4_kernels *table, const char *variant) {
-    int index = 0;
-    if (variant && *variant)
-        for (int i = 0; variants[i]; i++)
-            if (strcmp(variants[i]->name, variant) == 0) index = i;
+/* the variant sessions use; set only by q4_kernels_select, before sessions are created */
+static const q4_gemm_variant *selected;
+
+q4_status q4_kernels_select(const char *variant, q4_error *err) {
+    if (!variant || !*variant) {
+        selected = variants[0];
+        return Q4_OK;
+    }
+    for (int i = 0; variants[i]; i++)
+        if (strcmp(variants[i]->name, variant) == 0) {
+            selected = variants[i];
+            return Q4_OK;
+        }
+    char known[256] = "";
+    for (int i = 0; variants[i]; i++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", variants[i]->name);
+    return q4_fail(err, Q4_ERR_ARGUMENT, "unknown kernels '%s' (this build has %s)", variant, known);
+}
+
+void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant) {
 #if defined(Q4_ISA_AVX2)
     *table = q4_avx2_kernels;
 #elif defined(Q4_ISA_WASMSIMD)
@@ -60,7 +77,9 @@ void q4_kernels_init(q4_kernels *table, const char *variant) {
 #else
     *table = reference_table;
 #endif
-    table->gemm = variants[index];
+    table->gemm = variant;
 }
 
-const char *q4_kernels_name(void) { return variants[0]->name; }
+void q4_kernels_init(q4_kernels *table) { q4_kernels_init_with(table, selected ? selected : variants[0]); }
+
+const char *q4_kernels_name(void) { return (selected ? selected : variants[0])->name; }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../include/q4.h"
 #include "../threads/pool.h"
 
 /* ---------------------------------------------------------------- GEMM */
@@ -103,17 +104,19 @@ typedef struct q4_kernels {
     void (*maxpool2_backward)(float *a, const float *dout, long planes, int h, int w);
     /* max |x| */
     float (*max_abs)(const float *x, long n);
-    /* y = clamp(rint(x / scale), -7, 7) * scale */
-    void (*quantize)(float *y, const float *x, long n, float scale);
+    /* y = clamp(rint(x / scale), -max_level, max_level) * scale (rint: ties to even) */
+    void (*quantize)(float *y, const float *x, long n, float scale, float max_level);
     /* decoupled AdamW on a run of one tensor, in PyTorch 1.13's order of operations */
     void (*adamw)(float *w, const float *g, float *m, float *v, long n, const struct q4_adamw_params *p);
     /* w = bound * tanh(w / bound) */
     void (*tanh_clip)(float *w, long n, float bound);
 } q4_kernels;
 
-/* Fills *table for this build's ISA (chosen at compile time); variant names the GEMM
- * tiles (NULL or unknown: the ISA's default). Called once when a session starts. */
-void q4_kernels_init(q4_kernels *table, const char *variant);
+/* Fills *table for this build's ISA (chosen at compile time) with the GEMM variant that
+ * q4_kernels_select chose (default: the ISA's first). Called when a model is created. */
+void q4_kernels_init(q4_kernels *table);
+/* The same with a given GEMM variant (tests walk them all). */
+void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant);
 /* The scalar reference table (tests compare every fast kernel with it). */
 const q4_kernels *q4_kernels_reference(void);
 /* GEMM variants of this build, NULL-terminated. */

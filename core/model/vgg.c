@@ -6,11 +6,12 @@
 #include "vgg.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../quant/quant.h"
 #include "../util/util.h"
 
 const char *const q4_phase_names[Q4_PHASE_COUNT] = {
@@ -22,21 +23,17 @@ const char *const q4_phase_names[Q4_PHASE_COUNT] = {
     "fc1+bn7+dropout+fc2", "loss", "conv1 recomputation", "quantize weights", "optimizer step", "batch assembly",
 };
 
-double q4_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 const q4_conv_spec q4_conv_specs[Q4_NUM_CONV] = {
     {3, 64, 32, 0}, {64, 64, 32, 1}, {64, 128, 16, 0}, {128, 128, 16, 1}, {128, 256, 8, 0}, {256, 256, 8, 1},
 };
 
 /* ------------------------------------------------------------ parameter table */
 
-static int add_tensor(q4_vgg *m, int index, const char *name, int ndim, const int *shape, int quant_layer,
-                      long *offset) {
-    q4_tensor_info *t = &m->tensors[index];
+#define VIEW(member) offsetof(q4_vgg_tensors, member)
+
+static void add_tensor(q4_vgg *m, int *index, const char *name, int ndim, const int *shape, q4_tensor_role role,
+                       int quant_layer, size_t view, long *offset) {
+    q4_tensor_info *t = &m->tensors[(*index)++];
     snprintf(t->name, sizeof t->name, "%s", name);
     t->ndim = ndim;
     t->count = 1;
@@ -45,10 +42,11 @@ static int add_tensor(q4_vgg *m, int index, const char *name, int ndim, const in
         t->count *= t->shape[d];
     }
     t->offset = *offset;
+    t->role = role;
     t->quant_layer = quant_layer;
+    t->view = view;
     *offset += t->count;
-    if (quant_layer >= 0) m->weight_tensor[quant_layer] = index;
-    return index + 1;
+    if (quant_layer >= 0) m->weight_tensor[quant_layer] = (int)(t - m->tensors);
 }
 
 static void setup_tensors(q4_vgg *m) {
@@ -58,23 +56,25 @@ static void setup_tensors(q4_vgg *m) {
     for (int i = 0; i < Q4_NUM_CONV; i++) {
         const q4_conv_spec *s = &q4_conv_specs[i];
         int w_shape[4] = {s->out_channels, s->in_channels, 3, 3}, c_shape[1] = {s->out_channels};
+        size_t slot = (size_t)i * sizeof(float *);
         snprintf(name, sizeof name, "conv%d.weight", i + 1);
-        t = add_tensor(m, t, name, 4, w_shape, i, &offset);
+        add_tensor(m, &t, name, 4, w_shape, Q4_ROLE_WEIGHT, i, VIEW(conv_weight) + slot, &offset);
         snprintf(name, sizeof name, "conv%d.bias", i + 1);
-        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+        add_tensor(m, &t, name, 1, c_shape, Q4_ROLE_BIAS_BEFORE_BN, -1, VIEW(conv_bias) + slot, &offset);
         snprintf(name, sizeof name, "bn%d.weight", i + 1);
-        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+        add_tensor(m, &t, name, 1, c_shape, Q4_ROLE_BN_GAMMA, -1, VIEW(bn_gamma) + slot, &offset);
         snprintf(name, sizeof name, "bn%d.bias", i + 1);
-        t = add_tensor(m, t, name, 1, c_shape, -1, &offset);
+        add_tensor(m, &t, name, 1, c_shape, Q4_ROLE_BN_BETA, -1, VIEW(bn_beta) + slot, &offset);
     }
     int fc1_shape[2] = {Q4_FC_HIDDEN, Q4_FC_IN}, hidden[1] = {Q4_FC_HIDDEN};
     int fc2_shape[2] = {m->num_classes, Q4_FC_HIDDEN}, classes[1] = {m->num_classes};
-    t = add_tensor(m, t, "fc1.weight", 2, fc1_shape, 6, &offset);
-    t = add_tensor(m, t, "fc1.bias", 1, hidden, -1, &offset);
-    t = add_tensor(m, t, "bn7.weight", 1, hidden, -1, &offset);
-    t = add_tensor(m, t, "bn7.bias", 1, hidden, -1, &offset);
-    t = add_tensor(m, t, "fc2.weight", 2, fc2_shape, 7, &offset);
-    add_tensor(m, t, "fc2.bias", 1, classes, -1, &offset);
+    size_t bn7 = (size_t)(Q4_NUM_BN - 1) * sizeof(float *);
+    add_tensor(m, &t, "fc1.weight", 2, fc1_shape, Q4_ROLE_WEIGHT, 6, VIEW(fc1_weight), &offset);
+    add_tensor(m, &t, "fc1.bias", 1, hidden, Q4_ROLE_BIAS_BEFORE_BN, -1, VIEW(fc1_bias), &offset);
+    add_tensor(m, &t, "bn7.weight", 1, hidden, Q4_ROLE_BN_GAMMA, -1, VIEW(bn_gamma) + bn7, &offset);
+    add_tensor(m, &t, "bn7.bias", 1, hidden, Q4_ROLE_BN_BETA, -1, VIEW(bn_beta) + bn7, &offset);
+    add_tensor(m, &t, "fc2.weight", 2, fc2_shape, Q4_ROLE_WEIGHT, 7, VIEW(fc2_weight), &offset);
+    add_tensor(m, &t, "fc2.bias", 1, classes, Q4_ROLE_BIAS, -1, VIEW(fc2_bias), &offset);
     m->param_count = offset;
 
     long q = 0;
@@ -91,9 +91,17 @@ static void setup_tensors(q4_vgg *m) {
     m->bn_total = b;
 }
 
-/* tensor indices of the pieces of conv block i (i = 6: fc1 with bn7; i = 7: fc2) */
-static inline float *param(q4_vgg *m, int tensor) { return m->params + m->tensors[tensor].offset; }
-static inline float *grad(q4_vgg *m, int tensor) { return m->grads + m->tensors[tensor].offset; }
+/* points every named view of `views` into a parameter-sized block */
+static void carve_views(const q4_vgg *m, float *block, q4_vgg_tensors *views) {
+    for (int t = 0; t < Q4_NUM_TENSORS; t++)
+        *(float **)((char *)views + m->tensors[t].view) = block + m->tensors[t].offset;
+}
+
+const q4_tensor_info *q4_vgg_tensor(const q4_vgg *m, const char *name) {
+    for (int t = 0; t < Q4_NUM_TENSORS; t++)
+        if (strcmp(m->tensors[t].name, name) == 0) return &m->tensors[t];
+    return NULL;
+}
 
 /* ------------------------------------------------------------ memory */
 
@@ -191,7 +199,7 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
     m->quantized = quantized;
     m->batch_capacity = batch_capacity;
     m->dropout = dropout;
-    q4_kernels_init(&m->kernels, getenv("Q4_GEMM_VARIANT"));
+    q4_kernels_init(&m->kernels);
     m->compute.kernels = &m->kernels;
 
     q4_status st;
@@ -210,15 +218,16 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
     }
     m->running_var = m->running_mean + m->bn_total;
     float *batch_stats = m->running_var + m->bn_total; /* mean, invstd, scale, shift */
+    carve_views(m, m->params, &m->param);
+    carve_views(m, m->grads, &m->grad);
     for (int i = 0; i < Q4_NUM_BN; i++) {
-        int gamma = i < Q4_NUM_CONV ? 4 * i + 2 : 26;
         long at = m->bn_offset[i];
         q4_batchnorm *bn = &m->bn[i];
         bn->channels = m->bn_channels[i];
-        bn->gamma = param(m, gamma);
-        bn->beta = param(m, gamma + 1);
-        bn->dgamma = grad(m, gamma);
-        bn->dbeta = grad(m, gamma + 1);
+        bn->gamma = m->param.bn_gamma[i];
+        bn->beta = m->param.bn_beta[i];
+        bn->dgamma = m->grad.bn_gamma[i];
+        bn->dbeta = m->grad.bn_beta[i];
         bn->running_mean = m->running_mean + at;
         bn->running_var = m->running_var + at;
         bn->mean = batch_stats + at;
@@ -242,7 +251,7 @@ void q4_vgg_destroy(q4_vgg *m) {
 }
 
 size_t q4_vgg_memory_bytes(const q4_vgg *m) {
-    size_t quant = m->quantized ? (size_t)(m->qweight_offset[7] + m->tensors[m->weight_tensor[7]].count) : 16;
+    size_t quant = m->quantized ? (size_t)(m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] + m->tensors[m->weight_tensor[Q4_NUM_QUANT_LAYERS - 1]].count) : 16;
     size_t floats = 2 * (size_t)m->param_count + quant + 6 * (size_t)m->bn_total + m->activation_floats +
                     (size_t)q4_pool_threads(m->compute.pool) * m->compute.scratch_floats;
     return floats * sizeof(float);
@@ -253,8 +262,8 @@ size_t q4_vgg_memory_bytes(const q4_vgg *m) {
 void q4_vgg_init(q4_vgg *m, uint64_t seed) {
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
         q4_tensor_info *info = &m->tensors[t];
-        float *p = param(m, t);
-        if (info->ndim >= 2) {
+        float *p = m->params + info->offset;
+        if (info->role == Q4_ROLE_WEIGHT) {
             long fan_in = info->count / info->shape[0];
             /* conv: N(0, 2/(in*9)); linear: N(0, 1/in) */
             double std = info->ndim == 4 ? sqrt(2.0 / (double)fan_in) : sqrt(1.0 / (double)fan_in);
@@ -266,7 +275,7 @@ void q4_vgg_init(q4_vgg *m, uint64_t seed) {
             }
         } else {
             /* biases and BN beta are 0, BN gamma is 1 */
-            float value = strstr(info->name, "bn") && strstr(info->name, "weight") ? 1.0f : 0.0f;
+            float value = info->role == Q4_ROLE_BN_GAMMA ? 1.0f : 0.0f;
             for (long i = 0; i < info->count; i++) p[i] = value;
         }
     }
@@ -292,7 +301,7 @@ static void quant_max_task(void *context, int c, int thread) {
     (void)thread;
     quant_job *job = context;
     q4_vgg *m = job->m;
-    const float *w = param(m, m->weight_tensor[job->chunk_layer[c]]);
+    const float *w = m->params + m->tensors[m->weight_tensor[job->chunk_layer[c]]].offset;
     job->chunk_max[c] = m->kernels.max_abs(w + job->chunk_begin[c], job->chunk_end[c] - job->chunk_begin[c]);
 }
 
@@ -301,10 +310,10 @@ static void quant_apply_task(void *context, int c, int thread) {
     quant_job *job = context;
     q4_vgg *m = job->m;
     int layer = job->chunk_layer[c];
-    const float *w = param(m, m->weight_tensor[layer]);
+    const float *w = m->params + m->tensors[m->weight_tensor[layer]].offset;
     float *q = m->qweights + m->qweight_offset[layer];
     long b = job->chunk_begin[c];
-    m->kernels.quantize(q + b, w + b, job->chunk_end[c] - b, m->quant_scale[layer]);
+    m->kernels.quantize(q + b, w + b, job->chunk_end[c] - b, m->quant_scale[layer], Q4_MAX_LEVEL);
 }
 
 void q4_vgg_quantize(q4_vgg *m) {
@@ -328,8 +337,8 @@ void q4_vgg_quantize(q4_vgg *m) {
         float v = job.chunk_max[c];
         if (v > max_abs[job.chunk_layer[c]] || isnan(v)) max_abs[job.chunk_layer[c]] = v;
     }
-    /* s = (max|W| + 1e-8) / 7, in float as PyTorch computes it */
-    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) m->quant_scale[layer] = (max_abs[layer] + 1e-8f) / 7.0f;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
+        m->quant_scale[layer] = q4_quant_scale(max_abs[layer], Q4_MAX_LEVEL);
     q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
     q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }
@@ -348,7 +357,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     for (int l = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
-        q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), param(m, 4 * l + 1), n,
+        q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
                            s->in_channels, s->out_channels, s->size, s->size);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
@@ -361,7 +370,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
     }
     q4_flatten(m->fc_in, in, 256, n, 16);
-    q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), param(m, 25), n, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), m->param.fc1_bias, n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, train, &m->bn[6]);
     if (train && m->dropout > 0.0f) {
         long count = (long)Q4_FC_HIDDEN * n;
@@ -369,7 +378,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         else q4_dropout_mask(m->dropout_mask, count, m->dropout, seed, step);
         q4_dropout_apply(m->fc1_act, m->dropout_mask, count);
     }
-    q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), param(m, 29), n, Q4_FC_HIDDEN,
+    q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), m->param.fc2_bias, n, Q4_FC_HIDDEN,
                       m->num_classes);
     q4_phase_end(m, Q4_PHASE_FC, &t);
 }
@@ -388,11 +397,11 @@ void q4_vgg_backward(q4_vgg *m, int n) {
     int k = m->num_classes;
     double t = q4_now();
     /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
-    q4_linear_backward_weights(cc, grad(m, 28), grad(m, 29), m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
+    q4_linear_backward_weights(cc, m->grad.fc2_weight, m->grad.fc2_bias, m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
     q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, 7), n, Q4_FC_HIDDEN, k);
     if (m->dropout > 0.0f) q4_dropout_apply(m->fc1_grad, m->dropout_mask, (long)Q4_FC_HIDDEN * n);
     q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, &m->bn[6]);
-    q4_linear_backward_weights(cc, grad(m, 24), grad(m, 25), m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_linear_backward_weights(cc, m->grad.fc1_weight, m->grad.fc1_bias, m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_linear_backward_input(cc, m->grad_b, m->fc1_out, q4_vgg_layer_weights(m, 6), n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_unflatten(m->grad_a, m->grad_b, 256, n, 16);
     q4_phase_end(m, Q4_PHASE_FC, &t);
@@ -411,20 +420,20 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l2, &t);
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0) {
-            q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n, s1->in_channels,
+            q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n, s1->in_channels,
                                s1->out_channels, size, size);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
-        q4_conv3x3_backward_weights(cc, grad(m, 4 * l2), grad(m, 4 * l2 + 1), m->conv_out[l2], m->work, n,
+        q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l2], m->grad.conv_bias[l2], m->conv_out[l2], m->work, n,
                                     s2->in_channels, s2->out_channels, size, size);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
                                   s2->in_channels, s2->out_channels, size, size);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l2, &t);
         if (block == 0) { /* conv_out[0] shares conv_out[1]'s storage, free again now */
-            q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), param(m, 1), n,
+            q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n,
                                s1->in_channels, s1->out_channels, size, size);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
@@ -438,7 +447,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
             block_in = pooled;
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }
-        q4_conv3x3_backward_weights(cc, grad(m, 4 * l1), grad(m, 4 * l1 + 1), m->conv_out[l1], block_in, n,
+        q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->conv_out[l1], block_in, n,
                                     s1->in_channels, s1->out_channels, size, size);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {

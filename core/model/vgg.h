@@ -18,14 +18,36 @@
 #define Q4_FC_IN 4096
 #define Q4_FC_HIDDEN 512
 
+/* What a parameter tensor is for. */
+typedef enum q4_tensor_role {
+    Q4_ROLE_WEIGHT,         /* a conv or linear weight: quantized, tanh-clipped */
+    Q4_ROLE_BIAS,           /* fc2's bias */
+    Q4_ROLE_BIAS_BEFORE_BN, /* conv and fc1 biases: the BatchNorm after them cancels them */
+    Q4_ROLE_BN_GAMMA,
+    Q4_ROLE_BN_BETA
+} q4_tensor_role;
+
 typedef struct q4_tensor_info {
-    char name[16];    /* e.g. "conv3.weight" */
+    char name[16];    /* PyTorch's name, e.g. "conv3.weight" */
     long offset;      /* into the parameter array */
     long count;
     int ndim;         /* 4 (conv weight), 2 (linear weight) or 1 */
     int shape[4];
+    q4_tensor_role role;
     int quant_layer;  /* 0..7 for the quantized weight tensors, else -1 */
+    size_t view;      /* offsetof its pointer in q4_vgg_tensors */
 } q4_tensor_info;
+
+/* Named views of one parameter-sized block (the parameters, or their gradients). The block
+ * is in PyTorch's parameters() order: conv1.weight, conv1.bias, bn1.weight, bn1.bias, ...,
+ * conv6..., bn6..., fc1.weight, fc1.bias, bn7.weight, bn7.bias, fc2.weight, fc2.bias. */
+typedef struct q4_vgg_tensors {
+    float *conv_weight[Q4_NUM_CONV]; /* [out][in][3][3] */
+    float *conv_bias[Q4_NUM_CONV];
+    float *bn_gamma[Q4_NUM_BN], *bn_beta[Q4_NUM_BN]; /* bn1..bn6 after the convs, bn7 after fc1 */
+    float *fc1_weight, *fc1_bias; /* [512][4096] */
+    float *fc2_weight, *fc2_bias; /* [classes][512] */
+} q4_vgg_tensors;
 
 typedef struct q4_conv_spec {
     int in_channels, out_channels, size; /* size: input height = width */
@@ -49,7 +71,6 @@ enum {
     Q4_PHASE_COUNT = 30
 };
 extern const char *const q4_phase_names[Q4_PHASE_COUNT];
-double q4_now(void);
 
 typedef struct q4_vgg {
     int num_classes;
@@ -62,6 +83,7 @@ typedef struct q4_vgg {
     int weight_tensor[Q4_NUM_QUANT_LAYERS]; /* tensor index of quantized layer i */
     float *params;   /* param_count: the trainable FP32 parameters */
     float *grads;    /* param_count */
+    q4_vgg_tensors param, grad; /* named views of params and grads */
     float *qweights; /* quantized copies of the 8 weight tensors (unused for FP32 runs) */
     float quant_scale[Q4_NUM_QUANT_LAYERS];
     long qweight_offset[Q4_NUM_QUANT_LAYERS];
@@ -99,7 +121,10 @@ static inline void q4_phase_end(q4_vgg *m, int phase, double *t) {
 
 /* Fills only the tensor tables (names, shapes, offsets, counts): nothing is allocated. */
 void q4_vgg_describe(q4_vgg *model, int num_classes);
-/* Creates the model for batches up to batch_capacity with the given threads. */
+/* A tensor by its PyTorch name ("conv3.bias"), or NULL. */
+const q4_tensor_info *q4_vgg_tensor(const q4_vgg *model, const char *name);
+/* Creates the model for batches up to batch_capacity with the given threads, on the
+ * kernels q4_kernels_select chose. */
 q4_status q4_vgg_create(q4_vgg *model, int num_classes, int quantized, int batch_capacity,
                         int threads, float dropout, q4_error *err);
 void q4_vgg_destroy(q4_vgg *model);

@@ -2,9 +2,16 @@
  * configuration, position (epoch, step), this epoch's running metrics, the best test
  * accuracy, parameters, BN running statistics and AdamW moments. The RNG needs no state
  * beyond the seed and the position: every draw is keyed by them. Little-endian on disk.
- * Layout (version 1):
- *   "Q4CKPT\r\n" | u32 version | u32 header bytes | header | f32 arrays | u32 CRC-32 */
+ * Layout (version 2):
+ *   "Q4CKPT\r\n" | u32 version | u32 header bytes | header | u32 config bytes |
+ *   config as "name=value" lines (every setting of the table in q4.h) |
+ *   f32 parameters | f32 BN running means | f32 BN running variances | f32 AdamW moments
+ *   (first, then second) | u32 CRC-32 of everything before it
+ * Nothing in it depends on time or threads: the same training gives the same bytes.
+ * Version 1 (fixed binary configuration of 16 settings) is still read. Every header field is
+ * range-checked before anything is used: a CRC only detects accidents, anyone can forge one. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +19,11 @@
 #include "session.h"
 
 #define CHECKPOINT_MAGIC "Q4CKPT\r\n"
-#define CHECKPOINT_VERSION 1u
-#define HEADER_BYTES 256u
+#define CHECKPOINT_VERSION 2u
+#define HEADER_BYTES 128u    /* version 2 */
+#define V1_HEADER_BYTES 256u /* version 1 */
+#define MAX_CONFIG_BYTES 16384u
+#define MAX_EPOCHS 1000000
 
 typedef struct writer {
     uint8_t *p;
@@ -38,54 +48,16 @@ static double get_f64(reader *r) {
     memcpy(&v, &u, 8);
     return v;
 }
-static void get_floats(reader *r, float *x, long long n) {
-    for (long long i = 0; i < n; i++) {
-        uint32_t u = q4_get_u32(r->p);
-        r->p += 4;
+static void get_floats(const uint8_t *p, float *x, long long n) {
+    for (long long i = 0; i < n; i++, p += 4) {
+        uint32_t u = q4_get_u32(p);
         memcpy(&x[i], &u, 4);
     }
 }
 
-static void write_config(writer *w, const q4_config *c) {
-    put_u32(w, (uint32_t)c->num_classes);
-    put_u32(w, (uint32_t)c->batch_size);
-    put_u32(w, (uint32_t)c->epochs);
-    put_u32(w, (uint32_t)c->quantized);
-    put_u32(w, (uint32_t)c->augment);
-    put_u32(w, (uint32_t)c->threads);
-    put_u64(w, c->seed);
-    put_f64(w, c->learning_rate);
-    put_f64(w, c->weight_decay);
-    put_f64(w, c->beta1);
-    put_f64(w, c->beta2);
-    put_f64(w, c->adam_eps);
-    put_f64(w, c->clip_norm);
-    put_f64(w, c->tanh_bound);
-    put_u32(w, (uint32_t)c->cosine_t_max);
-    put_f64(w, c->dropout);
-}
+/* ------------------------------------------------------------ writing */
 
-static void read_config(reader *r, q4_config *c) {
-    q4_config_default(c);
-    c->num_classes = (int)get_u32(r);
-    c->batch_size = (int)get_u32(r);
-    c->epochs = (int)get_u32(r);
-    c->quantized = (int)get_u32(r);
-    c->augment = (int)get_u32(r);
-    c->threads = (int)get_u32(r);
-    c->seed = get_u64(r);
-    c->learning_rate = get_f64(r);
-    c->weight_decay = get_f64(r);
-    c->beta1 = get_f64(r);
-    c->beta2 = get_f64(r);
-    c->adam_eps = get_f64(r);
-    c->clip_norm = get_f64(r);
-    c->tanh_bound = get_f64(r);
-    c->cosine_t_max = (int)get_u32(r);
-    c->dropout = get_f64(r);
-}
-
-/* Streams float arrays through a small buffer, little-endian, updating the CRC. */
+/* Streams bytes and float arrays (little-endian) through a small buffer, updating the CRC. */
 typedef struct stream {
     q4_write_fn write;
     void *context;
@@ -113,20 +85,23 @@ static void emit_floats(stream *o, const float *x, long long n) {
 }
 
 size_t q4_session_checkpoint_size(const q4_session *s) {
-    return 8 + 4 + 4 + HEADER_BYTES + (size_t)(3 * s->model.param_count + 2 * s->model.bn_total) * 4 + 4;
+    size_t config = q4_config_format(&s->config, NULL, 0);
+    return 16 + HEADER_BYTES + 4 + config + (size_t)(3 * s->model.param_count + 2 * s->model.bn_total) * 4 + 4;
 }
 
 q4_status q4_session_save_stream(q4_session *s, q4_write_fn write, void *context) {
     const q4_vgg *m = &s->model;
     long long p = m->param_count, bn = m->bn_total;
-    uint8_t head[16 + HEADER_BYTES];
+    char config[MAX_CONFIG_BYTES];
+    size_t config_bytes = q4_config_format(&s->config, config, sizeof config);
+    if (config_bytes >= sizeof config) return q4_session_fail(s, Q4_ERR_STATE, "the configuration is too long to save");
+    uint8_t head[16 + HEADER_BYTES + 4];
     memset(head, 0, sizeof head);
     writer w = {head};
     memcpy(w.p, CHECKPOINT_MAGIC, 8);
     w.p += 8;
     put_u32(&w, CHECKPOINT_VERSION);
     put_u32(&w, HEADER_BYTES);
-    write_config(&w, &s->config);
     put_u32(&w, (uint32_t)s->epoch);
     put_u32(&w, (uint32_t)s->step_in_epoch);
     put_u64(&w, (uint64_t)s->global_step);
@@ -141,8 +116,11 @@ q4_status q4_session_save_stream(q4_session *s, q4_write_fn write, void *context
     put_u64(&w, s->fingerprint);
     put_u64(&w, (uint64_t)p);
     put_u64(&w, (uint64_t)bn);
+    w.p = head + 16 + HEADER_BYTES;
+    put_u32(&w, (uint32_t)config_bytes);
     stream o = {write, context, 0, Q4_OK};
     emit(&o, head, sizeof head);
+    emit(&o, (const uint8_t *)config, config_bytes);
     emit_floats(&o, m->params, p);
     emit_floats(&o, m->running_mean, bn);
     emit_floats(&o, m->running_var, bn);
@@ -181,10 +159,44 @@ q4_status q4_session_save(q4_session *s, uint8_t **bytes, size_t *size) {
     return Q4_OK;
 }
 
-/* Checks magic, version, size and checksum; leaves r at the header. */
-static q4_status open_checkpoint(const uint8_t *bytes, size_t size, reader *r, q4_error *err) {
-    if (!bytes || size < 8 + 8 + HEADER_BYTES + 4) {
-        if (size >= 8 && memcmp(bytes, CHECKPOINT_MAGIC, 8) == 0)
+/* ------------------------------------------------------------ reading */
+
+/* Everything a checkpoint says, checked for consistency, before any of it is used. */
+typedef struct parsed {
+    q4_checkpoint_info info;
+    double loss_sum, last_loss;
+    long long correct, seen;
+    uint64_t fingerprint;
+    long long params, bn;
+    const uint8_t *arrays; /* parameters, BN means, BN variances, moments */
+} parsed;
+
+/* Version 1's configuration: 16 settings in a fixed binary order. */
+static void read_config_v1(reader *r, q4_config *c) {
+    q4_config_default(c);
+    c->num_classes = (int)get_u32(r);
+    c->batch_size = (int)get_u32(r);
+    c->epochs = (int)get_u32(r);
+    c->quantized = (int)get_u32(r);
+    c->augment = (int)get_u32(r);
+    c->threads = (int)get_u32(r);
+    c->seed = get_u64(r);
+    c->learning_rate = get_f64(r);
+    c->weight_decay = get_f64(r);
+    c->beta1 = get_f64(r);
+    c->beta2 = get_f64(r);
+    c->adam_eps = get_f64(r);
+    c->clip_norm = get_f64(r);
+    c->tanh_bound = get_f64(r);
+    c->cosine_t_max = (int)get_u32(r);
+    c->dropout = get_f64(r);
+    /* the image counts follow in the header; parse_checkpoint copies them to the limits */
+}
+
+static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out, q4_error *err) {
+    memset(out, 0, sizeof *out);
+    if (!bytes || size < 16 + 4) {
+        if (bytes && size >= 8 && memcmp(bytes, CHECKPOINT_MAGIC, 8) == 0)
             return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu bytes)", size);
         return q4_fail(err, Q4_ERR_FORMAT, "not a q4 checkpoint (%zu bytes, too short)", size);
     }
@@ -194,94 +206,153 @@ static q4_status open_checkpoint(const uint8_t *bytes, size_t size, reader *r, q
         return q4_fail(err, Q4_ERR_FORMAT, "not a q4 checkpoint (wrong magic number)");
     }
     uint32_t version = q4_get_u32(bytes + 8);
-    if (version != CHECKPOINT_VERSION)
-        return q4_fail(err, Q4_ERR_VERSION, "checkpoint format version %u is not supported (this build reads version %u)",
-                       version, CHECKPOINT_VERSION);
-    if (q4_get_u32(bytes + 12) != HEADER_BYTES) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint header size is wrong");
-    reader h = {bytes + 16};
-    q4_config c;
-    read_config(&h, &c);
-    h.p += 4 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 4 + 4 + 8; /* position and metrics */
-    uint64_t p = get_u64(&h), bn = get_u64(&h);
+    if (version != 1 && version != CHECKPOINT_VERSION)
+        return q4_fail(err, Q4_ERR_VERSION, "checkpoint format version %u is not supported (this build reads versions 1 "
+                       "and %u)", version, CHECKPOINT_VERSION);
+    uint32_t header = version == 1 ? V1_HEADER_BYTES : HEADER_BYTES;
+    if (q4_get_u32(bytes + 12) != header) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint header size is wrong");
+    size_t config_at = 16 + header, config_bytes = 0;
+    if (version >= 2) {
+        if (size < config_at + 4) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu bytes)", size);
+        config_bytes = q4_get_u32(bytes + config_at);
+        config_at += 4;
+        if (config_bytes > MAX_CONFIG_BYTES) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint header is corrupt");
+    }
+    if (size < config_at + config_bytes + 4) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu bytes)", size);
+
+    q4_checkpoint_info *info = &out->info;
+    info->version = (int)version;
+    reader r = {bytes + 16};
+    if (version == 1) read_config_v1(&r, &info->config);
+    info->epoch = (int)get_u32(&r);
+    info->step_in_epoch = (int)get_u32(&r);
+    info->global_step = (long long)get_u64(&r);
+    out->loss_sum = get_f64(&r);
+    out->correct = (long long)get_u64(&r);
+    out->seen = (long long)get_u64(&r);
+    out->last_loss = get_f64(&r);
+    info->best_accuracy = get_f64(&r);
+    info->best_epoch = (int)get_u32(&r);
+    info->train_count = (int)get_u32(&r);
+    info->test_count = (int)get_u32(&r);
+    out->fingerprint = get_u64(&r);
+    uint64_t p = get_u64(&r), bn = get_u64(&r);
     if (p > (1ull << 30) || bn > (1ull << 20)) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint header is corrupt");
-    size_t expected = 16 + HEADER_BYTES + (size_t)(3 * p + 2 * bn) * 4 + 4;
+    out->params = (long long)p;
+    out->bn = (long long)bn;
+    size_t arrays_at = config_at + config_bytes;
+    size_t expected = arrays_at + (size_t)(3 * p + 2 * bn) * 4 + 4;
     if (size < expected)
         return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu of %zu bytes)", size, expected);
     if (size > expected)
         return q4_fail(err, Q4_ERR_FORMAT, "checkpoint has %zu bytes more than its header describes", size - expected);
     if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4))
         return q4_fail(err, Q4_ERR_CHECKSUM, "checkpoint is corrupt (CRC-32 mismatch)");
-    r->p = bytes + 16;
+    out->arrays = bytes + arrays_at;
+
+    if (version >= 2) {
+        char text[MAX_CONFIG_BYTES + 1];
+        memcpy(text, bytes + config_at - 0, config_bytes);
+        text[config_bytes] = 0;
+        if (strlen(text) != config_bytes) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings are not text");
+        q4_config_default(&info->config);
+        q4_error why;
+        q4_error_clear(&why);
+        if (q4_config_parse(&info->config, text, &why))
+            return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings: %s (made by a newer q4?)", why.message);
+    }
+    if (version == 1) {
+        info->config.train_limit = info->train_count;
+        info->config.test_limit = info->test_count;
+    } else if (info->config.train_limit != info->train_count || info->config.test_limit != info->test_count) {
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint image counts disagree with its settings");
+    }
+    q4_error why;
+    q4_error_clear(&why);
+    if (q4_config_check(&info->config, &why))
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings are out of range: %s", why.message);
+
+    /* the position and metrics must describe a state this configuration can reach */
+    const q4_config *c = &info->config;
+    if (info->train_count < 2 || info->test_count < 1)
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint records %d training and %d test images", info->train_count,
+                       info->test_count);
+    int steps_per_epoch = q4_steps_per_epoch(info->train_count, c->batch_size);
+    if (info->epoch < 0 || info->epoch > MAX_EPOCHS || info->step_in_epoch < 0 ||
+        info->step_in_epoch >= steps_per_epoch ||
+        info->global_step != (long long)info->epoch * steps_per_epoch + info->step_in_epoch)
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint position is inconsistent (epoch %d, step %d of %d, global "
+                       "step %lld)", info->epoch, info->step_in_epoch, steps_per_epoch, info->global_step);
+    if (out->seen != (long long)info->step_in_epoch * c->batch_size || out->correct < 0 || out->correct > out->seen ||
+        !isfinite(out->loss_sum) || out->loss_sum < 0 || !isfinite(out->last_loss) || out->last_loss < 0)
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint metrics of the epoch in progress are inconsistent");
+    if (info->best_epoch < 0 || info->best_epoch > info->epoch || !(info->best_accuracy >= 0 && info->best_accuracy <= 1))
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint best accuracy is out of range (%g at epoch %d)",
+                       info->best_accuracy, info->best_epoch);
     return Q4_OK;
 }
 
 q4_status q4_checkpoint_read_info(const uint8_t *bytes, size_t size, q4_checkpoint_info *info, q4_error *err) {
-    reader r;
-    q4_status st = open_checkpoint(bytes, size, &r, err);
+    parsed x;
+    q4_status st = parse_checkpoint(bytes, size, &x, err);
     if (st) return st;
-    read_config(&r, &info->config);
-    info->epoch = (int)get_u32(&r);
-    info->step_in_epoch = (int)get_u32(&r);
-    info->global_step = (long long)get_u64(&r);
-    r.p += 8 + 8 + 8 + 8 + 8 + 4; /* metrics */
-    info->train_count = (int)get_u32(&r);
-    info->test_count = (int)get_u32(&r);
+    *info = x.info;
     return Q4_OK;
+}
+
+/* the first non-finite float of n at p, or -1 (a forged checkpoint must not smuggle NaN in) */
+static long long first_bad_float(const uint8_t *p, long long n, int must_be_nonnegative) {
+    for (long long i = 0; i < n; i++, p += 4) {
+        uint32_t u = q4_get_u32(p);
+        float v;
+        memcpy(&v, &u, 4);
+        if (!isfinite(v) || (must_be_nonnegative && v < 0)) return i;
+    }
+    return -1;
 }
 
 q4_status q4_session_load(q4_session *s, const uint8_t *bytes, size_t size) {
     q4_error err;
     q4_error_clear(&err);
-    reader r;
-    if (open_checkpoint(bytes, size, &r, &err)) return q4_session_fail(s, err.status, "%s", err.message);
-    q4_config c;
-    read_config(&r, &c);
-    const q4_config *mine = &s->config;
-    if (c.num_classes != mine->num_classes || c.quantized != mine->quantized || c.batch_size != mine->batch_size ||
-        c.seed != mine->seed || c.augment != mine->augment || c.learning_rate != mine->learning_rate ||
-        c.weight_decay != mine->weight_decay || c.cosine_t_max != mine->cosine_t_max || c.dropout != mine->dropout ||
-        c.beta1 != mine->beta1 || c.beta2 != mine->beta2 || c.adam_eps != mine->adam_eps ||
-        c.clip_norm != mine->clip_norm || c.tanh_bound != mine->tanh_bound)
+    parsed x;
+    if (parse_checkpoint(bytes, size, &x, &err)) return q4_session_fail(s, err.status, "%s", err.message);
+    const q4_checkpoint_info *info = &x.info;
+    char differences[1024];
+    if (q4_config_differences(&info->config, &s->config, differences, sizeof differences))
         return q4_session_fail(s, Q4_ERR_MISMATCH,
-                               "checkpoint configuration differs from this session's (%d classes, %s, batch %d, seed "
-                               "%llu): resume with the checkpoint's own settings",
-                               c.num_classes, c.quantized ? "4-bit" : "FP32", c.batch_size, (unsigned long long)c.seed);
-    int epoch = (int)get_u32(&r), step_in_epoch = (int)get_u32(&r);
-    long long global_step = (long long)get_u64(&r);
-    double loss_sum = get_f64(&r);
-    long long correct = (long long)get_u64(&r), seen = (long long)get_u64(&r);
-    double last_loss = get_f64(&r), best = get_f64(&r);
-    int best_epoch = (int)get_u32(&r);
-    int train_count = (int)get_u32(&r), test_count = (int)get_u32(&r);
-    uint64_t fingerprint = get_u64(&r);
-    long long p = (long long)get_u64(&r), bn = (long long)get_u64(&r);
-    if (train_count != s->train.count || test_count != s->test.count)
+                               "checkpoint settings differ from this session's (%s): resume with the checkpoint's own "
+                               "settings", differences);
+    if (info->train_count != s->train.count || info->test_count != s->test.count)
         return q4_session_fail(s, Q4_ERR_MISMATCH,
                                "checkpoint was made with %d training and %d test images; this run has %d and %d",
-                               train_count, test_count, s->train.count, s->test.count);
-    if (fingerprint != s->fingerprint)
+                               info->train_count, info->test_count, s->train.count, s->test.count);
+    if (x.fingerprint != s->fingerprint)
         return q4_session_fail(s, Q4_ERR_MISMATCH, "checkpoint was made on different data (fingerprint mismatch)");
-    if (p != s->model.param_count || bn != s->model.bn_total)
-        return q4_session_fail(s, Q4_ERR_MISMATCH, "checkpoint holds %lld parameters, this model %lld", p,
-                               s->model.param_count);
-    if (step_in_epoch >= s->steps_per_epoch || epoch < 0 || global_step < 0)
-        return q4_session_fail(s, Q4_ERR_FORMAT, "checkpoint position is inconsistent");
-    r.p = bytes + 16 + HEADER_BYTES;
     q4_vgg *m = &s->model;
-    get_floats(&r, m->params, p);
-    get_floats(&r, m->running_mean, bn);
-    get_floats(&r, m->running_var, bn);
-    get_floats(&r, s->moments, 2 * p);
-    s->epoch = epoch;
-    s->step_in_epoch = step_in_epoch;
-    s->global_step = global_step;
-    s->epoch_loss_sum = loss_sum;
-    s->epoch_correct = correct;
-    s->epoch_seen = seen;
-    s->last_loss = (float)last_loss;
-    s->best_accuracy = best;
-    s->best_epoch = best_epoch;
+    if (x.params != m->param_count || x.bn != m->bn_total)
+        return q4_session_fail(s, Q4_ERR_MISMATCH, "checkpoint holds %lld parameters, this model %ld", x.params,
+                               m->param_count);
+    long long p = x.params, bn = x.bn;
+    const uint8_t *params = x.arrays, *means = params + 4 * p, *vars = means + 4 * bn, *moments = vars + 4 * bn;
+    if (first_bad_float(params, p, 0) >= 0 || first_bad_float(means, bn, 0) >= 0 || first_bad_float(vars, bn, 1) >= 0 ||
+        first_bad_float(moments, p, 0) >= 0 || first_bad_float(moments + 4 * p, p, 1) >= 0)
+        return q4_session_fail(s, Q4_ERR_FORMAT, "checkpoint holds non-finite or negative-variance values");
+    get_floats(params, m->params, p);
+    get_floats(means, m->running_mean, bn);
+    get_floats(vars, m->running_var, bn);
+    get_floats(moments, s->moments, 2 * p);
+    s->epoch = info->epoch;
+    s->step_in_epoch = info->step_in_epoch;
+    s->global_step = info->global_step;
+    s->epoch_loss_sum = x.loss_sum;
+    s->epoch_correct = x.correct;
+    s->epoch_seen = x.seen;
+    s->last_loss = (float)x.last_loss;
+    s->best_accuracy = info->best_accuracy;
+    s->best_epoch = info->best_epoch;
+    s->epoch_seconds = 0.0;
+    s->epoch_timed_images = 0;
     s->order_epoch = -1;
-    s->has_finished = 0;
+    s->epoch_waiting = 0;
     return Q4_OK;
 }

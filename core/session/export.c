@@ -1,21 +1,22 @@
-/* export.c - the trained model as a compact file: each of the 8 weight tensors as 4-bit
- * levels packed two per byte (low nibble first, two's complement, -7..7) with its FP32
- * scale, then the FP32 biases, BatchNorm parameters and running statistics. FP32 runs
- * export FP32 weights in the same layout. Decoding rebuilds an evaluation-only model whose
- * forward pass uses exactly the training-time quantized weights.
+/* export.c - the trained model as a compact file, and such files loaded back as
+ * evaluation-only models (q4_model). Each of the 8 weight tensors is stored as 4-bit levels
+ * packed two per byte (quant.h) with its FP32 scale, then the FP32 biases, BatchNorm
+ * parameters and running statistics. FP32 runs export FP32 weights in the same layout. A
+ * loaded model's forward pass uses exactly the training-time quantized weights.
  * Layout (version 1): "Q4MODEL\n" | u32 version | u32 classes | u32 weight bits (4 or 32)
  *   | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32 */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../quant/quant.h"
 #include "../util/util.h"
 #include "session.h"
 
 #define MODEL_MAGIC "Q4MODEL\n"
 #define MODEL_VERSION 1u
 
-static size_t weight_bytes(long count, int bits) { return bits == 4 ? (size_t)(count + 1) / 2 : (size_t)count * 4; }
+static size_t weight_bytes(long count, int bits) { return bits == 4 ? q4_pack_levels_size(count) : (size_t)count * 4; }
 
 static size_t model_size(const q4_vgg *m, int bits) {
     size_t total = 8 + 4 + 4 + 4;
@@ -69,11 +70,8 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
         }
         float scale = m->quant_scale[layer];
         put_f32(&p, scale);
-        const float *q = m->qweights + m->qweight_offset[layer];
-        for (long i = 0; i < t->count; i += 2) {
-            int lo = (int)lrintf(q[i] / scale), hi = i + 1 < t->count ? (int)lrintf(q[i + 1] / scale) : 0;
-            *p++ = (uint8_t)((lo & 15) | (hi & 15) << 4);
-        }
+        q4_pack_levels(p, m->qweights + m->qweight_offset[layer], t->count, scale, Q4_MAX_LEVEL);
+        p += q4_pack_levels_size(t->count);
     }
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
         if (m->tensors[t].quant_layer >= 0) continue;
@@ -88,9 +86,7 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     return Q4_OK;
 }
 
-static int nibble_level(int v) { return v >= 8 ? v - 16 : v; }
-
-q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, q4_error *err) {
+static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, q4_error *err) {
     if (!bytes || size < 24 || memcmp(bytes, MODEL_MAGIC, 8) != 0) {
         if (bytes && size >= 8 && memcmp(bytes, "Q4CKPT", 6) == 0)
             return q4_fail(err, Q4_ERR_FORMAT, "this is a training checkpoint, not an exported model (use --resume)");
@@ -133,17 +129,12 @@ q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int thr
             return q4_fail(err, Q4_ERR_FORMAT, "model layer %d has an invalid scale %g", layer + 1, scale);
         }
         m->quant_scale[layer] = scale;
-        float *q = m->qweights + m->qweight_offset[layer];
-        for (long i = 0; i < t->count; i += 2, p++) {
-            int lo = nibble_level(*p & 15), hi = nibble_level(*p >> 4);
-            if (lo < -7 || (i + 1 < t->count && hi < -7)) {
-                q4_vgg_destroy(m);
-                return q4_fail(err, Q4_ERR_FORMAT, "model layer %d holds the level -8, which the quantizer never uses",
-                               layer + 1);
-            }
-            q[i] = (float)lo * scale;
-            if (i + 1 < t->count) q[i + 1] = (float)hi * scale;
+        if (q4_unpack_levels(m->qweights + m->qweight_offset[layer], p, t->count, scale, Q4_MAX_LEVEL) >= 0) {
+            q4_vgg_destroy(m);
+            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d holds the level -8, which the quantizer never uses",
+                           layer + 1);
         }
+        p += q4_pack_levels_size(t->count);
     }
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
         if (m->tensors[t].quant_layer >= 0) continue;
@@ -152,5 +143,53 @@ q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int thr
     }
     for (long i = 0; i < m->bn_total; i++) m->running_mean[i] = get_f32(&p);
     for (long i = 0; i < m->bn_total; i++) m->running_var[i] = get_f32(&p);
+    return Q4_OK;
+}
+
+/* ------------------------------------------------------------ exported models */
+
+struct q4_model {
+    q4_vgg model;
+    int *confusion;
+    uint8_t labels[1024], batch_predictions[1024];
+};
+
+q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, q4_error *err) {
+    q4_model *model = calloc(1, sizeof *model);
+    if (!model) {
+        q4_fail(err, Q4_ERR_NOMEM, "out of memory loading the model");
+        return NULL;
+    }
+    if (export_decode(&model->model, bytes, size, threads, err)) {
+        free(model);
+        return NULL;
+    }
+    int k = model->model.num_classes;
+    model->confusion = calloc((size_t)k * k, sizeof(int));
+    if (!model->confusion) {
+        q4_model_destroy(model);
+        q4_fail(err, Q4_ERR_NOMEM, "out of memory loading the model");
+        return NULL;
+    }
+    return model;
+}
+
+void q4_model_destroy(q4_model *model) {
+    if (!model) return;
+    q4_vgg_destroy(&model->model);
+    free(model->confusion);
+    free(model);
+}
+
+int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
+
+q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *e, q4_error *err) {
+    if (test->num_classes > model->model.num_classes)
+        return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the test set %d", model->model.num_classes,
+                       test->num_classes);
+    /* the stored 4-bit levels times their scales are used as they are: no requantization */
+    q4_status st = q4_evaluate_model(&model->model, test, e, model->confusion, model->labels, model->batch_predictions,
+                                     NULL, 0);
+    if (st) return q4_fail(err, st, "evaluation produced non-finite outputs");
     return Q4_OK;
 }

@@ -1,7 +1,8 @@
 /* session.c - the training session both front ends drive: create from a configuration
  * and datasets, run steps (batch -> quantize -> forward -> loss -> backward -> clip,
- * AdamW, tanh), evaluate, and report layer statistics. A step that meets NaN changes
- * nothing and returns an error; nothing here prints or exits. */
+ * AdamW, tanh), and end each epoch with one call that evaluates and gathers everything a
+ * front end shows. A step that meets NaN changes nothing and returns an error; nothing here
+ * prints or exits. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,28 +11,9 @@
 
 #include "../data/batch.h"
 #include "../optim/optim.h"
+#include "../quant/quant.h"
 #include "../util/util.h"
 #include "session.h"
-
-void q4_config_default(q4_config *c) {
-    memset(c, 0, sizeof *c);
-    c->num_classes = 10;
-    c->batch_size = 128;
-    c->epochs = 150;
-    c->quantized = 1;
-    c->augment = 1;
-    c->threads = 1;
-    c->seed = 0;
-    c->learning_rate = 1e-3;
-    c->weight_decay = 5e-4;
-    c->beta1 = 0.9;
-    c->beta2 = 0.999;
-    c->adam_eps = 1e-8;
-    c->clip_norm = 0.5;
-    c->tanh_bound = 3.0;
-    c->cosine_t_max = 100;
-    c->dropout = 0.5;
-}
 
 q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, ...) {
     va_list args;
@@ -65,29 +47,16 @@ uint64_t q4_data_fingerprint(const q4_dataset *train, const q4_dataset *test) {
     return h;
 }
 
-static q4_status check_config(const q4_config *c, q4_error *err) {
-    if (c->num_classes < 2 || c->num_classes > Q4_MAX_CLASSES)
-        return q4_fail(err, Q4_ERR_ARGUMENT, "number of classes must be 2..%d, not %d", Q4_MAX_CLASSES, c->num_classes);
-    if (c->batch_size < 2 || c->batch_size > 1024)
-        return q4_fail(err, Q4_ERR_ARGUMENT, "batch size must be 2..1024, not %d", c->batch_size);
-    if (c->threads < 1 || c->threads > 256) return q4_fail(err, Q4_ERR_ARGUMENT, "threads must be 1..256, not %d", c->threads);
-    if (c->epochs < 1) return q4_fail(err, Q4_ERR_ARGUMENT, "epochs must be at least 1, not %d", c->epochs);
-    if (!(c->learning_rate > 0 && c->learning_rate < 1))
-        return q4_fail(err, Q4_ERR_ARGUMENT, "learning rate must be in (0, 1), not %g", c->learning_rate);
-    if (!(c->dropout >= 0 && c->dropout < 1)) return q4_fail(err, Q4_ERR_ARGUMENT, "dropout must be in [0, 1)");
-    if (c->cosine_t_max < 1) return q4_fail(err, Q4_ERR_ARGUMENT, "cosine T_max must be at least 1");
-    if (!(c->weight_decay >= 0) || !(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1) ||
-        !(c->adam_eps > 0) || !(c->clip_norm > 0) || !(c->tanh_bound > 0))
-        return q4_fail(err, Q4_ERR_ARGUMENT, "optimizer constants out of range");
-    return Q4_OK;
-}
-
 q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, const q4_dataset *test, q4_error *err) {
     if (!config || !train || !test) {
         q4_fail(err, Q4_ERR_ARGUMENT, "session needs a configuration and both datasets");
         return NULL;
     }
-    if (check_config(config, err)) return NULL;
+    if (q4_config_check(config, err)) return NULL;
+    q4_dataset train_used = q4_dataset_prefix(train, config->train_limit);
+    q4_dataset test_used = q4_dataset_prefix(test, config->test_limit);
+    train = &train_used;
+    test = &test_used;
     if (train->count < 2) {
         q4_fail(err, Q4_ERR_ARGUMENT, "the training set has %d images; at least 2 are needed", train->count);
         return NULL;
@@ -106,6 +75,8 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
         return NULL;
     }
     s->config = *config;
+    s->config.train_limit = train->count; /* the counts used, so that resumes compare like with like */
+    s->config.test_limit = test->count;
     s->train = *train;
     s->test = *test;
     if (q4_vgg_create(&s->model, config->num_classes, config->quantized, config->batch_size, config->threads,
@@ -147,12 +118,29 @@ void q4_session_destroy(q4_session *s) {
     free(s);
 }
 
+/* checks one value against its setting's rule, as text would be */
+static q4_status check_setting(q4_session *s, const char *name, int value) {
+    q4_config copy = s->config;
+    char text[32];
+    snprintf(text, sizeof text, "%d", value);
+    q4_error err;
+    q4_error_clear(&err);
+    if (q4_config_set(&copy, name, text, &err)) return q4_session_fail(s, err.status, "%s", err.message);
+    return Q4_OK;
+}
+
 q4_status q4_session_set_threads(q4_session *s, int threads) {
     q4_error err;
     q4_error_clear(&err);
-    if (threads < 1 || threads > 256) return q4_session_fail(s, Q4_ERR_ARGUMENT, "threads must be 1..256, not %d", threads);
+    if (check_setting(s, "threads", threads)) return Q4_ERR_ARGUMENT;
     if (q4_vgg_set_threads(&s->model, threads, &err)) return q4_session_fail(s, err.status, "%s", err.message);
     s->config.threads = threads;
+    return Q4_OK;
+}
+
+q4_status q4_session_set_epochs(q4_session *s, int epochs) {
+    if (check_setting(s, "epochs", epochs)) return Q4_ERR_ARGUMENT;
+    s->config.epochs = epochs;
     return Q4_OK;
 }
 
@@ -162,11 +150,6 @@ long long q4_session_parameter_count(const q4_session *s) { return s->model.para
 size_t q4_session_memory_bytes(const q4_session *s) {
     return q4_vgg_memory_bytes(&s->model) + 2 * (size_t)s->model.param_count * sizeof(float) +
            (size_t)s->train.count * sizeof(int);
-}
-
-float *q4_session_parameters(q4_session *s, long long *count) {
-    if (count) *count = s->model.param_count;
-    return s->model.params;
 }
 
 static void fill_progress(const q4_session *s, q4_progress *p) {
@@ -180,6 +163,10 @@ static void fill_progress(const q4_session *s, q4_progress *p) {
     p->epoch_accuracy = s->epoch_seen ? (double)s->epoch_correct / (double)s->epoch_seen : 0.0;
     p->learning_rate = q4_cosine_lr(s->config.learning_rate, s->epoch, s->config.cosine_t_max);
     p->images_seen = (int)s->epoch_seen;
+    p->epoch_seconds = s->epoch_seconds;
+    p->images_per_second = s->epoch_seconds > 0 ? (double)s->epoch_timed_images / s->epoch_seconds : 0.0;
+    p->best_accuracy = s->best_accuracy;
+    p->best_epoch = s->best_epoch;
 }
 
 q4_status q4_session_progress(const q4_session *s, q4_progress *p) {
@@ -239,16 +226,25 @@ q4_status q4_session_train(q4_session *s, int max_steps, q4_progress *progress) 
     if (!s) return Q4_ERR_ARGUMENT;
     int epoch_done = 0;
     for (int k = 0; k < max_steps && !epoch_done; k++) {
+        s->epoch_waiting = 0; /* a finished epoch not ended before training on is not reported */
+        double t = q4_now();
+        long long seen_before = s->epoch_seen;
         q4_status st = train_step(s);
+        double dt = q4_now() - t;
         if (st) return st;
+        s->epoch_seconds += dt;
+        s->epoch_timed_images += s->epoch_seen - seen_before;
+        s->elapsed_seconds += dt;
         if (s->step_in_epoch == s->steps_per_epoch) {
             fill_progress(s, &s->finished);
             s->finished.epoch_done = 1;
-            s->has_finished = 1;
+            s->epoch_waiting = 1;
             s->epoch++;
             s->step_in_epoch = 0;
             s->epoch_loss_sum = 0.0;
             s->epoch_correct = s->epoch_seen = 0;
+            s->epoch_seconds = 0.0;
+            s->epoch_timed_images = 0;
             epoch_done = 1;
         }
     }
@@ -261,56 +257,12 @@ q4_status q4_session_train(q4_session *s, int max_steps, q4_progress *progress) 
 
 /* ------------------------------------------------------------ evaluation */
 
-static q4_status evaluate_model(q4_vgg *m, const q4_dataset *test, q4_evaluation *e, int *confusion, uint8_t *labels,
-                                uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
-    int classes = m->num_classes, batch = m->batch_capacity;
-    memset(e, 0, sizeof *e);
-    memset(confusion, 0, (size_t)classes * classes * sizeof(int));
-    e->num_classes = classes;
-    e->confusion = confusion;
-    int order[1024];
-    double loss_sum = 0.0;
-    for (int first = 0; first < test->count; first += batch) {
-        int n = test->count - first < batch ? test->count - first : batch;
-        for (int i = 0; i < n; i++) order[i] = first + i;
-        q4_make_batch(m->input, labels, test, order, n, 0, 0, 0, 0);
-        q4_vgg_forward(m, n, 0, 0, 0);
-        int correct = 0;
-        double loss = q4_vgg_loss(m, n, labels, &correct, batch_predictions);
-        if (!isfinite(loss)) return Q4_ERR_NUMERIC;
-        loss_sum += loss * n;
-        e->correct += correct;
-        for (int i = 0; i < n; i++) {
-            e->class_total[labels[i]]++;
-            if (batch_predictions[i] == labels[i]) e->class_correct[labels[i]]++;
-            confusion[labels[i] * classes + batch_predictions[i]]++;
-            if (predictions && first + i < n_predictions) predictions[first + i] = batch_predictions[i];
-        }
-    }
-    e->count = test->count;
-    e->accuracy = test->count ? (double)e->correct / test->count : 0.0;
-    e->loss = test->count ? loss_sum / test->count : 0.0;
-    return Q4_OK;
-}
-
 q4_status q4_session_evaluate(q4_session *s, q4_evaluation *e, uint8_t *predictions, int n_predictions) {
     q4_vgg_quantize(&s->model);
-    q4_status st = evaluate_model(&s->model, &s->test, e, s->confusion, s->labels, s->predictions, predictions,
-                                  n_predictions);
+    q4_status st = q4_evaluate_model(&s->model, &s->test, e, s->confusion, s->labels, s->predictions, predictions,
+                                     n_predictions);
     if (st) return q4_session_fail(s, st, "evaluation produced non-finite outputs");
     return Q4_OK;
-}
-
-void q4_session_record_test(q4_session *s, int epoch, double accuracy) {
-    if (s->best_epoch == 0 || accuracy > s->best_accuracy) {
-        s->best_accuracy = accuracy;
-        s->best_epoch = epoch;
-    }
-}
-
-void q4_session_best(const q4_session *s, double *accuracy, int *epoch) {
-    if (accuracy) *accuracy = s->best_accuracy;
-    if (epoch) *epoch = s->best_epoch;
 }
 
 /* ------------------------------------------------------------ layer statistics */
@@ -328,64 +280,9 @@ q4_status q4_session_layer_stats(q4_session *s, q4_layer_stats stats[Q4_NUM_QUAN
         if (!m->quantized) continue;
         st->scale = m->quant_scale[layer];
         const float *q = m->qweights + m->qweight_offset[layer];
-        for (long i = 0; i < t->count; i++) {
-            int level = (int)lrintf(q[i] / st->scale);
-            if (level < -7) level = -7;
-            if (level > 7) level = 7;
-            st->histogram[level + 7]++;
-        }
+        for (long i = 0; i < t->count; i++) st->histogram[q4_quant_level(q[i], st->scale, Q4_MAX_LEVEL) + Q4_MAX_LEVEL]++;
         for (int l = 0; l < Q4_LEVELS; l++) st->unique_levels += st->histogram[l] > 0;
     }
-    return Q4_OK;
-}
-
-/* ------------------------------------------------------------ exported models */
-
-struct q4_model {
-    q4_vgg model;
-    int *confusion;
-    uint8_t labels[1024], batch_predictions[1024];
-};
-
-q4_status q4_export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, q4_error *err);
-
-q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, q4_error *err) {
-    q4_model *model = calloc(1, sizeof *model);
-    if (!model) {
-        q4_fail(err, Q4_ERR_NOMEM, "out of memory loading the model");
-        return NULL;
-    }
-    if (q4_export_decode(&model->model, bytes, size, threads, err)) {
-        free(model);
-        return NULL;
-    }
-    int k = model->model.num_classes;
-    model->confusion = calloc((size_t)k * k, sizeof(int));
-    if (!model->confusion) {
-        q4_model_destroy(model);
-        q4_fail(err, Q4_ERR_NOMEM, "out of memory loading the model");
-        return NULL;
-    }
-    return model;
-}
-
-void q4_model_destroy(q4_model *model) {
-    if (!model) return;
-    q4_vgg_destroy(&model->model);
-    free(model->confusion);
-    free(model);
-}
-
-int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
-
-q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *e, q4_error *err) {
-    if (test->num_classes > model->model.num_classes)
-        return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the test set %d", model->model.num_classes,
-                       test->num_classes);
-    /* the stored 4-bit levels times their scales are used as they are: no requantization */
-    q4_status st = evaluate_model(&model->model, test, e, model->confusion, model->labels, model->batch_predictions,
-                                  NULL, 0);
-    if (st) return q4_fail(err, st, "evaluation produced non-finite outputs");
     return Q4_OK;
 }
 
@@ -415,10 +312,58 @@ void q4_session_profile(const q4_session *s, q4_profile *p) {
     p->flops_per_image[Q4_PHASE_FC] = 2 * 3 * fc;
     p->flops_per_image[Q4_PHASE_RECOMPUTE_CONV1] = 2 * 2 * conv_macs(0);
     for (int i = 0; i < Q4_PHASE_COUNT; i++) p->flops_per_image_total += p->flops_per_image[i];
+    for (int l = 0; l < Q4_NUM_CONV; l++) p->forward_flops_per_image += 2 * conv_macs(l);
+    p->forward_flops_per_image += 2 * fc;
 }
 
 void q4_session_profile_reset(q4_session *s) {
     memset(s->model.phase_seconds, 0, sizeof s->model.phase_seconds);
     s->profiled_steps = 0;
     s->profiled_images = 0;
+}
+
+/* ------------------------------------------------------------ the end of an epoch */
+
+q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
+    if (!s->epoch_waiting)
+        return q4_session_fail(s, Q4_ERR_STATE, "no finished epoch to end: train until an epoch finishes");
+    const q4_progress *f = &s->finished;
+    memset(r, 0, sizeof *r);
+    r->epoch = f->epoch + 1;
+    r->epochs = s->config.epochs;
+    r->global_step = f->global_step;
+    r->train_loss = f->epoch_loss;
+    r->train_accuracy = f->epoch_accuracy;
+    r->learning_rate = f->learning_rate;
+    r->train_seconds = f->epoch_seconds;
+    r->images_per_second = f->images_per_second;
+
+    double t = q4_now();
+    r->n_predictions = s->test.count < Q4_REPORT_PREDICTIONS ? s->test.count : Q4_REPORT_PREDICTIONS;
+    q4_status st = q4_session_evaluate(s, &r->test, r->predictions, r->n_predictions);
+    if (st) return st;
+    r->eval_seconds = q4_now() - t;
+    s->elapsed_seconds += r->eval_seconds;
+    r->elapsed_seconds = s->elapsed_seconds;
+    if (s->best_epoch == 0 || r->test.accuracy > s->best_accuracy) {
+        s->best_accuracy = r->test.accuracy;
+        s->best_epoch = r->epoch;
+    }
+    r->best_accuracy = s->best_accuracy;
+    r->best_epoch = s->best_epoch;
+
+    q4_session_layer_stats(s, r->layers);
+    if (s->config.quantized) {
+        r->levels_min = Q4_LEVELS;
+        for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++) {
+            int u = r->layers[i].unique_levels;
+            if (u < r->levels_min) r->levels_min = u;
+            if (u > r->levels_max) r->levels_max = u;
+            r->levels_mean += u / (double)Q4_NUM_QUANT_LAYERS;
+        }
+    }
+    q4_session_profile(s, &r->profile);
+    q4_session_profile_reset(s);
+    s->epoch_waiting = 0;
+    return Q4_OK;
 }

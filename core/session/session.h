@@ -1,5 +1,6 @@
-/* session.h - the training session's private state, shared by session.c (the step loop,
- * evaluation, statistics), checkpoint.c (save/load) and export.c (4-bit model files). */
+/* session.h - the training session's private state, shared by session.c (the step loop and
+ * the end of an epoch), evaluate.c (test-set passes), checkpoint.c (save/load), report.c
+ * (JSON) and export.c (4-bit model files). */
 #ifndef Q4_SESSION_INTERNAL_H
 #define Q4_SESSION_INTERNAL_H
 
@@ -28,11 +29,15 @@ struct q4_session {
     double epoch_loss_sum;
     long long epoch_correct, epoch_seen;
     float last_loss;
-    /* the last finished epoch (for progress reports at an epoch boundary) */
+    double last_learning_rate;
+    double epoch_seconds;   /* in training steps of this epoch, since the session was created or loaded */
+    long long epoch_timed_images; /* images those steps trained */
+    /* the last finished epoch, until q4_session_end_epoch reports it */
     q4_progress finished;
-    int has_finished;
+    int epoch_waiting;
     double best_accuracy;
     int best_epoch;        /* 1-based, 0 = none */
+    double elapsed_seconds; /* training and evaluation since the session was created or loaded */
 
     long long profiled_steps, profiled_images; /* since the last profile reset */
     char error[512];
@@ -44,5 +49,10 @@ uint64_t q4_data_fingerprint(const q4_dataset *train, const q4_dataset *test);
  * (BatchNorm needs two values per channel, as PyTorch requires) */
 int q4_steps_per_epoch(int count, int batch);
 q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, ...);
+
+/* One pass over a test set with the model's current (quantized) weights, in batches of the
+ * model's capacity; confusion has classes^2 ints, labels and batch_predictions one batch. */
+q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, q4_evaluation *evaluation, int *confusion,
+                            uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *q4_status_name(q4_status status) {
     switch (status) {
@@ -77,4 +78,10 @@ void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t 
     double r = sqrt(-2.0 * log(1.0 - u1));
     out[0] = r * cos(two_pi * u2);
     out[1] = r * sin(two_pi * u2);
+}
+
+double q4_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }

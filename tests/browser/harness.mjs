@@ -17,33 +17,61 @@ export async function launch({ isolation = true } = {}) {
   return { browser, url, close: async () => { await browser.close(); server.close(); } };
 }
 
+/* Runs in the page before its scripts: follows the page's `q4` events (every message of its
+ * worker) into window.q4test, which the tests read. */
+function recordEvents() {
+  const s = { ready: false, settingsReady: false, state: 'idle', losses: [], epochs: [], lastReport: null, errors: [] };
+  window.q4test = s;
+  window.addEventListener('q4', (e) => {
+    const m = e.detail;
+    if (m.type === 'ready') s.ready = true;
+    if (m.type === 'state') s.state = m.state;
+    if (m.type === 'session') { s.losses = []; s.epochs = []; s.lastReport = null; }
+    if (m.type === 'step') s.losses.push([m.progress.global_step, m.progress.last_loss]);
+    if (m.type === 'epoch') { s.epochs.push(m.report); s.lastReport = m.report; }
+    if (m.type === 'error') s.errors.push(m.message);
+  });
+}
+
 /** A fresh context and page; collects console errors and page errors. */
-export async function openPage(browser, url, { acceptDownloads = false } = {}) {
-  const context = await browser.newContext({ acceptDownloads, viewport: { width: 1400, height: 1000 } });
+export async function openPage(browser, url, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
+  const context = await browser.newContext({ acceptDownloads, viewport });
+  await context.addInitScript(recordEvents);
   const page = await context.newPage();
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(url);
-  await page.waitForFunction(() => window.q4Debug && window.q4Debug.ready, null, { timeout: 60000 });
+  await waitForReady(page);
   return { context, page, errors };
+}
+
+/** The engine is loaded and the settings form filled (from the link). */
+export async function waitForReady(page) {
+  await page.waitForFunction(() => window.q4test && window.q4test.ready, null, { timeout: 60000 });
+  await page.waitForSelector('#s-epochs');
+  await page.waitForFunction(() => document.getElementById('s-epochs').value !== '', null, { timeout: 60000 });
 }
 
 export const text = (page, id) => page.$eval(`#${id}`, (e) => e.textContent);
 
 export async function waitForState(page, states, timeout = 300000) {
   const list = Array.isArray(states) ? states : [states];
-  await page.waitForFunction((s) => s.includes(window.q4Debug.state), list, { timeout });
-  return page.evaluate(() => window.q4Debug.state);
+  await page.waitForFunction((s) => s.includes(window.q4test.state), list, { timeout });
+  return page.evaluate(() => window.q4test.state);
 }
 
 export async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** The float parameters of a checkpoint file (after the 16-byte preamble and 256-byte header). */
+/** The float parameters of a checkpoint file (version 2, core/session/checkpoint.c: a 16-byte
+ * preamble, the header, the settings text with its length, then the parameters). */
 export function checkpointParameters(bytes) {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const count = Number(view.getBigUint64(16 + 176, true));
-  return new Float32Array(bytes.buffer.slice(bytes.byteOffset + 272, bytes.byteOffset + 272 + 4 * count));
+  if (view.getUint32(8, true) !== 2) throw new Error('not a version 2 checkpoint');
+  const header = view.getUint32(12, true);
+  const count = Number(view.getBigUint64(16 + 76, true));
+  const at = 16 + header + 4 + view.getUint32(16 + header, true);
+  return new Float32Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + 4 * count));
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { checkpointParameters, launch, openPage, shot, text, waitForState } from './harness.mjs';
+import { checkpointParameters, launch, openPage, shot, text, waitForReady, waitForState } from './harness.mjs';
 
 const OUT = path.resolve('test-output');
 const Q4 = path.resolve('build/q4train');
@@ -18,7 +18,7 @@ const Q4 = path.resolve('build/q4train');
  * with GEMM-only convolutions, 36.6 / 37.7 / 39.4% with Winograd for conv4-6, and seeds
  * 0-4 37.3 / 37.3 / 38.5 / 39.3 / 39.2% with Winograd for conv2-6 (the current WASM build).
  * The threshold sits 6.6 points under the lowest of these eleven runs (chance is 10%). */
-const SHORT_RUN = 'preset=custom&epochs=2&train=2000&test=1000&batch=128&lr=0.001&bits=4';
+const SHORT_RUN = 'preset=custom&epochs=2&train_limit=2000&test_limit=1000&batch_size=128&learning_rate=0.001&quantized=1';
 const MIN_SHORT_RUN_ACCURACY = 0.30;
 
 let env;
@@ -36,7 +36,7 @@ test('the page loads without console errors, cross-origin isolated, with threads
   assert.equal(await page.isVisible('#resume-banner'), false, 'no resume offer without a saved run');
   assert.equal(await page.isVisible('#error'), false, 'no error shown');
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-  assert.equal(await page.$eval('#threads', (s) => s.value), String(Math.min(cores, 16)), 'threads default to the cores');
+  assert.equal(await page.$eval('#s-threads', (s) => s.value), String(Math.min(cores, 16)), 'threads default to the cores');
   await shot(page, '01-loaded');
   assert.deepEqual(errors, []);
   await context.close();
@@ -54,10 +54,10 @@ test('a short run updates every metric, the loss falls, accuracy clears the thre
   // "while training": from the first finished step (data loading, the engine's start and the
   // browser's compilation of the WebAssembly come before it) to the end of the run
   const trainingStart = await page.evaluate(() => new Promise((resolve) => {
-    const poll = () => (window.q4Debug.losses.length >= 1 ? resolve(performance.now()) : setTimeout(poll, 20));
+    const poll = () => (window.q4test.losses.length >= 1 ? resolve(performance.now()) : setTimeout(poll, 20));
     poll();
   }));
-  await page.waitForFunction(() => window.q4Debug.losses.length >= 3, null, { timeout: 120000 });
+  await page.waitForFunction(() => window.q4test.losses.length >= 3, null, { timeout: 120000 });
   // a screenshot makes Chromium paint the whole page on the main thread: the test's own
   // work, so long tasks inside that window are not counted
   const shotStart = await page.evaluate(() => performance.now());
@@ -67,8 +67,8 @@ test('a short run updates every metric, the loss falls, accuracy clears the thre
   const rss = renderersRss();
   await waitForState(page, 'finished', 600000);
   const debug = await page.evaluate(() => ({
-    losses: window.q4Debug.losses.map((l) => l[1]), epochs: window.q4Debug.epochs,
-    evaluation: window.q4Debug.lastEvaluation, layers: window.q4Debug.lastLayers, allLongTasks: window.longTasks,
+    losses: window.q4test.losses.map((l) => l[1]), epochs: window.q4test.epochs,
+    report: window.q4test.lastReport, allLongTasks: window.longTasks,
   }));
   await shot(page, '03-finished');
   debug.longTasks = debug.allLongTasks.filter(([start, duration]) => start >= trainingStart &&
@@ -79,7 +79,7 @@ test('a short run updates every metric, the loss falls, accuracy clears the thre
   assert.ok(mean(debug.losses.slice(-6)) < mean(debug.losses.slice(0, 6)),
     `loss falls: first ${mean(debug.losses.slice(0, 6)).toFixed(3)}, last ${mean(debug.losses.slice(-6)).toFixed(3)}`);
   assert.equal(debug.epochs.length, 2);
-  const accuracy = debug.evaluation.accuracy;
+  const accuracy = debug.report.test_accuracy;
   console.log(`# short run, seed 0: test accuracy ${(100 * accuracy).toFixed(2)}%, wasm memory ${memory}, ` +
     `renderer RSS ${(rss / 1048576).toFixed(0)} MB, long tasks ${JSON.stringify(debug.longTasks)} (all, as [ms after the first step, duration]: ${JSON.stringify(debug.allLongTasks.map(([t, d]) => [Math.round(t - trainingStart), Math.round(d)]))})`);
   assert.ok(accuracy >= MIN_SHORT_RUN_ACCURACY, `test accuracy ${accuracy} >= ${MIN_SHORT_RUN_ACCURACY}`);
@@ -88,10 +88,10 @@ test('a short run updates every metric, the loss falls, accuracy clears the thre
     assert.notEqual(await text(page, id), '–', `${id} is shown`);
   }
   assert.match(await text(page, 'm-speed'), /^\d+(\.\d)? · /);
-  assert.equal(debug.evaluation.confusion.reduce((s, v) => s + v, 0), 1000, 'confusion matrix counts the test images');
-  assert.equal(debug.layers.length, 8);
-  for (const l of debug.layers) {
-    assert.ok(l.unique >= 10 && l.unique <= 15, `${l.name}: ${l.unique} levels`);
+  assert.equal(debug.report.confusion.reduce((s, v) => s + v, 0), 1000, 'confusion matrix counts the test images');
+  assert.equal(debug.report.layers.length, 8);
+  for (const l of debug.report.layers) {
+    assert.ok(l.unique_levels >= 10 && l.unique_levels <= 15, `${l.name}: ${l.unique_levels} levels`);
     assert.equal(l.histogram.length, 15);
   }
   const drawn = await page.evaluate(() => [...document.querySelectorAll('.charts canvas')].map((c) => {
@@ -111,17 +111,17 @@ test('a short run updates every metric, the loss falls, accuracy clears the thre
 });
 
 test('pause stops between steps and resume continues', async () => {
-  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=3&train=1024&test=256&batch=64`);
+  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=3&train_limit=1024&test_limit=256&batch_size=64`);
   await page.click('#start');
-  await page.waitForFunction(() => window.q4Debug.losses.length >= 3, null, { timeout: 180000 });
+  await page.waitForFunction(() => window.q4test.losses.length >= 3, null, { timeout: 180000 });
   await page.click('#pause');
   await waitForState(page, 'paused');
-  const steps = await page.evaluate(() => window.q4Debug.losses.length);
+  const steps = await page.evaluate(() => window.q4test.losses.length);
   await page.waitForTimeout(3000);
-  assert.equal(await page.evaluate(() => window.q4Debug.losses.length), steps, 'no steps while paused');
+  assert.equal(await page.evaluate(() => window.q4test.losses.length), steps, 'no steps while paused');
   await shot(page, '04-paused');
   await page.click('#resume');
-  await page.waitForFunction((s) => window.q4Debug.losses.length >= s + 2, steps, { timeout: 120000 });
+  await page.waitForFunction((s) => window.q4test.losses.length >= s + 2, steps, { timeout: 120000 });
   await page.click('#stop');
   await waitForState(page, 'stopped');
   await context.close();
@@ -129,10 +129,10 @@ test('pause stops between steps and resume continues', async () => {
 
 test('a checkpoint from the page resumes natively with identical weights, and the reverse', async () => {
   // page -> native
-  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train=1024&test=256&batch=64`,
+  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train_limit=1024&test_limit=256&batch_size=64`,
     { acceptDownloads: true });
   await page.click('#start');
-  await page.waitForFunction(() => window.q4Debug.losses.length >= 4, null, { timeout: 180000 });
+  await page.waitForFunction(() => window.q4test.losses.length >= 4, null, { timeout: 180000 });
   await page.click('#pause');
   await waitForState(page, 'paused');
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-checkpoint')]);
@@ -153,42 +153,44 @@ test('a checkpoint from the page resumes natively with identical weights, and th
   const fromNative = path.join(OUT, 'from-native.ckpt');
   execFileSync(Q4, ['--data', 'data', '--train-limit', '1024', '--test-limit', '256', '--batch', '64', '--epochs', '2',
     '--max-steps', '3', '--checkpoint', fromNative, '--quiet', '--seed', '5']);
-  const second = await openPage(env.browser, env.url);
+  const second = await openPage(env.browser, env.url, { acceptDownloads: true });
   await second.page.setInputFiles('#checkpoint-input', fromNative);
   await waitForState(second.page, 'paused', 180000);
-  const parameters = await second.page.evaluate(async () => Array.from(await window.q4Parameters()));
-  assert.deepEqual(Float32Array.from(parameters), checkpointParameters(fs.readFileSync(fromNative)),
+  const [again] = await Promise.all([second.page.waitForEvent('download'), second.page.click('#download-checkpoint')]);
+  const pageCopy = path.join(OUT, 'native-in-page.ckpt');
+  await again.saveAs(pageCopy);
+  assert.deepEqual(checkpointParameters(fs.readFileSync(pageCopy)), checkpointParameters(fs.readFileSync(fromNative)),
     'the page holds the native weights bit for bit');
   assert.match(await text(second.page, 'run-status'), /Resumed at epoch 1, step 3/);
   await second.page.click('#resume');
-  await second.page.waitForFunction(() => window.q4Debug.losses.length >= 2, null, { timeout: 120000 });
+  await second.page.waitForFunction(() => window.q4test.losses.length >= 2, null, { timeout: 120000 });
   await shot(second.page, '05-resumed-native-checkpoint');
   await second.page.click('#stop');
   await second.context.close();
 });
 
 test('after a reload the page offers to resume the saved run', async () => {
-  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train=512&test=256&batch=64`);
+  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train_limit=512&test_limit=256&batch_size=64`);
   await page.click('#start');
-  await page.waitForFunction(() => window.q4Debug.epochs.length >= 1 && /checkpoint saved/.test(
+  await page.waitForFunction(() => window.q4test.epochs.length >= 1 && /checkpoint saved/.test(
     document.getElementById('run-status').textContent), null, { timeout: 300000 });
   await page.click('#stop');
   await waitForState(page, 'stopped');
   await page.reload();
-  await page.waitForFunction(() => window.q4Debug.ready, null, { timeout: 60000 });
+  await waitForReady(page);
   assert.equal(await page.isVisible('#resume-banner'), true, 'the resume offer is shown');
   assert.match(await text(page, 'resume-text'), /epoch 1 of 2/);
   await shot(page, '06-resume-offer');
   await page.click('#resume-saved');
   await waitForState(page, ['running', 'finished'], 180000);
   await waitForState(page, 'finished', 300000);
-  const epochs = await page.evaluate(() => window.q4Debug.epochs.map((e) => e.epoch));
+  const epochs = await page.evaluate(() => window.q4test.epochs.map((e) => e.epoch));
   assert.deepEqual(epochs, [2], 'the resumed run trained epoch 2 only');
   await context.close();
 });
 
 test('a foreign file gets a clear message and training still works after', async () => {
-  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=1&train=512&test=256&batch=64`);
+  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=1&train_limit=512&test_limit=256&batch_size=64`);
   const junk = path.join(OUT, 'holiday-photo.jpg');
   fs.writeFileSync(junk, Buffer.from('\xff\xd8\xff\xe0 not a CIFAR file at all'.repeat(40)));
   await page.setInputFiles('#file-input', junk);
@@ -203,17 +205,17 @@ test('a foreign file gets a clear message and training still works after', async
   await page.click('#start');
   await waitForState(page, 'finished', 300000);
   assert.equal(await page.isVisible('#error'), false, 'the error is cleared by the new action');
-  assert.ok(await page.evaluate(() => window.q4Debug.epochs.length === 1));
+  assert.ok(await page.evaluate(() => window.q4test.epochs.length === 1));
   await context.close();
 });
 
 test('without cross-origin isolation the page trains on one thread and says why', async () => {
   const plain = await launch({ isolation: false });
   try {
-    const { context, page, errors } = await openPage(plain.browser, `${plain.url}?preset=custom&epochs=1&train=256&test=128&batch=64`);
+    const { context, page, errors } = await openPage(plain.browser, `${plain.url}?preset=custom&epochs=1&train_limit=256&test_limit=128&batch_size=64`);
     assert.equal(await page.evaluate(() => crossOriginIsolated), false);
     assert.match(await text(page, 'engine-status'), /one thread: the page is not cross-origin isolated/);
-    assert.deepEqual(await page.$$eval('#threads option', (o) => o.map((x) => x.value)), ['1']);
+    assert.equal(await page.$eval('#s-threads', (i) => `${i.value}/${i.max}`), '1/1');
     await page.click('#start');
     await waitForState(page, 'finished', 300000);
     await shot(page, '08-single-thread');

@@ -203,15 +203,15 @@ static float max_abs_avx2(const float *x, long n) {
     return _mm256_movemask_ps(nan) ? NAN : best;
 }
 
-static void quantize_avx2(float *y, const float *x, long n, float scale) {
-    __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-7.0f), hi = _mm256_set1_ps(7.0f);
+static void quantize_avx2(float *y, const float *x, long n, float scale, float max_level) {
+    __m256 s = _mm256_set1_ps(scale), lo = _mm256_set1_ps(-max_level), hi = _mm256_set1_ps(max_level);
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 q = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
         _mm256_storeu_ps(y + i, _mm256_mul_ps(q, s));
     }
-    q4_ref_quantize(y + i, x + i, n - i, scale);
+    q4_ref_quantize(y + i, x + i, n - i, scale, max_level);
 }
 
 static void adamw_avx2(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p) {

@@ -18,7 +18,7 @@ void q4_ref_affine_relu_backward_apply(float *dx, const float *da, const float *
 void q4_ref_maxpool2_forward(float *out, const float *in, long planes, int h, int w);
 void q4_ref_maxpool2_backward(float *a, const float *dout, long planes, int h, int w);
 float q4_ref_max_abs(const float *x, long n);
-void q4_ref_quantize(float *y, const float *x, long n, float scale);
+void q4_ref_quantize(float *y, const float *x, long n, float scale, float max_level);
 void q4_ref_adamw(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p);
 void q4_ref_tanh_clip(float *w, long n, float bound);
 void q4_ref_microkernel_4x8(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);

@@ -191,15 +191,15 @@ static float max_abs_wasmsimd(const float *x, long n) {
     return wasm_v128_any_true(nan) ? NAN : best;
 }
 
-static void quantize_wasmsimd(float *y, const float *x, long n, float scale) {
-    v128_t s = wasm_f32x4_splat(scale), lo = wasm_f32x4_splat(-7.0f), hi = wasm_f32x4_splat(7.0f);
+static void quantize_wasmsimd(float *y, const float *x, long n, float scale, float max_level) {
+    v128_t s = wasm_f32x4_splat(scale), lo = wasm_f32x4_splat(-max_level), hi = wasm_f32x4_splat(max_level);
     long i = 0;
     for (; i + 4 <= n; i += 4) {
         v128_t q = wasm_f32x4_nearest(wasm_f32x4_div(wasm_v128_load(x + i), s)); /* ties to even */
         q = wasm_f32x4_pmin(hi, wasm_f32x4_pmax(lo, q));
         wasm_v128_store(y + i, wasm_f32x4_mul(q, s));
     }
-    q4_ref_quantize(y + i, x + i, n - i, scale);
+    q4_ref_quantize(y + i, x + i, n - i, scale, max_level);
 }
 
 static void adamw_wasmsimd(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p) {

@@ -122,10 +122,10 @@ float q4_ref_max_abs(const float *x, long n) {
     return m;
 }
 
-void q4_ref_quantize(float *y, const float *x, long n, float scale) {
+void q4_ref_quantize(float *y, const float *x, long n, float scale, float max_level) {
     for (long i = 0; i < n; i++) {
         float q = rintf(x[i] / scale);
-        q = q < -7.0f ? -7.0f : (q > 7.0f ? 7.0f : q);
+        q = q < -max_level ? -max_level : (q > max_level ? max_level : q);
         y[i] = q * scale;
     }
 }
