@@ -258,8 +258,10 @@ static void print_bar(const q4_progress *p, int epochs, double rate, double eta)
 }
 
 static void print_report(const q4_epoch_report *r, int quantized) {
-    printf("epoch %3d/%d  loss %.4f  train %6.2f%%  test %6.2f%%  lr %.6f", r->epoch, r->epochs, r->train_loss,
-           100.0 * r->train_accuracy, 100.0 * r->test.accuracy, r->learning_rate);
+    printf("epoch %3d/%d  loss %.4f  train %6.2f%%  test %6.2f%%", r->epoch, r->epochs, r->train_loss,
+           100.0 * r->train_accuracy, 100.0 * r->test.accuracy);
+    if (r->tta_accuracy >= 0) printf(" (TTA %.2f%%)", 100.0 * r->tta_accuracy);
+    printf("  lr %.6f", r->learning_rate);
     if (quantized) printf("  levels %d/%d/%.1f", r->levels_min, r->levels_max, r->levels_mean);
     printf("  %.1f img/s  %.1fs\n", r->images_per_second, r->elapsed_seconds);
     fflush(stdout);
@@ -283,7 +285,7 @@ static void run_free(run *r) {
     if (r->have_cifar) q4_cifar_free(&r->cifar);
 }
 
-static int evaluate_exported(const options *o, const q4_dataset *test, int threads) {
+static int evaluate_exported(const options *o, const q4_dataset *test, int threads, int tta) {
     uint8_t *bytes;
     size_t size;
     if (read_file(o->eval_model, &bytes, &size)) return 1;
@@ -291,14 +293,18 @@ static int evaluate_exported(const options *o, const q4_dataset *test, int threa
     q4_model *model = q4_model_load(bytes, size, threads, &err);
     free(bytes);
     if (!model) return fail("%s: %s", o->eval_model, err.message);
-    q4_evaluation e;
+    q4_evaluation e, augmented;
     double t0 = q4_now();
-    q4_status st = q4_model_evaluate(model, test, &e, &err);
+    q4_status st = q4_model_evaluate(model, test, Q4_TTA_NONE, &e, &err);
     double dt = q4_now() - t0;
+    if (!st && tta != Q4_TTA_NONE) st = q4_model_evaluate(model, test, tta, &augmented, &err);
     q4_model_destroy(model);
     if (st) return fail("%s: %s", o->eval_model, err.message);
     printf("model %s: test accuracy %.2f%% (%d/%d), loss %.4f, %.1f img/s\n", o->eval_model, 100.0 * e.accuracy,
            e.correct, e.count, e.loss, e.count / dt);
+    if (tta != Q4_TTA_NONE)
+        printf("model %s: with test-time augmentation: test accuracy %.2f%% (%d/%d)\n", o->eval_model,
+               100.0 * augmented.accuracy, augmented.correct, augmented.count);
     return 0;
 }
 
@@ -432,7 +438,7 @@ static int run_main(const options *o, run *r) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (o->eval_model) {
         q4_dataset test = q4_dataset_prefix(&r->cifar.test, probe.test_limit);
-        return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1);
+        return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1, probe.tta);
     }
     if (open_session(o, r, cores)) return 1;
     if (o->log && !(r->log = fopen(o->log, o->resume ? "a" : "w")))

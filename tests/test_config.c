@@ -6,6 +6,8 @@
  * parses as the table says. */
 #include "../core/include/q4.h"
 #include "../core/util/json.h"
+#include <stddef.h>
+
 #include "test_util.h"
 
 static void test_defaults(void) {
@@ -142,6 +144,30 @@ static void test_recipes_and_differences(void) {
     CHECK(strstr(out, "seed 0 -> 5") && strstr(out, "learning_rate 0.001 -> 0.002"), "differences: %s", out);
 }
 
+/* the enums of q4.h name the choices in their order */
+static void test_choice_enums(void) {
+    struct { const char *name, *value; int expect; size_t offset; } cases[] = {
+        {"recipe", "paper", Q4_RECIPE_PAPER, offsetof(q4_config, recipe)},
+        {"optimizer", "adamw", Q4_OPTIMIZER_ADAMW, offsetof(q4_config, optimizer)},
+        {"optimizer", "sgd", Q4_OPTIMIZER_SGD, offsetof(q4_config, optimizer)},
+        {"schedule", "cosine", Q4_SCHEDULE_COSINE, offsetof(q4_config, schedule)},
+        {"schedule", "onecycle", Q4_SCHEDULE_ONECYCLE, offsetof(q4_config, schedule)},
+        {"tta", "none", Q4_TTA_NONE, offsetof(q4_config, tta)},
+        {"tta", "flip", Q4_TTA_FLIP, offsetof(q4_config, tta)},
+        {"tta", "flip-translate", Q4_TTA_FLIP_TRANSLATE, offsetof(q4_config, tta)},
+        {"flip", "random", Q4_FLIP_RANDOM, offsetof(q4_config, flip)},
+        {"flip", "alternate", Q4_FLIP_ALTERNATE, offsetof(q4_config, flip)},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        q4_config c;
+        q4_config_default(&c);
+        q4_error err = {0};
+        CHECK(q4_config_set(&c, cases[i].name, cases[i].value, &err) == Q4_OK, "%s", err.message);
+        int got = *(int *)((char *)&c + cases[i].offset);
+        CHECK(got == cases[i].expect, "%s=%s is %d, the enum says %d", cases[i].name, cases[i].value, got, cases[i].expect);
+    }
+}
+
 static void test_json_writer(void) {
     char out[256];
     q4_json j;
@@ -174,6 +200,7 @@ int main(void) {
     test_round_trip();
     test_refusals();
     test_recipes_and_differences();
+    test_choice_enums();
     test_json_writer();
     return test_finish("test_config");
 }

@@ -156,7 +156,7 @@ static void run(const char *path, int quantized, int threads) {
 
         q4_vgg_quantize(&m);
         q4_vgg_forward(&m, BATCH, 1, 0, step);
-        double loss = q4_vgg_loss(&m, BATCH, labels, NULL, NULL);
+        double loss = q4_vgg_loss(&m, BATCH, labels, 0.0f, NULL, NULL);
         q4_vgg_backward(&m, BATCH);
 
         float golden_logits[BATCH * CLASSES], ours[BATCH * CLASSES];

@@ -232,6 +232,7 @@ typedef struct small_case {
     uint8_t labels[8];
     long n;
     int classes, batch;
+    float smoothing;
 } small_case;
 
 static double dropout_loss(void *context) {
@@ -243,11 +244,12 @@ static double dropout_loss(void *context) {
 
 static double cross_entropy_loss(void *context) {
     small_case *c = context;
-    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, NULL, NULL);
+    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, c->smoothing, NULL, NULL);
 }
 
 static void test_small_layers(void) {
     small_case c;
+    memset(&c, 0, sizeof c);
     c.n = 37;
     c.x = malloc(c.n * 4), c.y = malloc(c.n * 4), c.r = malloc(c.n * 4), c.mask = malloc(c.n * 4);
     fill_values(c.x, c.n, 41);
@@ -272,8 +274,27 @@ static void test_small_layers(void) {
     for (int i = 0; i < 35; i++) logits[i] *= 3.0f;
     for (int b = 0; b < c.batch; b++) c.labels[b] = (uint8_t)((b * 3) % c.classes);
     c.x = logits;
-    q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, NULL, NULL);
-    check_gradient("softmax cross-entropy dlogits", logits, 35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-3, 64);
+    for (int k = 0; k < 2; k++) { /* plain, and with label smoothing 0.2 */
+        c.smoothing = k ? 0.2f : 0.0f;
+        q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, c.smoothing, NULL, NULL);
+        check_gradient(k ? "softmax cross-entropy dlogits (label smoothing 0.2)" : "softmax cross-entropy dlogits", logits,
+                       35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-3, 64);
+    }
+    /* the smoothed loss is (1 - e) * cross-entropy + e * mean over classes of -log p */
+    {
+        c.smoothing = 0.0f;
+        double plain = cross_entropy_loss(&c), uniform = 0.0;
+        for (int b = 0; b < c.batch; b++) {
+            double m = -1e30, sum = 0.0;
+            for (int k = 0; k < c.classes; k++) m = fmax(m, logits[k * c.batch + b]);
+            for (int k = 0; k < c.classes; k++) sum += exp(logits[k * c.batch + b] - m);
+            for (int k = 0; k < c.classes; k++) uniform += (m + log(sum) - logits[k * c.batch + b]) / c.classes;
+        }
+        uniform /= c.batch;
+        c.smoothing = 0.2f;
+        double e = (double)0.2f, smoothed = cross_entropy_loss(&c), expect = (1.0 - e) * plain + e * uniform;
+        CHECK(fabs(smoothed - expect) < 1e-9 * fabs(expect), "label smoothing: loss %.12f, expected %.12f", smoothed, expect);
+    }
     free(c.y), free(c.r), free(c.mask);
 
     /* flatten and unflatten are each other's inverse and adjoint */
@@ -303,7 +324,7 @@ static double net_loss(void *context) {
     net_case *c = context;
     memcpy(c->m->input, c->input, 3 * 4 * 1024 * sizeof(float));
     q4_vgg_forward(c->m, 4, 1, 5, 0);
-    return q4_vgg_loss(c->m, 4, c->labels, NULL, NULL);
+    return q4_vgg_loss(c->m, 4, c->labels, 0.0f, NULL, NULL);
 }
 
 static void test_network(void) {

@@ -217,6 +217,17 @@ static void test_elementwise(const q4_kernels *k) {
         r->adamw(w1, da, m1, v1, n, &p), k->adamw(w2, da, m2, v2, n, &p);
         CHECK(memcmp(w1, w2, n * 4) == 0 && memcmp(m1, m2, n * 4) == 0 && memcmp(v1, v2, n * 4) == 0,
               "%s adamw differs", what);
+        /* SGD (plain and Nesterov) and the moving average: identical operations in identical order */
+        for (int nesterov = 0; nesterov < 2; nesterov++) {
+            fill_values(w1, n, 33 + s), fill_values(m1, n, 34 + s);
+            memcpy(w2, w1, n * 4), memcpy(m2, m1, n * 4);
+            q4_sgd_params sp = {0.05f, 0.9f, 5e-4f, nesterov};
+            r->sgd(w1, da, m1, n, &sp), k->sgd(w2, da, m2, n, &sp);
+            CHECK(memcmp(w1, w2, n * 4) == 0 && memcmp(m1, m2, n * 4) == 0, "%s sgd (nesterov %d) differs", what, nesterov);
+        }
+        memcpy(w2, w1, n * 4);
+        r->ema(w1, da, n, 0.999f, 1.0f - 0.999f), k->ema(w2, da, n, 0.999f, 1.0f - 0.999f);
+        CHECK(memcmp(w1, w2, n * 4) == 0, "%s ema differs", what);
         /* tanh: a few ulp from libm */
         for (long i = 0; i < n; i++) w1[i] = x[i] * 4.0f, w2[i] = w1[i];
         r->tanh_clip(w1, n, 3.0f), k->tanh_clip(w2, n, 3.0f);

@@ -148,10 +148,35 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(REAL, beta1, 0.9, 0, 0.999999, NULL, Q4_FIELD_METHOD, "AdamW: first-moment decay")                            \
     X(REAL, beta2, 0.999, 0, 0.999999999, NULL, Q4_FIELD_METHOD, "AdamW: second-moment decay")                      \
     X(REAL, adam_eps, 1e-8, 1e-30, 1, NULL, Q4_FIELD_METHOD, "AdamW: epsilon")                                      \
-    X(REAL, clip_norm, 0.5, 1e-9, 1e9, NULL, Q4_FIELD_METHOD, "gradients clipped to this global L2 norm")           \
-    X(REAL, tanh_bound, 3, 1e-9, 1e9, NULL, Q4_FIELD_METHOD, "after each step W = b * tanh(W / b) (4-bit runs)")    \
-    X(INT, cosine_t_max, 100, 1, 100000, NULL, Q4_FIELD_METHOD, "cosine schedule period in epochs (continued past it)") \
-    X(REAL, dropout, 0.5, 0, 0.95, NULL, Q4_FIELD_METHOD, "dropout probability after fc1")
+    X(REAL, clip_norm, 0.5, 0, 1e9, NULL, Q4_FIELD_METHOD, "gradients clipped to this global L2 norm (0: off)")     \
+    X(REAL, tanh_bound, 3, 0, 1e9, NULL, Q4_FIELD_METHOD, "after each step W = b * tanh(W / b), 4-bit runs (0: off)") \
+    X(INT, cosine_t_max, 100, 1, 100000, NULL, Q4_FIELD_METHOD, "cosine schedule: period in epochs (continued past it)") \
+    X(REAL, dropout, 0.5, 0, 0.95, NULL, Q4_FIELD_METHOD, "dropout probability after fc1")                         \
+    X(CHOICE, optimizer, 0, 0, 0, "adamw,sgd", Q4_FIELD_METHOD,                                                      \
+      "adamw: the paper's AdamW; sgd: SGD with momentum (weight decay added to the gradient)")                     \
+    X(REAL, momentum, 0.9, 0, 0.999, NULL, Q4_FIELD_METHOD, "sgd: momentum")                                       \
+    X(INT, nesterov, 1, 0, 1, NULL, Q4_FIELD_METHOD, "sgd: Nesterov momentum")                                     \
+    X(CHOICE, schedule, 0, 0, 0, "cosine,onecycle", Q4_FIELD_METHOD,                                                 \
+      "cosine: the paper's, per epoch over cosine_t_max epochs; onecycle: per step, linear from 0 to the peak over "  \
+      "the warm-up, then linear to 0 at the last planned step")                                                      \
+    X(REAL, warmup, 0.2, 0, 0.9, NULL, Q4_FIELD_METHOD, "onecycle: share of the planned steps spent warming up")    \
+    X(REAL, label_smoothing, 0, 0, 0.5, NULL, Q4_FIELD_METHOD, "share of each target spread evenly over the classes") \
+    X(REAL, ema, 0, 0, 0.99999, NULL, Q4_FIELD_METHOD,                                                               \
+      "decay per step of a moving average of the weights and BN statistics, which evaluation and export use (0: off)") \
+    X(CHOICE, tta, 0, 0, 0, "none,flip,flip-translate", Q4_FIELD_METHOD,                                             \
+      "test-time augmentation at the last planned epoch, reported beside the plain accuracy")                      \
+    X(INT, cutout, 0, 0, 32, NULL, Q4_FIELD_METHOD, "side of a square of each training image set to the mean (0: off)") \
+    X(CHOICE, flip, 0, 0, 0, "random,alternate", Q4_FIELD_METHOD,                                                    \
+      "random: each training image flipped with p 0.5 every epoch; alternate: a random first flip, then the "        \
+      "opposite of the previous epoch's")                                                                              \
+    X(REAL, bn_momentum, 0.1, 0, 1, NULL, Q4_FIELD_METHOD, "BatchNorm running statistics: weight of each new batch")
+
+/* The CHOICE settings' values, in the order of their choices above (test_config checks). */
+enum { Q4_RECIPE_PAPER = 0 };
+enum { Q4_OPTIMIZER_ADAMW = 0, Q4_OPTIMIZER_SGD = 1 };
+enum { Q4_SCHEDULE_COSINE = 0, Q4_SCHEDULE_ONECYCLE = 1 };
+enum { Q4_TTA_NONE = 0, Q4_TTA_FLIP = 1, Q4_TTA_FLIP_TRANSLATE = 2 };
+enum { Q4_FLIP_RANDOM = 0, Q4_FLIP_ALTERNATE = 1 };
 
 #define Q4_CONFIG_TYPE_INT int
 #define Q4_CONFIG_TYPE_U64 uint64_t
@@ -257,7 +282,8 @@ typedef struct q4_evaluation {
     int *confusion; /* num_classes x num_classes, [true][predicted]; owned by the session */
 } q4_evaluation;
 
-/* Evaluates on the test set (running BN statistics, no dropout, weights quantized).
+/* Evaluates on the test set (running BN statistics, no dropout, weights quantized; the moving
+ * average of the weights where setting ema is on).
  * predictions (may be NULL) receives the predicted class of the first n_predictions images. */
 q4_status q4_session_evaluate(q4_session *session, q4_evaluation *evaluation,
                               uint8_t *predictions, int n_predictions);
@@ -307,6 +333,8 @@ typedef struct q4_epoch_report {
     double eval_seconds;
     double elapsed_seconds;    /* training and evaluation since the session was created or loaded */
     q4_evaluation test;        /* the plain evaluation: the headline figure */
+    double tta_accuracy;       /* with test-time augmentation (setting tta) after the last planned
+                                  epoch; -1 otherwise */
     double best_accuracy;      /* best plain test accuracy so far, and its epoch */
     int best_epoch;
     int levels_min, levels_max; /* unique weight levels over the quantized layers */
@@ -359,7 +387,8 @@ typedef struct q4_model q4_model;
 q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, q4_error *err);
 void q4_model_destroy(q4_model *model);
 int q4_model_num_classes(const q4_model *model);
-q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *evaluation,
+/* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */
+q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,
                             q4_error *err);
 
 /* ---------------------------------------------------------------- kernels and time */

@@ -36,6 +36,8 @@ static const q4_kernels reference_table = {
     q4_ref_quantize,
     q4_ref_adamw,
     q4_ref_tanh_clip,
+    q4_ref_sgd,
+    q4_ref_ema,
 };
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }

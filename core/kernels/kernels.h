@@ -70,6 +70,13 @@ typedef struct q4_adamw_params {
     float decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, neg_step_size, bc2_sqrt;
 } q4_adamw_params;
 
+/* Scalars of one SGD step (PyTorch's, dampening 0): d = g + weight_decay*w;
+ * b = momentum*b + d; d = nesterov ? d + momentum*b : b; w = w - lr*d */
+typedef struct q4_sgd_params {
+    float lr, momentum, weight_decay;
+    int nesterov;
+} q4_sgd_params;
+
 /* Elementwise and reduction kernels, each over one contiguous run of n floats. */
 typedef struct q4_kernels {
     const char *name; /* ISA: "scalar", "avx2", "wasmsimd" */
@@ -110,6 +117,10 @@ typedef struct q4_kernels {
     void (*adamw)(float *w, const float *g, float *m, float *v, long n, const struct q4_adamw_params *p);
     /* w = bound * tanh(w / bound) */
     void (*tanh_clip)(float *w, long n, float bound);
+    /* SGD with momentum buffer b, in PyTorch 1.13's order of operations */
+    void (*sgd)(float *w, const float *g, float *b, long n, const struct q4_sgd_params *p);
+    /* exponential moving average: avg = avg * decay + x * (1 - decay), with one_minus = 1 - decay */
+    void (*ema)(float *avg, const float *x, long n, float decay, float one_minus);
 } q4_kernels;
 
 /* Fills *table for this build's ISA (chosen at compile time) with the GEMM variant that

@@ -34,8 +34,8 @@ static void bn_forward_task(void *context, int c, int thread) {
         double var_sum = k->centered_sum_squares(y, job->plane, mu);
         double inv = 1.0 / sqrt(var_sum / n + (double)Q4_BN_EPS);
         double unbiased = job->plane > 1 ? var_sum / (n - 1.0) : var_sum;
-        bn->running_mean[c] = (float)(Q4_BN_MOMENTUM * mu + (1.0 - Q4_BN_MOMENTUM) * bn->running_mean[c]);
-        bn->running_var[c] = (float)(Q4_BN_MOMENTUM * unbiased + (1.0 - Q4_BN_MOMENTUM) * bn->running_var[c]);
+        bn->running_mean[c] = (float)(bn->momentum * mu + (1.0 - bn->momentum) * bn->running_mean[c]);
+        bn->running_var[c] = (float)(bn->momentum * unbiased + (1.0 - bn->momentum) * bn->running_var[c]);
         mean = (float)mu;
         invstd = (float)inv;
     } else {
@@ -182,9 +182,9 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
 }
 
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                int *correct, uint8_t *predictions) {
+                                float smoothing, int *correct, uint8_t *predictions) {
     int right = 0;
-    double total = 0.0;
+    double total = 0.0, spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing;
     for (int b = 0; b < n; b++) {
         float best = logits[b];
         int arg = 0;
@@ -196,11 +196,18 @@ double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8
         double sum = 0.0;
         for (int c = 0; c < classes; c++) sum += exp((double)logits[(long)c * n + b] - best);
         double log_sum = log(sum) + best;
-        total += log_sum - logits[(long)labels[b] * n + b];
+        if (smoothing == 0.0f) {
+            total += log_sum - logits[(long)labels[b] * n + b];
+        } else {
+            double mean_logit = 0.0;
+            for (int c = 0; c < classes; c++) mean_logit += logits[(long)c * n + b];
+            total += log_sum - keep * logits[(long)labels[b] * n + b] - (double)smoothing * mean_logit / classes;
+        }
         if (dlogits)
             for (int c = 0; c < classes; c++) {
                 double p = exp((double)logits[(long)c * n + b] - log_sum);
-                dlogits[(long)c * n + b] = (float)((p - (c == labels[b] ? 1.0 : 0.0)) / n);
+                double target = smoothing == 0.0f ? (c == labels[b] ? 1.0 : 0.0) : (c == labels[b] ? keep : 0.0) + spread;
+                dlogits[(long)c * n + b] = (float)((p - target) / n);
             }
         if (arg == labels[b]) right++;
         if (predictions) predictions[b] = (uint8_t)arg;

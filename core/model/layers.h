@@ -11,12 +11,12 @@
 #include "../kernels/kernels.h"
 
 #define Q4_BN_EPS 1e-5f
-#define Q4_BN_MOMENTUM 0.1
 
 /* One BatchNorm layer's parameters, running statistics and this batch's statistics, each
  * an array of `channels` floats. */
 typedef struct q4_batchnorm {
     int channels;
+    double momentum;       /* weight of each batch in the running statistics (PyTorch's: 0.1) */
     const float *gamma, *beta;
     float *dgamma, *dbeta;
     float *running_mean, *running_var;
@@ -25,7 +25,7 @@ typedef struct q4_batchnorm {
 } q4_batchnorm;
 
 /* out = relu(bn(y)), per channel over plane = n*h*w values. train: batch statistics (mean,
- * biased variance; running statistics updated with the unbiased one, momentum 0.1);
+ * biased variance; running statistics updated with the unbiased one, bn->momentum);
  * otherwise the running statistics. out may alias y. */
 void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, int train,
                                const q4_batchnorm *bn);
@@ -55,9 +55,11 @@ void q4_dropout_apply(float *x, const float *mask, long count);
 void q4_flatten(float *out, const float *in, int channels, int n, int positions);
 void q4_unflatten(float *out, const float *in, int channels, int n, int positions);
 
-/* Mean softmax cross-entropy of logits [classes][n]; dlogits = d(mean loss)/d logits;
- * correct counts argmax hits (first maximum); predictions (may be NULL) gets the argmax. */
+/* Mean softmax cross-entropy of logits [classes][n] against targets that put 1 - smoothing
+ * on the label and smoothing / classes on every class (smoothing 0: plain cross-entropy);
+ * dlogits (may be NULL) = d(mean loss)/d logits = (softmax - target) / n; correct counts
+ * argmax hits (first maximum); predictions (may be NULL) gets the argmax. */
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                int *correct, uint8_t *predictions);
+                                float smoothing, int *correct, uint8_t *predictions);
 
 #endif

@@ -224,6 +224,7 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
         long at = m->bn_offset[i];
         q4_batchnorm *bn = &m->bn[i];
         bn->channels = m->bn_channels[i];
+        bn->momentum = 0.1;
         bn->gamma = m->param.bn_gamma[i];
         bn->beta = m->param.bn_beta[i];
         bn->dgamma = m->grad.bn_gamma[i];
@@ -383,9 +384,10 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     q4_phase_end(m, Q4_PHASE_FC, &t);
 }
 
-double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, int *correct, uint8_t *predictions) {
+double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, float smoothing, int *correct, uint8_t *predictions) {
     double t = q4_now();
-    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, correct, predictions);
+    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, smoothing, correct,
+                                           predictions);
     q4_phase_end(m, Q4_PHASE_LOSS, &t);
     return loss;
 }

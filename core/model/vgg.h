@@ -144,9 +144,10 @@ const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);
  * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */
 void q4_vgg_forward(q4_vgg *model, int n, int train, uint64_t seed, long long step);
 
-/* Softmax cross-entropy of the logits against labels: mean loss, fills dlogits with
- * d(mean loss)/d(logits), counts correct predictions. Predictions may be NULL. */
-double q4_vgg_loss(q4_vgg *model, int n, const uint8_t *labels, int *correct, uint8_t *predictions);
+/* Softmax cross-entropy of the logits against labels (smoothed by `smoothing`, 0: plain):
+ * mean loss, fills dlogits with d(mean loss)/d(logits), counts correct predictions.
+ * Predictions may be NULL. */
+double q4_vgg_loss(q4_vgg *model, int n, const uint8_t *labels, float smoothing, int *correct, uint8_t *predictions);
 
 /* Backward pass after a training forward and q4_vgg_loss: fills model->grads. */
 void q4_vgg_backward(q4_vgg *model, int n);

@@ -1,5 +1,5 @@
-/* optim.c - clip, AdamW, tanh soft clip, and the cosine schedule, over the flat
- * parameter array in fixed chunks so the result never depends on the thread count. */
+/* optim.c - clip, AdamW or SGD, tanh soft clip, and the schedules, over the flat parameter
+ * array in fixed chunks so the result never depends on the thread count. */
 #include "optim.h"
 
 #include <math.h>
@@ -16,6 +16,8 @@ typedef struct optim_job {
     double chunk_sum[MAX_CHUNKS];
     float clip_coefficient;
     q4_adamw_params adam;
+    q4_sgd_params sgd;
+    int use_sgd;
     int soft_clip;
     float bound;
 } optim_job;
@@ -47,13 +49,24 @@ static void update_task(void *context, int c, int thread) {
     q4_vgg *m = job->m;
     long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
     if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
-    m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n, &job->adam);
-    if (job->soft_clip && m->tensors[job->chunk_tensor[c]].ndim >= 2) m->kernels.tanh_clip(m->params + b, n, job->bound);
+    if (job->use_sgd) m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n, &job->sgd);
+    else m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n, &job->adam);
+    if (job->soft_clip && m->tensors[job->chunk_tensor[c]].role == Q4_ROLE_WEIGHT)
+        m->kernels.tanh_clip(m->params + b, n, job->bound);
 }
 
 double q4_cosine_lr(double base_lr, int epoch, int t_max) {
     const double pi = 3.14159265358979323846;
     return base_lr * (1.0 + cos(pi * (double)epoch / (double)t_max)) / 2.0;
+}
+
+double q4_learning_rate(const q4_config *c, int epoch, int step_in_epoch, int steps_per_epoch) {
+    if (c->schedule == Q4_SCHEDULE_COSINE) return q4_cosine_lr(c->learning_rate, epoch, c->cosine_t_max);
+    long long total = (long long)c->epochs * steps_per_epoch, t = (long long)epoch * steps_per_epoch + step_in_epoch;
+    long long warm = llround(c->warmup * (double)total);
+    if (t < warm) return c->learning_rate * (double)(t + 1) / (double)warm;
+    if (t >= total) return 0.0;
+    return c->learning_rate * (double)(total - t) / (double)(total - warm);
 }
 
 q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long step, double lr,
@@ -79,7 +92,7 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     if (grad_norm) *grad_norm = total;
     if (!isfinite(total)) return Q4_ERR_NUMERIC;
     float coefficient = (float)config->clip_norm / (total + 1e-6f);
-    job.clip_coefficient = coefficient < 1.0f ? coefficient : 1.0f;
+    job.clip_coefficient = config->clip_norm > 0 && coefficient < 1.0f ? coefficient : 1.0f;
 
     double bias_correction1 = 1.0 - pow(config->beta1, (double)step);
     double bias_correction2 = 1.0 - pow(config->beta2, (double)step);
@@ -91,7 +104,12 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     job.adam.eps = (float)config->adam_eps;
     job.adam.neg_step_size = (float)(-(lr / bias_correction1));
     job.adam.bc2_sqrt = (float)sqrt(bias_correction2);
-    job.soft_clip = config->quantized;
+    job.use_sgd = config->optimizer == Q4_OPTIMIZER_SGD;
+    job.sgd.lr = (float)lr;
+    job.sgd.momentum = (float)config->momentum;
+    job.sgd.weight_decay = (float)config->weight_decay;
+    job.sgd.nesterov = config->nesterov;
+    job.soft_clip = config->quantized && config->tanh_bound > 0;
     job.bound = (float)config->tanh_bound;
     q4_pool_run(m->compute.pool, job.chunks, update_task, &job);
     return Q4_OK;

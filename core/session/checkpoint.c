@@ -5,8 +5,9 @@
  * Layout (version 2):
  *   "Q4CKPT\r\n" | u32 version | u32 header bytes | header | u32 config bytes |
  *   config as "name=value" lines (every setting of the table in q4.h) |
- *   f32 parameters | f32 BN running means | f32 BN running variances | f32 AdamW moments
- *   (first, then second) | u32 CRC-32 of everything before it
+ *   f32 parameters | f32 BN running means | f32 BN running variances | f32 optimizer moments
+ *   (AdamW's first and second; SGD's momentum, then zeros) | when setting ema is on: the
+ *   moving average of the parameters, BN means and variances | u32 CRC-32 of everything before
  * Nothing in it depends on time or threads: the same training gives the same bytes.
  * Version 1 (fixed binary configuration of 16 settings) is still read. Every header field is
  * range-checked before anything is used: a CRC only detects accidents, anyone can forge one. */
@@ -86,7 +87,8 @@ static void emit_floats(stream *o, const float *x, long long n) {
 
 size_t q4_session_checkpoint_size(const q4_session *s) {
     size_t config = q4_config_format(&s->config, NULL, 0);
-    return 16 + HEADER_BYTES + 4 + config + (size_t)(3 * s->model.param_count + 2 * s->model.bn_total) * 4 + 4;
+    return 16 + HEADER_BYTES + 4 + config +
+           (size_t)(3 * s->model.param_count + 2 * s->model.bn_total + q4_session_ema_floats(s)) * 4 + 4;
 }
 
 q4_status q4_session_save_stream(q4_session *s, q4_write_fn write, void *context) {
@@ -125,6 +127,7 @@ q4_status q4_session_save_stream(q4_session *s, q4_write_fn write, void *context
     emit_floats(&o, m->running_mean, bn);
     emit_floats(&o, m->running_var, bn);
     emit_floats(&o, s->moments, 2 * p);
+    emit_floats(&o, s->ema, q4_session_ema_floats(s));
     uint8_t crc[4];
     q4_put_u32(crc, o.crc);
     if (!o.status) o.status = write(context, crc, 4);
@@ -167,8 +170,8 @@ typedef struct parsed {
     double loss_sum, last_loss;
     long long correct, seen;
     uint64_t fingerprint;
-    long long params, bn;
-    const uint8_t *arrays; /* parameters, BN means, BN variances, moments */
+    long long params, bn, ema;
+    const uint8_t *arrays; /* parameters, BN means, BN variances, moments, moving average */
 } parsed;
 
 /* Version 1's configuration: 16 settings in a fixed binary order. */
@@ -240,19 +243,9 @@ static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out
     if (p > (1ull << 30) || bn > (1ull << 20)) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint header is corrupt");
     out->params = (long long)p;
     out->bn = (long long)bn;
-    size_t arrays_at = config_at + config_bytes;
-    size_t expected = arrays_at + (size_t)(3 * p + 2 * bn) * 4 + 4;
-    if (size < expected)
-        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu of %zu bytes)", size, expected);
-    if (size > expected)
-        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint has %zu bytes more than its header describes", size - expected);
-    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4))
-        return q4_fail(err, Q4_ERR_CHECKSUM, "checkpoint is corrupt (CRC-32 mismatch)");
-    out->arrays = bytes + arrays_at;
-
-    if (version >= 2) {
+    if (version >= 2) { /* before the size check: the settings decide which arrays follow */
         char text[MAX_CONFIG_BYTES + 1];
-        memcpy(text, bytes + config_at - 0, config_bytes);
+        memcpy(text, bytes + config_at, config_bytes);
         text[config_bytes] = 0;
         if (strlen(text) != config_bytes) return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings are not text");
         q4_config_default(&info->config);
@@ -261,6 +254,16 @@ static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out
         if (q4_config_parse(&info->config, text, &why))
             return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings: %s (made by a newer q4?)", why.message);
     }
+    out->ema = info->config.ema > 0 ? (long long)(p + 2 * bn) : 0;
+    size_t arrays_at = config_at + config_bytes;
+    size_t expected = arrays_at + (size_t)(3 * p + 2 * bn + (uint64_t)out->ema) * 4 + 4;
+    if (size < expected)
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu of %zu bytes)", size, expected);
+    if (size > expected)
+        return q4_fail(err, Q4_ERR_FORMAT, "checkpoint has %zu bytes more than its header describes", size - expected);
+    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4))
+        return q4_fail(err, Q4_ERR_CHECKSUM, "checkpoint is corrupt (CRC-32 mismatch)");
+    out->arrays = bytes + arrays_at;
     if (version == 1) {
         info->config.train_limit = info->train_count;
         info->config.test_limit = info->test_count;
@@ -334,13 +337,16 @@ q4_status q4_session_load(q4_session *s, const uint8_t *bytes, size_t size) {
                                m->param_count);
     long long p = x.params, bn = x.bn;
     const uint8_t *params = x.arrays, *means = params + 4 * p, *vars = means + 4 * bn, *moments = vars + 4 * bn;
+    const uint8_t *ema = moments + 8 * p;
     if (first_bad_float(params, p, 0) >= 0 || first_bad_float(means, bn, 0) >= 0 || first_bad_float(vars, bn, 1) >= 0 ||
-        first_bad_float(moments, p, 0) >= 0 || first_bad_float(moments + 4 * p, p, 1) >= 0)
+        first_bad_float(moments, p, 0) >= 0 || first_bad_float(moments + 4 * p, p, 1) >= 0 ||
+        (x.ema && (first_bad_float(ema, p + bn, 0) >= 0 || first_bad_float(ema + 4 * (p + bn), bn, 1) >= 0)))
         return q4_session_fail(s, Q4_ERR_FORMAT, "checkpoint holds non-finite or negative-variance values");
     get_floats(params, m->params, p);
     get_floats(means, m->running_mean, bn);
     get_floats(vars, m->running_var, bn);
     get_floats(moments, s->moments, 2 * p);
+    if (x.ema) get_floats(ema, s->ema, x.ema);
     s->epoch = info->epoch;
     s->step_in_epoch = info->step_in_epoch;
     s->global_step = info->global_step;

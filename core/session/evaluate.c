@@ -1,14 +1,29 @@
 /* evaluate.c - one pass of a model over a test set: accuracy, mean loss, per-class counts,
- * the confusion matrix and the first predictions. Shared by training sessions and exported
- * models; the weights are used as they are (callers quantize first where needed). */
+ * the confusion matrix and the first predictions, plainly or with test-time augmentation
+ * (the logits of several views of each image averaged). Shared by training sessions and
+ * exported models; the weights are used as they are (callers quantize first where needed). */
 #include <math.h>
 #include <string.h>
 
 #include "../data/batch.h"
 #include "session.h"
 
-q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, q4_evaluation *e, int *confusion, uint8_t *labels,
-                            uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
+typedef struct view {
+    int dx, dy, flip;
+    float weight;
+} view;
+
+/* Plain; flips; flips and one-pixel shifts up-left and down-right (the plain pair weighs half,
+ * as in airbench's test-time augmentation). The weights of each set sum to 1. */
+static const view plain_views[] = {{0, 0, 0, 1.0f}};
+static const view flip_views[] = {{0, 0, 0, 0.5f}, {0, 0, 1, 0.5f}};
+static const view translate_views[] = {{0, 0, 0, 0.25f},   {0, 0, 1, 0.25f},   {-1, -1, 0, 0.125f},
+                                       {-1, -1, 1, 0.125f}, {1, 1, 0, 0.125f}, {1, 1, 1, 0.125f}};
+
+q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evaluation *e, int *confusion,
+                            uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
+    const view *views = tta == Q4_TTA_FLIP ? flip_views : tta == Q4_TTA_FLIP_TRANSLATE ? translate_views : plain_views;
+    int n_views = tta == Q4_TTA_FLIP ? 2 : tta == Q4_TTA_FLIP_TRANSLATE ? 6 : 1;
     int classes = m->num_classes, batch = m->batch_capacity;
     memset(e, 0, sizeof *e);
     memset(confusion, 0, (size_t)classes * classes * sizeof(int));
@@ -16,13 +31,22 @@ q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, q4_evaluation *e,
     e->confusion = confusion;
     int order[1024];
     double loss_sum = 0.0;
+    float *averaged = m->dlogits; /* no backward pass follows an evaluation */
     for (int first = 0; first < test->count; first += batch) {
         int n = test->count - first < batch ? test->count - first : batch;
         for (int i = 0; i < n; i++) order[i] = first + i;
-        q4_make_batch(m->input, labels, test, order, n, 0, 0, 0, 0);
-        q4_vgg_forward(m, n, 0, 0, 0);
+        const float *logits = m->logits;
+        if (n_views > 1) memset(averaged, 0, (size_t)classes * n * sizeof(float));
+        for (int v = 0; v < n_views; v++) {
+            q4_make_view_batch(m->input, labels, test, order, n, views[v].dx, views[v].dy, views[v].flip);
+            q4_vgg_forward(m, n, 0, 0, 0);
+            if (n_views > 1) {
+                for (long k = 0; k < (long)classes * n; k++) averaged[k] += views[v].weight * m->logits[k];
+                logits = averaged;
+            }
+        }
         int correct = 0;
-        double loss = q4_vgg_loss(m, n, labels, &correct, batch_predictions);
+        double loss = q4_softmax_cross_entropy(NULL, logits, labels, classes, n, 0.0f, &correct, batch_predictions);
         if (!isfinite(loss)) return Q4_ERR_NUMERIC;
         loss_sum += loss * n;
         e->correct += correct;

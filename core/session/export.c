@@ -46,10 +46,15 @@ static float get_f32(const uint8_t **p) {
 q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     q4_vgg *m = &s->model;
     int bits = m->quantized ? 4 : 32;
+    int live = !s->averaged_in;
+    q4_session_use_average(s); /* the model evaluation reports on */
     q4_vgg_quantize(m);
     size_t total = model_size(m, bits);
     uint8_t *buffer = calloc(1, total);
-    if (!buffer) return q4_session_fail(s, Q4_ERR_NOMEM, "out of memory exporting the model");
+    if (!buffer) {
+        if (live) q4_session_use_live(s);
+        return q4_session_fail(s, Q4_ERR_NOMEM, "out of memory exporting the model");
+    }
     uint8_t *p = buffer;
     memcpy(p, MODEL_MAGIC, 8);
     p += 8;
@@ -81,6 +86,7 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     for (long i = 0; i < m->bn_total; i++) put_f32(&p, m->running_mean[i]);
     for (long i = 0; i < m->bn_total; i++) put_f32(&p, m->running_var[i]);
     q4_put_u32(p, q4_crc32(0, buffer, total - 4));
+    if (live) q4_session_use_live(s);
     *bytes = buffer;
     *size = total;
     return Q4_OK;
@@ -183,13 +189,13 @@ void q4_model_destroy(q4_model *model) {
 
 int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
 
-q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, q4_evaluation *e, q4_error *err) {
+q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {
     if (test->num_classes > model->model.num_classes)
         return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the test set %d", model->model.num_classes,
                        test->num_classes);
     /* the stored 4-bit levels times their scales are used as they are: no requantization */
-    q4_status st = q4_evaluate_model(&model->model, test, e, model->confusion, model->labels, model->batch_predictions,
-                                     NULL, 0);
+    q4_status st = q4_evaluate_model(&model->model, test, tta, e, model->confusion, model->labels,
+                                     model->batch_predictions, NULL, 0);
     if (st) return q4_fail(err, st, "evaluation produced non-finite outputs");
     return Q4_OK;
 }

@@ -70,6 +70,8 @@ size_t q4_epoch_report_json(const q4_epoch_report *r, int detail, char *out, siz
     q4_json_number(&j, "train_accuracy", r->train_accuracy);
     q4_json_number(&j, "test_accuracy", e->accuracy);
     q4_json_number(&j, "test_loss", e->loss);
+    if (r->tta_accuracy >= 0) q4_json_number(&j, "tta_accuracy", r->tta_accuracy);
+    else q4_json_raw(&j, "tta_accuracy", "null");
     q4_json_int(&j, "test_count", e->count);
     q4_json_int(&j, "test_correct", e->correct);
     q4_json_number(&j, "best_accuracy", r->best_accuracy);

@@ -92,7 +92,10 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->predictions = malloc((size_t)config->batch_size);
     s->running_backup = malloc(2 * (size_t)s->model.bn_total * sizeof(float));
     s->confusion = calloc((size_t)classes * classes, sizeof(int));
-    if (!s->moments || !s->order || !s->labels || !s->predictions || !s->running_backup || !s->confusion) {
+    s->tta_confusion = calloc((size_t)classes * classes, sizeof(int));
+    if (config->ema > 0) s->ema = q4_alloc_aligned((size_t)q4_session_ema_floats(s) * sizeof(float));
+    if (!s->moments || !s->order || !s->labels || !s->predictions || !s->running_backup || !s->confusion ||
+        !s->tta_confusion || (config->ema > 0 && !s->ema)) {
         q4_session_destroy(s);
         q4_fail(err, Q4_ERR_NOMEM, "out of memory creating the session (%.0f MB of optimizer state)",
                 2.0 * (double)p * 4 / 1048576.0);
@@ -103,6 +106,11 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->order_epoch = -1;
     s->steps_per_epoch = q4_steps_per_epoch(train->count, config->batch_size);
     q4_vgg_init(&s->model, config->seed);
+    for (int i = 0; i < Q4_NUM_BN; i++) s->model.bn[i].momentum = config->bn_momentum;
+    if (s->ema) { /* the average starts at the initial weights */
+        memcpy(s->ema, s->model.params, (size_t)p * sizeof(float));
+        memcpy(s->ema + p, s->model.running_mean, 2 * (size_t)s->model.bn_total * sizeof(float));
+    }
     return s;
 }
 
@@ -115,7 +123,60 @@ void q4_session_destroy(q4_session *s) {
     free(s->predictions);
     free(s->running_backup);
     free(s->confusion);
+    free(s->tta_confusion);
+    q4_free_aligned(s->ema);
     free(s);
+}
+
+/* ------------------------------------------------------------ the moving average */
+
+long long q4_session_ema_floats(const q4_session *s) {
+    return s->config.ema > 0 ? s->model.param_count + 2 * s->model.bn_total : 0;
+}
+
+#define EMA_CHUNK 65536
+
+typedef struct ema_job {
+    q4_session *s;
+    float decay, one_minus;
+} ema_job;
+
+static void ema_task(void *context, int c, int thread) {
+    (void)thread;
+    ema_job *job = context;
+    q4_vgg *m = &job->s->model;
+    long long p = m->param_count, begin = (long long)c * EMA_CHUNK, end = begin + EMA_CHUNK < p ? begin + EMA_CHUNK : p;
+    m->kernels.ema(job->s->ema + begin, m->params + begin, (long)(end - begin), job->decay, job->one_minus);
+}
+
+/* After step t (1-based): avg = d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t)),
+ * so that the first steps do not leave the average at the initial weights. */
+static void ema_update(q4_session *s) {
+    q4_vgg *m = &s->model;
+    double t = (double)s->global_step, d = (1.0 + t) / (10.0 + t);
+    if (d > s->config.ema) d = s->config.ema;
+    ema_job job = {s, (float)d, (float)(1.0 - d)};
+    q4_pool_run(m->compute.pool, (int)((m->param_count + EMA_CHUNK - 1) / EMA_CHUNK), ema_task, &job);
+    m->kernels.ema(s->ema + m->param_count, m->running_mean, 2 * m->bn_total, job.decay, job.one_minus);
+}
+
+void q4_session_use_average(q4_session *s) {
+    if (!s->ema || s->averaged_in) return;
+    q4_vgg *m = &s->model;
+    size_t p = (size_t)m->param_count * sizeof(float), bn = 2 * (size_t)m->bn_total * sizeof(float);
+    memcpy(m->grads, m->params, p); /* free until the next backward pass */
+    memcpy(m->params, s->ema, p);
+    memcpy(s->running_backup, m->running_mean, bn);
+    memcpy(m->running_mean, s->ema + m->param_count, bn);
+    s->averaged_in = 1;
+}
+
+void q4_session_use_live(q4_session *s) {
+    if (!s->averaged_in) return;
+    q4_vgg *m = &s->model;
+    memcpy(m->params, m->grads, (size_t)m->param_count * sizeof(float));
+    memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
+    s->averaged_in = 0;
 }
 
 /* checks one value against its setting's rule, as text would be */
@@ -149,7 +210,7 @@ long long q4_session_parameter_count(const q4_session *s) { return s->model.para
 
 size_t q4_session_memory_bytes(const q4_session *s) {
     return q4_vgg_memory_bytes(&s->model) + 2 * (size_t)s->model.param_count * sizeof(float) +
-           (size_t)s->train.count * sizeof(int);
+           (size_t)q4_session_ema_floats(s) * sizeof(float) + (size_t)s->train.count * sizeof(int);
 }
 
 static void fill_progress(const q4_session *s, q4_progress *p) {
@@ -161,7 +222,9 @@ static void fill_progress(const q4_session *s, q4_progress *p) {
     p->last_loss = s->last_loss;
     p->epoch_loss = s->epoch_seen ? s->epoch_loss_sum / (double)s->epoch_seen : 0.0;
     p->epoch_accuracy = s->epoch_seen ? (double)s->epoch_correct / (double)s->epoch_seen : 0.0;
-    p->learning_rate = q4_cosine_lr(s->config.learning_rate, s->epoch, s->config.cosine_t_max);
+    /* the last step run in this epoch, or its first before any */
+    p->learning_rate = q4_learning_rate(&s->config, s->epoch, s->step_in_epoch > 0 ? s->step_in_epoch - 1 : 0,
+                                        s->steps_per_epoch);
     p->images_seen = (int)s->epoch_seen;
     p->epoch_seconds = s->epoch_seconds;
     p->images_per_second = s->epoch_seconds > 0 ? (double)s->epoch_timed_images / s->epoch_seconds : 0.0;
@@ -184,14 +247,15 @@ static q4_status train_step(q4_session *s) {
     long position = (long)s->step_in_epoch * c->batch_size;
     int n = s->train.count - position < c->batch_size ? (int)(s->train.count - position) : c->batch_size;
     double t = q4_now();
-    q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, c->augment, c->seed, s->epoch, position);
+    q4_augmentation augmentation = {c->augment, c->flip, c->cutout, c->seed};
+    q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, &augmentation, s->epoch, position);
     q4_phase_end(m, Q4_PHASE_BATCH, &t);
 
     memcpy(s->running_backup, m->running_mean, 2 * (size_t)m->bn_total * sizeof(float));
     q4_vgg_quantize(m);
     q4_vgg_forward(m, n, 1, c->seed, s->global_step);
     int correct = 0;
-    double loss = q4_vgg_loss(m, n, s->labels, &correct, NULL);
+    double loss = q4_vgg_loss(m, n, s->labels, (float)c->label_smoothing, &correct, NULL);
     if (!isfinite(loss)) {
         memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
         return q4_session_fail(s, Q4_ERR_NUMERIC, "the loss became %s at epoch %d, step %d: training stopped, the "
@@ -199,7 +263,7 @@ static q4_status train_step(q4_session *s) {
                                s->step_in_epoch + 1);
     }
     q4_vgg_backward(m, n);
-    double lr = q4_cosine_lr(c->learning_rate, s->epoch, c->cosine_t_max);
+    double lr = q4_learning_rate(c, s->epoch, s->step_in_epoch, s->steps_per_epoch);
     double norm = 0.0;
     float *moment2 = s->moments + m->param_count;
     t = q4_now();
@@ -213,6 +277,7 @@ static q4_status train_step(q4_session *s) {
     }
     s->global_step++;
     s->step_in_epoch++;
+    if (s->ema) ema_update(s);
     s->profiled_steps++;
     s->profiled_images += n;
     s->last_loss = (float)loss;
@@ -257,17 +322,28 @@ q4_status q4_session_train(q4_session *s, int max_steps, q4_progress *progress) 
 
 /* ------------------------------------------------------------ evaluation */
 
-q4_status q4_session_evaluate(q4_session *s, q4_evaluation *e, uint8_t *predictions, int n_predictions) {
+/* with the weights evaluation uses: the moving average's where there is one */
+static q4_status evaluate(q4_session *s, int tta, q4_evaluation *e, int *confusion, uint8_t *predictions,
+                          int n_predictions) {
     q4_vgg_quantize(&s->model);
-    q4_status st = q4_evaluate_model(&s->model, &s->test, e, s->confusion, s->labels, s->predictions, predictions,
+    q4_status st = q4_evaluate_model(&s->model, &s->test, tta, e, confusion, s->labels, s->predictions, predictions,
                                      n_predictions);
     if (st) return q4_session_fail(s, st, "evaluation produced non-finite outputs");
     return Q4_OK;
 }
 
+q4_status q4_session_evaluate(q4_session *s, q4_evaluation *e, uint8_t *predictions, int n_predictions) {
+    q4_session_use_average(s);
+    q4_status st = evaluate(s, Q4_TTA_NONE, e, s->confusion, predictions, n_predictions);
+    q4_session_use_live(s);
+    return st;
+}
+
 /* ------------------------------------------------------------ layer statistics */
 
 q4_status q4_session_layer_stats(q4_session *s, q4_layer_stats stats[Q4_NUM_QUANT_LAYERS]) {
+    int live = !s->averaged_in;
+    q4_session_use_average(s);
     q4_vgg *m = &s->model;
     q4_vgg_quantize(m);
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
@@ -283,6 +359,7 @@ q4_status q4_session_layer_stats(q4_session *s, q4_layer_stats stats[Q4_NUM_QUAN
         for (long i = 0; i < t->count; i++) st->histogram[q4_quant_level(q[i], st->scale, Q4_MAX_LEVEL) + Q4_MAX_LEVEL]++;
         for (int l = 0; l < Q4_LEVELS; l++) st->unique_levels += st->histogram[l] > 0;
     }
+    if (live) q4_session_use_live(s);
     return Q4_OK;
 }
 
@@ -340,7 +417,16 @@ q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
 
     double t = q4_now();
     r->n_predictions = s->test.count < Q4_REPORT_PREDICTIONS ? s->test.count : Q4_REPORT_PREDICTIONS;
-    q4_status st = q4_session_evaluate(s, &r->test, r->predictions, r->n_predictions);
+    q4_session_use_average(s);
+    q4_status st = evaluate(s, Q4_TTA_NONE, &r->test, s->confusion, r->predictions, r->n_predictions);
+    r->tta_accuracy = -1.0;
+    if (!st && s->config.tta != Q4_TTA_NONE && r->epoch == s->config.epochs) {
+        q4_evaluation tta;
+        st = evaluate(s, s->config.tta, &tta, s->tta_confusion, NULL, 0);
+        r->tta_accuracy = tta.accuracy;
+    }
+    if (!st) q4_session_layer_stats(s, r->layers);
+    q4_session_use_live(s);
     if (st) return st;
     r->eval_seconds = q4_now() - t;
     s->elapsed_seconds += r->eval_seconds;
@@ -352,7 +438,6 @@ q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
     r->best_accuracy = s->best_accuracy;
     r->best_epoch = s->best_epoch;
 
-    q4_session_layer_stats(s, r->layers);
     if (s->config.quantized) {
         r->levels_min = Q4_LEVELS;
         for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++) {

@@ -17,8 +17,13 @@ struct q4_session {
     int order_epoch;       /* epoch `order` was drawn for, -1 if none */
     uint8_t *labels;       /* batch labels */
     uint8_t *predictions;  /* batch predictions */
-    float *running_backup; /* BN running statistics before the step (restored on NaN) */
-    int *confusion;        /* num_classes^2 */
+    float *running_backup; /* BN running statistics before the step (restored on NaN); also
+                              the live ones while the moving average stands in for them */
+    int *confusion;        /* num_classes^2: the plain evaluation */
+    int *tta_confusion;    /* num_classes^2: the evaluation with test-time augmentation */
+    float *ema;            /* config.ema > 0: the moving average of params, running means and
+                              variances (param_count + 2 x bn_total floats); else NULL */
+    int averaged_in;       /* the moving average stands in the model (its params are in grads) */
 
     /* position */
     int epoch;             /* epoch in progress */
@@ -51,8 +56,16 @@ int q4_steps_per_epoch(int count, int batch);
 q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, ...);
 
 /* One pass over a test set with the model's current (quantized) weights, in batches of the
- * model's capacity; confusion has classes^2 ints, labels and batch_predictions one batch. */
-q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, q4_evaluation *evaluation, int *confusion,
+ * model's capacity, with test-time augmentation `tta` (Q4_TTA_*); confusion has classes^2
+ * ints, labels and batch_predictions one batch. */
+q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, int tta, q4_evaluation *evaluation, int *confusion,
                             uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions);
+
+/* Floats of the moving average (weights, then BN means and variances), 0 when it is off. */
+long long q4_session_ema_floats(const q4_session *s);
+/* Puts the moving average in place of the live weights and BN statistics (evaluation,
+ * statistics and export use it), and back. Nothing happens when it is off. */
+void q4_session_use_average(q4_session *s);
+void q4_session_use_live(q4_session *s);
 
 #endif

@@ -31,7 +31,9 @@ enum {
     Q4_STREAM_INIT = 1,     /* a = parameter tensor index, b = element index */
     Q4_STREAM_SHUFFLE = 2,  /* a = epoch, b = draw index */
     Q4_STREAM_AUGMENT = 3,  /* a = epoch, b = position in the epoch */
-    Q4_STREAM_DROPOUT = 4   /* a = global step, b = element index */
+    Q4_STREAM_DROPOUT = 4,  /* a = global step, b = element index */
+    Q4_STREAM_FLIP = 5,     /* a = image index (alternating flips), b = 0 */
+    Q4_STREAM_CUTOUT = 6    /* a = epoch, b = position in the epoch */
 };
 
 static inline uint64_t q4_mix64(uint64_t z) {

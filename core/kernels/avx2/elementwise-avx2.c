@@ -214,6 +214,28 @@ static void quantize_avx2(float *y, const float *x, long n, float scale, float m
     q4_ref_quantize(y + i, x + i, n - i, scale, max_level);
 }
 
+static void sgd_avx2(float *w, const float *g, float *b, long n, const q4_sgd_params *p) {
+    __m256 lr = _mm256_set1_ps(p->lr), mu = _mm256_set1_ps(p->momentum), wd = _mm256_set1_ps(p->weight_decay);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 wi = _mm256_loadu_ps(w + i);
+        __m256 d = _mm256_add_ps(_mm256_loadu_ps(g + i), _mm256_mul_ps(wd, wi));
+        __m256 bi = _mm256_add_ps(_mm256_mul_ps(mu, _mm256_loadu_ps(b + i)), d);
+        d = p->nesterov ? _mm256_add_ps(d, _mm256_mul_ps(mu, bi)) : bi;
+        _mm256_storeu_ps(w + i, _mm256_sub_ps(wi, _mm256_mul_ps(lr, d)));
+        _mm256_storeu_ps(b + i, bi);
+    }
+    q4_ref_sgd(w + i, g + i, b + i, n - i, p);
+}
+
+static void ema_avx2(float *avg, const float *x, long n, float decay, float one_minus) {
+    __m256 d = _mm256_set1_ps(decay), c = _mm256_set1_ps(one_minus);
+    long i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(avg + i, _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(avg + i), d), _mm256_mul_ps(_mm256_loadu_ps(x + i), c)));
+    q4_ref_ema(avg + i, x + i, n - i, decay, one_minus);
+}
+
 static void adamw_avx2(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p) {
     __m256 decay = _mm256_set1_ps(p->decay), b1 = _mm256_set1_ps(p->beta1), c1 = _mm256_set1_ps(p->one_minus_beta1);
     __m256 b2 = _mm256_set1_ps(p->beta2), c2 = _mm256_set1_ps(p->one_minus_beta2), eps = _mm256_set1_ps(p->eps);
@@ -293,4 +315,6 @@ const q4_kernels q4_avx2_kernels = {
     quantize_avx2,
     adamw_avx2,
     tanh_clip_avx2,
+    sgd_avx2,
+    ema_avx2,
 };

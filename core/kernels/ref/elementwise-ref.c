@@ -142,6 +142,21 @@ void q4_ref_adamw(float *w, const float *g, float *m, float *v, long n, const q4
     }
 }
 
+void q4_ref_sgd(float *w, const float *g, float *b, long n, const q4_sgd_params *p) {
+    for (long i = 0; i < n; i++) {
+        float d = g[i] + p->weight_decay * w[i];
+        float bi = p->momentum * b[i] + d;
+        if (p->nesterov) d = d + p->momentum * bi;
+        else d = bi;
+        w[i] = w[i] - p->lr * d;
+        b[i] = bi;
+    }
+}
+
+void q4_ref_ema(float *avg, const float *x, long n, float decay, float one_minus) {
+    for (long i = 0; i < n; i++) avg[i] = avg[i] * decay + x[i] * one_minus;
+}
+
 void q4_ref_tanh_clip(float *w, long n, float bound) {
     for (long i = 0; i < n; i++) w[i] = bound * tanhf(w[i] / bound);
 }

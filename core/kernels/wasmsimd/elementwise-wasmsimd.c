@@ -202,6 +202,28 @@ static void quantize_wasmsimd(float *y, const float *x, long n, float scale, flo
     q4_ref_quantize(y + i, x + i, n - i, scale, max_level);
 }
 
+static void sgd_wasmsimd(float *w, const float *g, float *b, long n, const q4_sgd_params *p) {
+    v128_t lr = wasm_f32x4_splat(p->lr), mu = wasm_f32x4_splat(p->momentum), wd = wasm_f32x4_splat(p->weight_decay);
+    long i = 0;
+    for (; i + 4 <= n; i += 4) {
+        v128_t wi = wasm_v128_load(w + i);
+        v128_t d = wasm_f32x4_add(wasm_v128_load(g + i), wasm_f32x4_mul(wd, wi));
+        v128_t bi = wasm_f32x4_add(wasm_f32x4_mul(mu, wasm_v128_load(b + i)), d);
+        d = p->nesterov ? wasm_f32x4_add(d, wasm_f32x4_mul(mu, bi)) : bi;
+        wasm_v128_store(w + i, wasm_f32x4_sub(wi, wasm_f32x4_mul(lr, d)));
+        wasm_v128_store(b + i, bi);
+    }
+    q4_ref_sgd(w + i, g + i, b + i, n - i, p);
+}
+
+static void ema_wasmsimd(float *avg, const float *x, long n, float decay, float one_minus) {
+    v128_t d = wasm_f32x4_splat(decay), c = wasm_f32x4_splat(one_minus);
+    long i = 0;
+    for (; i + 4 <= n; i += 4)
+        wasm_v128_store(avg + i, wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(avg + i), d), wasm_f32x4_mul(wasm_v128_load(x + i), c)));
+    q4_ref_ema(avg + i, x + i, n - i, decay, one_minus);
+}
+
 static void adamw_wasmsimd(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p) {
     v128_t decay = wasm_f32x4_splat(p->decay), b1 = wasm_f32x4_splat(p->beta1), c1 = wasm_f32x4_splat(p->one_minus_beta1);
     v128_t b2 = wasm_f32x4_splat(p->beta2), c2 = wasm_f32x4_splat(p->one_minus_beta2), eps = wasm_f32x4_splat(p->eps);
@@ -280,4 +302,6 @@ const q4_kernels q4_wasmsimd_kernels = {
     quantize_wasmsimd,
     adamw_wasmsimd,
     tanh_clip_wasmsimd,
+    sgd_wasmsimd,
+    ema_wasmsimd,
 };
