@@ -170,7 +170,7 @@ static void test_batchnorm(int channels, long plane) {
     c.y = malloc(size * 4), c.out = malloc(size * 4), c.r = malloc(size * 4);
     float *state = calloc(10 * (size_t)channels, 4), *dy = malloc(size * 4);
     c.gamma = state, c.beta = state + channels;
-    q4_batchnorm bn = {channels, c.gamma, c.beta, state + 2 * channels, state + 3 * channels, state + 4 * channels,
+    q4_batchnorm bn = {channels, 0.1, c.gamma, c.beta, state + 2 * channels, state + 3 * channels, state + 4 * channels,
                        state + 5 * channels, state + 6 * channels, state + 7 * channels, state + 8 * channels,
                        state + 9 * channels};
     c.bn = bn;

@@ -1,0 +1,119 @@
+// curve.mjs - `make curve`: trains each named run that has no complete log yet (build/q4train
+// with --log and --checkpoint, so an interrupted run resumes), then draws test accuracy per
+// epoch for every run side by side as an SVG, with the paper's published log points for
+// reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
+// Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
+//          [--run "LABEL=q4train options"]... [--epochs N] [--seeds 0,1] [--title TEXT]
+// Without --run: the paper recipe and the fast recipe, EPOCHS (default 10) epochs each.
+// Each run's log is LOGS/LABEL-sSEED.jsonl (LABEL lower-cased, spaces as dashes).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const value = (flag, fallback) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : fallback);
+const all = (flag) => args.flatMap((a, i) => (a === flag ? [args[i + 1]] : []));
+const out = value('--out', 'results/curve.svg');
+const logs = value('--logs', 'results/logs');
+const epochs = Number(value('--epochs', process.env.EPOCHS || 10));
+const seeds = value('--seeds', process.env.SEEDS || '0').split(',').map(Number);
+const title = value('--title', `CIFAR-10 test accuracy per epoch, 4-bit weights (q4, natively)`);
+const data = value('--data', 'data');
+const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper', 'fast recipe=--recipe fast'])
+  .map((spec) => {
+    const at = spec.indexOf('=');
+    return { label: spec.slice(0, at).trim(), options: spec.slice(at + 1).trim().split(/\s+/).filter(Boolean) };
+  });
+/** The paper's own log (PAPER.md: "CIFAR-10 log checkpoints"), drawn as reference points. */
+const PAPER_LOG = [[1, 66.84], [5, 81.59], [10, 84.65], [20, 87.32], [50, 89.97], [75, 91.11], [100, 92.21]];
+
+const slug = (label) => label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '');
+const logPath = (run, seed) => path.join(logs, `${slug(run.label)}-s${seed}.jsonl`);
+
+/** The epoch lines of a log (a resumed run's log repeats no epoch: the CLI logs after saving). */
+function readLog(file) {
+  if (!fs.existsSync(file)) return [];
+  const byEpoch = new Map();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const j = JSON.parse(line);
+    if (j.epoch) byEpoch.set(j.epoch, j);
+  }
+  return [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
+}
+
+function train(run, seed) {
+  const file = logPath(run, seed);
+  const done = readLog(file);
+  if (done.length >= epochs) return;
+  fs.mkdirSync(logs, { recursive: true });
+  const checkpoint = path.join('build', 'curve', `${slug(run.label)}-s${seed}.ckpt`);
+  fs.mkdirSync(path.dirname(checkpoint), { recursive: true });
+  const resume = done.length && fs.existsSync(checkpoint);
+  const options = resume ? ['--resume', checkpoint, '--epochs', String(epochs)]
+    : [...run.options, '--epochs', String(epochs), '--seed', String(seed)];
+  if (!resume && fs.existsSync(file)) fs.rmSync(file);
+  console.log(`curve: ${run.label}, seed ${seed}: ${resume ? `resuming after epoch ${done.length}` : 'training'} ` +
+    `(log ${file})`);
+  execFileSync('build/q4train', ['--data', data, ...options, '--checkpoint', checkpoint, '--log', file, '--quiet'],
+    { stdio: 'inherit' });
+}
+
+// ---------------------------------------------------------------- drawing
+const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d'];
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+function draw(series) {
+  const W = 760, H = 420, left = 56, right = 190, top = 40, bottom = 46;
+  const maxEpoch = Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1]));
+  const yMin = Math.max(0, Math.floor((Math.min(...ys, 90) - 2) / 5) * 5), yMax = 100;
+  const x = (e) => left + ((e - 0.5) / maxEpoch) * (W - left - right);
+  const y = (v) => top + (1 - (v - yMin) / (yMax - yMin)) * (H - top - bottom);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" ` +
+    'font-family="system-ui, sans-serif" font-size="12">', `<rect width="${W}" height="${H}" fill="#fff"/>`,
+  `<text x="${left}" y="22" font-size="14" font-weight="600">${esc(title)}</text>`];
+  for (let v = yMin; v <= yMax; v += 5) {
+    parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
+      `<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end" fill="#6b7280">${v}%</text>`);
+  }
+  const step = maxEpoch > 20 ? 10 : maxEpoch > 10 ? 2 : 1;
+  for (let e = 1; e <= maxEpoch; e += e === 1 && step > 1 ? step - 1 : step) {
+    parts.push(`<text x="${x(e)}" y="${H - bottom + 18}" text-anchor="middle" fill="#6b7280">${e}</text>`);
+  }
+  parts.push(`<text x="${(left + W - right) / 2}" y="${H - 8}" text-anchor="middle" fill="#374151">epoch</text>`);
+  series.forEach((s, i) => {
+    const color = s.color || COLORS[i % COLORS.length];
+    if (s.reference) {
+      for (const [e, v] of s.points) parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="4.5" fill="none" stroke="${color}" stroke-width="2"/>`);
+    } else {
+      const d = s.points.map(([e, v], k) => `${k ? 'L' : 'M'}${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+      parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
+      for (const [e, v] of s.points) parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="2.5" fill="${color}"/>`);
+    }
+    const ly = top + 10 + i * 20;
+    parts.push(s.reference ? `<circle cx="${W - right + 22}" cy="${ly - 4}" r="4.5" fill="none" stroke="${color}" stroke-width="2"/>`
+      : `<line x1="${W - right + 12}" x2="${W - right + 32}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`,
+    `<text x="${W - right + 38}" y="${ly}" fill="#111827">${esc(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}
+
+if (!args.includes('--draw-only')) for (const run of runs) for (const seed of seeds) train(run, seed);
+
+const series = [];
+runs.forEach((run, r) => {
+  for (const seed of seeds) {
+    const lines = readLog(logPath(run, seed));
+    if (!lines.length) continue;
+    series.push({ name: `${run.label}, seed ${seed}`, color: COLORS[(2 * r + seeds.indexOf(seed)) % COLORS.length],
+      points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]), dashed: seeds.indexOf(seed) > 0 });
+  }
+});
+series.push({ name: "the paper's log", color: '#111827', reference: true,
+  points: PAPER_LOG.filter(([e]) => e <= Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])))) });
+fs.mkdirSync(path.dirname(out), { recursive: true });
+fs.writeFileSync(out, draw(series));
+console.log(`curve: wrote ${out}`);
+for (const s of series) console.log(`  ${s.name.padEnd(28)} ${s.points.map(([e, v]) => `${e}:${v.toFixed(2)}`).join(' ')}`);

@@ -1,0 +1,294 @@
+/* test_training.c - the training settings beside the paper's, each against its definition:
+ * the learning-rate schedules (the paper's per-epoch cosine, the one-cycle), SGD with and
+ * without Nesterov momentum against PyTorch's update written out, gradient clipping and tanh
+ * clipping switched off, the moving average of the weights (its recurrence, what evaluation
+ * and export use, resume), cutout and alternating flips in a batch, and test-time views. */
+#include "../core/data/batch.h"
+#include "../core/optim/optim.h"
+#include "../core/session/session.h"
+#include "../core/util/util.h"
+#include "test_util.h"
+
+static void test_schedules(void) {
+    q4_config c;
+    q4_config_default(&c);
+    /* the paper's: per epoch, constant within it, continued past T_max */
+    CHECK(q4_learning_rate(&c, 0, 0, 391) == 1e-3 && q4_learning_rate(&c, 0, 390, 391) == 1e-3, "cosine epoch 0");
+    CHECK(fabs(q4_learning_rate(&c, 50, 7, 391) - 0.5e-3) < 1e-15, "cosine at T/2: %g", q4_learning_rate(&c, 50, 7, 391));
+    CHECK(q4_learning_rate(&c, 100, 0, 391) < 1e-18, "cosine at T_max: %g", q4_learning_rate(&c, 100, 0, 391));
+    CHECK(fabs(q4_learning_rate(&c, 150, 0, 391) - 0.5e-3) < 1e-15, "cosine continued past T_max");
+    /* one-cycle: 10 epochs of 100 steps, warm-up 0.2: 200 steps up, 800 down */
+    c.schedule = Q4_SCHEDULE_ONECYCLE;
+    c.epochs = 10;
+    c.warmup = 0.2;
+    c.learning_rate = 0.1;
+    CHECK(q4_learning_rate(&c, 0, 0, 100) == 0.1 * 1 / 200, "one-cycle first step: %g", q4_learning_rate(&c, 0, 0, 100));
+    CHECK(q4_learning_rate(&c, 1, 99, 100) == 0.1, "one-cycle peak at step 200: %g", q4_learning_rate(&c, 1, 99, 100));
+    CHECK(q4_learning_rate(&c, 2, 0, 100) == 0.1, "one-cycle first step down: %g", q4_learning_rate(&c, 2, 0, 100));
+    CHECK(fabs(q4_learning_rate(&c, 6, 0, 100) - 0.05) < 1e-15, "one-cycle half way down: %g", q4_learning_rate(&c, 6, 0, 100));
+    CHECK(q4_learning_rate(&c, 9, 99, 100) == 0.1 / 800, "one-cycle last step: %g", q4_learning_rate(&c, 9, 99, 100));
+    CHECK(q4_learning_rate(&c, 10, 0, 100) == 0.0, "one-cycle past the plan: %g", q4_learning_rate(&c, 10, 0, 100));
+    c.warmup = 0;
+    CHECK(q4_learning_rate(&c, 0, 0, 100) == 0.1, "one-cycle without warm-up starts at the peak");
+}
+
+/* PyTorch 1.13's SGD step (torch/optim/sgd.py, dampening 0), written out in float */
+static void torch_sgd(float *w, float g, float *buf, float lr, float momentum, float wd, int nesterov, int first) {
+    float d = g + wd * *w; /* grad.add(param, alpha=weight_decay) */
+    *buf = first ? d : momentum * *buf + d;
+    if (nesterov) d = d + momentum * *buf;
+    else d = *buf;
+    *w = *w - lr * d;
+}
+
+static void test_sgd(const q4_kernels *k) {
+    enum { N = 37 };
+    float w[N], g[N], b[N], w2[N], b2[N];
+    for (int nesterov = 0; nesterov < 2; nesterov++) {
+        fill_values(w, N, 1);
+        memcpy(w2, w, sizeof w);
+        memset(b, 0, sizeof b), memset(b2, 0, sizeof b2);
+        q4_sgd_params p = {0.05f, 0.9f, 5e-4f, nesterov};
+        for (int step = 0; step < 3; step++) {
+            fill_values(g, N, 10 + step);
+            k->sgd(w, g, b, N, &p);
+            for (int i = 0; i < N; i++) torch_sgd(&w2[i], g[i], &b2[i], 0.05f, 0.9f, 5e-4f, nesterov, step == 0);
+        }
+        CHECK(memcmp(w, w2, sizeof w) == 0 && memcmp(b, b2, sizeof b) == 0, "%s sgd (nesterov %d) differs from PyTorch's",
+              k->name, nesterov);
+    }
+}
+
+/* a small session on synthetic data */
+#define TRAIN 150
+#define TEST 40
+static uint8_t pixels[TRAIN + TEST][Q4_IMAGE_BYTES], labels[TRAIN + TEST];
+static q4_dataset train_set, test_set;
+
+static void make_data(void) {
+    for (int i = 0; i < TRAIN + TEST; i++) {
+        labels[i] = (uint8_t)(i * 7 % 10);
+        for (int p = 0; p < Q4_IMAGE_BYTES; p++) {
+            float v = 128 + 60 * test_value(i, p) + 40 * ((p / 1024) == labels[i] % 3 ? 1 : -1);
+            pixels[i][p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    q4_dataset tr = {TRAIN, 10, 1, {{TRAIN, pixels[0], labels, NULL}}};
+    q4_dataset te = {TEST, 10, 1, {{TEST, pixels[TRAIN], labels + TRAIN, NULL}}};
+    train_set = tr;
+    test_set = te;
+}
+
+static q4_session *session_with(const char *settings) {
+    q4_config c;
+    q4_config_default(&c);
+    c.batch_size = 32;
+    c.threads = 2;
+    c.seed = 3;
+    q4_error err = {0};
+    CHECK(q4_config_parse(&c, settings, &err) == Q4_OK, "settings: %s", err.message);
+    q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
+    CHECK(s != NULL, "session: %s", err.message);
+    if (!s) exit(1);
+    return s;
+}
+
+static void steps(q4_session *s, int n) {
+    q4_progress p;
+    for (int i = 0; i < n; i++) CHECK(q4_session_train(s, 1, &p) == Q4_OK, "train: %s", q4_session_error(s));
+}
+
+/* clip_norm 0 and tanh_bound 0 switch the clips off: one step equals the unclipped update */
+static void test_clips_off(void) {
+    q4_session *s = session_with("clip_norm=0\ntanh_bound=0\noptimizer=sgd\nmomentum=0\nweight_decay=0\nlearning_rate=0.5");
+    q4_vgg *m = &s->model;
+    long p = m->param_count;
+    float *before = malloc(p * 4);
+    memcpy(before, m->params, p * 4);
+    steps(s, 1);
+    /* with momentum 0 and no decay, w1 = w0 - lr * g exactly, g the unclipped gradient */
+    long bad = 0;
+    double norm = 0;
+    for (long i = 0; i < p; i++) {
+        norm += (double)m->grads[i] * m->grads[i];
+        if (m->params[i] != before[i] - 0.5f * m->grads[i]) bad++;
+    }
+    CHECK(bad == 0, "clips off: %ld weights are not w - lr*g", bad);
+    CHECK(sqrt(norm) > 0.5, "the gradient norm %.3f is too small to show that clipping is off", sqrt(norm));
+    /* and a weight beyond the tanh bound stays where the step put it */
+    float big = 5.0f;
+    m->param.fc2_weight[0] = big;
+    memcpy(before, m->params, p * 4);
+    steps(s, 1);
+    CHECK(fabsf(m->param.fc2_weight[0] - (big - 0.5f * m->grad.fc2_weight[0])) == 0.0f, "tanh clip off: %g",
+          m->param.fc2_weight[0]);
+    free(before);
+    q4_session_destroy(s);
+
+    /* and on (the paper's): the step is clipped to norm 0.5 and the weight squashed below 3 */
+    s = session_with("optimizer=sgd\nmomentum=0\nweight_decay=0\nlearning_rate=0.5");
+    s->model.param.fc2_weight[0] = 5.0f;
+    steps(s, 1);
+    CHECK(fabsf(s->model.param.fc2_weight[0]) < 3.0f, "tanh clip on: %g", s->model.param.fc2_weight[0]);
+    norm = 0;
+    for (long i = 0; i < s->model.param_count; i++) norm += (double)s->model.grads[i] * s->model.grads[i];
+    CHECK(fabs(sqrt(norm) - 0.5) < 1e-3, "clip on: the clipped gradient norm is %.6f", sqrt(norm));
+    q4_session_destroy(s);
+}
+
+/* the moving average follows avg = d*avg + (1-d)*w with d = min(ema, (1+t)/(10+t)) */
+static void test_moving_average(void) {
+    q4_session *s = session_with("ema=0.9");
+    q4_vgg *m = &s->model;
+    long p = m->param_count, bn = m->bn_total;
+    float *avg = malloc((p + 2 * bn) * 4);
+    memcpy(avg, m->params, p * 4);
+    memcpy(avg + p, m->running_mean, 2 * bn * 4);
+    for (int t = 1; t <= 6; t++) {
+        steps(s, 1);
+        double d = fmin(0.9, (1.0 + t) / (10.0 + t));
+        float decay = (float)d, keep = (float)(1.0 - d);
+        for (long i = 0; i < p; i++) avg[i] = avg[i] * decay + m->params[i] * keep;
+        for (long i = 0; i < 2 * bn; i++) avg[p + i] = avg[p + i] * decay + m->running_mean[i] * keep;
+    }
+    CHECK(memcmp(avg, s->ema, (p + 2 * bn) * 4) == 0, "the moving average does not follow its recurrence");
+    /* evaluation, statistics and export use it, and leave the live weights as they were */
+    float *live = malloc(p * 4);
+    memcpy(live, m->params, p * 4);
+    q4_evaluation e;
+    CHECK(q4_session_evaluate(s, &e, NULL, 0) == Q4_OK, "evaluate");
+    CHECK(memcmp(live, m->params, p * 4) == 0 && !s->averaged_in, "evaluation changed the live weights");
+    uint8_t *bytes;
+    size_t size;
+    CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+    q4_error err = {0};
+    q4_model *model = q4_model_load(bytes, size, 1, &err);
+    q4_evaluation from_export;
+    CHECK(model && q4_model_evaluate(model, &test_set, Q4_TTA_NONE, &from_export, &err) == Q4_OK, "%s", err.message);
+    /* (the export evaluates in batches of 128, the session in its own: the loss sums in another order) */
+    CHECK(from_export.correct == e.correct && fabs(from_export.loss - e.loss) <= 1e-6 * e.loss,
+          "the export evaluates to %d correct (loss %.9g), the session's moving average to %d (%.9g)", from_export.correct,
+          from_export.loss, e.correct, e.loss);
+    q4_model_destroy(model);
+    free(bytes);
+    /* the average is part of the state: save, load, train on equals training straight */
+    CHECK(q4_session_save(s, &bytes, &size) == Q4_OK, "save");
+    q4_session *r = session_with("ema=0.9");
+    CHECK(q4_session_load(r, bytes, size) == Q4_OK, "load: %s", q4_session_error(r));
+    steps(s, 2);
+    steps(r, 2);
+    CHECK(memcmp(s->ema, r->ema, (p + 2 * bn) * 4) == 0 && memcmp(s->model.params, r->model.params, p * 4) == 0,
+          "resumed moving average differs");
+    /* a checkpoint without it does not load into a session with it */
+    q4_session *plain = session_with("");
+    uint8_t *plain_bytes;
+    size_t plain_size;
+    q4_session_save(plain, &plain_bytes, &plain_size);
+    CHECK(q4_session_load(r, plain_bytes, plain_size) == Q4_ERR_MISMATCH && strstr(q4_session_error(r), "ema"),
+          "a checkpoint without the average: %s", q4_session_error(r));
+    free(plain_bytes);
+    q4_session_destroy(plain);
+    free(bytes), free(avg), free(live);
+    q4_session_destroy(s);
+    q4_session_destroy(r);
+}
+
+/* one white image; count the exact zeros (only cutout writes 0.0: padding is black, -mean/std) */
+static void test_augmentation(void) {
+    static uint8_t white[Q4_IMAGE_BYTES], label[1];
+    memset(white, 255, sizeof white);
+    q4_dataset one = {1, 10, 1, {{1, white, label, NULL}}};
+    static float x[3 * 1024];
+    uint8_t out_label[1];
+    int order[1] = {0};
+    for (int size = 1; size <= 12; size += 11) {
+        int clipped = 0;
+        for (long position = 0; position < 50; position++) {
+            q4_augmentation a = {1, Q4_FLIP_RANDOM, size, 5};
+            q4_make_batch(x, out_label, &one, order, 1, &a, 0, position);
+            int zeros = 0, x0 = 99, x1 = -1, y0 = 99, y1 = -1;
+            for (int p = 0; p < 1024; p++)
+                if (x[p] == 0.0f) {
+                    zeros++;
+                    int px = p % 32, py = p / 32;
+                    x0 = px < x0 ? px : x0, x1 = px > x1 ? px : x1, y0 = py < y0 ? py : y0, y1 = py > y1 ? py : y1;
+                }
+            CHECK(zeros > 0 && zeros <= size * size && zeros == (x1 - x0 + 1) * (y1 - y0 + 1),
+                  "cutout %d at position %ld: %d zeros in a %dx%d box", size, position, zeros, x1 - x0 + 1, y1 - y0 + 1);
+            CHECK(x[1024 + y0 * 32 + x0] == 0.0f && x[2048 + y1 * 32 + x1] == 0.0f, "cutout covers every channel");
+            clipped += zeros < size * size;
+        }
+        if (size > 1) CHECK(clipped > 0 && clipped < 50, "cutout %d clipped at the edges in %d of 50", size, clipped);
+    }
+
+    /* flips: a left-right gradient image, no crop (all positions), its mirror tells the flip */
+    static uint8_t ramp[Q4_IMAGE_BYTES];
+    for (int p = 0; p < Q4_IMAGE_BYTES; p++) ramp[p] = (uint8_t)(8 * (p % 32));
+    q4_dataset r = {1, 10, 1, {{1, ramp, label, NULL}}};
+    int random_flips = 0;
+    for (int image_trial = 0; image_trial < 40; image_trial++) {
+        int last = -1;
+        for (int epoch = 0; epoch < 4; epoch++) {
+            q4_augmentation a = {1, Q4_FLIP_ALTERNATE, 0, (uint64_t)image_trial};
+            q4_make_batch(x, out_label, &r, order, 1, &a, epoch, 7);
+            /* the middle row: increasing unless flipped (crop shifts keep the interior order) */
+            int flipped = x[16 * 32 + 12] > x[16 * 32 + 20];
+            if (last >= 0) CHECK(flipped != last, "alternate flips: seed %d epoch %d repeats the flip", image_trial, epoch);
+            last = flipped;
+            a.flip = Q4_FLIP_RANDOM;
+            q4_make_batch(x, out_label, &r, order, 1, &a, epoch, 7);
+            random_flips += x[16 * 32 + 12] > x[16 * 32 + 20];
+        }
+    }
+    CHECK(random_flips > 50 && random_flips < 110, "random flips: %d of 160", random_flips);
+
+    /* test-time views: a flip mirrors, a shift moves by one pixel with black coming in */
+    static float plain[3 * 1024], view[3 * 1024];
+    q4_make_view_batch(plain, out_label, &r, order, 1, 0, 0, 0);
+    q4_make_view_batch(view, out_label, &r, order, 1, 0, 0, 1);
+    CHECK(view[5 * 32 + 0] == plain[5 * 32 + 31] && view[5 * 32 + 31] == plain[5 * 32 + 0], "flip view");
+    q4_make_view_batch(view, out_label, &r, order, 1, 1, 1, 0);
+    float black = (0.0f / 255.0f - q4_norm_mean[0]) / q4_norm_std[0];
+    CHECK(view[5 * 32 + 4] == plain[6 * 32 + 5] && view[31 * 32 + 3] == black && view[5 * 32 + 31] == black &&
+              view[0] == plain[33],
+          "shift view (1, 1)");
+}
+
+/* TTA is reported after the last planned epoch only, and equals an export's evaluation with it */
+static void test_tta(void) {
+    q4_session *s = session_with("tta=flip-translate\nepochs=2");
+    q4_progress p;
+    q4_epoch_report report;
+    do CHECK(q4_session_train(s, 100, &p) == Q4_OK, "train"); while (!p.epoch_done);
+    CHECK(q4_session_end_epoch(s, &report) == Q4_OK, "end epoch 1");
+    CHECK(report.tta_accuracy < 0, "TTA reported before the last epoch");
+    do CHECK(q4_session_train(s, 100, &p) == Q4_OK, "train"); while (!p.epoch_done);
+    CHECK(q4_session_end_epoch(s, &report) == Q4_OK, "end epoch 2");
+    CHECK(report.tta_accuracy >= 0 && report.tta_accuracy <= 1, "TTA after the last epoch: %g", report.tta_accuracy);
+    uint8_t *bytes;
+    size_t size;
+    q4_session_export(s, &bytes, &size);
+    q4_error err = {0};
+    q4_model *model = q4_model_load(bytes, size, 2, &err);
+    q4_evaluation e;
+    CHECK(model && q4_model_evaluate(model, &test_set, Q4_TTA_FLIP_TRANSLATE, &e, &err) == Q4_OK, "%s", err.message);
+    CHECK(e.accuracy == report.tta_accuracy, "TTA of the export %g, of the session %g", e.accuracy, report.tta_accuracy);
+    CHECK(q4_session_end_epoch(s, &report) == Q4_ERR_STATE, "an epoch ended twice");
+    q4_model_destroy(model);
+    free(bytes);
+    q4_session_destroy(s);
+}
+
+int main(void) {
+    test_schedules();
+    test_sgd(q4_kernels_reference());
+    q4_kernels fast;
+    q4_kernels_init(&fast);
+    test_sgd(&fast);
+    make_data();
+    test_clips_off();
+    test_moving_average();
+    test_augmentation();
+    test_tta();
+    return test_finish("test_training");
+}
