@@ -25,7 +25,7 @@ CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/wasmsimd/%,$(shell fin
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
-UNIT_TESTS := test_config test_training test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
+UNIT_TESTS := test_config test_training test_archive test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint
 
 .PHONY: all build help setup data test test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy \

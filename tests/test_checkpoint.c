@@ -185,6 +185,82 @@ static uint8_t *to_version1(const q4_session *s, const uint8_t *v2, size_t size,
     return out;
 }
 
+/* A well-formed checkpoint (its CRC recomputed: a CRC is no signature) with one field made
+ * hostile is refused before anything is used: by read_info, and by load, which leaves the
+ * session as it was. The position fields are the ones that crashed training before. */
+static void test_hostile_headers(void) {
+    q4_session *s = new_session(2, 1);
+    train(s, 3);
+    uint8_t *good;
+    size_t size;
+    CHECK(q4_session_save(s, &good, &size) == Q4_OK, "save");
+    uint8_t *bad = malloc(size);
+    float *before = malloc(s->model.param_count * 4);
+    memcpy(before, s->model.params, s->model.param_count * 4);
+    uint32_t header = q4_get_u32(good + 12), config_bytes = q4_get_u32(good + 16 + header);
+    size_t arrays = 16 + header + 4 + config_bytes;
+    double nan = NAN, two = 2.0;
+    struct { const char *what; size_t at; int width; uint64_t value; const char *words; } cases[] = {
+        {"step in epoch -1000000", 16 + 4, 4, (uint32_t)-1000000, "position is inconsistent"},
+        {"step in epoch past the epoch", 16 + 4, 4, 5, "position is inconsistent"},
+        {"epoch -1", 16 + 0, 4, (uint32_t)-1, "position is inconsistent"},
+        {"global step that does not add up", 16 + 8, 8, 4, "position is inconsistent"},
+        {"images seen this epoch that do not add up", 16 + 32, 8, 7, "metrics of the epoch in progress"},
+        {"more correct than seen", 16 + 24, 8, 1000, "metrics of the epoch in progress"},
+        {"NaN loss sum", 16 + 16, 8, 0, "metrics of the epoch in progress"},
+        {"best epoch after the current one", 16 + 56, 4, 9, "best accuracy is out of range"},
+        {"best accuracy 2", 16 + 48, 8, 0, "best accuracy is out of range"},
+        {"NaN best accuracy", 16 + 48, 8, 0, "best accuracy is out of range"},
+        {"negative training image count", 16 + 60, 4, (uint32_t)-150, "image counts disagree"},
+        {"a NaN weight", arrays + 4 * 1000, 4, 0x7fc00000u, "non-finite"},
+        {"a negative BN variance", arrays + 4 * (s->model.param_count + s->model.bn_total + 3), 4, 0xbf800000u,
+         "negative-variance"},
+    };
+    memcpy(&cases[6].value, &nan, 8);
+    memcpy(&cases[8].value, &two, 8);
+    memcpy(&cases[9].value, &nan, 8);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, good, size);
+        if (cases[i].width == 4) q4_put_u32(bad + cases[i].at, (uint32_t)cases[i].value);
+        else q4_put_u64(bad + cases[i].at, cases[i].value);
+        q4_put_u32(bad + size - 4, q4_crc32(0, bad, size - 4));
+        q4_checkpoint_info info;
+        q4_error err = {0};
+        int arrays_field = cases[i].at >= arrays; /* only load looks at the arrays */
+        if (!arrays_field)
+            CHECK(q4_checkpoint_read_info(bad, size, &info, &err) == Q4_ERR_FORMAT && strstr(err.message, cases[i].words),
+                  "%s: read_info says '%s'", cases[i].what, err.message);
+        q4_status st = q4_session_load(s, bad, size);
+        CHECK(st == Q4_ERR_FORMAT && strstr(q4_session_error(s), cases[i].words), "%s: load says %d '%s'", cases[i].what,
+              st, q4_session_error(s));
+        CHECK(memcmp(before, s->model.params, s->model.param_count * 4) == 0 && s->global_step == 3,
+              "%s: the refused checkpoint changed the session", cases[i].what);
+    }
+    /* the settings text: an unknown setting, a value out of range, no text at all */
+    const char *texts[][2] = {{"turbo=1\n", "there is no setting 'turbo'"},
+                              {"batch_size=0\n", "batch_size must be"},
+                              {"", "image counts disagree"}};
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(texts[i][0]), forged_size = size - config_bytes + n;
+        uint8_t *forged = malloc(forged_size);
+        memcpy(forged, good, 16 + header);
+        q4_put_u32(forged + 16 + header, (uint32_t)n);
+        memcpy(forged + 16 + header + 4, texts[i][0], n);
+        memcpy(forged + 16 + header + 4 + n, good + arrays, size - arrays);
+        q4_put_u32(forged + forged_size - 4, q4_crc32(0, forged, forged_size - 4));
+        q4_checkpoint_info info;
+        q4_error err = {0};
+        CHECK(q4_checkpoint_read_info(forged, forged_size, &info, &err) == Q4_ERR_FORMAT &&
+                  strstr(err.message, texts[i][1]),
+              "settings '%s': %s", texts[i][0], err.message);
+        free(forged);
+    }
+    /* the untouched checkpoint still loads */
+    CHECK(q4_session_load(s, good, size) == Q4_OK, "the good checkpoint: %s", q4_session_error(s));
+    free(good), free(bad), free(before);
+    q4_session_destroy(s);
+}
+
 /* A checkpoint of format version 1 (written before the settings table) still resumes. */
 static void test_version1(void) {
     q4_session *a = new_session(2, 1);
@@ -235,5 +311,6 @@ int main(void) {
     test_resume_and_threads(0);
     test_nan();
     test_version1();
+    test_hostile_headers();
     return test_finish("test_checkpoint");
 }

@@ -163,15 +163,16 @@ static q4_status read_shard(q4_shard *out, q4_source *src, const char *name, lon
 /* label names: one per line (CR tolerated), blank lines ignored */
 static q4_status read_names(char names[][Q4_CLASS_NAME_MAX], int expected, q4_source *src, const char *name,
                             long long size, q4_error *err) {
-    if (size > 65536) return q4_fail(err, Q4_ERR_FORMAT, "%s: %lld bytes is too large for a label-name file", name, size);
-    char text[65537];
+    enum { LIMIT = 65536 }; /* bytes a label-name file may have */
+    if (size > LIMIT) return q4_fail(err, Q4_ERR_FORMAT, "%s: %lld bytes is too large for a label-name file", name, size);
+    char text[LIMIT + 2]; /* room for one byte past the limit, which tells a file that is too large */
     size_t got = 0;
     for (;;) {
         long long r = src->read(src->context, (uint8_t *)text + got, sizeof text - 1 - got, err);
         if (r < 0) return err ? err->status : Q4_ERR_IO;
         if (r == 0) break;
         got += (size_t)r;
-        if (got == sizeof text - 1) return q4_fail(err, Q4_ERR_FORMAT, "%s: too large for a label-name file", name);
+        if (got > LIMIT) return q4_fail(err, Q4_ERR_FORMAT, "%s: too large for a label-name file", name);
     }
     text[got] = 0;
     int count = 0;

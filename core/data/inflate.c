@@ -165,6 +165,14 @@ static int decode_symbol(q4_gzip *gz, const q4_huffman *h, q4_error *err) {
     return -1;
 }
 
+/* a gzip header's end before its last field, or the read error that stopped it */
+static q4_status header_cut(q4_gzip *gz, int byte, q4_error *err) {
+    gz->state = ST_FAILED;
+    if (byte == -2) return err ? err->status : Q4_ERR_IO;
+    return q4_fail(err, Q4_ERR_FORMAT, "%s: truncated inside the gzip header (after %lld bytes)", gz->name,
+                   gz->in_consumed);
+}
+
 static q4_status read_member_header(q4_gzip *gz, q4_error *err) {
     int b[10];
     for (int i = 0; i < 10; i++) {
@@ -186,22 +194,28 @@ static q4_status read_member_header(q4_gzip *gz, q4_error *err) {
     int flags = b[3];
     if (flags & 0xe0) return corrupt(gz, err, "reserved header flags set");
     if (flags & 4) { /* FEXTRA */
-        int lo = aligned_byte(gz, err), hi = aligned_byte(gz, err);
-        if (lo < 0 || hi < 0) return truncated(gz, err);
-        for (int n = lo | hi << 8; n > 0; n--)
-            if (aligned_byte(gz, err) < 0) return truncated(gz, err);
+        int lo = aligned_byte(gz, err);
+        if (lo < 0) return header_cut(gz, lo, err);
+        int hi = aligned_byte(gz, err);
+        if (hi < 0) return header_cut(gz, hi, err);
+        for (int n = lo | hi << 8; n > 0; n--) {
+            int c = aligned_byte(gz, err);
+            if (c < 0) return header_cut(gz, c, err);
+        }
     }
     for (int field = 8; field <= 16; field <<= 1) { /* FNAME, FCOMMENT: zero-terminated */
         if (!(flags & field)) continue;
         int c;
         do {
             c = aligned_byte(gz, err);
-            if (c < 0) return truncated(gz, err);
+            if (c < 0) return header_cut(gz, c, err);
         } while (c != 0);
     }
     if (flags & 2) /* FHCRC */
-        for (int i = 0; i < 2; i++)
-            if (aligned_byte(gz, err) < 0) return truncated(gz, err);
+        for (int i = 0; i < 2; i++) {
+            int c = aligned_byte(gz, err);
+            if (c < 0) return header_cut(gz, c, err);
+        }
     gz->state = ST_BLOCK_HEADER;
     gz->final_block = 0;
     gz->crc = 0;

@@ -148,7 +148,9 @@ int q4_tar_next(q4_tar *tar, q4_tar_entry *entry, q4_error *err) {
             name[100] = 0;
             memcpy(prefix, h + 345, 155);
             prefix[155] = 0;
-            if (memcmp(h + 257, "ustar", 5) == 0 && prefix[0])
+            /* POSIX ustar ("ustar\0") has a path prefix there; old GNU tar ("ustar  \0") keeps
+             * access and change times in those bytes */
+            if (memcmp(h + 257, "ustar\0", 6) == 0 && prefix[0])
                 snprintf(entry->path, sizeof entry->path, "%s/%s", prefix, name);
             else
                 snprintf(entry->path, sizeof entry->path, "%s", name);
