@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,38 +43,50 @@ export function resolveRequest(urlPath) {
   return null;
 }
 
-export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1' } = {}) {
-  const server = http.createServer((req, res) => {
-    const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
-    if (isolation) {
-      headers['Cross-Origin-Opener-Policy'] = 'same-origin';
-      headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
-      headers['Cross-Origin-Resource-Policy'] = 'same-origin';
-    }
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end('method not allowed\n');
-      return;
-    }
-    const file = resolveRequest(req.url || '/');
-    let stat = null;
-    try {
-      stat = file && fs.statSync(file);
-    } catch {
-      stat = null;
-    }
-    if (!stat || !stat.isFile()) {
-      res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    headers['Content-Type'] = TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
-    headers['Content-Length'] = stat.size;
-    res.writeHead(200, headers);
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    fs.createReadStream(file).pipe(res);
+/**
+ * Answers one request. A file that cannot be opened answers 500; once its bytes have started,
+ * a read error ends the response early. stream.pipeline closes the file whatever happens,
+ * including when the client goes away mid-download. Exported for tests (open: the file opener).
+ */
+export function handleRequest(req, res, { isolation = true, open = fs.createReadStream } = {}) {
+  const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
+  if (isolation) {
+    headers['Cross-Origin-Opener-Policy'] = 'same-origin';
+    headers['Cross-Origin-Embedder-Policy'] = 'require-corp';
+    headers['Cross-Origin-Resource-Policy'] = 'same-origin';
+  }
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end('method not allowed\n');
+    return;
+  }
+  const file = resolveRequest(req.url || '/');
+  let stat = null;
+  try {
+    stat = file && fs.statSync(file);
+  } catch {
+    stat = null;
+  }
+  if (!stat || !stat.isFile()) {
+    res.writeHead(404, { ...headers, 'Content-Type': 'text/plain' }).end('not found\n');
+    return;
+  }
+  headers['Content-Type'] = TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
+  if (req.method === 'HEAD') {
+    res.writeHead(200, { ...headers, 'Content-Length': stat.size }).end();
+    return;
+  }
+  const stream = open(file);
+  stream.once('error', () => {
+    if (!res.headersSent) res.writeHead(500, { ...headers, 'Content-Type': 'text/plain' }).end('read error\n');
   });
+  stream.once('open', () => {
+    res.writeHead(200, { ...headers, 'Content-Length': stat.size });
+    pipeline(stream, res, () => {}); /* on any error both ends are destroyed: no descriptor stays open */
+  });
+}
+
+export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1', open } = {}) {
+  const server = http.createServer((req, res) => handleRequest(req, res, { isolation, open }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -52,6 +52,58 @@ else
   fail "the resumed run's checkpoint differs from the uninterrupted one"
 fi
 
+# ---- Ctrl-C mid-epoch: exit status 130, the checkpoint written, and resuming ends where an
+# uninterrupted run ends (1,280 images at batch 64: 20 steps an epoch, about 0.3 s each here)
+long=(--data "$DATA" --train-limit 1280 --test-limit 200 --epochs 2 --batch 64 --seed 11 --threads 2)
+"$Q4" "${long[@]}" --quiet --checkpoint "$OUT/long-straight.ckpt" >/dev/null 2>&1 || fail "uninterrupted long run"
+"$Q4" "${long[@]}" --checkpoint "$OUT/long.ckpt" >"$OUT/interrupted.txt" 2>&1 &
+pid=$!
+for _ in $(seq 100); do grep -q "epoch 1 step 4/" "$OUT/interrupted.txt" 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ] && grep -q "stopped at step .*; checkpoint saved" "$OUT/interrupted.txt"; then
+  pass "Ctrl-C: exit status 130, $(grep -o 'stopped at step [0-9]*' "$OUT/interrupted.txt"), checkpoint saved"
+else
+  fail "Ctrl-C: exit status $rc: $(tail -n 2 "$OUT/interrupted.txt")"
+fi
+"$Q4" --data "$DATA" --resume "$OUT/long.ckpt" --checkpoint "$OUT/long.ckpt" --quiet >/dev/null 2>&1 || fail "resume after Ctrl-C"
+cmp -s "$OUT/long.ckpt" "$OUT/long-straight.ckpt" && pass "Ctrl-C, resume: the same checkpoint as an uninterrupted run" ||
+  fail "Ctrl-C, resume: the checkpoint differs from an uninterrupted run"
+
+# ---- a full disk (a file-size limit): the message names the file, the old checkpoint is kept
+cp "$OUT/straight.ckpt" "$OUT/full.ckpt"
+before=$(md5sum <"$OUT/full.ckpt")
+(ulimit -f 2000; trap '' XFSZ; exec "$Q4" "${common[@]}" --quiet --checkpoint "$OUT/full.ckpt") >"$OUT/full.txt" 2>&1
+rc=$?
+if [ $rc -ne 0 ] && grep -q "full.ckpt: could not write (File too large); the previous file, if any, is unchanged" "$OUT/full.txt" &&
+  [ "$before" = "$(md5sum <"$OUT/full.ckpt")" ] && ! ls "$OUT"/full.ckpt.tmp.* >/dev/null 2>&1; then
+  pass "disk full: exit $rc, '$(grep -o 'could not write[^;]*' "$OUT/full.txt")', old checkpoint kept, no temporary left"
+else
+  fail "disk full: exit $rc: $(cat "$OUT/full.txt")"
+fi
+
+# ---- a temporary left by a killed run is removed by the next save; a live run's is not
+touch "$OUT/straight.ckpt.tmp.999999" "$OUT/straight.ckpt.tmp.$$"
+"$Q4" "${common[@]}" --quiet --epochs 1 --checkpoint "$OUT/straight.ckpt" >/dev/null 2>&1 || fail "run over stale temporaries"
+[ ! -e "$OUT/straight.ckpt.tmp.999999" ] && [ -e "$OUT/straight.ckpt.tmp.$$" ] &&
+  pass "a stale temporary of a dead process removed, a live process's kept" || fail "stale temporaries"
+rm -f "$OUT/straight.ckpt.tmp.$$"
+"$Q4" "${common[@]}" --quiet --checkpoint "$OUT/straight.ckpt" >/dev/null 2>&1 || fail "uninterrupted run again"
+
+# ---- settings that contradict the checkpoint are refused; hostile checkpoints end in a message, not a crash
+expect_refusal "--seed against the checkpoint's" "the options change the checkpoint's settings (seed 7 -> 8)" \
+  --data "$DATA" --resume "$OUT/straight.ckpt" --seed 8
+node -e '
+const fs = require("fs"), zlib = require("zlib");
+const b = fs.readFileSync(process.argv[1]);
+b.writeInt32LE(-1000000, 16 + 4);                  /* step in epoch */
+b.writeUInt32LE(zlib.crc32 ? zlib.crc32(b.subarray(0, b.length - 4)) : crc(b.subarray(0, b.length - 4)), b.length - 4);
+function crc(x) { let c = ~0; for (const v of x) { c ^= v; for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1; } return ~c >>> 0; }
+fs.writeFileSync(process.argv[2], b);' "$OUT/straight.ckpt" "$OUT/hostile.ckpt"
+expect_refusal "a checkpoint at step -1000000 (CRC recomputed)" "hostile.ckpt: checkpoint position is inconsistent" \
+  --data "$DATA" --resume "$OUT/hostile.ckpt"
+
 # ---- the exported model evaluates to the logged accuracy of the last epoch
 logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')
 evaluated=$("$Q4" --data "$DATA" --test-limit 500 --eval-model "$OUT/model.q4" | sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p')

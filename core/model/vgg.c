@@ -168,23 +168,25 @@ void q4_vgg_describe(q4_vgg *m, int num_classes) {
     setup_tensors(m);
 }
 
+/* The old pool's threads end before the new pool's start: a browser build has a fixed set of
+ * web workers for threads, and starting more than it has needs the calling thread to return
+ * to its event loop, which a training step never does (it would wait forever). */
 q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
     if (threads < 1) threads = 1;
     if (m->compute.pool && q4_pool_threads(m->compute.pool) == threads) return Q4_OK;
-    q4_pool *pool = q4_pool_create(threads);
-    if (!pool) return q4_fail(err, Q4_ERR_NOMEM, "could not start %d threads", threads);
     size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm), winograd = q4_winograd_scratch_floats(256, 256);
     if (winograd > per_thread) per_thread = winograd;
     float *scratch = q4_alloc_aligned((size_t)threads * per_thread * sizeof(float));
-    if (!scratch) {
-        q4_pool_destroy(pool);
-        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating GEMM scratch for %d threads", threads);
-    }
+    if (!scratch) return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating GEMM scratch for %d threads", threads);
     q4_pool_destroy(m->compute.pool);
     q4_free_aligned(m->compute.scratch);
-    m->compute.pool = pool;
     m->compute.scratch = scratch;
     m->compute.scratch_floats = per_thread;
+    m->compute.pool = q4_pool_create(threads);
+    if (!m->compute.pool) { /* one thread needs no new thread: it always works */
+        m->compute.pool = q4_pool_create(1);
+        return q4_fail(err, Q4_ERR_NOMEM, "could not start %d threads: training goes on with one", threads);
+    }
     return Q4_OK;
 }
 

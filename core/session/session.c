@@ -194,8 +194,9 @@ q4_status q4_session_set_threads(q4_session *s, int threads) {
     q4_error err;
     q4_error_clear(&err);
     if (check_setting(s, "threads", threads)) return Q4_ERR_ARGUMENT;
-    if (q4_vgg_set_threads(&s->model, threads, &err)) return q4_session_fail(s, err.status, "%s", err.message);
-    s->config.threads = threads;
+    q4_status st = q4_vgg_set_threads(&s->model, threads, &err);
+    s->config.threads = q4_pool_threads(s->model.compute.pool);
+    if (st) return q4_session_fail(s, st, "%s", err.message);
     return Q4_OK;
 }
 
