@@ -5,6 +5,7 @@
  * return NULL on error, the others a negative status; q4w_last_error says why. The only file
  * that knows about Emscripten. Nothing here aborts. */
 #include <emscripten.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +18,6 @@
 static q4_cifar *cifars[MAX_HANDLES];
 static q4_session *sessions[MAX_HANDLES];
 static int session_data[MAX_HANDLES]; /* the cifar handle a session trains on */
-static q4_dataset session_train[MAX_HANDLES], session_test[MAX_HANDLES];
 static char last_error[600];
 
 /* The text a function returns: valid until the next call that returns text. */
@@ -59,6 +59,8 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_last_error(void) { return last_error; }
 EMSCRIPTEN_KEEPALIVE const char *q4w_kernels(void) { return q4_kernels_name(); }
 EMSCRIPTEN_KEEPALIVE void *q4w_malloc(double size) { return malloc((size_t)size); }
 EMSCRIPTEN_KEEPALIVE void q4w_free(void *p) { free(p); }
+/* bytes allocated and not freed (the WebAssembly memory itself never shrinks) */
+EMSCRIPTEN_KEEPALIVE double q4w_memory_in_use(void) { return (double)mallinfo().uordblks; }
 
 /* ------------------------------------------------------------ settings */
 
@@ -187,8 +189,9 @@ EMSCRIPTEN_KEEPALIVE void q4w_cifar_free(int h) {
 
 /* ------------------------------------------------------------ sessions */
 
-/* settings: "name=value" lines over the defaults (the recipe line first). */
-EMSCRIPTEN_KEEPALIVE int q4w_session_create(int data, const char *settings, int train_limit, int test_limit) {
+/* settings: "name=value" lines over the defaults (the recipe line first), train_limit and
+ * test_limit among them. */
+EMSCRIPTEN_KEEPALIVE int q4w_session_create(int data, const char *settings) {
     q4_cifar *cifar = cifar_of(data);
     if (!cifar) return -Q4_ERR_ARGUMENT;
     q4_config c;
@@ -197,9 +200,7 @@ EMSCRIPTEN_KEEPALIVE int q4w_session_create(int data, const char *settings, int 
     if (q4_config_parse(&c, settings, &err)) return fail(err.status, err.message);
     for (int h = 0; h < MAX_HANDLES; h++)
         if (!sessions[h]) {
-            session_train[h] = q4_dataset_prefix(&cifar->train, train_limit);
-            session_test[h] = q4_dataset_prefix(&cifar->test, test_limit);
-            sessions[h] = q4_session_create(&c, &session_train[h], &session_test[h], &err);
+            sessions[h] = q4_session_create(&c, &cifar->train, &cifar->test, &err);
             if (!sessions[h]) return fail(err.status, err.message);
             session_data[h] = data;
             return h;

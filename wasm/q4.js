@@ -149,13 +149,24 @@
 
     /**
      * Creates the training session from settings ({name: value}, over the defaults, which are the
-     * paper's recipe) on the first trainLimit / testLimit images (0 = all). Returns the progress.
+     * paper's recipe), and loads a checkpoint into it if `checkpoint` (bytes) is given. The
+     * session it replaces is kept until the new one is ready: on any error it stays as it was.
+     * Returns the progress.
      */
-    createSession(settings, trainLimit = 0, testLimit = 0) {
+    createSession(settings, checkpoint = null) {
       if (this.data < 0) throw new Q4Error('load data first', 8);
-      if (this.session >= 0) this.destroySession();
-      this.session = this._withString(settingsText(settings),
-        (p) => this._check(this.M._q4w_session_create(this.data, p, trainLimit, testLimit)));
+      const handle = this._withString(settingsText(settings),
+        (p) => this._check(this.M._q4w_session_create(this.data, p)));
+      if (checkpoint) {
+        try {
+          this._withBytes(checkpoint, (p) => this._check(this.M._q4w_load(handle, p, checkpoint.length)));
+        } catch (e) {
+          this.M._q4w_session_destroy(handle);
+          throw e;
+        }
+      }
+      this.destroySession();
+      this.session = handle;
       this.config = this._json(this.M._q4w_session_config(this.session));
       return this.progress();
     }
@@ -212,8 +223,8 @@
       return this._withBytes(bytes, (p) => this._json(this.M._q4w_checkpoint_info(p, bytes.length)));
     }
 
-    /** Loads a checkpoint into the current session (made with the checkpoint's config). */
-    load(bytes) { this._withBytes(bytes, (p) => this._check(this.M._q4w_load(this.session, p, bytes.length))); }
+    /** Bytes the engine's heap has in use (what it allocated and has not freed). */
+    memoryInUse() { return this.M._q4w_memory_in_use(); }
   }
 
   /**

@@ -22,7 +22,7 @@ const PAGE_PARAMETERS = ['preset', 'dataset', 'autostart'];
 
 const ui = {
   worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, fields: [], data: null, dataSource: null,
-  classNames: [], images: [], losses: [], epochs: [], lastReport: null, saved: null, stepsPerEpoch: 0,
+  classNames: [], images: [], losses: [], epochs: [], lastReport: null, runs: [], offered: null, stepsPerEpoch: 0,
   pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null, requests: new Map(), nextRequest: 1,
 };
 
@@ -140,22 +140,36 @@ function showError(message) {
   box.textContent = message;
   box.hidden = false;
 }
-function clearError() { $('error').hidden = true; }
+function clearError() { $('error').hidden = true; $('warning').hidden = true; }
+function showWarning(message) {
+  $('warning').textContent = message;
+  $('warning').hidden = false;
+}
 
 function setState(state) {
   ui.state = state;
-  const running = state === 'running';
+  updateControls();
+  const labels = { idle: 'Ready to start.', loading: 'Loading data…', ready: 'Data loaded: press Start.',
+    running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.' };
+  $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
+  if (state === 'running') ui.resumeNote = null;
+}
+
+/** Which buttons and inputs work in the current state. */
+function updateControls() {
+  const state = ui.state, running = state === 'running';
   $('start').disabled = !ui.ready || running || state === 'loading' || state === 'paused';
   $('pause').disabled = !running;
   $('resume').disabled = !(state === 'paused' || state === 'stopped');
   $('stop').disabled = !(running || state === 'paused');
   $('download-checkpoint').disabled = !(state === 'paused' || state === 'stopped' || state === 'finished');
   $('export-model').disabled = $('download-checkpoint').disabled;
-  for (const id of ['load-default', 'load-url', 'file-input', 'dataset']) $(id).disabled = running || state === 'loading';
-  const labels = { idle: 'Ready to start.', loading: 'Loading data…', ready: 'Data loaded: press Start.',
-    running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.' };
-  $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
-  if (state === 'running') ui.resumeNote = null;
+  // nothing may replace the data or the session while a run trains (pause or stop first)
+  const busy = running || state === 'loading';
+  for (const id of ['load-default', 'load-url', 'file-input', 'dataset', 'checkpoint-input']) $(id).disabled = busy;
+  $('drop-zone').classList.toggle('disabled', busy);
+  for (const b of document.querySelectorAll('#runs-table button')) b.disabled = busy;
+  $('resume-saved').disabled = busy;
 }
 
 function formatTime(seconds) {
@@ -270,6 +284,45 @@ function updateGrid(predictions) {
   requestAnimationFrame(paint);
 }
 
+/* The saved runs: the table, and the banner offering the latest unfinished one. */
+function showRuns(runs) {
+  ui.runs = runs;
+  const body = $('runs-table').tBodies[0];
+  body.textContent = '';
+  const current = ui.currentRun;
+  for (const r of runs) {
+    const row = body.insertRow();
+    const progress = r.status === 'finished' ? `finished ${r.config.epochs} epochs`
+      : `epoch ${r.epoch + (r.stepInEpoch ? 1 : 0)} of ${r.config.epochs}${r.stepInEpoch ? `, step ${r.stepInEpoch}` : ''} (${r.status})`;
+    const cells = [r.name + (current === r.id ? ' (this one)' : ''), new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+      progress, r.bestAccuracy ? percent(r.bestAccuracy) : '–'];
+    for (const text of cells) row.insertCell().textContent = text;
+    const actions = row.insertCell();
+    if (r.status !== 'finished' && current !== r.id) {
+      const resume = document.createElement('button');
+      resume.textContent = 'Resume';
+      resume.addEventListener('click', () => resumeRun(r));
+      actions.append(resume, ' ');
+    }
+    const remove = document.createElement('button');
+    remove.className = 'secondary';
+    remove.textContent = 'Delete';
+    remove.addEventListener('click', () => ui.worker.postMessage({ type: 'delete-run', run: r.id }));
+    actions.append(remove);
+  }
+  $('runs-panel').hidden = runs.length === 0;
+  const latest = runs.find((r) => r.status !== 'finished' && r.id !== current);
+  ui.offered = ui.state === 'running' || current ? null : latest || null;
+  if (ui.offered) {
+    const r = ui.offered;
+    $('resume-text').textContent = `A run saved in this browser can be resumed: ${r.name}; epoch ${r.epoch} of ` +
+      `${r.config.epochs} done, best test accuracy ${r.bestAccuracy ? percent(r.bestAccuracy) : '–'}, ` +
+      `saved ${new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.`;
+  }
+  $('resume-banner').hidden = !ui.offered;
+  updateControls();
+}
+
 /* 50000 -> "50,000". Not toLocaleString: its first call loads the locale data on the main
  * thread (measured: 30-39 ms, enough to make a long task while training starts). */
 const grouped = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
@@ -293,13 +346,6 @@ function onMessage(m) {
       $('engine-status').textContent = `Engine ready: WebAssembly ${m.kernels} kernels, ${m.reason}` +
         (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : '.');
       $('engine-status').className = m.threaded ? 'status ok' : 'status warn';
-      if (m.saved) {
-        ui.saved = m.saved;
-        $('resume-text').textContent = `A run saved in this browser can be resumed: epoch ${m.saved.epoch} of ` +
-          `${m.saved.config.epochs}, test accuracy ${percent(m.saved.testAccuracy)}, ` +
-          `saved ${new Date(m.saved.savedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.`;
-        $('resume-banner').hidden = false;
-      }
       setState('idle');
       settingsFromUrl().then(() => {
         if (new URLSearchParams(location.search).get('autostart') === '1') start();
@@ -335,9 +381,14 @@ function onMessage(m) {
     case 'state':
       setState(m.state);
       break;
+    case 'runs':
+      showRuns(m.runs);
+      break;
     case 'session':
     case 'resumed':
       ui.stepsPerEpoch = m.progress.steps_per_epoch;
+      ui.currentRun = m.run.id;
+      $('resume-banner').hidden = true;
       if (m.type === 'resumed') {
         ui.resumeNote = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.step_in_epoch}: press Resume to train on.`;
         showConfig(m.config);
@@ -353,7 +404,7 @@ function onMessage(m) {
       $('m-train').textContent = percent(p.epoch_accuracy);
       $('m-lr').textContent = p.learning_rate.toExponential(3);
       $('m-speed').textContent = `${m.imagesPerSecond.toFixed(1)} · ${formatTime(m.etaSeconds)}`;
-      $('m-memory').textContent = `${(m.memory / 1048576).toFixed(0)} MB`;
+      $('m-memory').textContent = `${(m.memoryInUse / 1048576).toFixed(0)} of ${(m.memory / 1048576).toFixed(0)} MB`;
       scheduleDraw('loss');
       break;
     }
@@ -367,7 +418,11 @@ function onMessage(m) {
       break;
     }
     case 'saved':
-      $('run-status').textContent = `Epoch ${m.epoch} done; checkpoint saved in this browser (${(m.bytes / 1048576).toFixed(1)} MB).`;
+      if (m.status === 'in progress' || m.status === 'finished')
+        $('run-status').textContent = `Epoch ${m.epoch} done; the run is saved in this browser (${(m.bytes / 1048576).toFixed(1)} MB).`;
+      break;
+    case 'save-failed':
+      showWarning(m.message);
       break;
     case 'checkpoint-bytes':
       download(m.bytes, `q4-step${m.step}.ckpt`);
@@ -375,9 +430,6 @@ function onMessage(m) {
     case 'model-bytes':
       download(m.bytes, 'q4-model.q4');
       $('run-status').textContent = `Exported the 4-bit model: ${(m.bytes.length / 1048576).toFixed(2)} MB.`;
-      break;
-    case 'discarded':
-      $('resume-banner').hidden = true;
       break;
     case 'error':
       showError(`${m.message}`);
@@ -413,6 +465,10 @@ function loadDefault(trainLimit) {
 function loadFiles(files) {
   if (!files.length) return;
   clearError();
+  if (ui.state === 'running' || ui.state === 'loading') {
+    showError('Pause or stop training before loading other data: the run would end.');
+    return;
+  }
   ui.loadingSource = 'files';
   ui.worker.postMessage({ type: 'load', source: { type: 'files', files: [...files], kind: Number($('dataset').value) } });
 }
@@ -438,6 +494,30 @@ async function start() {
   ui.epochs = [];
   ui.lastReport = null;
   ui.worker.postMessage({ type: 'start', settings: { ...settings, num_classes: ui.data.classes } });
+}
+
+/** Resumes a saved run, loading the data it trained on first if it is not loaded. */
+function resumeRun(saved) {
+  clearError();
+  $('resume-banner').hidden = true;
+  const go = () => ui.worker.postMessage({ type: 'resume-saved', run: saved.id, start: true,
+    threads: Number(formSettings().threads) });
+  const source = saved.dataSource;
+  if (source && source.type === 'files') {
+    if (ui.data && ui.dataSource === 'files' && ui.data.train >= saved.config.train_limit) return go();
+    showError(`This run trained on files you chose (${source.names.join(', ')}): choose them again, then press Resume.`);
+    ui.pendingStart = go;
+    return;
+  }
+  const wanted = saved.config.train_limit;
+  if (ui.data && ui.data.train >= wanted && ui.data.classes === saved.config.num_classes) return go();
+  ui.pendingStart = go;
+  if (source && source.type === 'url' && source.url !== DEFAULT_DATA[source.kind]) {
+    ui.loadingSource = 'url';
+    ui.worker.postMessage({ type: 'load', trainLimit: wanted, source });
+  } else {
+    loadDefault(wanted);
+  }
 }
 
 function wire() {
@@ -496,28 +576,8 @@ function wire() {
     } else resumeWith();
     e.target.value = '';
   });
-  $('resume-saved').addEventListener('click', () => {
-    $('resume-banner').hidden = true;
-    const saved = ui.saved;
-    const go = () => ui.worker.postMessage({ type: 'resume-saved', start: true, threads: Number(formSettings().threads) });
-    if (saved.dataSource && saved.dataSource.type === 'files') {
-      showError(`This run trained on files you chose (${saved.dataSource.names.join(', ')}): choose them again, then press Resume.`);
-      ui.pendingStart = () => { $('resume-banner').hidden = true; go(); };
-      $('resume-banner').hidden = false;
-      return;
-    }
-    const wanted = saved.config.train_limit;
-    if (!ui.data || ui.data.train < wanted) {
-      ui.pendingStart = go;
-      if (saved.dataSource && saved.dataSource.type === 'url' && saved.dataSource.url !== DEFAULT_DATA[saved.dataSource.kind]) {
-        ui.loadingSource = 'url';
-        ui.worker.postMessage({ type: 'load', trainLimit: wanted, source: saved.dataSource });
-      } else {
-        loadDefault(wanted);
-      }
-    } else go();
-  });
-  $('discard-saved').addEventListener('click', () => ui.worker.postMessage({ type: 'discard-saved' }));
+  $('resume-saved').addEventListener('click', () => ui.offered && resumeRun(ui.offered));
+  $('discard-saved').addEventListener('click', () => ui.offered && ui.worker.postMessage({ type: 'delete-run', run: ui.offered.id }));
   window.addEventListener('resize', () => scheduleDraw());
 }
 

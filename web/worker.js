@@ -18,50 +18,120 @@ let engine = null;
 let state = 'idle'; // idle | loading | ready | running | paused | stopped | finished
 let run = null;     // {dataSource, lastSeen}
 
-const post = (message, transfer) => self.postMessage(message, transfer || []);
+const post = (message, transfer) => {
+  // every state change says how much of the engine's memory is in use (it goes back down
+  // after a failed load: nothing is kept)
+  if (message.type === 'state' && engine) message.memoryInUse = engine.memoryInUse();
+  self.postMessage(message, transfer || []);
+};
 const fail = (where, e) => post({ type: 'error', where, message: e && e.message ? e.message : String(e) });
 
-// ---------------------------------------------------------------- IndexedDB: the latest checkpoint
+// ---------------------------------------------------------------- IndexedDB: saved runs
+// Database 'q4', version 2: store 'runs' holds each run's description (meta, small: listing
+// reads only these), store 'checkpoints' its latest checkpoint (bytes), both keyed by the
+// run's id. Version 1 kept one checkpoint under 'latest'; the upgrade makes it a run.
+const RUNS = 'runs', CHECKPOINTS = 'checkpoints';
+
 function openStore() {
   return new Promise((resolve, reject) => {
-    const request = indexedDB.open('q4', 1);
-    request.onupgradeneeded = () => request.result.createObjectStore('checkpoints');
+    const request = indexedDB.open('q4', 2);
+    request.onupgradeneeded = (event) => {
+      const db = request.result, tx = request.transaction;
+      if (event.oldVersion < 1) {
+        db.createObjectStore(RUNS, { keyPath: 'id' });
+        db.createObjectStore(CHECKPOINTS);
+        return;
+      }
+      // version 1: 'checkpoints' holds {bytes, meta} under 'latest'
+      db.createObjectStore(RUNS, { keyPath: 'id' });
+      const old = tx.objectStore(CHECKPOINTS);
+      old.get('latest').onsuccess = (e) => {
+        const value = e.target.result;
+        old.delete('latest');
+        if (!value) return;
+        const id = `run-${value.meta && value.meta.savedAt ? value.meta.savedAt : Date.now()}`;
+        old.put(value.bytes, id);
+        tx.objectStore(RUNS).put({ id, savedAt: value.meta ? value.meta.savedAt : Date.now(), migrated: true });
+      };
+    };
     request.onsuccess = () => resolve(request.result);
     request.onerror = () => reject(request.error);
   });
 }
 
-async function storeCheckpoint(bytes, meta) {
-  const db = await openStore();
-  await new Promise((resolve, reject) => {
-    const tx = db.transaction('checkpoints', 'readwrite');
-    tx.objectStore('checkpoints').put({ bytes, meta }, 'latest');
-    tx.oncomplete = resolve;
-    tx.onerror = () => reject(tx.error);
+/** Runs a transaction to its end; rejects on error and on abort (how quota errors arrive). */
+function transact(db, stores, mode, work) {
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction(stores, mode);
+    let result;
+    tx.oncomplete = () => resolve(result);
+    tx.onerror = () => reject(tx.error || new Error('storage error'));
+    tx.onabort = () => reject(tx.error || new DOMException('the browser aborted the save', 'AbortError'));
+    result = work(tx);
   });
-  db.close();
 }
 
-async function readCheckpoint() {
+async function withStore(fn) {
   const db = await openStore();
-  const value = await new Promise((resolve, reject) => {
-    const request = db.transaction('checkpoints').objectStore('checkpoints').get('latest');
-    request.onsuccess = () => resolve(request.result || null);
-    request.onerror = () => reject(request.error);
-  });
-  db.close();
-  return value;
+  try {
+    return await fn(db);
+  } finally {
+    db.close();
+  }
 }
 
-async function clearCheckpoint() {
-  const db = await openStore();
-  await new Promise((resolve) => {
-    const tx = db.transaction('checkpoints', 'readwrite');
-    tx.objectStore('checkpoints').delete('latest');
-    tx.oncomplete = resolve;
-    tx.onerror = resolve;
+const putRun = (meta, bytes) => withStore((db) => transact(db, [RUNS, CHECKPOINTS], 'readwrite', (tx) => {
+  tx.objectStore(RUNS).put(meta);
+  tx.objectStore(CHECKPOINTS).put(bytes, meta.id);
+}));
+
+const deleteRun = (id) => withStore((db) => transact(db, [RUNS, CHECKPOINTS], 'readwrite', (tx) => {
+  tx.objectStore(RUNS).delete(id);
+  tx.objectStore(CHECKPOINTS).delete(id);
+}));
+
+function readAll(db, store) {
+  return transact(db, [store], 'readonly', (tx) => {
+    const out = [];
+    tx.objectStore(store).openCursor().onsuccess = (e) => {
+      const cursor = e.target.result;
+      if (cursor) {
+        out.push(cursor.value);
+        cursor.continue();
+      }
+    };
+    return out;
   });
-  db.close();
+}
+
+const readCheckpoint = (id) => withStore((db) => new Promise((resolve, reject) => {
+  const request = db.transaction(CHECKPOINTS).objectStore(CHECKPOINTS).get(id);
+  request.onsuccess = () => resolve(request.result || null);
+  request.onerror = () => reject(request.error);
+}));
+
+/** Every saved run's description, newest first (a migrated one described from its checkpoint). */
+async function listRuns() {
+  const runs = await withStore((db) => readAll(db, RUNS));
+  for (const meta of runs.filter((m) => m.migrated)) {
+    const bytes = await readCheckpoint(meta.id);
+    const info = bytes ? engine.checkpointInfo(bytes) : null;
+    if (!info) continue;
+    Object.assign(meta, { migrated: false, config: info.config, epoch: info.epoch, stepInEpoch: info.step_in_epoch,
+      globalStep: info.global_step, bestAccuracy: info.best_accuracy, history: [], createdAt: meta.savedAt,
+      status: 'stopped', dataSource: null });
+    meta.name = runName(info.config);
+    await withStore((db) => transact(db, [RUNS], 'readwrite', (tx) => tx.objectStore(RUNS).put(meta)));
+  }
+  return runs.sort((a, b) => b.savedAt - a.savedAt);
+}
+
+async function postRuns() {
+  try {
+    post({ type: 'runs', runs: await listRuns() });
+  } catch (e) {
+    fail('runs', e);
+  }
 }
 
 // ---------------------------------------------------------------- data
@@ -147,18 +217,48 @@ async function loadData(source, trainLimit) {
 }
 
 // ---------------------------------------------------------------- training
-async function finishEpoch(progress) {
-  const report = engine.endEpoch();
-  post({ type: 'epoch', report, progress, memory: engine.memoryBytes(), threads: engine.config.threads });
+const grouped = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+
+/** The settings of a configuration that differ from its recipe's, as "name value". */
+function changedSettings(config) {
+  const recipe = engine.resolve({ recipe: config.recipe, num_classes: config.num_classes });
+  return engine.fields.filter((f) => f.method && String(recipe[f.name]) !== String(config[f.name]))
+    .map((f) => `${f.name} ${config[f.name]}`);
+}
+
+/** A run's name: its recipe, size and seed, and what it changed. */
+function runName(config) {
+  const changes = changedSettings(config);
+  return `${config.recipe} recipe · ${config.epochs} epochs · ${grouped(config.train_limit)} images · seed ${config.seed}` +
+    (config.quantized ? '' : ' · FP32') + (changes.length ? ` · ${changes.join(', ')}` : '');
+}
+
+/** Keeps the run's state in the browser; a failure (storage full) is reported, never fatal. */
+async function saveRun(status) {
+  if (!run || !run.meta || engine.session < 0) return;
+  const p = engine.progress();
+  Object.assign(run.meta, { savedAt: Date.now(), epoch: p.epoch, stepInEpoch: p.step_in_epoch,
+    globalStep: p.global_step, bestAccuracy: p.best_accuracy, status });
   try {
     const bytes = engine.save();
-    const meta = { config: engine.config, epoch: report.epoch, dataSource: run.dataSource, savedAt: Date.now(),
-      testAccuracy: report.test_accuracy };
-    await storeCheckpoint(bytes, meta);
-    post({ type: 'saved', epoch: report.epoch, bytes: bytes.length });
+    await putRun(run.meta, bytes);
+    post({ type: 'saved', epoch: p.epoch, step: p.step_in_epoch, bytes: bytes.length, id: run.meta.id, status });
   } catch (e) {
-    fail('checkpoint', e);
+    const full = e && (e.name === 'QuotaExceededError' || /quota/i.test(e.message || ''));
+    post({ type: 'save-failed', message: full ? 'This browser\'s storage for the page is full, so the run could not be ' +
+      'kept here; training goes on. Delete saved runs to make room, or download the checkpoint.'
+      : `The run could not be kept in this browser (${e && e.message ? e.message : e}); training goes on.` });
   }
+  await postRuns();
+}
+
+async function finishEpoch(progress) {
+  const report = engine.endEpoch();
+  run.meta.history.push({ epoch: report.epoch, train_accuracy: report.train_accuracy,
+    test_accuracy: report.test_accuracy, loss: report.loss, tta_accuracy: report.tta_accuracy });
+  run.meta.testAccuracy = report.test_accuracy;
+  post({ type: 'epoch', report, progress, memory: engine.memoryBytes(), threads: engine.config.threads });
+  await saveRun(report.epoch >= engine.config.epochs ? 'finished' : 'in progress');
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -184,7 +284,8 @@ async function trainLoop() {
     rate = rate ? 0.8 * rate + 0.2 * now : now;
     const left = (p.steps_per_epoch - p.step_in_epoch) + (engine.config.epochs - p.epoch - 1) * p.steps_per_epoch;
     post({ type: 'step', progress: p, imagesPerSecond: rate, stepSeconds: seconds,
-      etaSeconds: rate > 0 ? left * engine.config.batch_size / rate : 0, memory: engine.memoryBytes() });
+      etaSeconds: rate > 0 ? left * engine.config.batch_size / rate : 0, memory: engine.memoryBytes(),
+      memoryInUse: engine.memoryInUse() });
     if (p.epoch_done) {
       await finishEpoch(p);
       if (p.epoch + 1 >= engine.config.epochs) {
@@ -195,22 +296,38 @@ async function trainLoop() {
     await tick();
   }
   post({ type: 'state', state });
+  if (state === 'paused' || state === 'stopped') await saveRun(state);
 }
 
+/** A new run: a new session and a new saved-run record (other saved runs stay). */
 function startSession(settings) {
-  run = { ...run, lastSeen: 0 };
-  const progress = engine.createSession(settings);
-  post({ type: 'session', progress, config: engine.config, info: engine.sessionInfo() });
-  return progress;
+  engine.createSession(settings);
+  const now = Date.now();
+  run = { ...run, lastSeen: 0, meta: { id: `run-${now}`, name: runName(engine.config), config: engine.config,
+    dataSource: run && run.dataSource, createdAt: now, savedAt: now, epoch: 0, history: [], status: 'in progress' } };
+  post({ type: 'session', progress: engine.progress(), config: engine.config, info: engine.sessionInfo(),
+    run: run.meta });
 }
 
-function resumeFrom(bytes, threads) {
-  const info = engine.checkpointInfo(bytes);
-  startSession({ ...info.config, ...(threads ? { threads } : {}) });
-  engine.load(bytes);
+/**
+ * Continues a checkpoint (bytes) as run `meta` (a saved run's, or a new one for an uploaded
+ * file). Checked before anything is replaced: a foreign, corrupt or mismatched checkpoint
+ * leaves the current session and run as they were.
+ */
+function resumeFrom(bytes, meta, threads) {
+  const info = engine.checkpointInfo(bytes); // throws on corrupt or foreign bytes
+  const data = engine.dataInfo();
+  if (info.config.num_classes < data.classes || info.train_count > data.train || info.test_count > data.test)
+    throw new Error(`this checkpoint was made with ${grouped(info.train_count)} training and ${grouped(info.test_count)} ` +
+      `test images of ${info.config.num_classes} classes; the loaded data has ${grouped(data.train)} and ` +
+      `${grouped(data.test)} of ${data.classes}`);
+  engine.createSession({ ...info.config, ...(threads ? { threads } : {}) }, bytes); // the old session stays on error
   const progress = engine.progress();
-  run.lastSeen = progress.images_seen;
-  post({ type: 'resumed', progress, config: engine.config, info });
+  const now = Date.now();
+  run = { ...run, lastSeen: progress.images_seen, meta: meta || { id: `run-${now}`, name: runName(engine.config),
+    config: engine.config, dataSource: run && run.dataSource, createdAt: now, savedAt: now, epoch: progress.epoch,
+    history: [], status: 'stopped' } };
+  post({ type: 'resumed', progress, config: engine.config, info, run: run.meta });
   return progress;
 }
 
@@ -253,6 +370,8 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantize
 }
 
 // ---------------------------------------------------------------- messages
+const busy = () => state === 'running' || state === 'loading';
+
 self.onmessage = async (event) => {
   const m = event.data;
   try {
@@ -260,19 +379,20 @@ self.onmessage = async (event) => {
       case 'init': {
         engine = await Q4.load(new URL(m.base || 'wasm/', self.location.href).href.replace(/\/$/, ''),
           { forceSingleThread: !!m.forceSingleThread });
-        const saved = await readCheckpoint().catch(() => null);
         post({ type: 'ready', kernels: engine.kernels, threaded: engine.threaded, maxThreads: engine.maxThreads,
-          reason: engine.reason, fields: engine.fields, saved: saved ? saved.meta : null });
+          reason: engine.reason, fields: engine.fields });
+        await postRuns();
         break;
       }
       case 'resolve': // settings checked by the engine's own rules
         post({ type: 'resolved', id: m.id, config: engine.resolve(m.settings) });
         break;
       case 'load':
+        if (busy()) throw new Error('pause or stop training before loading other data');
         await loadData(m.source, m.trainLimit || 0);
         break;
       case 'start':
-        if (state === 'running') break;
+        if (busy()) break;
         startSession(m.settings);
         await trainLoop();
         break;
@@ -280,12 +400,14 @@ self.onmessage = async (event) => {
         if (state === 'running') state = 'paused';
         break;
       case 'resume':
-        if (state === 'paused' || state === 'stopped' || state === 'ready') await trainLoop();
+        if (state === 'paused' || state === 'stopped') await trainLoop();
         break;
       case 'stop':
-        if (state === 'running' || state === 'paused') {
+        if (state === 'running') state = 'stopped';
+        else if (state === 'paused') {
           state = 'stopped';
           post({ type: 'state', state });
+          await saveRun('stopped');
         }
         break;
       case 'threads':
@@ -303,24 +425,30 @@ self.onmessage = async (event) => {
         break;
       }
       case 'upload-checkpoint': {
+        if (busy()) throw new Error('pause or stop training before loading a checkpoint');
         const bytes = new Uint8Array(await m.file.arrayBuffer());
-        resumeFrom(bytes, m.threads);
+        resumeFrom(bytes, null, m.threads);
         state = 'paused';
         post({ type: 'state', state });
+        await saveRun('stopped');
         break;
       }
       case 'resume-saved': {
-        const saved = await readCheckpoint();
-        if (!saved) throw new Error('no saved checkpoint in this browser');
-        resumeFrom(saved.bytes, m.threads);
+        if (busy()) throw new Error('pause or stop training before resuming another run');
+        const runs = await listRuns();
+        const meta = runs.find((r) => r.id === m.run);
+        const bytes = meta && await readCheckpoint(meta.id);
+        if (!bytes) throw new Error('that saved run is gone from this browser');
+        resumeFrom(bytes, meta, m.threads);
         state = 'paused';
         post({ type: 'state', state });
         if (m.start) await trainLoop();
         break;
       }
-      case 'discard-saved':
-        await clearCheckpoint();
-        post({ type: 'discarded' });
+      case 'delete-run':
+        if (run && run.meta && run.meta.id === m.run && busy()) throw new Error('stop training before deleting this run');
+        await deleteRun(m.run);
+        await postRuns();
         break;
       case 'bench':
         post({ type: 'bench', result: bench(m) });

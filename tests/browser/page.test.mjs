@@ -172,7 +172,7 @@ test('a checkpoint from the page resumes natively with identical weights, and th
 test('after a reload the page offers to resume the saved run', async () => {
   const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train_limit=512&test_limit=256&batch_size=64`);
   await page.click('#start');
-  await page.waitForFunction(() => window.q4test.epochs.length >= 1 && /checkpoint saved/.test(
+  await page.waitForFunction(() => window.q4test.epochs.length >= 1 && /the run is saved in this browser/.test(
     document.getElementById('run-status').textContent), null, { timeout: 300000 });
   await page.click('#stop');
   await waitForState(page, 'stopped');
