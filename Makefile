@@ -26,7 +26,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
 UNIT_TESTS := test_config test_training test_archive test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
-FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint
+FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model
 
 .PHONY: all build help setup data test test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench clean wasm demo
@@ -98,8 +98,10 @@ test-sanitize: $(UNIT_TESTS:%=build/sanitize/%) ## every unit test under ASan+UB
 	@for t in $(filter-out test_data,$(UNIT_TESTS)); do echo "== sanitize $$t"; build/sanitize/$$t || exit 1; done
 	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
 
-FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
-build/fuzz/%: tests/fuzz/%.c $(SAN_SRC)
+# Q4_FUZZING: checkpoints and models pass their CRC check whatever it says (core/util/util.h)
+FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma \
+              -DQ4_FUZZING
+build/fuzz/%: tests/fuzz/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) $< $(SAN_SRC) -o $@ -lm
 

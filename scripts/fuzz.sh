@@ -22,8 +22,11 @@ for target in "$@"; do
     fuzz_archive) { printf '\x00'; cat "$work/c10.tar.gz"; } >"$corpus/seed-gz"; { printf '\x00'; cat "$work/c10.tar"; } >"$corpus/seed-tar" ;;
     fuzz_shard) { printf '\x00'; cat "$work/tree/cifar-10-batches-bin/data_batch_1.bin"; } >"$corpus/seed-shard"
                 { printf '\x04'; cat "$work/tree/cifar-10-batches-bin/batches.meta.txt"; } >"$corpus/seed-names" ;;
-    fuzz_checkpoint) printf 'Q4CKPT\r\n\x01\x00\x00\x00\x00\x01\x00\x00' >"$corpus/seed-ckpt"
-                     printf 'Q4MODEL\n\x01\x00\x00\x00\x0a\x00\x00\x00\x04\x00\x00\x00' >"$corpus/seed-model" ;;
+    # these two overwrite the start of a valid checkpoint / model made by the target itself:
+    # the empty input is the valid file, the seeds below a version-1 header and a short file
+    fuzz_checkpoint) printf 'Q4CKPT\r\n\x02\x00\x00\x00\x80\x00\x00\x00' >"$corpus/seed-v2"
+                     printf 'Q4CKPT\r\n\x01\x00\x00\x00\x00\x01\x00\x00' >"$corpus/seed-v1" ;;
+    fuzz_model) printf 'Q4MODEL\n\x01\x00\x00\x00\x0a\x00\x00\x00\x04\x00\x00\x00' >"$corpus/seed-model" ;;
   esac
   echo "== $target for ${seconds}s"
   "build/fuzz/$target" -max_total_time="$seconds" -max_len=200000 -rss_limit_mb=4096 -print_final_stats=1 \

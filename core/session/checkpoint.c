@@ -261,7 +261,7 @@ static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out
         return q4_fail(err, Q4_ERR_FORMAT, "checkpoint is truncated (%zu of %zu bytes)", size, expected);
     if (size > expected)
         return q4_fail(err, Q4_ERR_FORMAT, "checkpoint has %zu bytes more than its header describes", size - expected);
-    if (q4_crc32(0, bytes, size - 4) != q4_get_u32(bytes + size - 4))
+    if (!q4_checksum_matches(q4_crc32(0, bytes, size - 4), q4_get_u32(bytes + size - 4)))
         return q4_fail(err, Q4_ERR_CHECKSUM, "checkpoint is corrupt (CRC-32 mismatch)");
     out->arrays = bytes + arrays_at;
     if (version == 1) {

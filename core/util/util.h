@@ -21,6 +21,17 @@ void q4_error_clear(q4_error *err);
 /* CRC-32 (IEEE 802.3, as gzip): start with crc = 0. */
 uint32_t q4_crc32(uint32_t crc, const void *data, size_t size);
 
+/* Whether a checkpoint's or model's stored CRC-32 matches. Fuzzing builds (-DQ4_FUZZING)
+ * accept any, so that mutated inputs reach the checks behind it; nothing else differs. */
+static inline int q4_checksum_matches(uint32_t computed, uint32_t stored) {
+#ifdef Q4_FUZZING
+    (void)computed, (void)stored;
+    return 1;
+#else
+    return computed == stored;
+#endif
+}
+
 /* 64-byte aligned allocation (NULL on failure, never aborts); free with q4_free_aligned. */
 void *q4_alloc_aligned(size_t size);
 void q4_free_aligned(void *pointer);

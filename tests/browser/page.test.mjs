@@ -145,8 +145,12 @@ test('a checkpoint from the page resumes natively with identical weights, and th
     '--quiet', '--threads', '2']);
   assert.deepEqual(checkpointParameters(fs.readFileSync(nativeCkpt)), checkpointParameters(pageBytes),
     'the native trainer holds the page\'s weights bit for bit');
+  // and trains on from it natively: two more steps, the weights move, the position is step + 2
   execFileSync(Q4, ['--data', 'data', '--resume', pageCkpt, '--max-steps', String(step + 2), '--checkpoint', nativeCkpt,
     '--quiet']);
+  const onward = fs.readFileSync(nativeCkpt);
+  assert.equal(Number(onward.readBigUInt64LE(16 + 8)), step + 2, 'the native run went on two steps');
+  assert.notDeepEqual(checkpointParameters(onward), checkpointParameters(pageBytes), 'and its weights changed');
   await context.close();
 
   // native -> page
