@@ -8,7 +8,7 @@ ISA     ?= avx2
 BUILD   := build/$(ISA)
 CFLAGS  := -std=c11 -O3 -ffp-contract=off -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -lm -pthread
-DATA    := data
+DATA_DIR := data
 
 ifeq ($(ISA),avx2)
   ISA_FLAGS := -mavx2 -mfma
@@ -29,7 +29,7 @@ UNIT_TESTS := test_config test_training test_archive test_kernels test_quant tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model
 
 .PHONY: all build help setup data test test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser bench clean wasm demo
+        test-browser bench clean wasm demo site curve
 all: build
 
 help: ## list the targets
@@ -72,7 +72,7 @@ setup: ## install what is missing (Debian packages, npm devDependencies)
 	scripts/setup.sh
 
 data: ## fetch CIFAR-10 into data/ and check the official MD5s
-	node scripts/fetch-cifar10.mjs $(DATA)
+	node scripts/fetch-cifar10.mjs $(DATA_DIR)
 
 # ---------------------------------------------------------------- tests
 test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CLI, accuracy, browser
@@ -110,16 +110,21 @@ test-fuzz: $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
-	tests/test_cli.sh build/q4train $(DATA)
+	tests/test_cli.sh build/q4train $(DATA_DIR)
 
 test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
-	$(BUILD)/tests/test_accuracy $(DATA)/cifar-10-batches-bin
+	$(BUILD)/tests/test_accuracy $(DATA_DIR)/cifar-10-batches-bin
 
-test-browser: build wasm ## the page in headless Chromium (Playwright): trains, teaches, checkpoints, recovers
+test-browser: build wasm site ## the page and the built site in headless Chromium (Playwright), and the dev server
 	node --test --test-reporter=spec tests/browser/
 
 bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run
 	node scripts/bench.mjs
+
+# the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)
+DATA ?= 1
+site: wasm $(if $(filter 0,$(DATA)),,data) ## write dist/: the page, both WebAssembly builds and the data (DATA=0: without), for any static host
+	node scripts/site.mjs --out dist $(if $(filter 0,$(DATA)),--no-data)
 
 demo: setup build wasm data ## set up, build, fetch CIFAR-10 and serve the page at http://127.0.0.1:8000
 	node scripts/serve.mjs --port $${PORT:-8000}

@@ -351,11 +351,12 @@ static int open_session(const options *o, run *r, long cores) {
 
 /* The log's first line of each (re)start: what ran, on what. */
 static void log_run(FILE *log, const run *r, const q4_progress *p, int resumed) {
-    char config[8192];
+    char config[8192], changes[1024];
     q4_config_json(q4_session_config(r->session), config, sizeof config);
+    q4_config_recipe_changes(q4_session_config(r->session), changes, sizeof changes);
     fprintf(log, "{\"run\":{\"engine\":\"q4\",\"kernels\":\"%s\",\"resumed\":%d,\"step\":%lld,\"parameters\":%lld,"
-                 "\"config\":%s}}\n",
-            q4_kernels_name(), resumed, p->global_step, q4_session_parameter_count(r->session), config);
+                 "\"recipe_changes\":\"%s\",\"config\":%s}}\n",
+            q4_kernels_name(), resumed, p->global_step, q4_session_parameter_count(r->session), changes, config);
     fflush(log);
 }
 
@@ -366,10 +367,12 @@ static int train(const options *o, run *r) {
     int tty = isatty(fileno(stderr)) && !o->quiet;
     q4_progress p;
     q4_session_progress(s, &p);
-    char recipe[32];
-    q4_config_get(config, q4_config_field_find("recipe"), recipe, sizeof recipe);
+    char recipe[1024], changes[900];
+    q4_config_get(config, q4_config_field_find("recipe"), recipe, 32);
+    if (q4_config_recipe_changes(config, changes, sizeof changes))
+        snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (changed: %s)", changes);
     if (!o->quiet)
-        printf("q4 %s: %s, %d train / %d test images, %lld parameters, %s recipe, %s weights, batch %d, %d threads, "
+        printf("q4 %s: %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, %d threads, "
                "seed %llu%s\n",
                q4_kernels_name(), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
                q4_session_parameter_count(s), recipe, config->quantized ? "4-bit" : "FP32", config->batch_size,

@@ -1,9 +1,10 @@
 // serve.mjs - the demo's static server, on 127.0.0.1 only. Sends the headers that make the
 // page cross-origin isolated (COOP same-origin + COEP require-corp: SharedArrayBuffer, so
 // WebAssembly threads), correct MIME types (application/wasm for .wasm), and nothing outside
-// four folders: / -> web/, /wasm/ -> build/wasm/, /data/ -> data/. Paths are decoded,
-// normalized and checked to stay inside their folder; anything else is 404.
-// Usage: node scripts/serve.mjs [--port 8000] [--no-isolation] [--quiet]
+// its folders: / -> web/, /wasm/ -> build/wasm/, /data/ -> data/; or, with --root, one folder
+// (such as the built site, dist/) under a base path, as any static host would serve it. Paths
+// are decoded, normalized and checked to stay inside their folder; anything else is 404.
+// Usage: node scripts/serve.mjs [--port 8000] [--no-isolation] [--quiet] [--root DIR [--base /path/]]
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
@@ -23,8 +24,8 @@ const TYPES = {
   '.gz': 'application/gzip',
 };
 
-/** Maps a request path to a file inside one of the mounts, or null. Exported for tests. */
-export function resolveRequest(urlPath) {
+/** Maps a request path to a file inside one of the mounts ([prefix, folder]), or null. */
+export function resolveRequest(urlPath, mounts = MOUNTS) {
   let decoded;
   try {
     decoded = decodeURIComponent(urlPath.split('?')[0].split('#')[0]);
@@ -32,8 +33,8 @@ export function resolveRequest(urlPath) {
     return null;
   }
   if (decoded.includes('\0') || decoded.includes('\\')) return null;
-  if (decoded === '/') decoded = '/index.html';
-  for (const [prefix, dir] of MOUNTS) {
+  if (decoded.endsWith('/')) decoded += 'index.html';
+  for (const [prefix, dir] of mounts) {
     if (!decoded.startsWith(prefix)) continue;
     const relative = decoded.slice(prefix.length);
     const file = path.resolve(dir, `.${path.posix.normalize(`/${relative}`)}`);
@@ -48,7 +49,7 @@ export function resolveRequest(urlPath) {
  * a read error ends the response early. stream.pipeline closes the file whatever happens,
  * including when the client goes away mid-download. Exported for tests (open: the file opener).
  */
-export function handleRequest(req, res, { isolation = true, open = fs.createReadStream } = {}) {
+export function handleRequest(req, res, { isolation = true, open = fs.createReadStream, mounts = MOUNTS } = {}) {
   const headers = { 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' };
   if (isolation) {
     headers['Cross-Origin-Opener-Policy'] = 'same-origin';
@@ -59,7 +60,7 @@ export function handleRequest(req, res, { isolation = true, open = fs.createRead
     res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end('method not allowed\n');
     return;
   }
-  const file = resolveRequest(req.url || '/');
+  const file = resolveRequest(req.url || '/', mounts);
   let stat = null;
   try {
     stat = file && fs.statSync(file);
@@ -85,12 +86,15 @@ export function handleRequest(req, res, { isolation = true, open = fs.createRead
   });
 }
 
-export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1', open } = {}) {
-  const server = http.createServer((req, res) => handleRequest(req, res, { isolation, open }));
+/** root: serve this one folder under `base` instead of the repository's folders. */
+export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1', open, root = null,
+  base = '/' } = {}) {
+  const mounts = root ? [[base.endsWith('/') ? base : `${base}/`, path.resolve(root)]] : MOUNTS;
+  const server = http.createServer((req, res) => handleRequest(req, res, { isolation, open, mounts }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
-      const url = `http://${host}:${server.address().port}/`;
+      const url = `http://${host}:${server.address().port}${root ? mounts[0][0] : '/'}`;
       if (!quiet) console.log(`q4 demo: ${url}  (cross-origin isolation ${isolation ? 'on' : 'off'}; Ctrl-C stops)`);
       resolve({ server, url });
     });
@@ -101,7 +105,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   const portAt = args.indexOf('--port');
   const port = portAt >= 0 ? Number(args[portAt + 1]) : Number(process.env.PORT || 8000);
-  startServer({ port, isolation: !args.includes('--no-isolation'), quiet: args.includes('--quiet') }).catch((e) => {
+  const value = (flag) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
+  startServer({ port, isolation: !args.includes('--no-isolation'), quiet: args.includes('--quiet'), root: value('--root'),
+    base: value('--base') || '/' }).catch((e) => {
     console.error(`q4 demo: cannot listen on 127.0.0.1:${port}: ${e.message}`);
     process.exit(1);
   });

@@ -138,8 +138,11 @@ static void test_recipes_and_differences(void) {
     b.epochs = 3;   /* plan */
     char out[512];
     CHECK(q4_config_differences(&a, &b, out, sizeof out) == 0, "threads and epochs counted as differences: %s", out);
+    CHECK(q4_config_recipe_changes(&b, out, sizeof out) == 0, "recipe changes of the paper recipe: %s", out);
     b.seed = 5;
     b.learning_rate = 0.002;
+    CHECK(q4_config_recipe_changes(&b, out, sizeof out) == 1 && strcmp(out, "learning_rate 0.002") == 0,
+          "recipe changes: %s", out);
     CHECK(q4_config_differences(&a, &b, out, sizeof out) == 2, "differences: %s", out);
     CHECK(strstr(out, "seed 0 -> 5") && strstr(out, "learning_rate 0.001 -> 0.002"), "differences: %s", out);
 }

@@ -7,6 +7,12 @@
 import { barChart, COLORS, drawImage, heatmap, levelHistograms, lineChart } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
+/** The built site (make site) says so in a meta tag: {data: whether the shards came with it}. */
+const SITE = (() => {
+  const meta = document.querySelector('meta[name="q4-site"]');
+  return meta ? JSON.parse(meta.content) : null;
+})();
+const HAS_DATA = !SITE || SITE.data;
 
 /** Presets: a recipe and the settings that size the run; the rest are the recipe's. */
 const PRESETS = {
@@ -292,7 +298,7 @@ function showRuns(runs) {
   const current = ui.currentRun;
   for (const r of runs) {
     const row = body.insertRow();
-    const progress = r.status === 'finished' ? `finished ${r.config.epochs} epochs`
+    const progress = r.status === 'finished' ? `finished ${r.config.epochs} epoch${r.config.epochs === 1 ? '' : 's'}`
       : `epoch ${r.epoch + (r.stepInEpoch ? 1 : 0)} of ${r.config.epochs}${r.stepInEpoch ? `, step ${r.stepInEpoch}` : ''} (${r.status})`;
     const cells = [r.name + (current === r.id ? ' (this one)' : ''), new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       progress, r.bestAccuracy ? percent(r.bestAccuracy) : '–'];
@@ -344,7 +350,7 @@ function onMessage(m) {
       ui.fields = m.fields;
       buildSettingsForm();
       $('engine-status').textContent = `Engine ready: WebAssembly ${m.kernels} kernels, ${m.reason}` +
-        (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : '.');
+        (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : ui.isolationNote ? ` (${ui.isolationNote}).` : '.');
       $('engine-status').className = m.threaded ? 'status ok' : 'status warn';
       setState('idle');
       settingsFromUrl().then(() => {
@@ -457,6 +463,12 @@ const DEFAULT_DATA = { 10: 'data/cifar-10-batches-bin/', 100: 'data/cifar-100-bi
 
 function loadDefault(trainLimit) {
   clearError();
+  if (!HAS_DATA) {
+    ui.pendingStart = null;
+    showError('This copy of the page comes without data: choose the CIFAR-10 files (cifar-10-binary.tar.gz or the ' +
+      '.bin shards) above, or give the URL of a folder that holds them.');
+    return;
+  }
   ui.loadingSource = 'default';
   const dataset = Number($('dataset').value);
   ui.worker.postMessage({ type: 'load', trainLimit, source: { type: 'url', url: DEFAULT_DATA[dataset], kind: dataset } });
@@ -581,12 +593,47 @@ function wire() {
   window.addEventListener('resize', () => scheduleDraw());
 }
 
+/**
+ * The built site makes itself cross-origin isolated with its service worker (sw.js), which
+ * adds the COOP/COEP headers hosts do not send, and keeps the files for offline use. On the
+ * first visit the page reloads once, when the worker controls it. Resolves with a note when
+ * threads stay off, or null; never resolves when the page is about to reload.
+ */
+async function isolateSite() {
+  if (!SITE) return null;
+  if (!('serviceWorker' in navigator)) return 'this browser offers no service worker to the page';
+  try {
+    await navigator.serviceWorker.register('sw.js');
+    await navigator.serviceWorker.ready;
+  } catch (e) {
+    return `its service worker could not start (${e.message})`;
+  }
+  if (crossOriginIsolated) {
+    sessionStorage.removeItem('q4-isolating');
+    return null;
+  }
+  if (sessionStorage.getItem('q4-isolating') === '1') return 'its service worker could not isolate the page';
+  sessionStorage.setItem('q4-isolating', '1');
+  if (!navigator.serviceWorker.controller) {
+    await new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true });
+      setTimeout(resolve, 5000);
+    });
+  }
+  location.reload();
+  return new Promise(() => {});
+}
+
 wire();
-ui.worker = new Worker('worker.js');
-ui.worker.onmessage = (e) => {
-  onMessage(e.data);
-  window.dispatchEvent(new CustomEvent('q4', { detail: e.data }));
-};
-ui.worker.onerror = (e) => showError(`The training worker failed: ${e.message}`);
-ui.worker.postMessage({ type: 'init' });
+if (!HAS_DATA) $('load-default').hidden = true;
+isolateSite().then((note) => {
+  ui.isolationNote = note;
+  ui.worker = new Worker('worker.js');
+  ui.worker.onmessage = (e) => {
+    onMessage(e.data);
+    window.dispatchEvent(new CustomEvent('q4', { detail: e.data }));
+  };
+  ui.worker.onerror = (e) => showError(`The training worker failed: ${e.message}`);
+  ui.worker.postMessage({ type: 'init' });
+});
 scheduleDraw();

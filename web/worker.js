@@ -229,7 +229,8 @@ function changedSettings(config) {
 /** A run's name: its recipe, size and seed, and what it changed. */
 function runName(config) {
   const changes = changedSettings(config);
-  return `${config.recipe} recipe · ${config.epochs} epochs · ${grouped(config.train_limit)} images · seed ${config.seed}` +
+  const epochs = `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`;
+  return `${config.recipe} recipe · ${epochs} · ${grouped(config.train_limit)} images · seed ${config.seed}` +
     (config.quantized ? '' : ' · FP32') + (changes.length ? ` · ${changes.join(', ')}` : '');
 }
 

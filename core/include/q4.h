@@ -226,6 +226,9 @@ q4_status q4_config_check(const q4_config *config, q4_error *err);
 /* Names the fields that would make `b` train differently from `a` (all but RUNTIME and PLAN),
  * as "name a-value -> b-value, ..."; returns how many differ. */
 int q4_config_differences(const q4_config *a, const q4_config *b, char *out, size_t size);
+/* The recipe settings (METHOD) in which the configuration departs from its recipe, as
+ * "name value, ..."; returns how many. */
+int q4_config_recipe_changes(const q4_config *config, char *out, size_t size);
 
 /* ---------------------------------------------------------------- training session */
 

@@ -85,6 +85,7 @@ static int choice_name(const char *choices, int index, char *out, size_t size) {
 }
 
 static q4_status apply_recipe(q4_config *c, int recipe, q4_error *err);
+static int same_value(const q4_config *a, const q4_config *b, const q4_config_field *f);
 
 q4_status q4_config_set(q4_config *c, const char *name, const char *value, q4_error *err) {
     const q4_config_field *f = q4_config_field_find(name);
@@ -279,6 +280,24 @@ int q4_config_differences(const q4_config *a, const q4_config *b, char *out, siz
         q4_config_get(b, f, vb, sizeof vb);
         if (out && length < size)
             length += (size_t)snprintf(out + length, size - length, "%s%s %s -> %s", count ? ", " : "", f->name, va, vb);
+        count++;
+    }
+    return count;
+}
+
+int q4_config_recipe_changes(const q4_config *c, char *out, size_t size) {
+    q4_config recipe = *c;
+    q4_error err;
+    if (apply_recipe(&recipe, c->recipe, &err)) return 0;
+    int count = 0;
+    size_t length = 0;
+    if (out && size) out[0] = 0;
+    for (int i = 0; i < FIELD_COUNT; i++) {
+        const q4_config_field *f = &fields[i];
+        if (!(f->flags & Q4_FIELD_METHOD) || same_value(&recipe, c, f)) continue;
+        char value[64];
+        q4_config_get(c, f, value, sizeof value);
+        if (out && length < size) length += (size_t)snprintf(out + length, size - length, "%s%s %s", count ? ", " : "", f->name, value);
         count++;
     }
     return count;

@@ -144,7 +144,7 @@ test('several saved runs are kept, named by their settings, and can be deleted',
   await page.waitForFunction(() => document.querySelectorAll('#runs-table tbody tr').length >= 2);
   const rows = await page.$$eval('#runs-table tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent));
   assert.ok(rows.some((r) => /seed 9/.test(r)) && rows.some((r) => /seed 0/.test(r)), `runs: ${rows.join(' | ')}`);
-  assert.match(rows[0], /paper recipe · 1 epochs · 128 images · seed 9 · batch_size 64/);
+  assert.match(rows[0], /paper recipe · 1 epoch · 128 images · seed 9 · batch_size 64/);
   await shot(page, '11-saved-runs');
   const count = rows.length;
   await page.click('#runs-table tbody tr:last-child button.secondary');

@@ -1,0 +1,49 @@
+// sw.js - the service worker of the built site (make site). Two jobs, which one worker per
+// scope must do together: (1) make the page cross-origin isolated on hosts that cannot send
+// the COOP/COEP headers (WebAssembly threads need SharedArrayBuffer, which needs them), by
+// adding those headers to every same-origin response; (2) keep the page, the engine and the
+// data in Cache Storage, so that a reload downloads nothing again and the page works offline.
+// `make site` fills in VERSION (a hash of the page and engine files) and PRECACHE.
+'use strict';
+
+const VERSION = '__VERSION__';
+const PRECACHE = __PRECACHE__; // the page and the engine, relative to this file
+const SHELL = `q4-shell-${VERSION}`;
+const DATA = 'q4-data'; // shards are large and change never: kept across versions
+
+self.addEventListener('install', (event) => {
+  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(PRECACHE)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    for (const key of await caches.keys()) if (key.startsWith('q4-shell-') && key !== SHELL) await caches.delete(key);
+    await self.clients.claim();
+  })());
+});
+
+/** The same response with the headers that make the page cross-origin isolated. */
+function isolated(response) {
+  if (!response || response.type === 'opaque' || response.status === 0) return response;
+  const headers = new Headers(response.headers);
+  headers.set('Cross-Origin-Opener-Policy', 'same-origin');
+  headers.set('Cross-Origin-Embedder-Policy', 'require-corp');
+  headers.set('Cross-Origin-Resource-Policy', 'same-origin');
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
+
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  const url = new URL(request.url);
+  if (request.method !== 'GET' || url.origin !== self.location.origin) return;
+  event.respondWith((async () => {
+    const data = url.pathname.includes('/data/');
+    const cache = await caches.open(data ? DATA : SHELL);
+    // settings travel in the query string: the page is the same whatever it says
+    const hit = await cache.match(request, { ignoreSearch: true });
+    if (hit) return isolated(hit);
+    const response = await fetch(request);
+    if (response.ok && (data || request.mode === 'navigate')) await cache.put(request, response.clone());
+    return isolated(response);
+  })());
+});
