@@ -25,10 +25,10 @@ CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/wasmsimd/%,$(shell fin
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
-UNIT_TESTS := test_config test_training test_archive test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
+UNIT_TESTS := test_config test_training test_archive test_exact test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model
 
-.PHONY: all build help setup data test test-unit test-scalar test-sanitize test-fuzz test-cli test-accuracy \
+.PHONY: all build help setup data test test-unit test-scalar test-exact test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench clean wasm demo site curve
 all: build
 
@@ -76,7 +76,7 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 
 # ---------------------------------------------------------------- tests
 test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CLI, accuracy, browser
-	$(MAKE) test-unit test-scalar test-wasm test-sanitize test-fuzz test-cli test-accuracy test-browser
+	$(MAKE) test-unit test-scalar test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
 test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (AVX2 build)
@@ -180,5 +180,15 @@ build/wasm-node/q4bench.js: cli/q4bench.c $(WASM_CORE:%.c=build/wasm-obj/mt/%.o)
 	$(EMCC) $(WASM_CFLAGS) $(WASM_NODE_FLAGS) $< $(WASM_CORE:%.c=build/wasm-obj/mt/%.o) -o $@
 
 WASM_NODE := node --no-experimental-fetch
+
+# exact mode: the AVX2, scalar and WebAssembly builds print the same state hashes and losses
+test-exact: $(BUILD)/tests/test_exact build/wasm-node/test_exact.js ## exact mode gives the same bits natively (AVX2, scalar) and in WebAssembly
+	$(MAKE) ISA=scalar build/scalar/tests/test_exact
+	$(BUILD)/tests/test_exact | grep '^exact ' > build/exact-avx2.txt
+	build/scalar/tests/test_exact | grep '^exact ' > build/exact-scalar.txt
+	$(WASM_NODE) build/wasm-node/test_exact.js | grep '^exact ' > build/exact-wasm.txt
+	@cat build/exact-avx2.txt
+	@cmp build/exact-avx2.txt build/exact-scalar.txt && cmp build/exact-avx2.txt build/exact-wasm.txt && \
+	  echo "test-exact: AVX2, scalar and WebAssembly builds agree bit for bit"
 test-wasm: $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js) ## kernel, quantizer, gradient and golden tests of the WASM build under Node.js
 	@for t in test_kernels test_quant test_gradcheck test_golden; do echo "== wasm $$t"; $(WASM_NODE) build/wasm-node/$$t.js || exit 1; done

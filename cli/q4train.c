@@ -285,12 +285,12 @@ static void run_free(run *r) {
     if (r->have_cifar) q4_cifar_free(&r->cifar);
 }
 
-static int evaluate_exported(const options *o, const q4_dataset *test, int threads, int tta) {
+static int evaluate_exported(const options *o, const q4_dataset *test, int threads, int tta, int exact) {
     uint8_t *bytes;
     size_t size;
     if (read_file(o->eval_model, &bytes, &size)) return 1;
     q4_error err = {0};
-    q4_model *model = q4_model_load(bytes, size, threads, &err);
+    q4_model *model = q4_model_load(bytes, size, threads, exact, &err);
     free(bytes);
     if (!model) return fail("%s: %s", o->eval_model, err.message);
     q4_evaluation e, augmented;
@@ -441,7 +441,7 @@ static int run_main(const options *o, run *r) {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (o->eval_model) {
         q4_dataset test = q4_dataset_prefix(&r->cifar.test, probe.test_limit);
-        return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1, probe.tta);
+        return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1, probe.tta, probe.exact);
     }
     if (open_session(o, r, cores)) return 1;
     if (o->log && !(r->log = fopen(o->log, o->resume ? "a" : "w")))

@@ -128,7 +128,7 @@ static void run(const char *path, int quantized, int threads) {
 
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, CLASSES, quantized, BATCH, threads, 0.5f, &err)) {
+    if (q4_vgg_create(&m, CLASSES, quantized, BATCH, threads, 0.5f, 0, &err)) {
         CHECK(0, "create: %s", err.message);
         fclose(r.file);
         return;

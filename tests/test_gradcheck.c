@@ -13,7 +13,7 @@ static q4_kernels kernels;
 static q4_compute cc;
 
 static void setup_compute(int threads) {
-    q4_kernels_init(&kernels);
+    q4_kernels_init(&kernels, 0);
     cc.kernels = &kernels;
     cc.pool = q4_pool_create(threads);
     cc.scratch_floats = q4_gemm_scratch_floats(kernels.gemm);
@@ -244,7 +244,7 @@ static double dropout_loss(void *context) {
 
 static double cross_entropy_loss(void *context) {
     small_case *c = context;
-    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, c->smoothing, NULL, NULL);
+    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, c->smoothing, 0, NULL, NULL);
 }
 
 static void test_small_layers(void) {
@@ -276,7 +276,7 @@ static void test_small_layers(void) {
     c.x = logits;
     for (int k = 0; k < 2; k++) { /* plain, and with label smoothing 0.2 */
         c.smoothing = k ? 0.2f : 0.0f;
-        q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, c.smoothing, NULL, NULL);
+        q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, c.smoothing, 0, NULL, NULL);
         check_gradient(k ? "softmax cross-entropy dlogits (label smoothing 0.2)" : "softmax cross-entropy dlogits", logits,
                        35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-3, 64);
     }
@@ -330,7 +330,7 @@ static double net_loss(void *context) {
 static void test_network(void) {
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, 10, 0, 4, 2, 0.5f, &err)) {
+    if (q4_vgg_create(&m, 10, 0, 4, 2, 0.5f, 0, &err)) {
         CHECK(0, "%s", err.message);
         return;
     }

@@ -265,7 +265,7 @@ static void test_elementwise(const q4_kernels *k) {
 
 int main(void) {
     q4_kernels fast;
-    q4_kernels_init(&fast);
+    q4_kernels_init(&fast, 0);
     printf("kernels: %s\n", fast.name);
     for (const q4_gemm_variant *const *v = q4_gemm_variants(); *v; v++) {
         printf("GEMM variant %s (%dx%d, kc %d)\n", (*v)->name, (*v)->mr, (*v)->nr, (*v)->kc);

@@ -128,7 +128,7 @@ static void test_model_and_export(void) {
     CHECK(size <= expected + 8 && size >= expected - 8, "export is %zu bytes, expected about %zu", size, expected);
     printf("export: %zu bytes (%.2f MiB) for %ld weights at 4 bits and %ld FP32 values\n", size, size / 1048576.0,
            weights, others + 2 * m->bn_total);
-    q4_model *model = q4_model_load(bytes, size, 1, &err);
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
     CHECK(model != NULL, "model load: %s", err.message);
     if (model) {
         q4_vgg *d = (q4_vgg *)model; /* q4_model starts with its q4_vgg */
@@ -146,10 +146,10 @@ static void test_model_and_export(void) {
     }
     /* corruption is refused */
     bytes[size / 2] ^= 0x10;
-    model = q4_model_load(bytes, size, 1, &err);
+    model = q4_model_load(bytes, size, 1, 0, &err);
     CHECK(model == NULL && err.status == Q4_ERR_CHECKSUM, "a corrupted export was accepted (%s)", err.message);
     bytes[size / 2] ^= 0x10;
-    model = q4_model_load(bytes, size - 100, 1, &err);
+    model = q4_model_load(bytes, size - 100, 1, 0, &err);
     CHECK(model == NULL && err.status == Q4_ERR_FORMAT, "a truncated export was accepted (%s)", err.message);
     free(bytes);
     q4_session_destroy(s);
@@ -157,7 +157,7 @@ static void test_model_and_export(void) {
 
 int main(void) {
     q4_kernels fast;
-    q4_kernels_init(&fast);
+    q4_kernels_init(&fast, 0);
     test_quantizer(q4_kernels_reference());
     test_quantizer(&fast);
     test_model_and_export();

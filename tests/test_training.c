@@ -162,7 +162,7 @@ static void test_moving_average(void) {
     size_t size;
     CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
     q4_error err = {0};
-    q4_model *model = q4_model_load(bytes, size, 1, &err);
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
     q4_evaluation from_export;
     CHECK(model && q4_model_evaluate(model, &test_set, Q4_TTA_NONE, &from_export, &err) == Q4_OK, "%s", err.message);
     /* (the export evaluates in batches of 128, the session in its own: the loss sums in another order) */
@@ -269,7 +269,7 @@ static void test_tta(void) {
     size_t size;
     q4_session_export(s, &bytes, &size);
     q4_error err = {0};
-    q4_model *model = q4_model_load(bytes, size, 2, &err);
+    q4_model *model = q4_model_load(bytes, size, 2, 0, &err);
     q4_evaluation e;
     CHECK(model && q4_model_evaluate(model, &test_set, Q4_TTA_FLIP_TRANSLATE, &e, &err) == Q4_OK, "%s", err.message);
     CHECK(e.accuracy == report.tta_accuracy, "TTA of the export %g, of the session %g", e.accuracy, report.tta_accuracy);
@@ -283,7 +283,7 @@ int main(void) {
     test_schedules();
     test_sgd(q4_kernels_reference());
     q4_kernels fast;
-    q4_kernels_init(&fast);
+    q4_kernels_init(&fast, 0);
     test_sgd(&fast);
     make_data();
     test_clips_off();

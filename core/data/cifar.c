@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../include/q4.h"
+#include "../util/digest.h"
 #include "../util/util.h"
 #include "inflate.h"
 #include "tar.h"
@@ -592,4 +593,32 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats) {
         stats->mean[c] = mean / 255.0;
         stats->std[c] = sqrt(mean_sq - mean * mean) / 255.0;
     }
+}
+
+/* the shard's records as the official file stores them: [coarse label] label pixels */
+static void shard_md5(const q4_shard *shard, char md5[33]) {
+    q4_md5 c;
+    q4_md5_init(&c);
+    for (int i = 0; i < shard->count; i++) {
+        if (shard->coarse_labels) q4_md5_update(&c, &shard->coarse_labels[i], 1);
+        q4_md5_update(&c, &shard->labels[i], 1);
+        q4_md5_update(&c, shard->pixels + (size_t)i * Q4_IMAGE_BYTES, Q4_IMAGE_BYTES);
+    }
+    q4_md5_final(&c, NULL, md5);
+}
+
+int q4_cifar_md5(const q4_cifar *c, char names[][32], char md5[][33], int max) {
+    int n = 0;
+    for (int split = 0; split < 2; split++) {
+        const q4_dataset *set = split ? &c->test : &c->train;
+        for (int i = 0; i < Q4_MAX_SHARDS && n < max; i++) {
+            if (set->shards[i].count == 0) continue;
+            if (c->kind == Q4_CIFAR100) snprintf(names[n], 32, "%s", split ? "test.bin" : "train.bin");
+            else if (split) snprintf(names[n], 32, "test_batch.bin");
+            else snprintf(names[n], 32, "data_batch_%d.bin", i + 1);
+            shard_md5(&set->shards[i], md5[n]);
+            n++;
+        }
+    }
+    return n;
 }

@@ -107,6 +107,11 @@ int q4_dataset_label(const q4_dataset *set, int index);
 /* A view of the first `limit` images (limit <= 0 or >= count: all). Shares memory. */
 q4_dataset q4_dataset_prefix(const q4_dataset *set, int limit);
 
+/* MD5 of each shard of a release, in its official file format (so equal to the official
+ * files' checksums): names[i] (e.g. "data_batch_1.bin") and md5[i] (32 hex digits) for the
+ * shards present, training shards first. Returns how many (at most max). */
+int q4_cifar_md5(const q4_cifar *cifar, char names[][32], char md5[][33], int max);
+
 typedef struct q4_dataset_stats {
     int count;
     int class_counts[Q4_MAX_CLASSES];
@@ -169,7 +174,10 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(CHOICE, flip, 0, 0, 0, "random,alternate", Q4_FIELD_METHOD,                                                    \
       "random: each training image flipped with p 0.5 every epoch; alternate: a random first flip, then the "        \
       "opposite of the previous epoch's")                                                                              \
-    X(REAL, bn_momentum, 0.1, 0, 1, NULL, Q4_FIELD_METHOD, "BatchNorm running statistics: weight of each new batch")
+    X(REAL, bn_momentum, 0.1, 0, 1, NULL, Q4_FIELD_METHOD, "BatchNorm running statistics: weight of each new batch") \
+    X(INT, exact, 0, 0, 1, NULL, 0,                                                                                  \
+      "1: the same bits in every build (native, WebAssembly): no fused multiply-add, fixed reduction orders, our "   \
+      "own exp/log/tanh; slower")
 
 /* The CHOICE settings' values, in the order of their choices above (test_config checks). */
 enum { Q4_RECIPE_PAPER = 0 };
@@ -300,6 +308,10 @@ typedef struct q4_layer_stats {
 } q4_layer_stats;
 
 q4_status q4_session_layer_stats(q4_session *session, q4_layer_stats stats[Q4_NUM_QUANT_LAYERS]);
+/* SHA-256 of the training state: position (epoch, step, global step), parameters, BN running
+ * statistics, optimizer moments and the moving average, as little-endian bytes. Equal states
+ * give equal hashes whatever the thread count or build; 64 hex digits and a NUL. */
+void q4_session_state_sha256(const q4_session *session, char hex[65]);
 const q4_config *q4_session_config(const q4_session *session);
 long long q4_session_parameter_count(const q4_session *session);
 size_t q4_session_memory_bytes(const q4_session *session);
@@ -387,7 +399,8 @@ q4_status q4_session_export(q4_session *session, uint8_t **bytes, size_t *size);
 
 /* An exported model, loaded for evaluation only. */
 typedef struct q4_model q4_model;
-q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, q4_error *err);
+/* exact: evaluate as exact mode does (the same bits in every build) */
+q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err);
 void q4_model_destroy(q4_model *model);
 int q4_model_num_classes(const q4_model *model);
 /* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */

@@ -16,8 +16,10 @@
 #define Q4_ISA_WASMSIMD 1
 #endif
 
+/* Winograd from 64 channels: the threshold every build's exact variant uses (the portable
+ * build is the reference, not the fast path) */
 static const q4_gemm_variant scalar_4x8 = {"f32-gemm-4x8-scalar", 4, 8, 256, 64, 1024,
-                                           q4_ref_microkernel_4x8, NULL, NULL, NULL, 128};
+                                           q4_ref_microkernel_4x8, NULL, NULL, NULL, 64};
 
 static const q4_kernels reference_table = {
     "scalar",
@@ -42,12 +44,18 @@ static const q4_kernels reference_table = {
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }
 
+/* The first variant is the build's default; `exact` names the one exact mode uses: no fused
+ * multiply-add, kc 256, Winograd from 64 channels, in every build. */
 #if defined(Q4_ISA_AVX2)
-static const q4_gemm_variant *const variants[] = {&q4_avx2_gemm_4x24, &q4_avx2_gemm_6x16, &scalar_4x8, NULL};
+static const q4_gemm_variant *const variants[] = {&q4_avx2_gemm_4x24, &q4_avx2_gemm_6x16, &q4_avx2_gemm_4x24_nofma,
+                                                  &scalar_4x8, NULL};
+static const q4_gemm_variant *const exact = &q4_avx2_gemm_4x24_nofma;
 #elif defined(Q4_ISA_WASMSIMD)
 static const q4_gemm_variant *const variants[] = {&q4_wasmsimd_gemm_4x8, &q4_wasmsimd_gemm_6x8, &scalar_4x8, NULL};
+static const q4_gemm_variant *const exact = &q4_wasmsimd_gemm_4x8;
 #else
 static const q4_gemm_variant *const variants[] = {&scalar_4x8, NULL};
+static const q4_gemm_variant *const exact = &scalar_4x8;
 #endif
 
 const q4_gemm_variant *const *q4_gemm_variants(void) { return variants; }
@@ -82,6 +90,18 @@ void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant) {
     table->gemm = variant;
 }
 
-void q4_kernels_init(q4_kernels *table) { q4_kernels_init_with(table, selected ? selected : variants[0]); }
+void q4_kernels_init(q4_kernels *table, int exact_mode) {
+    if (!exact_mode) {
+        q4_kernels_init_with(table, selected ? selected : variants[0]);
+        return;
+    }
+    q4_kernels_init_with(table, exact);
+    /* reductions in the scalar order (double sums, one element after the other) */
+    table->sum = q4_ref_sum;
+    table->centered_sum_squares = q4_ref_centered_sum_squares;
+    table->sum_squares = q4_ref_sum_squares;
+    table->affine_relu_backward_sums = q4_ref_affine_relu_backward_sums;
+    table->tanh_clip = q4_exact_tanh_clip;
+}
 
 const char *q4_kernels_name(void) { return (selected ? selected : variants[0])->name; }

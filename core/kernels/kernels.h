@@ -124,8 +124,11 @@ typedef struct q4_kernels {
 } q4_kernels;
 
 /* Fills *table for this build's ISA (chosen at compile time) with the GEMM variant that
- * q4_kernels_select chose (default: the ISA's first). Called when a model is created. */
-void q4_kernels_init(q4_kernels *table);
+ * q4_kernels_select chose (default: the ISA's first). Called when a model is created.
+ * exact: the table every build shares bit for bit (setting `exact`): the scalar reductions
+ * (their summation order), our own tanh, and the ISA's GEMM without fused multiply-add,
+ * with kc = 256 and Winograd from 64 channels, as every build's exact variant has. */
+void q4_kernels_init(q4_kernels *table, int exact);
 /* The same with a given GEMM variant (tests walk them all). */
 void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant);
 /* The scalar reference table (tests compare every fast kernel with it). */

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../util/exactmath.h"
 #include "../util/util.h"
 
 /* ------------------------------------------------------------ BatchNorm + ReLU */
@@ -182,7 +183,8 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
 }
 
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                float smoothing, int *correct, uint8_t *predictions) {
+                                float smoothing, int exact, int *correct, uint8_t *predictions) {
+    double (*exp_fn)(double) = exact ? q4_exact_exp : exp, (*log_fn)(double) = exact ? q4_exact_log : log;
     int right = 0;
     double total = 0.0, spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing;
     for (int b = 0; b < n; b++) {
@@ -194,8 +196,8 @@ double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8
                 arg = c;
             }
         double sum = 0.0;
-        for (int c = 0; c < classes; c++) sum += exp((double)logits[(long)c * n + b] - best);
-        double log_sum = log(sum) + best;
+        for (int c = 0; c < classes; c++) sum += exp_fn((double)logits[(long)c * n + b] - best);
+        double log_sum = log_fn(sum) + best;
         if (smoothing == 0.0f) {
             total += log_sum - logits[(long)labels[b] * n + b];
         } else {
@@ -205,7 +207,7 @@ double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8
         }
         if (dlogits)
             for (int c = 0; c < classes; c++) {
-                double p = exp((double)logits[(long)c * n + b] - log_sum);
+                double p = exp_fn((double)logits[(long)c * n + b] - log_sum);
                 double target = smoothing == 0.0f ? (c == labels[b] ? 1.0 : 0.0) : (c == labels[b] ? keep : 0.0) + spread;
                 dlogits[(long)c * n + b] = (float)((p - target) / n);
             }

@@ -58,8 +58,9 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
 /* Mean softmax cross-entropy of logits [classes][n] against targets that put 1 - smoothing
  * on the label and smoothing / classes on every class (smoothing 0: plain cross-entropy);
  * dlogits (may be NULL) = d(mean loss)/d logits = (softmax - target) / n; correct counts
- * argmax hits (first maximum); predictions (may be NULL) gets the argmax. */
+ * argmax hits (first maximum); predictions (may be NULL) gets the argmax. exact: exp and log of
+ * exactmath.h (the same bits in every build) instead of libm's. */
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                float smoothing, int *correct, uint8_t *predictions);
+                                float smoothing, int exact, int *correct, uint8_t *predictions);
 
 #endif

@@ -191,7 +191,7 @@ q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
 }
 
 q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_capacity, int threads,
-                        float dropout, q4_error *err) {
+                        float dropout, int exact, q4_error *err) {
     memset(m, 0, sizeof *m);
     if (num_classes < 2 || num_classes > Q4_MAX_CLASSES)
         return q4_fail(err, Q4_ERR_ARGUMENT, "number of classes must be 2..%d, not %d", Q4_MAX_CLASSES, num_classes);
@@ -201,7 +201,8 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
     m->quantized = quantized;
     m->batch_capacity = batch_capacity;
     m->dropout = dropout;
-    q4_kernels_init(&m->kernels);
+    m->exact = exact;
+    q4_kernels_init(&m->kernels, exact);
     m->compute.kernels = &m->kernels;
 
     q4_status st;
@@ -272,7 +273,7 @@ void q4_vgg_init(q4_vgg *m, uint64_t seed) {
             double std = info->ndim == 4 ? sqrt(2.0 / (double)fan_in) : sqrt(1.0 / (double)fan_in);
             for (long i = 0; i < info->count; i += 2) {
                 double z[2];
-                q4_random_normal_pair(seed, Q4_STREAM_INIT, (uint64_t)t, (uint64_t)(i / 2), z);
+                q4_random_normal_pair(seed, Q4_STREAM_INIT, (uint64_t)t, (uint64_t)(i / 2), m->exact, z);
                 p[i] = (float)(std * z[0]);
                 if (i + 1 < info->count) p[i + 1] = (float)(std * z[1]);
             }
@@ -388,8 +389,8 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
 
 double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, float smoothing, int *correct, uint8_t *predictions) {
     double t = q4_now();
-    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, smoothing, correct,
-                                           predictions);
+    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, smoothing, m->exact,
+                                           correct, predictions);
     q4_phase_end(m, Q4_PHASE_LOSS, &t);
     return loss;
 }

@@ -75,6 +75,7 @@ extern const char *const q4_phase_names[Q4_PHASE_COUNT];
 typedef struct q4_vgg {
     int num_classes;
     int quantized;
+    int exact;       /* exact mode: the same bits in every build (kernels, loss, initialisation) */
     int batch_capacity;
     float dropout;
 
@@ -126,7 +127,7 @@ const q4_tensor_info *q4_vgg_tensor(const q4_vgg *model, const char *name);
 /* Creates the model for batches up to batch_capacity with the given threads, on the
  * kernels q4_kernels_select chose. */
 q4_status q4_vgg_create(q4_vgg *model, int num_classes, int quantized, int batch_capacity,
-                        int threads, float dropout, q4_error *err);
+                        int threads, float dropout, int exact, q4_error *err);
 void q4_vgg_destroy(q4_vgg *model);
 q4_status q4_vgg_set_threads(q4_vgg *model, int threads, q4_error *err);
 size_t q4_vgg_memory_bytes(const q4_vgg *model);

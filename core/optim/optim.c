@@ -4,6 +4,8 @@
 
 #include <math.h>
 
+#include "../util/exactmath.h"
+
 #define OPTIM_CHUNK 65536
 #define MAX_CHUNKS 128
 
@@ -61,6 +63,10 @@ double q4_cosine_lr(double base_lr, int epoch, int t_max) {
 }
 
 double q4_learning_rate(const q4_config *c, int epoch, int step_in_epoch, int steps_per_epoch) {
+    if (c->schedule == Q4_SCHEDULE_COSINE && c->exact) {
+        const double pi = 3.14159265358979323846;
+        return c->learning_rate * (1.0 + q4_exact_cos(pi * (double)epoch / (double)c->cosine_t_max)) / 2.0;
+    }
     if (c->schedule == Q4_SCHEDULE_COSINE) return q4_cosine_lr(c->learning_rate, epoch, c->cosine_t_max);
     long long total = (long long)c->epochs * steps_per_epoch, t = (long long)epoch * steps_per_epoch + step_in_epoch;
     long long warm = llround(c->warmup * (double)total);
@@ -94,8 +100,8 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     float coefficient = (float)config->clip_norm / (total + 1e-6f);
     job.clip_coefficient = config->clip_norm > 0 && coefficient < 1.0f ? coefficient : 1.0f;
 
-    double bias_correction1 = 1.0 - pow(config->beta1, (double)step);
-    double bias_correction2 = 1.0 - pow(config->beta2, (double)step);
+    double bias_correction1 = 1.0 - (config->exact ? q4_exact_pow_int(config->beta1, step) : pow(config->beta1, (double)step));
+    double bias_correction2 = 1.0 - (config->exact ? q4_exact_pow_int(config->beta2, step) : pow(config->beta2, (double)step));
     job.adam.decay = (float)(1.0 - lr * config->weight_decay);
     job.adam.beta1 = (float)config->beta1;
     job.adam.one_minus_beta1 = (float)(1.0 - config->beta1);

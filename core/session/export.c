@@ -92,7 +92,7 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     return Q4_OK;
 }
 
-static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, q4_error *err) {
+static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err) {
     if (!bytes || size < 24 || memcmp(bytes, MODEL_MAGIC, 8) != 0) {
         if (bytes && size >= 8 && memcmp(bytes, "Q4CKPT", 6) == 0)
             return q4_fail(err, Q4_ERR_FORMAT, "this is a training checkpoint, not an exported model (use --resume)");
@@ -112,7 +112,7 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
                        size < expected ? "truncated" : "too long", size, expected);
     if (!q4_checksum_matches(q4_crc32(0, bytes, size - 4), q4_get_u32(bytes + size - 4)))
         return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
-    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, err);
+    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, exact, err);
     if (st) return st;
     const uint8_t *p = bytes + 20;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
@@ -160,13 +160,13 @@ struct q4_model {
     uint8_t labels[1024], batch_predictions[1024];
 };
 
-q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, q4_error *err) {
+q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err) {
     q4_model *model = calloc(1, sizeof *model);
     if (!model) {
         q4_fail(err, Q4_ERR_NOMEM, "out of memory loading the model");
         return NULL;
     }
-    if (export_decode(&model->model, bytes, size, threads, err)) {
+    if (export_decode(&model->model, bytes, size, threads, exact, err)) {
         free(model);
         return NULL;
     }

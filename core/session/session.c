@@ -12,6 +12,7 @@
 #include "../data/batch.h"
 #include "../optim/optim.h"
 #include "../quant/quant.h"
+#include "../util/digest.h"
 #include "../util/util.h"
 #include "session.h"
 
@@ -80,7 +81,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->train = *train;
     s->test = *test;
     if (q4_vgg_create(&s->model, config->num_classes, config->quantized, config->batch_size, config->threads,
-                      (float)config->dropout, err)) {
+                      (float)config->dropout, config->exact, err)) {
         free(s);
         return NULL;
     }
@@ -452,4 +453,35 @@ q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
     q4_session_profile_reset(s);
     s->epoch_waiting = 0;
     return Q4_OK;
+}
+
+/* ------------------------------------------------------------ the state's fingerprint */
+
+static void hash_floats(q4_sha256 *c, const float *x, long long n) {
+    uint8_t buffer[16384];
+    for (long long i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof buffer / 4 && i < n; k++, i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], 4);
+            q4_put_u32(buffer + 4 * k, u);
+        }
+        q4_sha256_update(c, buffer, 4 * k);
+    }
+}
+
+void q4_session_state_sha256(const q4_session *s, char hex[65]) {
+    const q4_vgg *m = &s->model;
+    q4_sha256 c;
+    q4_sha256_init(&c);
+    uint8_t position[16];
+    q4_put_u32(position, (uint32_t)s->epoch);
+    q4_put_u32(position + 4, (uint32_t)s->step_in_epoch);
+    q4_put_u64(position + 8, (uint64_t)s->global_step);
+    q4_sha256_update(&c, position, sizeof position);
+    hash_floats(&c, m->params, m->param_count);
+    hash_floats(&c, m->running_mean, 2 * m->bn_total);
+    hash_floats(&c, s->moments, 2 * m->param_count);
+    hash_floats(&c, s->ema, q4_session_ema_floats(s));
+    q4_sha256_final(&c, NULL, hex);
 }

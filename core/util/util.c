@@ -2,6 +2,8 @@
  * engine. Must stay free of I/O and global mutable state (the browser build shares it). */
 #include "util.h"
 
+#include "exactmath.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -71,13 +73,13 @@ void *q4_alloc_aligned(size_t size) {
 
 void q4_free_aligned(void *pointer) { free(pointer); }
 
-void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, double out[2]) {
+void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, int exact, double out[2]) {
     const double two_pi = 6.283185307179586476925286766559;
     double u1 = q4_random_unit(q4_random(seed, stream, a, 2 * pair));
     double u2 = q4_random_unit(q4_random(seed, stream, a, 2 * pair + 1));
-    double r = sqrt(-2.0 * log(1.0 - u1));
-    out[0] = r * cos(two_pi * u2);
-    out[1] = r * sin(two_pi * u2);
+    double r = sqrt(-2.0 * (exact ? q4_exact_log(1.0 - u1) : log(1.0 - u1)));
+    out[0] = r * (exact ? q4_exact_cos(two_pi * u2) : cos(two_pi * u2));
+    out[1] = r * (exact ? q4_exact_sin(two_pi * u2) : sin(two_pi * u2));
 }
 
 double q4_now(void) {

@@ -66,8 +66,9 @@ static inline uint32_t q4_random_below(uint64_t bits, uint32_t n) {
     return (uint32_t)(((bits >> 32) * (uint64_t)n) >> 32);
 }
 
-/* Two independent standard normal draws (Box-Muller) for elements 2*pair and 2*pair+1. */
-void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, double out[2]);
+/* Two independent standard normal draws (Box-Muller) for elements 2*pair and 2*pair+1;
+ * exact: through exactmath.h's log, sin and cos (the same bits in every build). */
+void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, int exact, double out[2]);
 
 /* Little-endian byte I/O for the file formats. */
 static inline void q4_put_u32(uint8_t *p, uint32_t v) {

@@ -38,7 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 static void try_model(const uint8_t *bytes, size_t size) {
     q4_error err;
-    q4_model *model = q4_model_load(bytes, size, 1, &err);
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
     if (!model) return;
     q4_evaluation e;
     (void)q4_model_evaluate(model, &test_set, Q4_TTA_NONE, &e, &err);

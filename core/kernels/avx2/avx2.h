@@ -7,6 +7,7 @@
 
 extern const q4_gemm_variant q4_avx2_gemm_6x16;
 extern const q4_gemm_variant q4_avx2_gemm_4x24;
+extern const q4_gemm_variant q4_avx2_gemm_4x24_nofma;
 extern const q4_kernels q4_avx2_kernels;
 
 int q4_avx2_pack_rows(float *out, const float *a, long lda, int rows, int kc, int mr);

@@ -1,8 +1,9 @@
-/* elementwise_ref.c - scalar reference of every elementwise and reduction kernel. This is
+/* elementwise-ref.c - scalar reference of every elementwise and reduction kernel. This is
  * the specification the SIMD versions are tested against, and the portable build's code.
  * Expressions are written exactly as the SIMD kernels evaluate them (no contraction). */
 #include <math.h>
 
+#include "../../util/exactmath.h"
 #include "ref.h"
 
 double q4_ref_sum(const float *x, long n) {
@@ -155,6 +156,10 @@ void q4_ref_sgd(float *w, const float *g, float *b, long n, const q4_sgd_params 
 
 void q4_ref_ema(float *avg, const float *x, long n, float decay, float one_minus) {
     for (long i = 0; i < n; i++) avg[i] = avg[i] * decay + x[i] * one_minus;
+}
+
+void q4_exact_tanh_clip(float *w, long n, float bound) {
+    for (long i = 0; i < n; i++) w[i] = bound * q4_exact_tanhf(w[i] / bound);
 }
 
 void q4_ref_tanh_clip(float *w, long n, float bound) {

@@ -21,6 +21,7 @@ float q4_ref_max_abs(const float *x, long n);
 void q4_ref_quantize(float *y, const float *x, long n, float scale, float max_level);
 void q4_ref_adamw(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p);
 void q4_ref_tanh_clip(float *w, long n, float bound);
+void q4_exact_tanh_clip(float *w, long n, float bound);
 void q4_ref_sgd(float *w, const float *g, float *b, long n, const q4_sgd_params *p);
 void q4_ref_ema(float *avg, const float *x, long n, float decay, float one_minus);
 void q4_ref_microkernel_4x8(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
