@@ -26,7 +26,7 @@ CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
 UNIT_TESTS := test_config test_training test_archive test_exact test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
-FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model
+FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test test-unit test-scalar test-exact test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench clean wasm demo site curve

@@ -23,10 +23,10 @@
 #define MAX_SETTINGS 64
 
 typedef struct options {
-    const char *data, *checkpoint, *resume, *export_path, *log, *eval_model;
+    const char *data, *checkpoint, *resume, *export_path, *log, *eval_model, *card, *verify;
     q4_dataset_kind kind;
     int stats, quiet;
-    long long max_steps;
+    long long max_steps, verify_steps;
     /* settings given on the command line, in order (a recipe first) */
     int settings;
     const char *setting_name[MAX_SETTINGS], *setting_value[MAX_SETTINGS];
@@ -59,7 +59,11 @@ static void usage(FILE *out) {
           "  --max-steps N          stop after N training steps in total (saves the checkpoint)\n"
           "  --export FILE          write the trained model as packed 4-bit weights at the end\n"
           "  --log FILE.jsonl       append one JSON line per epoch (after a line describing the run)\n"
-          "  --eval-model FILE      evaluate an exported model on the test set and exit\n"
+          "  --eval-model FILE      evaluate an exported model on the test set and exit (with --card: beside the card's)\n"
+          "  --card FILE.json       write a run card: settings, data MD5s, state fingerprints of the first 20 steps\n"
+          "                         and of every epoch (continued when resuming)\n"
+          "  --verify FILE.json     re-run a run card and report bit-identical or the first step that differs\n"
+          "  --steps N              with --verify: compare the first N steps only\n"
           "  --stats                print per-class counts and channel mean/std of the training set and exit\n"
           "  --quiet                only the final summary\n"
           "  --batch N, --fp32      short for --batch-size N, --quantized 0\n"
@@ -138,7 +142,12 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--max-steps")) {
             if (parse_count(v, a, 1, 1LL << 40, &n)) return -1;
             o->max_steps = n;
-        } else if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
+        } else if (!strcmp(a, "--steps")) {
+            if (parse_count(v, a, 1, 1LL << 40, &n)) return -1;
+            o->verify_steps = n;
+        } else if (!strcmp(a, "--card")) o->card = v;
+        else if (!strcmp(a, "--verify")) o->verify = v;
+        else if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
         else if (!strcmp(a, "--resume")) o->resume = v;
         else if (!strcmp(a, "--export")) o->export_path = v;
         else if (!strcmp(a, "--log")) o->log = v;
@@ -148,6 +157,9 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (add_setting(o, a + 2, v)) return -1;
     }
     if (!o->data) return fail("--data PATH is required (see --help; `make data` fetches CIFAR-10 into data/)"), -1;
+    if (o->verify && (o->resume || o->card || o->checkpoint || o->export_path || o->eval_model))
+        return fail("--verify runs a card on its own: leave out --resume, --card, --checkpoint, --export, --eval-model"), -1;
+    if (o->verify_steps && !o->verify) return fail("--steps goes with --verify (to stop training early: --max-steps)"), -1;
     return 0;
 }
 
@@ -245,6 +257,29 @@ static int write_atomic(const char *path, const uint8_t *bytes, size_t size, q4_
     return 0;
 }
 
+/* the run card, rewritten whole (atomically) whenever it grows */
+static int write_card(const char *path, const q4_card *card) {
+    size_t size = q4_card_json(card, NULL, 0);
+    char *text = malloc(size + 2);
+    if (!text) return fail("%s: out of memory", path);
+    q4_card_json(card, text, size + 1);
+    text[size] = '\n';
+    int rc = write_atomic(path, (const uint8_t *)text, size + 1, NULL);
+    free(text);
+    return rc;
+}
+
+static q4_card *read_card(const char *path) {
+    uint8_t *bytes;
+    size_t size;
+    if (read_file(path, &bytes, &size)) return NULL;
+    q4_error err = {0};
+    q4_card *card = q4_card_parse((const char *)bytes, size, &err);
+    free(bytes);
+    if (!card) fail("%s: %s", path, err.message);
+    return card;
+}
+
 /* ------------------------------------------------------------ presentation */
 
 static void print_bar(const q4_progress *p, int epochs, double rate, double eta) {
@@ -273,6 +308,7 @@ typedef struct run {
     q4_cifar cifar;
     int have_cifar;
     q4_session *session;
+    q4_card *card;
     FILE *log;
     uint8_t *resume_bytes;
     size_t resume_size;
@@ -280,12 +316,15 @@ typedef struct run {
 
 static void run_free(run *r) {
     if (r->log) fclose(r->log);
+    q4_card_free(r->card);
     q4_session_destroy(r->session);
     free(r->resume_bytes);
     if (r->have_cifar) q4_cifar_free(&r->cifar);
 }
 
 static int evaluate_exported(const options *o, const q4_dataset *test, int threads, int tta, int exact) {
+    q4_card *card = NULL;
+    if (o->card && !(card = read_card(o->card))) return 1;
     uint8_t *bytes;
     size_t size;
     if (read_file(o->eval_model, &bytes, &size)) return 1;
@@ -299,12 +338,22 @@ static int evaluate_exported(const options *o, const q4_dataset *test, int threa
     double dt = q4_now() - t0;
     if (!st && tta != Q4_TTA_NONE) st = q4_model_evaluate(model, test, tta, &augmented, &err);
     q4_model_destroy(model);
-    if (st) return fail("%s: %s", o->eval_model, err.message);
+    if (st) {
+        q4_card_free(card);
+        return fail("%s: %s", o->eval_model, err.message);
+    }
     printf("model %s: test accuracy %.2f%% (%d/%d), loss %.4f, %.1f img/s\n", o->eval_model, 100.0 * e.accuracy,
            e.correct, e.count, e.loss, e.count / dt);
     if (tta != Q4_TTA_NONE)
         printf("model %s: with test-time augmentation: test accuracy %.2f%% (%d/%d)\n", o->eval_model,
                100.0 * augmented.accuracy, augmented.correct, augmented.count);
+    if (card) {
+        q4_card_summary cs;
+        q4_card_summarize(card, &cs);
+        printf("the card %s: test accuracy %.2f%% after epoch %d (%s, %s)\n", o->card, 100.0 * cs.test_accuracy,
+               cs.epochs, cs.engine, cs.kernels);
+        q4_card_free(card);
+    }
     return 0;
 }
 
@@ -386,6 +435,7 @@ static int train(const options *o, run *r) {
         do {
             if ((o->max_steps && p.global_step >= o->max_steps) || interrupted) {
                 /* stopped inside an epoch: save so that --resume continues from this step */
+                if (r->card && write_card(o->card, r->card)) return 1;
                 if (o->checkpoint) {
                     if (tty) fputs("\r\033[K", stderr);
                     if (write_atomic(o->checkpoint, NULL, 0, s)) return 1;
@@ -394,6 +444,7 @@ static int train(const options *o, run *r) {
                 return interrupted ? 130 : 0;
             }
             if (q4_session_train(s, 1, &p)) return fail("%s", q4_session_error(s));
+            if (r->card) q4_card_record(r->card, s, NULL);
             double rate = p.images_per_second;
             double eta = rate > 0 ? (p.steps_per_epoch - p.step_in_epoch) * (double)config->batch_size / rate : 0;
             if (tty) print_bar(&p, config->epochs, rate, eta);
@@ -408,6 +459,10 @@ static int train(const options *o, run *r) {
         if (!o->quiet) print_report(&report, config->quantized);
         /* the checkpoint before the log line: a crash between them re-runs the epoch, whose
          * line then appears once */
+        if (r->card) {
+            q4_card_record(r->card, s, &report);
+            if (write_card(o->card, r->card)) return 1;
+        }
         if (o->checkpoint && write_atomic(o->checkpoint, NULL, 0, s)) return 1;
         if (r->log) {
             static char line[65536];
@@ -417,6 +472,61 @@ static int train(const options *o, run *r) {
         }
         q4_session_progress(s, &p);
     }
+    return 0;
+}
+
+/* Re-runs a card: the same data (MD5s), settings and steps; compares the state's fingerprint
+ * after each step the card recorded and at each epoch's end. 0 only when all are identical. */
+static int verify(const options *o, run *r, long cores) {
+    q4_card *card = read_card(o->verify);
+    if (!card) return 1;
+    r->card = card;
+    q4_error err = {0};
+    if (q4_card_check_data(card, &r->cifar, &err)) return fail("%s: %s", o->verify, err.message);
+    q4_config config = *q4_card_config(card);
+    config.threads = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
+    if (apply_settings(o, &config)) return 1;
+    char differences[1024];
+    if (q4_config_differences(q4_card_config(card), &config, differences, sizeof differences))
+        return fail("%s: the options change the card's settings (%s)", o->verify, differences);
+    q4_card_summary cs;
+    q4_card_summarize(card, &cs);
+    if (!(r->session = q4_session_create(&config, &r->cifar.train, &r->cifar.test, &err))) return fail("%s", err.message);
+    q4_session *s = r->session;
+    const char *kernels = q4_kernels_name();
+    printf("verifying %s: made by %s with %s%s; this is %s with %s\n", o->verify, cs.engine, cs.kernels,
+           config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, config.exact ? "its exact kernels" : kernels);
+    if (!config.exact && strcmp(cs.kernels, kernels) != 0)
+        printf("  (not in exact mode: only the same kernels reproduce a run bit for bit)\n");
+    long long last = cs.last_step > cs.steps ? cs.last_step : cs.steps, stop = o->verify_steps ? o->verify_steps : last;
+    if (stop > last) stop = last;
+    q4_progress p;
+    q4_session_progress(s, &p);
+    int compared = 0;
+    while (p.global_step < stop) {
+        if (q4_session_train(s, 1, &p)) return fail("%s", q4_session_error(s));
+        int same = q4_card_check(card, s, 0);
+        if (same < 0) {
+            printf("DIFFERENT: the training state after step %lld differs from the card's\n", p.global_step);
+            return 1;
+        }
+        compared += same > 0;
+        if (!o->quiet && same > 0) printf("  step %lld: identical\n", p.global_step);
+        if (p.epoch_done) {
+            q4_epoch_report report;
+            if (q4_session_end_epoch(s, &report)) return fail("%s", q4_session_error(s));
+            same = q4_card_check(card, s, report.epoch);
+            if (same < 0) {
+                printf("DIFFERENT: the training state at the end of epoch %d (step %lld) differs from the card's\n",
+                       report.epoch, p.global_step);
+                return 1;
+            }
+            compared += same > 0;
+            printf("  epoch %d (step %lld): identical; test accuracy %.2f%%, the card %.2f%%\n", report.epoch,
+                   p.global_step, 100.0 * report.test.accuracy, 100.0 * q4_card_epoch_accuracy(card, report.epoch));
+        }
+    }
+    printf("bit-identical to the card: %lld steps trained, %d fingerprints compared\n", p.global_step, compared);
     return 0;
 }
 
@@ -443,7 +553,21 @@ static int run_main(const options *o, run *r) {
         q4_dataset test = q4_dataset_prefix(&r->cifar.test, probe.test_limit);
         return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1, probe.tta, probe.exact);
     }
+    if (o->verify) return verify(o, r, cores);
     if (open_session(o, r, cores)) return 1;
+    if (o->card) { /* a resumed run goes on with its card */
+        struct stat st;
+        if (o->resume && stat(o->card, &st) == 0) {
+            if (!(r->card = read_card(o->card))) return 1;
+            char differences[1024];
+            if (q4_config_differences(q4_card_config(r->card), q4_session_config(r->session), differences,
+                                      sizeof differences))
+                return fail("%s: this card belongs to another run (%s)", o->card, differences);
+        } else if (!(r->card = q4_card_create(r->session, &r->cifar, &err))) {
+            return fail("%s: %s", o->card, err.message);
+        }
+        if (write_card(o->card, r->card)) return 1;
+    }
     if (o->log && !(r->log = fopen(o->log, o->resume ? "a" : "w")))
         return fail("%s: cannot open the log: %s", o->log, strerror(errno));
 

@@ -104,6 +104,32 @@ fs.writeFileSync(process.argv[2], b);' "$OUT/straight.ckpt" "$OUT/hostile.ckpt"
 expect_refusal "a checkpoint at step -1000000 (CRC recomputed)" "hostile.ckpt: checkpoint position is inconsistent" \
   --data "$DATA" --resume "$OUT/hostile.ckpt"
 
+# ---- run cards: written while training, verified bit for bit, a tampered one refused at its step
+"$Q4" "${common[@]}" --quiet --card "$OUT/card.json" --export "$OUT/card-model.q4" >/dev/null 2>&1 || fail "run with --card"
+"$Q4" --data "$DATA" --verify "$OUT/card.json" --threads 1 >"$OUT/verify.txt" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "bit-identical to the card: 6 steps trained, 8 fingerprints compared" "$OUT/verify.txt"; then
+  pass "card verified with another thread count: $(tail -n 1 "$OUT/verify.txt")"
+else
+  fail "verify: exit $rc: $(cat "$OUT/verify.txt")"
+fi
+node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));c.steps[4]=c.steps[4].replace(/^./,(x)=>x==="0"?"1":"0");fs.writeFileSync(process.argv[2],JSON.stringify(c))' \
+  "$OUT/card.json" "$OUT/tampered.json"
+"$Q4" --data "$DATA" --verify "$OUT/tampered.json" --quiet >"$OUT/verify.txt" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "DIFFERENT: the training state after step 5 differs" "$OUT/verify.txt" &&
+  pass "tampered card: exit 1, $(grep DIFFERENT "$OUT/verify.txt")" || fail "tampered card: exit $rc: $(cat "$OUT/verify.txt")"
+mkdir -p "$OUT/other/cifar-10-batches-bin"
+cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/other/cifar-10-batches-bin/"
+printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=100 conv=notrunc status=none
+"$Q4" --data "$OUT/other" --verify "$OUT/card.json" >"$OUT/verify.txt" 2>&1
+rc=$?
+[ $rc -eq 1 ] && grep -q "card.json: data_batch_1.bin differs from the run card's (MD5" "$OUT/verify.txt" &&
+  pass "a card on other data: $(cat "$OUT/verify.txt")" || fail "a card on other data: exit $rc: $(cat "$OUT/verify.txt")"
+"$Q4" --data "$DATA" --test-limit 500 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json" >"$OUT/eval-card.txt" 2>&1
+grep -q "the card $OUT/card.json: test accuracy" "$OUT/eval-card.txt" && pass "eval-model beside the card: $(tail -n 1 "$OUT/eval-card.txt")" ||
+  fail "eval-model --card: $(cat "$OUT/eval-card.txt")"
+
 # ---- the exported model evaluates to the logged accuracy of the last epoch
 logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')
 evaluated=$("$Q4" --data "$DATA" --test-limit 500 --eval-model "$OUT/model.q4" | sed -n 's/.*test accuracy \([0-9.]*\)%.*/\1/p')

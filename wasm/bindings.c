@@ -18,6 +18,7 @@
 static q4_cifar *cifars[MAX_HANDLES];
 static q4_session *sessions[MAX_HANDLES];
 static int session_data[MAX_HANDLES]; /* the cifar handle a session trains on */
+static q4_card *session_card[MAX_HANDLES]; /* its run card, recorded as it trains */
 static char last_error[600];
 
 /* The text a function returns: valid until the next call that returns text. */
@@ -203,6 +204,7 @@ EMSCRIPTEN_KEEPALIVE int q4w_session_create(int data, const char *settings) {
             sessions[h] = q4_session_create(&c, &cifar->train, &cifar->test, &err);
             if (!sessions[h]) return fail(err.status, err.message);
             session_data[h] = data;
+            session_card[h] = q4_card_create(sessions[h], cifar, &err); /* NULL: no card, training goes on */
             return h;
         }
     return fail(Q4_ERR_STATE, "too many sessions open");
@@ -222,6 +224,8 @@ EMSCRIPTEN_KEEPALIVE void q4w_session_destroy(int h) {
     if (h < 0 || h >= MAX_HANDLES || !sessions[h]) return;
     q4_session_destroy(sessions[h]);
     sessions[h] = NULL;
+    q4_card_free(session_card[h]);
+    session_card[h] = NULL;
 }
 
 EMSCRIPTEN_KEEPALIVE const char *q4w_session_config(int h) {
@@ -255,6 +259,7 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_train(int h, int steps) {
         session_fail(s, st);
         return NULL;
     }
+    if (session_card[h]) q4_card_record(session_card[h], s, NULL);
     REPLY_JSON(q4_progress_json(&p, out, size));
 }
 
@@ -276,6 +281,7 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_end_epoch(int h) {
         session_fail(s, st);
         return NULL;
     }
+    if (session_card[h]) q4_card_record(session_card[h], s, &report);
     REPLY_JSON(q4_epoch_report_json(&report, 1, out, size));
 }
 
@@ -344,4 +350,63 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_checkpoint_info(const uint8_t *bytes, doubl
         return NULL;
     }
     REPLY_JSON(q4_checkpoint_info_json(&info, out, size));
+}
+
+/* ------------------------------------------------------------ run cards */
+
+/* The session's run card as JSON (a card covers a run from its first step). */
+EMSCRIPTEN_KEEPALIVE const char *q4w_card(int h) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    if (!session_card[h]) {
+        fail(Q4_ERR_STATE, "this run has no run card");
+        return NULL;
+    }
+    REPLY_JSON(q4_card_json(session_card[h], out, size));
+}
+
+/* Continues a saved run's card (its settings must be the session's). */
+EMSCRIPTEN_KEEPALIVE int q4w_card_continue(int h, const char *text) {
+    q4_session *s = session_of(h);
+    if (!s) return -Q4_ERR_ARGUMENT;
+    q4_error err = {0};
+    q4_card *card = q4_card_parse(text, strlen(text), &err);
+    if (!card) return fail(err.status, err.message);
+    char differences[512];
+    if (q4_config_differences(q4_card_config(card), q4_session_config(s), differences, sizeof differences)) {
+        q4_card_free(card);
+        return fail(Q4_ERR_MISMATCH, "the run card belongs to another run");
+    }
+    q4_card_free(session_card[h]);
+    session_card[h] = card;
+    return 0;
+}
+
+/* A card's settings as JSON, after checking the data (handle) against its MD5s. */
+EMSCRIPTEN_KEEPALIVE const char *q4w_card_settings(int data, const char *text) {
+    q4_cifar *cifar = cifar_of(data);
+    if (!cifar) return NULL;
+    q4_error err = {0};
+    q4_card *card = q4_card_parse(text, strlen(text), &err);
+    if (!card) {
+        fail(err.status, err.message);
+        return NULL;
+    }
+    if (q4_card_check_data(card, cifar, &err)) {
+        q4_card_free(card);
+        fail(err.status, err.message);
+        return NULL;
+    }
+    q4_config config = *q4_card_config(card);
+    q4_card_free(card);
+    REPLY_JSON(q4_config_json(&config, out, size));
+}
+
+/* SHA-256 of the session's training state (run cards' fingerprints): 64 hex digits. */
+EMSCRIPTEN_KEEPALIVE const char *q4w_state_sha256(int h) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    static char hex[65];
+    q4_session_state_sha256(s, hex);
+    return hex;
 }

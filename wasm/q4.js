@@ -223,6 +223,23 @@
       return this._withBytes(bytes, (p) => this._json(this.M._q4w_checkpoint_info(p, bytes.length)));
     }
 
+    /** The run card of this session (JSON text): settings, data MD5s, state fingerprints. */
+    card() {
+      const p = this.M._q4w_card(this.session);
+      if (!p) throw this._error();
+      return this.M.UTF8ToString(p);
+    }
+    /** Goes on recording into a saved run's card (JSON text). */
+    continueCard(text) { this._withString(text, (p) => this._check(this.M._q4w_card_continue(this.session, p))); }
+    /** A run card's settings, once the loaded data is checked against its MD5s (throws naming the file). */
+    cardSettings(text) { return this._withString(text, (p) => this._json(this.M._q4w_card_settings(this.data, p))); }
+    /** SHA-256 of the training state (64 hex digits), as run cards record it. */
+    stateSha256() {
+      const p = this.M._q4w_state_sha256(this.session);
+      if (!p) throw this._error();
+      return this.M.UTF8ToString(p);
+    }
+
     /** Bytes the engine's heap has in use (what it allocated and has not freed). */
     memoryInUse() { return this.M._q4w_memory_in_use(); }
   }

@@ -30,6 +30,7 @@ const ui = {
   worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, fields: [], data: null, dataSource: null,
   classNames: [], images: [], losses: [], epochs: [], lastReport: null, runs: [], offered: null, stepsPerEpoch: 0,
   pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null, requests: new Map(), nextRequest: 1,
+  verifyEpochs: [],
 };
 
 // ---------------------------------------------------------------- requests to the worker
@@ -156,7 +157,8 @@ function setState(state) {
   ui.state = state;
   updateControls();
   const labels = { idle: 'Ready to start.', loading: 'Loading data…', ready: 'Data loaded: press Start.',
-    running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.' };
+    running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.',
+    verifying: 'Checking a run card…' };
   $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
   if (state === 'running') ui.resumeNote = null;
 }
@@ -170,8 +172,10 @@ function updateControls() {
   $('stop').disabled = !(running || state === 'paused');
   $('download-checkpoint').disabled = !(state === 'paused' || state === 'stopped' || state === 'finished');
   $('export-model').disabled = $('download-checkpoint').disabled;
+  $('download-card').disabled = $('download-checkpoint').disabled;
+  $('verify-input').disabled = running || state === 'loading' || state === 'verifying';
   // nothing may replace the data or the session while a run trains (pause or stop first)
-  const busy = running || state === 'loading';
+  const busy = running || state === 'loading' || state === 'verifying';
   for (const id of ['load-default', 'load-url', 'file-input', 'dataset', 'checkpoint-input']) $(id).disabled = busy;
   $('drop-zone').classList.toggle('disabled', busy);
   for (const b of document.querySelectorAll('#runs-table button')) b.disabled = busy;
@@ -427,6 +431,21 @@ function onMessage(m) {
       if (m.status === 'in progress' || m.status === 'finished')
         $('run-status').textContent = `Epoch ${m.epoch} done; the run is saved in this browser (${(m.bytes / 1048576).toFixed(1)} MB).`;
       break;
+    case 'card-text':
+      download(new TextEncoder().encode(m.text), `q4-run-step${m.step}.json`);
+      break;
+    case 'verify-progress':
+      $('verify-status').textContent = `Checking: step ${m.step} of ${m.total}, ${m.compared} fingerprints identical so far…`;
+      break;
+    case 'verify-epoch':
+      ui.verifyEpochs.push(`epoch ${m.epoch}: test accuracy ${percent(m.testAccuracy)}` +
+        (m.cardAccuracy !== null ? ` (the card: ${percent(m.cardAccuracy)})` : ''));
+      break;
+    case 'verified':
+      $('verify-status').textContent = `${m.identical ? 'Identical' : 'DIFFERENT'}: ${m.message}` +
+        (ui.verifyEpochs.length ? `; ${ui.verifyEpochs.join('; ')}` : '') + ` (card made by ${m.engine}, ${m.kernels}).`;
+      $('verify-status').className = m.identical ? 'note ok' : 'note bad';
+      break;
     case 'save-failed':
       showWarning(m.message);
       break;
@@ -438,6 +457,7 @@ function onMessage(m) {
       $('run-status').textContent = `Exported the 4-bit model: ${(m.bytes.length / 1048576).toFixed(2)} MB.`;
       break;
     case 'error':
+      if (m.where === 'verify') $('verify-status').textContent = '';
       showError(`${m.message}`);
       if (m.where === 'load') ui.pendingStart = null;
       if (m.where === 'load' || m.where === 'upload-checkpoint') $('load-progress').hidden = true;
@@ -576,6 +596,32 @@ function wire() {
   });
   $('download-checkpoint').addEventListener('click', () => ui.worker.postMessage({ type: 'download-checkpoint' }));
   $('export-model').addEventListener('click', () => ui.worker.postMessage({ type: 'export' }));
+  $('download-card').addEventListener('click', () => ui.worker.postMessage({ type: 'card' }));
+  $('verify-input').addEventListener('change', async (e) => {
+    const file = e.target.files[0];
+    e.target.value = '';
+    if (!file) return;
+    clearError();
+    let card;
+    try {
+      card = JSON.parse(await file.text());
+    } catch {
+      return showError(`${file.name}: not a run card (not JSON)`);
+    }
+    const go = () => {
+      ui.verifyEpochs = [];
+      $('verify-status').className = 'note';
+      $('verify-status').textContent = 'Checking…';
+      ui.worker.postMessage({ type: 'verify', file, steps: Number($('verify-steps').value) || 0,
+        threads: Number(formSettings().threads) });
+    };
+    const config = card.config || {};
+    const kind = card.data && card.data.kind === 100 ? 100 : 10;
+    if (ui.data && ui.data.kind === kind && ui.data.train >= (config.train_limit || 50000)) return go();
+    $('dataset').value = String(kind);
+    ui.pendingStart = go;
+    loadDefault(config.train_limit || 0);
+  });
   $('checkpoint-input').addEventListener('change', (e) => {
     const file = e.target.files[0];
     if (!file) return;

@@ -242,6 +242,11 @@ async function saveRun(status) {
     globalStep: p.global_step, bestAccuracy: p.best_accuracy, status });
   try {
     const bytes = engine.save();
+    try {
+      run.meta.card = engine.card();
+    } catch {
+      run.meta.card = null; /* a run resumed from a file has no card from its start */
+    }
     await putRun(run.meta, bytes);
     post({ type: 'saved', epoch: p.epoch, step: p.step_in_epoch, bytes: bytes.length, id: run.meta.id, status });
   } catch (e) {
@@ -323,6 +328,11 @@ function resumeFrom(bytes, meta, threads) {
       `test images of ${info.config.num_classes} classes; the loaded data has ${grouped(data.train)} and ` +
       `${grouped(data.test)} of ${data.classes}`);
   engine.createSession({ ...info.config, ...(threads ? { threads } : {}) }, bytes); // the old session stays on error
+  if (meta && meta.card) {
+    try {
+      engine.continueCard(meta.card);
+    } catch { /* the run goes on without its card */ }
+  }
   const progress = engine.progress();
   const now = Date.now();
   run = { ...run, lastSeen: progress.images_seen, meta: meta || { id: `run-${now}`, name: runName(engine.config),
@@ -330,6 +340,58 @@ function resumeFrom(bytes, meta, threads) {
     history: [], status: 'stopped' } };
   post({ type: 'resumed', progress, config: engine.config, info, run: run.meta });
   return progress;
+}
+
+// ---------------------------------------------------------------- run cards
+/**
+ * Re-runs a run card (JSON text) on the loaded data: its settings, then step by step, the
+ * state's SHA-256 against the card's after each of the first steps and each epoch. Posts
+ * 'verify-progress' and, at the end, 'verified' {identical, step, epoch, message}.
+ */
+async function verifyCard(text, steps, threads) {
+  let card;
+  try {
+    card = JSON.parse(text);
+  } catch {
+    throw new Error('this file is not a run card (not JSON)');
+  }
+  const settings = engine.cardSettings(text); // checks the data's MD5s against the card's
+  engine.createSession({ ...settings, ...(threads ? { threads } : {}) });
+  run = { ...run, lastSeen: 0, meta: null };
+  state = 'verifying';
+  post({ type: 'state', state });
+  const last = Math.max(card.steps.length, card.epochs.length ? card.epochs[card.epochs.length - 1].step : 0);
+  const stop = steps > 0 ? Math.min(steps, last) : last;
+  let compared = 0;
+  const finish = (identical, message, p) => {
+    state = 'ready';
+    post({ type: 'verified', identical, message, step: p ? p.global_step : 0, compared, kernels: card.kernels,
+      engine: card.engine });
+    post({ type: 'state', state });
+  };
+  for (let p = engine.progress(); p.global_step < stop;) {
+    p = engine.train(1);
+    const expected = card.steps[p.global_step - 1];
+    if (expected !== undefined) {
+      if (engine.stateSha256() !== expected) return finish(false, `the training state after step ${p.global_step} differs from the card's`, p);
+      compared++;
+    }
+    if (p.epoch_done) {
+      const report = engine.endEpoch();
+      const recorded = card.epochs[report.epoch - 1];
+      if (recorded) {
+        if (engine.stateSha256() !== recorded.sha256)
+          return finish(false, `the training state at the end of epoch ${report.epoch} (step ${p.global_step}) differs from the card's`, p);
+        compared++;
+      }
+      post({ type: 'verify-epoch', epoch: report.epoch, testAccuracy: report.test_accuracy,
+        cardAccuracy: recorded ? recorded.test_accuracy : null });
+    }
+    post({ type: 'verify-progress', step: p.global_step, total: stop, compared });
+    if (p.global_step >= stop) return finish(true, `bit-identical to the card: ${p.global_step} steps, ${compared} fingerprints compared`, p);
+    await tick();
+  }
+  return finish(true, 'the card records no step to compare', null);
 }
 
 // ---------------------------------------------------------------- benchmark (make bench)
@@ -371,7 +433,7 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantize
 }
 
 // ---------------------------------------------------------------- messages
-const busy = () => state === 'running' || state === 'loading';
+const busy = () => state === 'running' || state === 'loading' || state === 'verifying';
 
 self.onmessage = async (event) => {
   const m = event.data;
@@ -454,10 +516,21 @@ self.onmessage = async (event) => {
       case 'bench':
         post({ type: 'bench', result: bench(m) });
         break;
+      case 'card':
+        post({ type: 'card-text', text: engine.card(), step: engine.progress().global_step });
+        break;
+      case 'verify':
+        if (busy()) throw new Error('pause or stop training before verifying a run card');
+        await verifyCard(await m.file.text(), m.steps || 0, m.threads);
+        break;
       default:
         throw new Error(`unknown message ${m.type}`);
     }
   } catch (e) {
+    if (state === 'verifying') {
+      state = 'ready';
+      post({ type: 'state', state });
+    }
     if (state === 'loading') {
       state = engine && engine.data >= 0 ? 'ready' : 'idle';
       post({ type: 'state', state });

@@ -11,6 +11,9 @@
 extern "C" {
 #endif
 
+/* The engine's version, in run cards: raised whenever the arithmetic of a setting changes. */
+#define Q4_VERSION "0.9.0"
+
 /* ---------------------------------------------------------------- status codes */
 
 typedef enum q4_status {
@@ -406,6 +409,41 @@ int q4_model_num_classes(const q4_model *model);
 /* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,
                             q4_error *err);
+
+/* ---------------------------------------------------------------- run cards */
+
+/* A run card: what a run was (engine, kernels, every setting, the data's MD5s) and the SHA-256
+ * of its training state after each of its first Q4_CARD_STEPS steps and after each epoch, so
+ * that anyone can re-run it and compare, step by step (in exact mode, across builds too). */
+#define Q4_CARD_STEPS 20
+typedef struct q4_card q4_card;
+
+/* A card for the run `session` makes on `data`. */
+q4_card *q4_card_create(const q4_session *session, const q4_cifar *data, q4_error *err);
+/* After each training step: the state's fingerprint while within the first Q4_CARD_STEPS
+ * steps; with the report of q4_session_end_epoch, the epoch's figures and fingerprint. */
+void q4_card_record(q4_card *card, const q4_session *session, const q4_epoch_report *report);
+/* The card as JSON; returns the length (like snprintf). */
+size_t q4_card_json(const q4_card *card, char *out, size_t size);
+/* Reads a card (its settings through the same rules as everywhere); NULL and err on error. */
+q4_card *q4_card_parse(const char *text, size_t size, q4_error *err);
+void q4_card_free(q4_card *card);
+const q4_config *q4_card_config(const q4_card *card);
+/* Q4_ERR_MISMATCH naming the first data file whose MD5 differs from the card's, or missing. */
+q4_status q4_card_check_data(const q4_card *card, const q4_cifar *data, q4_error *err);
+/* The session's state after its last step against the card's record: 1 equal, -1 different,
+ * 0 no record (past the first steps and not at an epoch's end). epoch_ended: the 1-based epoch
+ * that step ended, or 0. */
+int q4_card_check(const q4_card *card, const q4_session *session, int epoch_ended);
+typedef struct q4_card_summary {
+    char engine[64], kernels[64];
+    int steps, epochs;     /* fingerprints recorded */
+    long long last_step;   /* of the last recorded epoch */
+    double test_accuracy, tta_accuracy; /* of the last recorded epoch (-1: none) */
+} q4_card_summary;
+void q4_card_summarize(const q4_card *card, q4_card_summary *summary);
+/* The test accuracy the card records for an epoch, or -1. */
+double q4_card_epoch_accuracy(const q4_card *card, int epoch);
 
 /* ---------------------------------------------------------------- kernels and time */
 

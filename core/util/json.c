@@ -120,3 +120,117 @@ size_t q4_json_finish(q4_json *j) {
     if (j->out && j->size) j->out[j->length < j->size ? j->length : j->size - 1] = 0;
     return j->length;
 }
+
+/* ------------------------------------------------------------ reading */
+
+static int skip_space(const char *t, int i, int n) {
+    while (i < n && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) i++;
+    return i;
+}
+
+/* parses one value at text[*at]; appends its tokens; returns its index or -1 */
+static int parse_value(const char *t, int n, int *at, q4_json_token *tokens, int max, int *count, int depth) {
+    int i = skip_space(t, *at, n);
+    if (i >= n || *count >= max || depth > 64) return -1;
+    int self = (*count)++;
+    q4_json_token *tok = &tokens[self];
+    tok->size = 0;
+    if (t[i] == '{' || t[i] == '[') {
+        char close = t[i] == '{' ? '}' : ']';
+        tok->type = t[i] == '{' ? Q4_JSON_OBJECT : Q4_JSON_ARRAY;
+        tok->start = i;
+        i = skip_space(t, i + 1, n);
+        if (i < n && t[i] == close) {
+            i++;
+        } else {
+            for (;;) {
+                if (tok->type == Q4_JSON_OBJECT) {
+                    *at = i;
+                    int key = parse_value(t, n, at, tokens, max, count, depth + 1);
+                    if (key < 0 || tokens[key].type != Q4_JSON_STRING) return -1;
+                    i = skip_space(t, *at, n);
+                    if (i >= n || t[i] != ':') return -1;
+                    i++;
+                }
+                *at = i;
+                if (parse_value(t, n, at, tokens, max, count, depth + 1) < 0) return -1;
+                tok = &tokens[self];
+                tok->size++;
+                i = skip_space(t, *at, n);
+                if (i < n && t[i] == ',') {
+                    i++;
+                    continue;
+                }
+                if (i < n && t[i] == close) {
+                    i++;
+                    break;
+                }
+                return -1;
+            }
+        }
+        tok->end = i;
+    } else if (t[i] == '"') {
+        tok->type = Q4_JSON_STRING;
+        tok->start = ++i;
+        while (i < n && t[i] != '"') {
+            if ((unsigned char)t[i] < 0x20) return -1;
+            if (t[i] == '\\') i++;
+            i++;
+        }
+        if (i >= n) return -1;
+        tok->end = i++;
+    } else {
+        tok->type = Q4_JSON_PRIMITIVE;
+        tok->start = i;
+        while (i < n && (t[i] == '-' || t[i] == '+' || t[i] == '.' || (t[i] >= '0' && t[i] <= '9') ||
+                         (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z')))
+            i++;
+        if (i == tok->start) return -1;
+        tok->end = i;
+    }
+    tokens[self].next = *count;
+    *at = i;
+    return self;
+}
+
+int q4_json_parse(const char *text, int length, q4_json_token *tokens, int max) {
+    int at = 0, count = 0;
+    if (parse_value(text, length, &at, tokens, max, &count, 0) != 0) return -1;
+    if (skip_space(text, at, length) != length) return -1;
+    return count;
+}
+
+int q4_json_find(const char *text, const q4_json_token *tokens, int object, const char *key) {
+    if (object < 0 || tokens[object].type != Q4_JSON_OBJECT) return -1;
+    size_t n = strlen(key);
+    for (int i = object + 1, k = 0; k < tokens[object].size; k++) {
+        const q4_json_token *name = &tokens[i];
+        int value = i + 1;
+        if ((size_t)(name->end - name->start) == n && memcmp(text + name->start, key, n) == 0) return value;
+        i = tokens[value].next;
+    }
+    return -1;
+}
+
+int q4_json_element(const q4_json_token *tokens, int array, int index) {
+    if (array < 0 || tokens[array].type != Q4_JSON_ARRAY || index < 0 || index >= tokens[array].size) return -1;
+    int i = array + 1;
+    for (int k = 0; k < index; k++) i = tokens[i].next;
+    return i;
+}
+
+int q4_json_text(const char *text, const q4_json_token *token, char *out, size_t size) {
+    size_t o = 0;
+    for (int i = token->start; i < token->end; i++) {
+        char c = text[i];
+        if (c == '\\' && token->type == Q4_JSON_STRING) {
+            char e = text[++i];
+            c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : (e == '"' || e == '\\' || e == '/') ? e : 0;
+            if (!c) return -1;
+        }
+        if (o + 1 >= size) return -1;
+        out[o++] = c;
+    }
+    out[o] = 0;
+    return 0;
+}

@@ -36,4 +36,26 @@ size_t q4_json_finish(q4_json *j);
 /* The shortest "%.Ng" text (N = 1..17) that strtod reads back as value. Returns the length. */
 int q4_format_double(char *out, size_t size, double value);
 
+/* ---- reading: a tokenizer in the way of jsmn. Tokens index into the text; nothing is
+ * copied or allocated. Strict enough for our own files, and safe on hostile ones. */
+typedef enum { Q4_JSON_OBJECT, Q4_JSON_ARRAY, Q4_JSON_STRING, Q4_JSON_PRIMITIVE } q4_json_type;
+
+typedef struct q4_json_token {
+    q4_json_type type;
+    int start, end; /* text[start, end): strings without their quotes */
+    int size;       /* objects: keys; arrays: elements */
+    int next;       /* index of the token after this one and everything inside it */
+} q4_json_token;
+
+/* Splits text into at most max tokens; returns the count, or -1 when the text is not JSON or
+ * has more tokens than max. */
+int q4_json_parse(const char *text, int length, q4_json_token *tokens, int max);
+/* In object token `object`: the value token of `key`, or -1. */
+int q4_json_find(const char *text, const q4_json_token *tokens, int object, const char *key);
+/* The i-th element of an array token, or -1. */
+int q4_json_element(const q4_json_token *tokens, int array, int i);
+/* A string or primitive token's text, unescaped (\" \\ \/ \n \t \r; others refused), into out;
+ * returns 0, or -1 when it does not fit or holds an escape we do not read. */
+int q4_json_text(const char *text, const q4_json_token *token, char *out, size_t size);
+
 #endif
