@@ -121,6 +121,13 @@ test-browser: build wasm site ## the page and the built site in headless Chromiu
 bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run
 	node scripts/bench.mjs
 
+# test accuracy per epoch of the recipes side by side (results/curve.svg); hours: run it with nohup.
+# The logs it finds complete in results/logs/ are drawn, not trained again.
+EPOCHS ?= 10
+SEEDS ?= 0
+curve: build ## train the paper and fast recipes EPOCHS epochs (SEEDS) with --log, draw results/curve.svg
+	node scripts/curve.mjs --epochs $(EPOCHS) --seeds $(SEEDS)
+
 # the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)
 DATA ?= 1
 site: wasm $(if $(filter 0,$(DATA)),,data) ## write dist/: the page, both WebAssembly builds and the data (DATA=0: without), for any static host

@@ -405,7 +405,7 @@ static void log_run(FILE *log, const run *r, const q4_progress *p, int resumed) 
     q4_config_recipe_changes(q4_session_config(r->session), changes, sizeof changes);
     fprintf(log, "{\"run\":{\"engine\":\"q4\",\"kernels\":\"%s\",\"resumed\":%d,\"step\":%lld,\"parameters\":%lld,"
                  "\"recipe_changes\":\"%s\",\"config\":%s}}\n",
-            q4_kernels_name(), resumed, p->global_step, q4_session_parameter_count(r->session), changes, config);
+            q4_session_kernels(r->session), resumed, p->global_step, q4_session_parameter_count(r->session), changes, config);
     fflush(log);
 }
 
@@ -423,7 +423,7 @@ static int train(const options *o, run *r) {
     if (!o->quiet)
         printf("q4 %s: %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, %d threads, "
                "seed %llu%s\n",
-               q4_kernels_name(), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
+               q4_session_kernels(s), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
                q4_session_parameter_count(s), recipe, config->quantized ? "4-bit" : "FP32", config->batch_size,
                config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
     fflush(stdout);
@@ -493,10 +493,9 @@ static int verify(const options *o, run *r, long cores) {
     q4_card_summarize(card, &cs);
     if (!(r->session = q4_session_create(&config, &r->cifar.train, &r->cifar.test, &err))) return fail("%s", err.message);
     q4_session *s = r->session;
-    const char *kernels = q4_kernels_name();
     printf("verifying %s: made by %s with %s%s; this is %s with %s\n", o->verify, cs.engine, cs.kernels,
-           config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, config.exact ? "its exact kernels" : kernels);
-    if (!config.exact && strcmp(cs.kernels, kernels) != 0)
+           config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, q4_session_kernels(s));
+    if (!config.exact && strcmp(cs.kernels, q4_session_kernels(s)) != 0)
         printf("  (not in exact mode: only the same kernels reproduce a run bit for bit)\n");
     long long last = cs.last_step > cs.steps ? cs.last_step : cs.steps, stop = o->verify_steps ? o->verify_steps : last;
     if (stop > last) stop = last;

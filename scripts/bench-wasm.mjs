@@ -2,7 +2,7 @@
 // playwright-core): serves the page with cross-origin isolation and, in it, starts a fresh
 // training worker (web/worker.js) per thread count and runs its benchmark. Prints one JSON
 // line per thread count.
-// Usage: node scripts/bench-wasm.mjs [--threads 1,2] [--steps 8]
+// Usage: node scripts/bench-wasm.mjs [--threads 1,2] [--steps 8] [--exact]
 import { chromium } from 'playwright-core';
 import { startServer } from './serve.mjs';
 
@@ -10,6 +10,7 @@ const args = process.argv.slice(2);
 const value = (flag, fallback) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : fallback);
 const threadCounts = value('--threads', '1,2').split(',').map(Number);
 const steps = Number(value('--steps', '8'));
+const exact = args.includes('--exact') ? 1 : 0;
 
 const { server, url } = await startServer({ port: 0, quiet: true });
 const browser = await chromium.launch({
@@ -37,7 +38,7 @@ try {
         } else if (m.type === 'error') reject(new Error(m.message));
       };
       worker.postMessage({ type: 'init' });
-    }), { threads, steps });
+    }), { threads, steps, exact });
     console.log(JSON.stringify(result));
   }
 } finally {

@@ -1,33 +1,36 @@
 // bench.mjs - `make bench`: in one run on this machine, training and evaluation images/s
 // and GFLOP/s at batch 128 for the native build (build/q4bench) and the WebAssembly build in
-// headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, beside the PyTorch
-// reference (scripts/torch_ref.py --bench with Debian's python3-torch, when
-// installed); the ratios ours/PyTorch and WASM/native; and where one training step spends
-// its time, per layer. Each figure is the median of BENCH_REPS runs (default 3), the three
-// programs interleaved: this machine is shared and its speed drifts by 5-20% over minutes.
+// headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, and in exact mode at the
+// highest thread count, beside the PyTorch reference (scripts/torch_ref.py --bench with
+// Debian's python3-torch, when installed); the ratios ours/PyTorch and WASM/native; and where
+// one training step spends its time, per layer. Each figure is the median of BENCH_REPS runs
+// (default 3), the programs interleaved: this machine is shared and its speed drifts by 5-20%
+// over minutes; runs of one program that differ by more than 10% are flagged. It says which CPU
+// (and its vector extensions) and which kernels each program used.
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
 const reps = Number(process.env.BENCH_REPS || 3);
 const threadCounts = (process.env.BENCH_THREADS || '1,2').split(',').map(Number);
+const top = threadCounts[threadCounts.length - 1];
 const torchRef = process.env.TORCH_REF || path.resolve('scripts', 'torch_ref.py');
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 // One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a
 // slow spell of the shared machine lands on all three and the ratios stay fair. Native and
 // WASM runs come back in one shape.
-function nativeRun(threads) {
-  const x = JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json'],
-    { encoding: 'utf8' }));
+function nativeRun(threads, exact = false) {
+  const x = JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json',
+    ...(exact ? ['--exact'] : [])], { encoding: 'utf8' }));
   return { threads, train: x.train_images_per_second, eval: x.eval_images_per_second, trainGflops: x.train_gflops,
     evalGflops: x.eval_gflops, kernels: x.kernels, memory: x.memory_bytes,
     phases: x.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })) };
 }
 
-/** One Chromium launch measuring every thread count: a run per thread count. */
-const wasmRun = () =>
-  execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', threadCounts.join(','), '--steps', '6'],
+/** One Chromium launch measuring the given thread counts: a run per thread count. */
+const wasmRun = (counts, exact = false) =>
+  execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', counts.join(','), '--steps', '6', ...(exact ? ['--exact'] : [])],
     { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
     const x = JSON.parse(line);
     return { threads: x.threads, train: x.trainImagesPerSecond, eval: x.evalImagesPerSecond, trainGflops: x.trainGflops,
@@ -39,8 +42,14 @@ const wasmRun = () =>
 function summary(runs) {
   const pick = runs.find((x) => x.train === median(runs.map((y) => y.train)));
   return { ...pick, eval: median(runs.map((x) => x.eval)), trainGflops: median(runs.map((x) => x.trainGflops)),
-    evalGflops: median(runs.map((x) => x.evalGflops)) };
+    evalGflops: median(runs.map((x) => x.evalGflops)), spread: spread(runs) };
 }
+
+/** The largest ratio between runs of one program (training and evaluation). */
+const spread = (runs) => Math.max(...['train', 'eval'].map((k) => {
+  const v = runs.map((x) => x[k]);
+  return Math.max(...v) / Math.min(...v);
+}));
 
 function torchMissing() {
   if (!fs.existsSync(torchRef)) return `${torchRef} not found`;
@@ -54,15 +63,34 @@ function torchRun(threads) {
   return { train: Number(m[1]), eval: Number(m[2]) };
 }
 
-const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+/** What PyTorch computes with: its CPU capability (the vector ISA its kernels dispatch to) and build. */
+function torchKernels() {
+  const probe = spawnSync('/usr/bin/python3', ['-c', [
+    'import torch',
+    'cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "unknown"',
+    'cfg = torch.__config__.show()',
+    'blas = [l.strip() for l in cfg.splitlines() if "BLAS_INFO" in l or "USE_MKLDNN" in l or "CPU capability" in l]',
+    'print(torch.__version__, "| CPU capability:", cap, "|", "; ".join(blas))'].join('\n')], { encoding: 'utf8' });
+  return probe.status === 0 ? probe.stdout.trim() : 'unknown';
+}
+
+const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+const cpu = /model name\s*:\s*(.*)/.exec(cpuinfo);
+const flags = (/flags\s*:\s*(.*)/.exec(cpuinfo) || ['', ''])[1].split(' ');
+const vector = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl', 'avx512_vnni', 'avx512_bf16']
+  .filter((f) => flags.includes(f));
 console.log(`q4 bench: batch 128, ${reps} interleaved runs per figure (median), ${cpu ? cpu[1] : 'unknown CPU'}, ` +
-  `${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores`);
+  `${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores; vector extensions: ${vector.join(' ')}`);
 const missing = torchMissing();
-const runs = { native: new Map(), wasm: new Map(), torch: new Map() };
+if (!missing) console.log(`PyTorch: ${torchKernels()}`);
+
+const runs = { native: new Map(), wasm: new Map(), torch: new Map(), nativeExact: [], wasmExact: [] };
 const add = (map, key, value) => map.set(key, [...(map.get(key) || []), value]);
 for (let r = 0; r < reps; r++) {
   for (const t of threadCounts) add(runs.native, t, nativeRun(t));
-  for (const x of wasmRun()) add(runs.wasm, x.threads, x);
+  runs.nativeExact.push(nativeRun(top, true));
+  for (const x of wasmRun(threadCounts)) add(runs.wasm, x.threads, x);
+  runs.wasmExact.push(wasmRun([top], true)[0]);
   if (!missing) for (const t of threadCounts) add(runs.torch, t, torchRun(t));
 }
 const results = { native: new Map(), wasm: new Map(), torch: new Map() };
@@ -70,40 +98,49 @@ for (const t of threadCounts) {
   results.native.set(t, summary(runs.native.get(t)));
   if (runs.wasm.has(t)) results.wasm.set(t, summary(runs.wasm.get(t)));
   const tr = runs.torch.get(t);
-  results.torch.set(t, missing ? { missing } : { train: median(tr.map((x) => x.train)), eval: median(tr.map((x) => x.eval)) });
+  results.torch.set(t, missing ? { missing } : { train: median(tr.map((x) => x.train)), eval: median(tr.map((x) => x.eval)),
+    spread: spread(tr) });
 }
+const nativeExact = summary(runs.nativeExact), wasmExact = summary(runs.wasmExact);
 const flopsPerImage = 932739072, forwardFlops = 309770240;
 
 const row = (name, t, r, ref) => {
-  if (!r || r.missing) return `  ${name.padEnd(22)} ${String(t).padStart(2)}  ${r ? r.missing : 'not measured'}`;
+  if (!r || r.missing) return `  ${name.padEnd(36)} ${String(t).padStart(2)}  ${r ? r.missing : 'not measured'}`;
   const gf = r.trainGflops ?? (r.train * flopsPerImage) / 1e9, ge = r.evalGflops ?? (r.eval * forwardFlops) / 1e9;
-  let line = `  ${name.padEnd(22)} ${String(t).padStart(2)}  ${r.train.toFixed(1).padStart(7)} ${gf.toFixed(1).padStart(7)}` +
+  let line = `  ${name.padEnd(36)} ${String(t).padStart(2)}  ${r.train.toFixed(1).padStart(7)} ${gf.toFixed(1).padStart(7)}` +
     `  ${r.eval.toFixed(1).padStart(7)} ${ge.toFixed(1).padStart(7)}`;
   if (ref && !ref.missing) line += `   ${(r.train / ref.train).toFixed(2)}x / ${(r.eval / ref.eval).toFixed(2)}x`;
+  if (r.spread > 1.1) line += `   (runs differ by ${((r.spread - 1) * 100).toFixed(0)}%)`;
   return line;
 };
-console.log('\n  build                  threads  train img/s GFLOP/s  eval img/s GFLOP/s   vs PyTorch (train / eval)');
+console.log(`\n  ${'program, kernels'.padEnd(36)} threads train img/s GFLOP/s  eval img/s GFLOP/s   vs PyTorch (train / eval)`);
 for (const t of threadCounts) console.log(row(`native ${results.native.get(t).kernels}`, t, results.native.get(t), results.torch.get(t)));
+console.log(row(`native exact ${nativeExact.kernels}`, top, nativeExact, results.torch.get(top)));
 for (const t of threadCounts) console.log(row(`wasm ${results.wasm.get(t)?.kernels || ''}`, t, results.wasm.get(t), results.torch.get(t)));
+console.log(row(`wasm exact ${wasmExact.kernels}`, top, wasmExact, results.torch.get(top)));
 for (const t of threadCounts) console.log(row('pytorch 1.13 (torch_ref)', t, results.torch.get(t)));
+const flagged = [...results.native.values(), ...results.wasm.values(), ...results.torch.values(), nativeExact, wasmExact]
+  .filter((r) => r.spread > 1.1);
+if (flagged.length) console.log(`\n  WARNING: ${flagged.length} figure(s) above come from runs more than 10% apart: the machine was busy or drifting; run again.`);
 
 console.log('\n  ratios');
 for (const t of threadCounts) {
   const n = results.native.get(t), w = results.wasm.get(t);
   if (w) console.log(`    WASM / native at ${t} thread${t > 1 ? 's' : ''}: train ${(w.train / n.train).toFixed(2)}, eval ${(w.eval / n.eval).toFixed(2)}`);
 }
+console.log(`    exact mode / default at ${top} threads: native train ${(nativeExact.train / results.native.get(top).train).toFixed(2)}, ` +
+  `WASM train ${(wasmExact.train / results.wasm.get(top).train).toFixed(2)}`);
 if (threadCounts.length > 1) {
-  const [a, b] = [threadCounts[0], threadCounts[threadCounts.length - 1]];
+  const [a, b] = [threadCounts[0], top];
   const n1 = results.native.get(a), n2 = results.native.get(b), w1 = results.wasm.get(a), w2 = results.wasm.get(b);
   console.log(`    ${b} threads / ${a}: native train ${(n2.train / n1.train).toFixed(2)}x` +
     (w1 && w2 ? `, wasm train ${(w2.train / w1.train).toFixed(2)}x` : ''));
 }
 
-for (const [label, r] of [['native', results.native.get(threadCounts[threadCounts.length - 1])],
-  ['wasm', results.wasm.get(threadCounts[threadCounts.length - 1])]]) {
+for (const [label, r] of [['native', results.native.get(top)], ['wasm', results.wasm.get(top)]]) {
   if (!r) continue;
   const total = r.phases.reduce((s, p) => s + p.ms, 0);
-  console.log(`\n  one training step, ${label}, ${threadCounts[threadCounts.length - 1]} threads: ${total.toFixed(0)} ms`);
+  console.log(`\n  one training step, ${label}, ${top} threads: ${total.toFixed(0)} ms`);
   for (const p of [...r.phases].sort((x, y) => y.ms - x.ms)) {
     if (p.ms < 0.05) continue;
     console.log(`    ${p.name.padEnd(26)} ${p.ms.toFixed(1).padStart(7)} ms ${(100 * p.ms / total).toFixed(1).padStart(5)}%` +

@@ -239,7 +239,7 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_session_info(int h) {
     q4_session *s = session_of(h);
     if (!s) return NULL;
     REPLY_JSON((size_t)snprintf(out, size, "{\"parameters\":%lld,\"memory_bytes\":%zu,\"kernels\":\"%s\"}",
-                                q4_session_parameter_count(s), q4_session_memory_bytes(s), q4_kernels_name()));
+                                q4_session_parameter_count(s), q4_session_memory_bytes(s), q4_session_kernels(s)));
 }
 
 EMSCRIPTEN_KEEPALIVE int q4w_set_threads(int h, int threads) {

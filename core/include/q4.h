@@ -316,6 +316,8 @@ q4_status q4_session_layer_stats(q4_session *session, q4_layer_stats stats[Q4_NU
  * give equal hashes whatever the thread count or build; 64 hex digits and a NUL. */
 void q4_session_state_sha256(const q4_session *session, char hex[65]);
 const q4_config *q4_session_config(const q4_session *session);
+/* The GEMM variant this session runs (exact mode has its own), e.g. "f32-gemm-4x24-avx2". */
+const char *q4_session_kernels(const q4_session *session);
 long long q4_session_parameter_count(const q4_session *session);
 size_t q4_session_memory_bytes(const q4_session *session);
 
