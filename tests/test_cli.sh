@@ -56,9 +56,9 @@ fi
 # uninterrupted run ends (1,280 images at batch 64: 20 steps an epoch, about 0.3 s each here)
 long=(--data "$DATA" --train-limit 1280 --test-limit 200 --epochs 2 --batch 64 --seed 11 --threads 2)
 "$Q4" "${long[@]}" --quiet --checkpoint "$OUT/long-straight.ckpt" >/dev/null 2>&1 || fail "uninterrupted long run"
-"$Q4" "${long[@]}" --checkpoint "$OUT/long.ckpt" >"$OUT/interrupted.txt" 2>&1 &
+"$Q4" "${long[@]}" --checkpoint "$OUT/long.ckpt" --log "$OUT/long.jsonl" >"$OUT/interrupted.txt" 2>&1 &
 pid=$!
-for _ in $(seq 100); do grep -q "epoch 1 step 4/" "$OUT/interrupted.txt" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "epoch 2 step 4/" "$OUT/interrupted.txt" 2>/dev/null && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
 rc=$?
@@ -67,9 +67,13 @@ if [ $rc -eq 130 ] && grep -q "stopped at step .*; checkpoint saved" "$OUT/inter
 else
   fail "Ctrl-C: exit status $rc: $(tail -n 2 "$OUT/interrupted.txt")"
 fi
-"$Q4" --data "$DATA" --resume "$OUT/long.ckpt" --checkpoint "$OUT/long.ckpt" --quiet >/dev/null 2>&1 || fail "resume after Ctrl-C"
+"$Q4" --data "$DATA" --resume "$OUT/long.ckpt" --checkpoint "$OUT/long.ckpt" --log "$OUT/long.jsonl" --quiet >/dev/null 2>&1 ||
+  fail "resume after Ctrl-C"
 cmp -s "$OUT/long.ckpt" "$OUT/long-straight.ckpt" && pass "Ctrl-C, resume: the same checkpoint as an uninterrupted run" ||
   fail "Ctrl-C, resume: the checkpoint differs from an uninterrupted run"
+epochs=$(grep -o '"epoch":[0-9]*,"epochs"' "$OUT/long.jsonl" | tr -d '\n')
+[ "$epochs" = '"epoch":1,"epochs""epoch":2,"epochs"' ] && pass "the log holds each epoch once across the interruption" ||
+  fail "log epochs after Ctrl-C and resume: $epochs"
 
 # ---- a full disk (a file-size limit): the message names the file, the old checkpoint is kept
 cp "$OUT/straight.ckpt" "$OUT/full.ckpt"
