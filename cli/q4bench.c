@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
     q4_config config;
     q4_config_default(&config);
     config.threads = threads;
-    config.quantized = !fp32;
+    config.weight_bits = fp32 ? Q4_FP32_BITS : 4;
     config.exact = exact;
     q4_session *s = q4_session_create(&config, &train, &test, &err);
     if (!s) {

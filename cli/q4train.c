@@ -66,7 +66,8 @@ static void usage(FILE *out) {
           "  --steps N              with --verify: compare the first N steps only\n"
           "  --stats                print per-class counts and channel mean/std of the training set and exit\n"
           "  --quiet                only the final summary\n"
-          "  --batch N, --fp32      short for --batch-size N, --quantized 0\n"
+          "  --batch N, --bits B    short for --batch-size N, --weight-bits B\n"
+          "  --fp32                 short for --weight-bits 32\n"
           "Settings (--name value; --recipe applies first, the others override it):\n",
           out);
     q4_config defaults;
@@ -127,7 +128,7 @@ static int parse_options(int argc, char **argv, options *o) {
         }
         if (strncmp(a, "--", 2) != 0) return fail("unexpected argument '%s' (see --help)", a), -1;
         if (!strcmp(a, "--fp32")) {
-            if (add_setting(o, "quantized", "0")) return -1;
+            if (add_setting(o, "weight_bits", "32")) return -1;
             continue;
         }
         if (!strcmp(a, "--stats")) { o->stats = 1; continue; }
@@ -154,6 +155,8 @@ static int parse_options(int argc, char **argv, options *o) {
         else if (!strcmp(a, "--eval-model")) o->eval_model = v;
         else if (!strcmp(a, "--batch")) {
             if (add_setting(o, "batch_size", v)) return -1;
+        } else if (!strcmp(a, "--bits")) {
+            if (add_setting(o, "weight_bits", v)) return -1;
         } else if (add_setting(o, a + 2, v)) return -1;
     }
     if (!o->data) return fail("--data PATH is required (see --help; `make data` fetches CIFAR-10 into data/)"), -1;
@@ -416,7 +419,9 @@ static int train(const options *o, run *r) {
     int tty = isatty(fileno(stderr)) && !o->quiet;
     q4_progress p;
     q4_session_progress(s, &p);
-    char recipe[1024], changes[900];
+    char recipe[1024], changes[900], bits[16];
+    if (config->weight_bits == Q4_FP32_BITS) snprintf(bits, sizeof bits, "FP32");
+    else snprintf(bits, sizeof bits, "%d-bit", config->weight_bits);
     q4_config_get(config, q4_config_field_find("recipe"), recipe, 32);
     if (q4_config_recipe_changes(config, changes, sizeof changes))
         snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (changed: %s)", changes);
@@ -424,7 +429,7 @@ static int train(const options *o, run *r) {
         printf("q4 %s: %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, %d threads, "
                "seed %llu%s\n",
                q4_session_kernels(s), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
-               q4_session_parameter_count(s), recipe, config->quantized ? "4-bit" : "FP32", config->batch_size,
+               q4_session_parameter_count(s), recipe, bits, config->batch_size,
                config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
     fflush(stdout);
     if (r->log) log_run(r->log, r, &p, o->resume != NULL);
@@ -456,7 +461,7 @@ static int train(const options *o, run *r) {
 
         q4_epoch_report report;
         if (q4_session_end_epoch(s, &report)) return fail("%s", q4_session_error(s));
-        if (!o->quiet) print_report(&report, config->quantized);
+        if (!o->quiet) print_report(&report, config->weight_bits < Q4_FP32_BITS);
         /* the checkpoint before the log line: a crash between them re-runs the epoch, whose
          * line then appears once */
         if (r->card) {

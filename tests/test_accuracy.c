@@ -23,7 +23,7 @@
 static double run(const q4_dataset *train, const q4_dataset *test, int quantized) {
     q4_config config;
     q4_config_default(&config);
-    config.quantized = quantized;
+    config.weight_bits = quantized ? 4 : Q4_FP32_BITS;
     config.threads = 2;
     config.seed = 0;
     config.epochs = 1;

@@ -35,7 +35,7 @@ static q4_session *new_session(int threads, int quantized) {
     c.batch_size = BATCH;
     c.threads = threads;
     c.seed = 42;
-    c.quantized = quantized;
+    c.weight_bits = quantized ? 4 : Q4_FP32_BITS;
     q4_error err = {0};
     q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
     CHECK(s != NULL, "session: %s", err.message);
@@ -83,7 +83,7 @@ static void test_resume_and_threads(int quantized) {
     q4_error err = {0};
     CHECK(q4_checkpoint_read_info(bytes, size, &info, &err) == Q4_OK, "info: %s", err.message);
     CHECK(info.global_step == n && info.train_count == TRAIN && info.config.seed == 42 &&
-              info.config.quantized == quantized && info.config.batch_size == BATCH,
+              (info.config.weight_bits == 4) == quantized && info.config.batch_size == BATCH,
           "checkpoint info: step %lld, %d images, seed %llu", info.global_step, info.train_count,
           (unsigned long long)info.config.seed);
 
@@ -171,7 +171,7 @@ static uint8_t *to_version1(const q4_session *s, const uint8_t *v2, size_t size,
     q4_put_u32(out + 8, 1);
     q4_put_u32(out + 12, 256);
     const q4_config *c = &s->config;
-    uint32_t ints[6] = {(uint32_t)c->num_classes, (uint32_t)c->batch_size, (uint32_t)c->epochs, (uint32_t)c->quantized,
+    uint32_t ints[6] = {(uint32_t)c->num_classes, (uint32_t)c->batch_size, (uint32_t)c->epochs, c->weight_bits == 4,
                         (uint32_t)c->augment, (uint32_t)c->threads};
     for (int i = 0; i < 6; i++, p += 4) q4_put_u32(p, ints[i]);
     q4_put_u64(p, c->seed), p += 8;

@@ -14,7 +14,7 @@ static void test_defaults(void) {
     q4_config c;
     q4_config_default(&c);
     /* PAPER.md, constant by constant */
-    CHECK(c.batch_size == 128 && c.epochs == 150 && c.quantized == 1 && c.augment == 1 && c.seed == 0 &&
+    CHECK(c.batch_size == 128 && c.epochs == 150 && c.weight_bits == 4 && c.scale == Q4_SCALE_TENSOR && c.augment == 1 && c.seed == 0 &&
               c.learning_rate == 1e-3 && c.weight_decay == 5e-4 && c.beta1 == 0.9 && c.beta2 == 0.999 &&
               c.adam_eps == 1e-8 && c.clip_norm == 0.5 && c.tanh_bound == 3.0 && c.cosine_t_max == 100 &&
               c.dropout == 0.5 && c.num_classes == 10 && c.train_limit == 0 && c.test_limit == 0 && c.recipe == 0,
@@ -72,7 +72,9 @@ static void refused(const char *name, const char *value, const char *words) {
 static void test_refusals(void) {
     refused("epochs", "1e9", "epochs must be a whole number from 1 to 10000, not '1e9'");
     refused("epochs", "0", "epochs must be a whole number");
-    refused("quantized", "4.0", "quantized must be a whole number from 0 to 1");
+    refused("weight_bits", "4.0", "weight_bits must be a whole number from 2 to 32");
+    refused("weight_bits", "16", "weight_bits must be 2 to 8, or 32 (FP32 weights), not '16'");
+    refused("weight_bits", "1", "weight_bits must be a whole number from 2 to 32");
     refused("train_limit", "-5", "train_limit must be a whole number from 0 to 1000000");
     refused("seed", "-1", "seed must be a whole number from 0 to 18446744073709551615");
     refused("seed", "18446744073709551616", "seed must be");
@@ -151,6 +153,7 @@ static void test_recipes_and_differences(void) {
 static void test_choice_enums(void) {
     struct { const char *name, *value; int expect; size_t offset; } cases[] = {
         {"recipe", "paper", Q4_RECIPE_PAPER, offsetof(q4_config, recipe)},
+        {"recipe", "plain-adamw", Q4_RECIPE_PLAIN_ADAMW, offsetof(q4_config, recipe)},
         {"optimizer", "adamw", Q4_OPTIMIZER_ADAMW, offsetof(q4_config, optimizer)},
         {"optimizer", "sgd", Q4_OPTIMIZER_SGD, offsetof(q4_config, optimizer)},
         {"schedule", "cosine", Q4_SCHEDULE_COSINE, offsetof(q4_config, schedule)},

@@ -79,7 +79,7 @@ int main(void) {
         {"paper", ""},
         {"fast", "optimizer=sgd\nlearning_rate=0.05\nschedule=onecycle\nepochs=2\nlabel_smoothing=0.2\nema=0.9\n"
                  "cutout=8\nflip=alternate\ndropout=0\nclip_norm=0"},
-        {"fp32", "quantized=0"},
+        {"fp32", "weight_bits=32"},
     };
     for (int r = 0; r < 3; r++) {
         char one[65], three[65];

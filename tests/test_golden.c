@@ -128,7 +128,7 @@ static void run(const char *path, int quantized, int threads) {
 
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, CLASSES, quantized, BATCH, threads, 0.5f, 0, &err)) {
+    if (q4_vgg_create(&m, CLASSES, quantized ? 4 : Q4_FP32_BITS, BATCH, threads, 0.5f, 0, &err)) {
         CHECK(0, "create: %s", err.message);
         fclose(r.file);
         return;
@@ -138,7 +138,7 @@ static void run(const char *path, int quantized, int threads) {
     float *mask = malloc(512 * BATCH * sizeof(float));
     q4_config config;
     q4_config_default(&config);
-    config.quantized = quantized;
+    config.weight_bits = quantized ? 4 : Q4_FP32_BITS;
     uint8_t labels[BATCH];
     double worst_grad = 0, worst_param = 0, worst_stat = 0, worst_noise = 0;
 

@@ -81,6 +81,7 @@ static double conv_loss(void *context) {
     return dot(c->y, c->r, (long)c->co * c->n * c->h * c->wd);
 }
 
+/* quantized: bits per weight (2..8), 0 for FP32 */
 static void test_conv(int n, int ci, int co, int h, int w, int quantized) {
     conv_case c = {n, ci, co, h, w, quantized, 0, 0, 0, 0, 0, 0, 0};
     long xs = (long)ci * n * h * w, ys = (long)co * n * h * w, ws = (long)co * ci * 9;
@@ -92,17 +93,19 @@ static void test_conv(int n, int ci, int co, int h, int w, int quantized) {
     fill_values(c.b, co, 3);
     fill_values(c.r, ys, 4);
     if (quantized) {
-        c.scale = q4_quant_scale(kernels.max_abs(c.w, ws), Q4_MAX_LEVEL);
-        kernels.quantize(c.wq, c.w, ws, c.scale, Q4_MAX_LEVEL);
+        c.scale = q4_quant_scale(kernels.max_abs(c.w, ws), q4_max_level(quantized));
+        kernels.quantize(c.wq, c.w, ws, c.scale, (float)q4_max_level(quantized));
     }
     const float *weights = quantized ? c.wq : c.w;
     q4_conv3x3_backward_input(&cc, dx, c.r, weights, flipped, n, ci, co, h, w);
     q4_conv3x3_backward_weights(&cc, dw, db, c.r, c.x, n, ci, co, h, w);
     char what[96];
-    snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dx", quantized ? "-q4" : "", n, ci, co, h, w);
+    char mode[16] = "";
+    if (quantized) snprintf(mode, sizeof mode, "-%dbit", quantized);
+    snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dx", mode, n, ci, co, h, w);
     check_gradient(what, c.x, xs, dx, conv_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     /* quantized: the weight gradient is dL/dW_q, checked against perturbations of W_q */
-    snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dW%s", quantized ? "-q4" : "", n, ci, co, h, w,
+    snprintf(what, sizeof what, "conv%s n%d ci%d co%d %dx%d dW%s", mode, n, ci, co, h, w,
              quantized ? " (straight-through: dL/dW_q)" : "");
     check_gradient(what, quantized ? c.wq : c.w, ws, dw, conv_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     snprintf(what, sizeof what, "conv n%d ci%d co%d %dx%d dbias", n, ci, co, h, w);
@@ -133,13 +136,17 @@ static void test_linear(int n, int in, int out, int quantized) {
     fill_values(c.w, ws, 12);
     fill_values(c.b, out, 13);
     fill_values(c.r, ys, 14);
-    if (quantized) kernels.quantize(c.wq, c.w, ws, q4_quant_scale(kernels.max_abs(c.w, ws), Q4_MAX_LEVEL), Q4_MAX_LEVEL);
+    if (quantized)
+        kernels.quantize(c.wq, c.w, ws, q4_quant_scale(kernels.max_abs(c.w, ws), q4_max_level(quantized)),
+                         (float)q4_max_level(quantized));
     q4_linear_backward_input(&cc, dx, c.r, quantized ? c.wq : c.w, n, in, out);
     q4_linear_backward_weights(&cc, dw, db, c.r, c.x, n, in, out);
     char what[96];
-    snprintf(what, sizeof what, "linear%s n%d %d->%d dx", quantized ? "-q4" : "", n, in, out);
+    char mode[16] = "";
+    if (quantized) snprintf(mode, sizeof mode, "-%dbit", quantized);
+    snprintf(what, sizeof what, "linear%s n%d %d->%d dx", mode, n, in, out);
     check_gradient(what, c.x, xs, dx, linear_loss, &c, 0.25f, 1e-3, 1e-3, 200);
-    snprintf(what, sizeof what, "linear%s n%d %d->%d dW%s", quantized ? "-q4" : "", n, in, out,
+    snprintf(what, sizeof what, "linear%s n%d %d->%d dW%s", mode, n, in, out,
              quantized ? " (straight-through: dL/dW_q)" : "");
     check_gradient(what, quantized ? c.wq : c.w, ws, dw, linear_loss, &c, 0.25f, 1e-3, 1e-3, 200);
     snprintf(what, sizeof what, "linear n%d %d->%d dbias", n, in, out);
@@ -330,7 +337,7 @@ static double net_loss(void *context) {
 static void test_network(void) {
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, 10, 0, 4, 2, 0.5f, 0, &err)) {
+    if (q4_vgg_create(&m, 10, Q4_FP32_BITS, 4, 2, 0.5f, 0, &err)) {
         CHECK(0, "%s", err.message);
         return;
     }
@@ -389,12 +396,16 @@ int main(void) {
     test_conv(2, 3, 5, 6, 6, 0);
     test_conv(1, 4, 3, 5, 7, 0);
     test_conv(3, 17, 7, 4, 4, 0);
-    test_conv(2, 3, 5, 6, 6, 1);
-    test_conv(1, 9, 13, 3, 5, 1);
+    /* quantized (the last argument: bits per weight), every width the settings allow */
+    static const int widths[] = {2, 3, 4, 5, 6, 7, 8};
+    for (int i = 0; i < 7; i++) {
+        test_conv(2, 3, 5, 6, 6, widths[i]);
+        test_linear(5, 7, 3, widths[i]);
+    }
+    test_conv(1, 9, 13, 3, 5, 4);
     test_linear(5, 7, 3, 0);
     test_linear(3, 33, 17, 0);
-    test_linear(5, 7, 3, 1);
-    test_linear(2, 40, 9, 1);
+    test_linear(2, 40, 9, 4);
     test_batchnorm(3, 18);
     test_batchnorm(12, 37);
     test_batchnorm(4, 64);

@@ -3,6 +3,7 @@
  * reference and this build's SIMD kernel on ragged sizes; the model's quantization of all
  * 8 layers; and the packed export: 4-bit levels and scales survive the round trip exactly. */
 #include "../core/kernels/ref/ref.h"
+#include "../core/quant/quant.h"
 #include "../core/model/vgg.h"
 #include "../core/session/session.h"
 #include "test_util.h"
@@ -110,7 +111,8 @@ static void test_model_and_export(void) {
         float expect = (q4_ref_max_abs(w, t->count) + 1e-8f) / 7.0f;
         CHECK(m->quant_scale[layer] == expect, "layer %d scale %g, expected %g", layer, m->quant_scale[layer], expect);
         long total = 0;
-        for (int l = 0; l < Q4_LEVELS; l++) total += stats[layer].histogram[l];
+        CHECK(stats[layer].levels == Q4_LEVELS, "layer %d: %d levels at 4 bits", layer, stats[layer].levels);
+        for (int l = 0; l < stats[layer].levels; l++) total += stats[layer].histogram[l];
         CHECK(total == t->count, "layer %d histogram counts %ld of %ld", layer, total, t->count);
         CHECK(stats[layer].unique_levels >= 12 && stats[layer].unique_levels <= 15, "layer %d uses %d levels",
               layer, stats[layer].unique_levels);
@@ -155,11 +157,116 @@ static void test_model_and_export(void) {
     q4_session_destroy(s);
 }
 
+/* every width 2..8: the levels, their packing, an export that evaluates as the session does;
+ * and one scale for all layers */
+static void test_widths(const q4_kernels *k) {
+    enum { N = 100003 };
+    float *w = malloc(N * 4), *q = malloc(N * 4), *back = malloc(N * 4);
+    uint8_t *packed = malloc(N + 8);
+    fill_values(w, N, 77);
+    for (int bits = 2; bits <= 8; bits++) {
+        int max = q4_max_level(bits);
+        float scale = q4_quant_scale(k->max_abs(w, N), max);
+        k->quantize(q, w, N, scale, (float)max);
+        static int seen[Q4_MAX_LEVELS];
+        memset(seen, 0, sizeof seen);
+        long bad = 0;
+        for (long i = 0; i < N; i++) {
+            float level = q[i] / scale;
+            if (level != rintf(level) || level < -max || level > max) bad++;
+            else seen[(int)level + max] = 1;
+        }
+        int unique = 0;
+        for (int l = 0; l < 2 * max + 1; l++) unique += seen[l];
+        /* 2 bits: -1, 0, 1; 8 bits: all 255 of -127..127 over 100,003 values spread on [-1, 1) */
+        CHECK(bad == 0 && unique == 2 * max + 1, "%s %d bits: %ld off-grid values, %d of %d levels used", k->name, bits,
+              bad, unique, 2 * max + 1);
+        /* packing: ragged counts, round trip exact (as levels), the size (count * bits + 7) / 8 */
+        for (long count = 1; count <= N; count = count < 40 ? count + 1 : count * 7 + 3) {
+            size_t size = q4_pack_levels_size(count, bits);
+            CHECK(size == ((size_t)count * bits + 7) / 8, "%d bits, %ld values: %zu bytes", bits, count, size);
+            packed[size] = 0xa5; /* must stay */
+            q4_pack_levels(packed, q, count, scale, bits);
+            CHECK(packed[size] == 0xa5, "%d bits, %ld values: packing wrote past its end", bits, count);
+            CHECK(q4_unpack_levels(back, packed, count, scale, bits) == -1, "%d bits: a valid packing refused", bits);
+            long differ = 0;
+            for (long i = 0; i < count; i++) differ += back[i] != q[i] && !(back[i] == 0 && q[i] == 0);
+            CHECK(differ == 0, "%d bits, %ld values: %ld change in a round trip", bits, count, differ);
+        }
+        /* the code -2^(bits-1) is never written: reading it is refused at its index */
+        q4_pack_levels(packed, q, 5, scale, bits);
+        unsigned code = 1u << (bits - 1), mask = (1u << bits) - 1; /* two's complement -2^(bits-1) */
+        size_t bit = 3 * (size_t)bits;
+        uint16_t pair = (uint16_t)(packed[bit / 8] | packed[bit / 8 + 1] << 8);
+        pair = (uint16_t)((pair & ~(mask << (bit % 8))) | code << (bit % 8));
+        packed[bit / 8] = (uint8_t)pair, packed[bit / 8 + 1] = (uint8_t)(pair >> 8);
+        CHECK(q4_unpack_levels(back, packed, 5, scale, bits) == 3, "%d bits: the level -%u was not refused", bits, code);
+    }
+    free(w), free(q), free(back), free(packed);
+}
+
+static void test_session_widths(void) {
+    uint8_t pixels[40 * Q4_IMAGE_BYTES], labels[40];
+    for (int i = 0; i < 40 * Q4_IMAGE_BYTES; i++) pixels[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (int i = 0; i < 40; i++) labels[i] = (uint8_t)(i % 10);
+    q4_dataset set = {40, 10, 1, {{40, pixels, labels, NULL}}};
+    for (int bits = 2; bits <= 8; bits += bits == 4 ? 2 : 1) {
+        for (int global = 0; global < 2; global++) {
+            q4_config c;
+            q4_config_default(&c);
+            c.batch_size = 8;
+            c.weight_bits = bits;
+            c.scale = global ? Q4_SCALE_GLOBAL : Q4_SCALE_TENSOR;
+            q4_error err = {0};
+            q4_session *s = q4_session_create(&c, &set, &set, &err);
+            CHECK(s != NULL, "%d bits: %s", bits, err.message);
+            if (!s) continue;
+            q4_progress p;
+            q4_session_train(s, 2, &p);
+            q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
+            q4_session_layer_stats(s, stats);
+            q4_vgg *m = &s->model;
+            float all = 0;
+            for (int l = 0; l < Q4_NUM_QUANT_LAYERS; l++) {
+                const q4_tensor_info *t = &m->tensors[m->weight_tensor[l]];
+                all = fmaxf(all, q4_ref_max_abs(m->params + t->offset, t->count));
+            }
+            for (int l = 0; l < Q4_NUM_QUANT_LAYERS; l++) {
+                const q4_tensor_info *t = &m->tensors[m->weight_tensor[l]];
+                float expect = global ? (all + 1e-8f) / (float)q4_max_level(bits)
+                                      : (q4_ref_max_abs(m->params + t->offset, t->count) + 1e-8f) / (float)q4_max_level(bits);
+                CHECK(stats[l].scale == expect, "%d bits, %s scale: layer %d scale %g, expected %g", bits,
+                      global ? "global" : "tensor", l, stats[l].scale, expect);
+                CHECK(stats[l].levels == 2 * q4_max_level(bits) + 1 && stats[l].unique_levels <= stats[l].levels,
+                      "%d bits: layer %d has %d levels, %d used", bits, l, stats[l].levels, stats[l].unique_levels);
+            }
+            uint8_t *bytes;
+            size_t size;
+            CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+            q4_evaluation live, exported;
+            q4_session_evaluate(s, &live, NULL, 0);
+            q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+            CHECK(model && q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "%d bits: %s", bits,
+                  err.message);
+            if (model)
+                CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-6 * live.loss,
+                      "%d bits: the export evaluates to %d correct (loss %.9g), the session %d (%.9g)", bits,
+                      exported.correct, exported.loss, live.correct, live.loss);
+            q4_model_destroy(model);
+            free(bytes);
+            q4_session_destroy(s);
+        }
+    }
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
     test_quantizer(q4_kernels_reference());
     test_quantizer(&fast);
     test_model_and_export();
+    test_widths(q4_kernels_reference());
+    test_widths(&fast);
+    test_session_widths();
     return test_finish("test_quant");
 }

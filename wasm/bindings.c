@@ -188,6 +188,32 @@ EMSCRIPTEN_KEEPALIVE void q4w_cifar_free(int h) {
     cifars[h] = NULL;
 }
 
+/* ------------------------------------------------------------ JSON of arrays */
+
+static size_t probabilities_json(const double *p, int k, char *out, size_t size) {
+    q4_json j;
+    q4_json_init(&j, out, size);
+    q4_json_open(&j, NULL, '[');
+    for (int c = 0; c < k; c++) q4_json_number(&j, NULL, p[c]);
+    q4_json_close(&j);
+    return q4_json_finish(&j);
+}
+
+static size_t filters_json(const float *weights, const float *quantized, float scale, char *out, size_t size) {
+    q4_json j;
+    q4_json_init(&j, out, size);
+    q4_json_open(&j, NULL, '{');
+    q4_json_number(&j, "scale", scale);
+    q4_json_open(&j, "weights", '[');
+    for (int i = 0; i < 1728; i++) q4_json_number(&j, NULL, weights[i]);
+    q4_json_close(&j);
+    q4_json_open(&j, "quantized", '[');
+    for (int i = 0; i < 1728; i++) q4_json_number(&j, NULL, quantized[i]);
+    q4_json_close(&j);
+    q4_json_close(&j);
+    return q4_json_finish(&j);
+}
+
 /* ------------------------------------------------------------ sessions */
 
 /* settings: "name=value" lines over the defaults (the recipe line first), train_limit and
@@ -409,4 +435,30 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_state_sha256(int h) {
     static char hex[65];
     q4_session_state_sha256(s, hex);
     return hex;
+}
+
+/* ------------------------------------------------------------ looking at the model */
+
+/* The class probabilities for one image (3072 bytes, R, G, B planes of 32x32): [p0, p1, ...] */
+EMSCRIPTEN_KEEPALIVE const char *q4w_classify(int h, const uint8_t *image) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    double p[Q4_MAX_CLASSES];
+    q4_status st = q4_session_classify(s, image, p);
+    if (st) {
+        session_fail(s, st);
+        return NULL;
+    }
+    int k = q4_session_config(s)->num_classes;
+    REPLY_JSON(probabilities_json(p, k, out, size));
+}
+
+/* conv1's filters: {"scale": s, "weights": [1728], "quantized": [1728]} ([64][3][3][3]) */
+EMSCRIPTEN_KEEPALIVE const char *q4w_conv1(int h) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    static float weights[1728], quantized[1728];
+    float scale;
+    q4_session_conv1(s, weights, quantized, &scale);
+    REPLY_JSON(filters_json(weights, quantized, scale, out, size));
 }

@@ -240,6 +240,13 @@
       return this.M.UTF8ToString(p);
     }
 
+    /** The class probabilities for one image (3072 bytes: R, G, B planes of 32x32). */
+    classify(pixels) {
+      return this._withBytes(pixels, (p) => this._json(this.M._q4w_classify(this.session, p)));
+    }
+    /** conv1's 64 filters [64][3][3][3]: {scale, weights (FP32, as trained), quantized (as used)}. */
+    conv1() { return this._json(this.M._q4w_conv1(this.session)); }
+
     /** Bytes the engine's heap has in use (what it allocated and has not freed). */
     memoryInUse() { return this.M._q4w_memory_in_use(); }
   }

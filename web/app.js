@@ -19,8 +19,21 @@ const PRESETS = {
   quick: { recipe: 'paper', epochs: 3, train_limit: 2000, test_limit: 1000 },
   paper: { recipe: 'paper', epochs: 150, train_limit: 0, test_limit: 0 },
 };
+/** Presets that queue several runs, one after another: the base settings and each run's own. */
+const QUEUES = {
+  ablation: { base: { recipe: 'paper', epochs: 2, train_limit: 10000, test_limit: 10000 }, runs: [
+    { label: 'the paper\'s method', settings: {} },
+    { label: 'without tanh clipping', settings: { tanh_bound: 0 } },
+    { label: 'without per-layer scaling', settings: { scale: 'global' } },
+    { label: 'without gradient clipping', settings: { clip_norm: 0 } },
+    { label: 'plain AdamW', settings: { recipe: 'plain-adamw' } }] },
+  bits: { base: { recipe: 'paper', epochs: 2, train_limit: 10000, test_limit: 10000 },
+    runs: [2, 3, 4, 6, 8].map((b) => ({ label: `${b}-bit`, settings: { weight_bits: b } })) },
+};
+for (const [name, queue] of Object.entries(QUEUES)) PRESETS[name] = queue.base;
+
 /** Settings shown first; every other one is under "All settings". num_classes follows the data. */
-const MAIN_SETTINGS = ['recipe', 'epochs', 'train_limit', 'test_limit', 'seed', 'threads', 'quantized', 'batch_size',
+const MAIN_SETTINGS = ['recipe', 'epochs', 'train_limit', 'test_limit', 'seed', 'threads', 'weight_bits', 'batch_size',
   'learning_rate'];
 const HIDDEN_SETTINGS = ['num_classes'];
 /** URL parameters that are not settings. */
@@ -30,7 +43,7 @@ const ui = {
   worker: null, ready: false, state: 'idle', threaded: false, maxThreads: 1, fields: [], data: null, dataSource: null,
   classNames: [], images: [], losses: [], epochs: [], lastReport: null, runs: [], offered: null, stepsPerEpoch: 0,
   pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null, requests: new Map(), nextRequest: 1,
-  verifyEpochs: [],
+  verifyEpochs: [], compare: new Set(), queue: [], queueIds: [], queueSize: 0,
 };
 
 // ---------------------------------------------------------------- requests to the worker
@@ -218,17 +231,39 @@ function lossSeries() {
   return points;
 }
 
+/** The saved runs chosen for comparison, each with a label saying how it differs. */
+function comparedRuns() {
+  const runs = ui.runs.filter((r) => ui.compare.has(r.id) && r.id !== ui.currentRun && r.history && r.history.length);
+  if (!runs.length) return [];
+  const reference = (ui.runs.find((r) => r.id === ui.currentRun) || runs[0]).config;
+  return runs.map((r) => ({ ...r, label: r.label || differences(reference, r.config) || r.name }));
+}
+
+/** The settings in which config b differs from a, as "name value" (runtime ones left out). */
+function differences(a, b) {
+  const ignore = ['threads', 'epochs'];
+  return Object.keys(b).filter((k) => !ignore.includes(k) && String(a[k]) !== String(b[k]))
+    .map((k) => (k === 'weight_bits' ? (b[k] === 32 ? 'FP32' : `${b[k]}-bit`) : `${k} ${b[k]}`)).join(', ');
+}
+
 const CHARTS = {
   loss() {
     const perEpoch = ui.stepsPerEpoch || 1;
-    lineChart($('chart-loss'), [{ name: 'loss', points: lossSeries().map(([s, v]) => [s / perEpoch, v]) }],
+    const others = comparedRuns().map((r, i) => ({ name: r.label, color: COLORS[(i + 2) % COLORS.length],
+      points: r.history.map((h) => [h.epoch, h.loss]) }));
+    lineChart($('chart-loss'), [{ name: 'loss', points: lossSeries().map(([s, v]) => [s / perEpoch, v]) }, ...others],
       { xLabel: 'epochs', yMin: 0 });
   },
   accuracy() {
+    const others = comparedRuns().map((r, i) => ({ name: `${r.label} (test)`, color: COLORS[(i + 2) % COLORS.length],
+      points: r.history.map((h) => [h.epoch, h.test_accuracy]) }));
     lineChart($('chart-accuracy'), [
       { name: 'train', color: COLORS[0], points: ui.epochs.map((e) => [e.epoch, e.train_accuracy]) },
-      { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test_accuracy]) },
+      { name: 'test', color: COLORS[1], points: ui.epochs.map((e) => [e.epoch, e.test_accuracy]) }, ...others,
     ], { yMin: 0, yMax: 1, percent: true, xLabel: 'epoch' });
+  },
+  filters() {
+    if (ui.filters) drawFilters($('chart-filters'), ui.filters);
   },
   classes() {
     const r = ui.lastReport;
@@ -244,12 +279,12 @@ const CHARTS = {
   },
   levels() {
     const r = ui.lastReport;
-    if (r) barChart($('chart-levels'), r.layers.map((l) => l.name), r.layers.map((l) => l.unique_levels),
-      { max: r.layers[0].histogram.length, text: (i, v) => String(v) });
+    if (r && r.layers[0].levels) barChart($('chart-levels'), r.layers.map((l) => l.name), r.layers.map((l) => l.unique_levels),
+      { max: r.layers[0].levels, text: (i, v) => String(v) });
     else placeholder('chart-levels');
   },
   histograms() {
-    if (ui.lastReport) levelHistograms($('chart-histograms'), ui.lastReport.layers);
+    if (ui.lastReport && ui.lastReport.layers[0].levels) levelHistograms($('chart-histograms'), ui.lastReport.layers);
     else placeholder('chart-histograms');
   },
 };
@@ -302,9 +337,19 @@ function showRuns(runs) {
   const current = ui.currentRun;
   for (const r of runs) {
     const row = body.insertRow();
+    const pick = document.createElement('input');
+    pick.type = 'checkbox';
+    pick.checked = ui.compare.has(r.id);
+    pick.title = 'draw this run on the accuracy and loss charts';
+    pick.addEventListener('change', () => {
+      if (pick.checked) ui.compare.add(r.id);
+      else ui.compare.delete(r.id);
+      scheduleDraw('accuracy', 'loss');
+    });
+    row.insertCell().append(pick);
     const progress = r.status === 'finished' ? `finished ${r.config.epochs} epoch${r.config.epochs === 1 ? '' : 's'}`
       : `epoch ${r.epoch + (r.stepInEpoch ? 1 : 0)} of ${r.config.epochs}${r.stepInEpoch ? `, step ${r.stepInEpoch}` : ''} (${r.status})`;
-    const cells = [r.name + (current === r.id ? ' (this one)' : ''), new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    const cells = [(r.label ? `${r.label}: ` : '') + r.name + (current === r.id ? ' (this one)' : ''), new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       progress, r.bestAccuracy ? percent(r.bestAccuracy) : '–'];
     for (const text of cells) row.insertCell().textContent = text;
     const actions = row.insertCell();
@@ -321,6 +366,7 @@ function showRuns(runs) {
     actions.append(remove);
   }
   $('runs-panel').hidden = runs.length === 0;
+  scheduleDraw('accuracy', 'loss');
   const latest = runs.find((r) => r.status !== 'finished' && r.id !== current);
   ui.offered = ui.state === 'running' || current ? null : latest || null;
   if (ui.offered) {
@@ -390,6 +436,20 @@ function onMessage(m) {
     }
     case 'state':
       setState(m.state);
+      if (m.state === 'finished' && ui.queue.length) setTimeout(startQueued, 0); /* the next run of a queue */
+      else if (m.state === 'finished' && ui.queueIds.length) {
+        for (const id of ui.queueIds) ui.compare.add(id); /* a finished queue: all its runs on one chart */
+        ui.queueIds = [];
+        ui.queueSize = 0;
+        showRuns(ui.runs);
+      } else if (m.state === 'stopped') { /* stopping ends a queue */
+        ui.queue = [];
+        ui.queueIds = [];
+        ui.queueSize = 0;
+      }
+      break;
+    case 'classified':
+      showTop5(m);
       break;
     case 'runs':
       showRuns(m.runs);
@@ -398,6 +458,7 @@ function onMessage(m) {
     case 'resumed':
       ui.stepsPerEpoch = m.progress.steps_per_epoch;
       ui.currentRun = m.run.id;
+      if (m.type === 'session' && ui.queueIds.length < ui.queueSize) ui.queueIds.push(m.run.id);
       $('resume-banner').hidden = true;
       if (m.type === 'resumed') {
         ui.resumeNote = `Resumed at epoch ${m.progress.epoch + 1}, step ${m.progress.step_in_epoch}: press Resume to train on.`;
@@ -424,7 +485,14 @@ function onMessage(m) {
       ui.epochs.push(r);
       $('m-test').textContent = `${percent(r.test_accuracy)} (best ${percent(r.best_accuracy)})`;
       updateGrid(r.predictions);
-      scheduleDraw('accuracy', 'classes', 'confusion', 'levels', 'histograms');
+      ui.filters = m.filters;
+      showLayers(r.layers);
+      if (r.layers[0].levels) {
+        const levels = r.layers[0].levels, top = (levels - 1) / 2;
+        $('levels-caption').textContent = `Unique weight levels per layer (of ${levels} at ${Math.log2(levels + 1)} bits)`;
+        $('histograms-caption').textContent = `Quantized weights per layer: how many at each level −${top}…${top}`;
+      }
+      scheduleDraw('accuracy', 'classes', 'confusion', 'levels', 'histograms', 'filters');
       break;
     }
     case 'saved':
@@ -522,10 +590,162 @@ async function start() {
     loadDefault(config.train_limit);
     return;
   }
+  const queue = QUEUES[$('preset').value];
+  if (queue && !ui.queue.length && !ui.queueIds.length) { /* a preset of several runs: queue them all */
+    ui.queue = queue.runs.map((r) => ({ label: r.label, settings: { ...settings, ...r.settings } }));
+    ui.queueSize = ui.queue.length;
+    ui.queueIds = [];
+    startQueued();
+    return;
+  }
   ui.losses = [];
   ui.epochs = [];
   ui.lastReport = null;
   ui.worker.postMessage({ type: 'start', settings: { ...settings, num_classes: ui.data.classes } });
+}
+
+/** The next run of a queued preset. */
+function startQueued() {
+  const next = ui.queue.shift();
+  if (!next) return;
+  ui.losses = [];
+  ui.epochs = [];
+  ui.lastReport = null;
+  $('run-status').textContent = `Run ${ui.queueSize - ui.queue.length} of ${ui.queueSize}: ${next.label}`;
+  ui.worker.postMessage({ type: 'start', settings: { ...next.settings, num_classes: ui.data.classes }, label: next.label });
+}
+
+// ---------------------------------------------------------------- looking at the model
+/** conv1's filters: 8x8 tiles of 3x3 colour pixels, FP32 left, quantized right, each filter
+ * scaled to its own range (so the pattern, not the size, shows). */
+function drawFilters(canvas, f) {
+  const tile = 3, gap = 1, side = 8 * (tile + gap), width = 2 * side + 6;
+  canvas.width = width;
+  canvas.height = side;
+  const g = canvas.getContext('2d');
+  g.fillStyle = '#fff';
+  g.fillRect(0, 0, width, side);
+  const image = g.createImageData(width, side);
+  image.data.fill(255);
+  [f.weights, f.quantized].forEach((w, half) => {
+    for (let k = 0; k < 64; k++) {
+      const values = w.slice(k * 27, k * 27 + 27);
+      const lo = Math.min(...values), hi = Math.max(...values), span = hi - lo || 1;
+      const x0 = half * (side + 6) + (k % 8) * (tile + gap), y0 = Math.floor(k / 8) * (tile + gap);
+      for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) {
+        const at = 4 * ((y0 + y) * width + x0 + x);
+        for (let c = 0; c < 3; c++) image.data[at + c] = Math.round(255 * (values[c * 9 + y * 3 + x] - lo) / span);
+      }
+    }
+  });
+  g.putImageData(image, 0, 0);
+}
+
+/** Per layer: its weights, the quantizer scale, the levels used and the share of weights at 0. */
+function showLayers(layers) {
+  const body = $('layers-table').tBodies[0];
+  body.textContent = '';
+  for (const l of layers) {
+    const total = l.rows * l.cols, zero = l.levels ? l.histogram[(l.levels - 1) / 2] / total : null;
+    const row = body.insertRow();
+    for (const text of [l.name, grouped(total), l.levels ? l.scale.toExponential(3) : 'FP32',
+      l.levels ? `${l.unique_levels} of ${l.levels}` : '–', zero === null ? '–' : percent(zero)]) row.insertCell().textContent = text;
+  }
+}
+
+/** The model's answer: the 32x32 image it saw and its five likeliest classes. */
+function showTop5(m) {
+  drawImage($('seen-image'), m.pixels);
+  const ranked = m.probabilities.map((p, c) => [p, c]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  const list = $('top5');
+  list.textContent = '';
+  for (const [p, c] of ranked) {
+    const item = document.createElement('li');
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${Math.round(120 * p)}px`;
+    item.append(`${ui.classNames[c] || c} ${percent(p)}`, bar);
+    if (c === m.label) item.append(' (the true class)');
+    list.append(item);
+  }
+  ui.lastTop5 = ranked;
+}
+
+/** Pixels of a canvas region as CIFAR's layout: 3072 bytes, R, G, B planes of 32x32. */
+function cifarPixels(source, sx, sy, side) {
+  const small = document.createElement('canvas');
+  small.width = small.height = 32;
+  const g = small.getContext('2d');
+  g.imageSmoothingQuality = 'high';
+  g.drawImage(source, sx, sy, side, side, 0, 0, 32, 32);
+  const rgba = g.getImageData(0, 0, 32, 32).data, out = new Uint8Array(3072);
+  for (let p = 0; p < 1024; p++) for (let c = 0; c < 3; c++) out[c * 1024 + p] = rgba[4 * p + c];
+  return out;
+}
+
+function classify(pixels) {
+  clearError();
+  ui.worker.postMessage({ type: 'classify', pixels });
+}
+
+async function classifyPhoto(file) {
+  if (!file) return;
+  try {
+    const bitmap = await createImageBitmap(file);
+    const side = Math.min(bitmap.width, bitmap.height); /* the centre square */
+    classify(cifarPixels(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side));
+  } catch {
+    showError(`${file.name}: not an image this browser can read`);
+  }
+}
+
+function wireDrawing() {
+  const pad = $('draw-pad'), g = pad.getContext('2d');
+  const clear = () => {
+    g.fillStyle = '#fff';
+    g.fillRect(0, 0, pad.width, pad.height);
+  };
+  clear();
+  let drawing = false;
+  const at = (e) => {
+    const box = pad.getBoundingClientRect();
+    return [(e.clientX - box.left) * pad.width / box.width, (e.clientY - box.top) * pad.height / box.height];
+  };
+  pad.addEventListener('pointerdown', (e) => {
+    drawing = true;
+    pad.setPointerCapture(e.pointerId);
+    g.beginPath();
+    g.moveTo(...at(e));
+  });
+  pad.addEventListener('pointermove', (e) => {
+    if (!drawing) return;
+    g.lineTo(...at(e));
+    g.strokeStyle = $('pen-color').value;
+    g.lineWidth = 12;
+    g.lineCap = g.lineJoin = 'round';
+    g.stroke();
+  });
+  pad.addEventListener('pointerup', () => { drawing = false; });
+  $('clear-drawing').addEventListener('click', clear);
+  $('classify-drawing').addEventListener('click', () => classify(cifarPixels(pad, 0, 0, pad.width)));
+  $('photo-input').addEventListener('change', (e) => {
+    classifyPhoto(e.target.files[0]);
+    e.target.value = '';
+  });
+  const zone = $('photo-zone');
+  zone.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+  zone.addEventListener('drop', (e) => {
+    e.preventDefault();
+    e.stopPropagation();
+    zone.classList.remove('over');
+    classifyPhoto(e.dataTransfer.files[0]);
+  });
+  $('image-grid').addEventListener('click', (e) => {
+    const cell = e.target.closest('.cell');
+    if (!cell) return;
+    ui.worker.postMessage({ type: 'classify', testIndex: [...cell.parentNode.children].indexOf(cell) });
+  });
 }
 
 /** Resumes a saved run, loading the data it trained on first if it is not loaded. */
@@ -671,6 +891,7 @@ async function isolateSite() {
 }
 
 wire();
+wireDrawing();
 if (!HAS_DATA) $('load-default').hidden = true;
 isolateSite().then((note) => {
   ui.isolationNote = note;

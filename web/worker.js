@@ -231,7 +231,8 @@ function runName(config) {
   const changes = changedSettings(config);
   const epochs = `${config.epochs} epoch${config.epochs === 1 ? '' : 's'}`;
   return `${config.recipe} recipe · ${epochs} · ${grouped(config.train_limit)} images · seed ${config.seed}` +
-    (config.quantized ? '' : ' · FP32') + (changes.length ? ` · ${changes.join(', ')}` : '');
+    (config.weight_bits === 32 ? ' · FP32' : config.weight_bits !== 4 ? ` · ${config.weight_bits}-bit` : '') +
+    (config.scale === 'global' ? ' · one scale' : '') + (changes.length ? ` · ${changes.join(', ')}` : '');
 }
 
 /** Keeps the run's state in the browser; a failure (storage full) is reported, never fatal. */
@@ -263,7 +264,8 @@ async function finishEpoch(progress) {
   run.meta.history.push({ epoch: report.epoch, train_accuracy: report.train_accuracy,
     test_accuracy: report.test_accuracy, loss: report.loss, tta_accuracy: report.tta_accuracy });
   run.meta.testAccuracy = report.test_accuracy;
-  post({ type: 'epoch', report, progress, memory: engine.memoryBytes(), threads: engine.config.threads });
+  post({ type: 'epoch', report, progress, memory: engine.memoryBytes(), threads: engine.config.threads,
+    filters: engine.conv1() });
   await saveRun(report.epoch >= engine.config.epochs ? 'finished' : 'in progress');
 }
 
@@ -306,10 +308,10 @@ async function trainLoop() {
 }
 
 /** A new run: a new session and a new saved-run record (other saved runs stay). */
-function startSession(settings) {
+function startSession(settings, label) {
   engine.createSession(settings);
   const now = Date.now();
-  run = { ...run, lastSeen: 0, meta: { id: `run-${now}`, name: runName(engine.config), config: engine.config,
+  run = { ...run, lastSeen: 0, meta: { id: `run-${now}`, name: runName(engine.config), label: label || null, config: engine.config,
     dataSource: run && run.dataSource, createdAt: now, savedAt: now, epoch: 0, history: [], status: 'in progress' } };
   post({ type: 'session', progress: engine.progress(), config: engine.config, info: engine.sessionInfo(),
     run: run.meta });
@@ -396,7 +398,7 @@ async function verifyCard(text, steps, threads) {
 
 // ---------------------------------------------------------------- benchmark (make bench)
 /** Training and evaluation speed on synthetic images, as cli/q4bench.c measures natively. */
-function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantized = 1, exact = 0 }) {
+function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4, exact = 0 }) {
   const train = 128 * (steps + warmup + 1);
   const shard = (count, seed) => {
     const bytes = new Uint8Array(count * 3073);
@@ -409,7 +411,7 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, quantize
     return bytes;
   };
   engine.loadData([{ name: 'data_batch_1.bin', bytes: shard(train, 7) }, { name: 'test_batch.bin', bytes: shard(evalImages, 9) }], 10);
-  engine.createSession({ threads, quantized, exact });
+  engine.createSession({ threads, weight_bits: bits, exact });
   for (let i = 0; i < warmup; i++) engine.train(1); // first touches, and time for the JIT to optimize
   engine.profile(true);
   let t0 = performance.now();
@@ -456,7 +458,7 @@ self.onmessage = async (event) => {
         break;
       case 'start':
         if (busy()) break;
-        startSession(m.settings);
+        startSession(m.settings, m.label);
         await trainLoop();
         break;
       case 'pause':
@@ -516,6 +518,13 @@ self.onmessage = async (event) => {
       case 'bench':
         post({ type: 'bench', result: bench(m) });
         break;
+      case 'classify': {
+        if (!engine || engine.session < 0) throw new Error('train a model first (or resume a saved run): there is none to ask');
+        const pixels = m.testIndex !== undefined ? engine.testImage(m.testIndex) : m.pixels;
+        post({ type: 'classified', probabilities: engine.classify(pixels), pixels, testIndex: m.testIndex,
+          label: m.testIndex !== undefined ? engine.testLabel(m.testIndex) : -1 });
+        break;
+      }
       case 'card':
         post({ type: 'card-text', text: engine.card(), step: engine.progress().global_step });
         break;

@@ -140,14 +140,18 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
 #define Q4_FIELD_RECIPE 8u
 
 #define Q4_CONFIG_FIELDS(X)                                                                                          \
-    X(CHOICE, recipe, 0, 0, 0, "paper", Q4_FIELD_RECIPE,                                                             \
+    X(CHOICE, recipe, 0, 0, 0, "paper,plain-adamw", Q4_FIELD_RECIPE,                                                 \
       "the recipe the settings start from; setting it resets every recipe setting to the recipe's value")           \
     X(INT, num_classes, 10, 2, Q4_MAX_CLASSES, NULL, 0, "classes of the data and outputs of the last layer")        \
     X(INT, train_limit, 0, 0, 1000000, NULL, 0, "train on the first N training images (0: all)")                   \
     X(INT, test_limit, 0, 0, 1000000, NULL, 0, "evaluate on the first N test images (0: all)")                     \
     X(INT, batch_size, 128, 2, 1024, NULL, Q4_FIELD_METHOD, "images per training step")                             \
     X(INT, epochs, 150, 1, 10000, NULL, Q4_FIELD_PLAN, "planned epochs (for the ETA and schedules that end with the run)") \
-    X(INT, quantized, 1, 0, 1, NULL, 0, "1: 4-bit weights (the paper); 0: FP32 weights, no quantizer, no tanh clip") \
+    X(INT, weight_bits, 4, 2, 32, NULL, 0,                                                                            \
+      "bits per weight: 2 to 8 (levels -(2^(b-1)-1) .. 2^(b-1)-1; 4 is the paper's), or 32: FP32 weights, no quantizer, " \
+      "no tanh clip")                                                                                                 \
+    X(CHOICE, scale, 0, 0, 0, "tensor,global", 0,                                                                     \
+      "quantizer scale: one per weight tensor (the paper's), or one for all layers (its ablation)")                   \
     X(INT, augment, 1, 0, 1, NULL, Q4_FIELD_METHOD, "pad-4 random crop and horizontal flip of training images")     \
     X(INT, threads, 1, 1, 256, NULL, Q4_FIELD_RUNTIME, "threads including the caller (results do not depend on it)") \
     X(U64, seed, 0, 0, 0, NULL, 0, "fixes initialisation, shuffling, augmentation and dropout")                    \
@@ -183,11 +187,12 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "own exp/log/tanh; slower")
 
 /* The CHOICE settings' values, in the order of their choices above (test_config checks). */
-enum { Q4_RECIPE_PAPER = 0 };
+enum { Q4_RECIPE_PAPER = 0, Q4_RECIPE_PLAIN_ADAMW = 1 };
 enum { Q4_OPTIMIZER_ADAMW = 0, Q4_OPTIMIZER_SGD = 1 };
 enum { Q4_SCHEDULE_COSINE = 0, Q4_SCHEDULE_ONECYCLE = 1 };
 enum { Q4_TTA_NONE = 0, Q4_TTA_FLIP = 1, Q4_TTA_FLIP_TRANSLATE = 2 };
 enum { Q4_FLIP_RANDOM = 0, Q4_FLIP_ALTERNATE = 1 };
+enum { Q4_SCALE_TENSOR = 0, Q4_SCALE_GLOBAL = 1 };
 
 #define Q4_CONFIG_TYPE_INT int
 #define Q4_CONFIG_TYPE_U64 uint64_t
@@ -244,8 +249,13 @@ int q4_config_recipe_changes(const q4_config *config, char *out, size_t size);
 /* ---------------------------------------------------------------- training session */
 
 #define Q4_NUM_QUANT_LAYERS 8 /* 6 convolutions, 2 linear layers */
-#define Q4_MAX_LEVEL 7        /* 4-bit weights take the levels -7..7 */
+#define Q4_MAX_LEVEL 7        /* the paper's 4-bit weights take the levels -7..7 */
 #define Q4_LEVELS (2 * Q4_MAX_LEVEL + 1)
+#define Q4_FP32_BITS 32       /* weight_bits of runs without quantizer */
+#define Q4_MAX_QUANT_BITS 8
+#define Q4_MAX_LEVELS 255     /* levels of 8-bit weights: -127..127 */
+/* the largest level of b-bit weights: 2^(b-1) - 1 (7 for 4 bits) */
+static inline int q4_max_level(int bits) { return (1 << (bits - 1)) - 1; }
 
 typedef struct q4_session q4_session;
 
@@ -306,11 +316,20 @@ typedef struct q4_layer_stats {
     char name[16];
     int rows, cols; /* weight tensor as [out][in*k*k] */
     float scale;    /* quantizer scale (0 for FP32 runs) */
+    int levels;     /* levels of the weight width (15 at 4 bits), 0 for FP32 runs */
     int unique_levels;
-    int histogram[Q4_LEVELS]; /* count per level -7..7 */
+    int histogram[Q4_MAX_LEVELS]; /* count per level, from the lowest: histogram[levels / 2] is 0 */
 } q4_layer_stats;
 
 q4_status q4_session_layer_stats(q4_session *session, q4_layer_stats stats[Q4_NUM_QUANT_LAYERS]);
+/* The model's class probabilities for one image (3072 bytes: R, G, B planes of 32x32), with
+ * the weights evaluation uses (quantized; the moving average where there is one). */
+q4_status q4_session_classify(q4_session *session, const uint8_t image[Q4_IMAGE_BYTES],
+                              double probabilities[Q4_MAX_CLASSES]);
+/* conv1's weights [64][3][3][3] as trained (FP32) and as the forward pass uses them
+ * (quantized), each 1728 floats; *scale receives the quantizer scale (0 for FP32 runs). */
+q4_status q4_session_conv1(q4_session *session, float weights[1728], float quantized[1728], float *scale);
+
 /* SHA-256 of the training state: position (epoch, step, global step), parameters, BN running
  * statistics, optimizer moments and the moving average, as little-endian bytes. Equal states
  * give equal hashes whatever the thread count or build; 64 hex digits and a NUL. */
@@ -404,7 +423,8 @@ q4_status q4_session_export(q4_session *session, uint8_t **bytes, size_t *size);
 
 /* An exported model, loaded for evaluation only. */
 typedef struct q4_model q4_model;
-/* exact: evaluate as exact mode does (the same bits in every build) */
+/* An exported model of any weight width (2..8 bits, or FP32). exact: evaluate as exact mode
+ * does (the same bits in every build) */
 q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err);
 void q4_model_destroy(q4_model *model);
 int q4_model_num_classes(const q4_model *model);

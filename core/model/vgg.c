@@ -190,8 +190,9 @@ q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
     return Q4_OK;
 }
 
-q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_capacity, int threads,
+q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_capacity, int threads,
                         float dropout, int exact, q4_error *err) {
+    int quantized = weight_bits < Q4_FP32_BITS;
     memset(m, 0, sizeof *m);
     if (num_classes < 2 || num_classes > Q4_MAX_CLASSES)
         return q4_fail(err, Q4_ERR_ARGUMENT, "number of classes must be 2..%d, not %d", Q4_MAX_CLASSES, num_classes);
@@ -199,6 +200,8 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int quantized, int batch_cap
         return q4_fail(err, Q4_ERR_ARGUMENT, "batch size must be 2..4096, not %d", batch_capacity);
     q4_vgg_describe(m, num_classes);
     m->quantized = quantized;
+    m->weight_bits = weight_bits;
+    m->max_level = quantized ? q4_max_level(weight_bits) : 0;
     m->batch_capacity = batch_capacity;
     m->dropout = dropout;
     m->exact = exact;
@@ -317,7 +320,7 @@ static void quant_apply_task(void *context, int c, int thread) {
     const float *w = m->params + m->tensors[m->weight_tensor[layer]].offset;
     float *q = m->qweights + m->qweight_offset[layer];
     long b = job->chunk_begin[c];
-    m->kernels.quantize(q + b, w + b, job->chunk_end[c] - b, m->quant_scale[layer], Q4_MAX_LEVEL);
+    m->kernels.quantize(q + b, w + b, job->chunk_end[c] - b, m->quant_scale[layer], (float)m->max_level);
 }
 
 void q4_vgg_quantize(q4_vgg *m) {
@@ -341,8 +344,14 @@ void q4_vgg_quantize(q4_vgg *m) {
         float v = job.chunk_max[c];
         if (v > max_abs[job.chunk_layer[c]] || isnan(v)) max_abs[job.chunk_layer[c]] = v;
     }
+    if (m->global_scale) { /* one scale: the largest weight of all layers */
+        float all = 0.0f;
+        for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
+            if (max_abs[layer] > all || isnan(max_abs[layer])) all = max_abs[layer];
+        for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) max_abs[layer] = all;
+    }
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
-        m->quant_scale[layer] = q4_quant_scale(max_abs[layer], Q4_MAX_LEVEL);
+        m->quant_scale[layer] = q4_quant_scale(max_abs[layer], m->max_level);
     q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
     q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }

@@ -74,7 +74,10 @@ extern const char *const q4_phase_names[Q4_PHASE_COUNT];
 
 typedef struct q4_vgg {
     int num_classes;
-    int quantized;
+    int quantized;   /* weight_bits < 32 */
+    int weight_bits;
+    int max_level;   /* 2^(bits-1) - 1: 7 for 4 bits */
+    int global_scale; /* one quantizer scale for all layers (the paper's ablation) */
     int exact;       /* exact mode: the same bits in every build (kernels, loss, initialisation) */
     int batch_capacity;
     float dropout;
@@ -126,7 +129,7 @@ void q4_vgg_describe(q4_vgg *model, int num_classes);
 const q4_tensor_info *q4_vgg_tensor(const q4_vgg *model, const char *name);
 /* Creates the model for batches up to batch_capacity with the given threads, on the
  * kernels q4_kernels_select chose. */
-q4_status q4_vgg_create(q4_vgg *model, int num_classes, int quantized, int batch_capacity,
+q4_status q4_vgg_create(q4_vgg *model, int num_classes, int weight_bits, int batch_capacity,
                         int threads, float dropout, int exact, q4_error *err);
 void q4_vgg_destroy(q4_vgg *model);
 q4_status q4_vgg_set_threads(q4_vgg *model, int threads, q4_error *err);
@@ -136,7 +139,8 @@ size_t q4_vgg_memory_bytes(const q4_vgg *model);
  * running mean 0 and variance 1; every draw keyed by (seed, tensor, element). */
 void q4_vgg_init(q4_vgg *model, uint64_t seed);
 
-/* Recomputes the quantized weights and their scales from the FP32 weights. */
+/* Recomputes the quantized weights and their scales from the FP32 weights: per tensor, or one
+ * scale from the largest weight of all layers when global_scale is set. */
 void q4_vgg_quantize(q4_vgg *model);
 /* Weights used by layer i in the forward pass (quantized, or FP32 for FP32 runs). */
 const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);

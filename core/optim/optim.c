@@ -115,7 +115,7 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     job.sgd.momentum = (float)config->momentum;
     job.sgd.weight_decay = (float)config->weight_decay;
     job.sgd.nesterov = config->nesterov;
-    job.soft_clip = config->quantized && config->tanh_bound > 0;
+    job.soft_clip = config->weight_bits < Q4_FP32_BITS && config->tanh_bound > 0;
     job.bound = (float)config->tanh_bound;
     q4_pool_run(m->compute.pool, job.chunks, update_task, &job);
     return Q4_OK;

@@ -2,6 +2,7 @@
 #include "quant.h"
 
 #include <math.h>
+#include <string.h>
 
 float q4_quant_scale(float max_abs, int max_level) { return (max_abs + 1e-8f) / (float)max_level; }
 
@@ -10,25 +11,31 @@ int q4_quant_level(float quantized, float scale, int max_level) {
     return level < -max_level ? -max_level : (level > max_level ? max_level : level);
 }
 
-size_t q4_pack_levels_size(long count) { return (size_t)(count + 1) / 2; }
+size_t q4_pack_levels_size(long count, int bits) { return ((size_t)count * (size_t)bits + 7) / 8; }
 
-void q4_pack_levels(uint8_t *out, const float *quantized, long count, float scale, int max_level) {
-    for (long i = 0; i < count; i += 2) {
-        int lo = q4_quant_level(quantized[i], scale, max_level);
-        int hi = i + 1 < count ? q4_quant_level(quantized[i + 1], scale, max_level) : 0;
-        *out++ = (uint8_t)((lo & 15) | (hi & 15) << 4);
+void q4_pack_levels(uint8_t *out, const float *quantized, long count, float scale, int bits) {
+    int max_level = (1 << (bits - 1)) - 1;
+    unsigned mask = (1u << bits) - 1;
+    memset(out, 0, q4_pack_levels_size(count, bits));
+    for (long i = 0; i < count; i++) {
+        unsigned code = (unsigned)q4_quant_level(quantized[i], scale, max_level) & mask;
+        size_t bit = (size_t)i * (size_t)bits;
+        out[bit / 8] |= (uint8_t)(code << (bit % 8));
+        if (bit % 8 + (size_t)bits > 8) out[bit / 8 + 1] |= (uint8_t)(code >> (8 - bit % 8));
     }
 }
 
-static int nibble_level(int v) { return v >= 8 ? v - 16 : v; }
-
-long q4_unpack_levels(float *quantized, const uint8_t *in, long count, float scale, int max_level) {
-    for (long i = 0; i < count; i += 2, in++) {
-        int lo = nibble_level(*in & 15), hi = nibble_level(*in >> 4);
-        if (lo < -max_level || lo > max_level) return i;
-        if (i + 1 < count && (hi < -max_level || hi > max_level)) return i + 1;
-        quantized[i] = (float)lo * scale;
-        if (i + 1 < count) quantized[i + 1] = (float)hi * scale;
+long q4_unpack_levels(float *quantized, const uint8_t *in, long count, float scale, int bits) {
+    int max_level = (1 << (bits - 1)) - 1;
+    unsigned mask = (1u << bits) - 1;
+    for (long i = 0; i < count; i++) {
+        size_t bit = (size_t)i * (size_t)bits;
+        unsigned code = in[bit / 8] >> (bit % 8);
+        if (bit % 8 + (size_t)bits > 8) code |= (unsigned)in[bit / 8 + 1] << (8 - bit % 8);
+        code &= mask;
+        int level = code > (unsigned)max_level ? (int)code - (int)(mask + 1) : (int)code; /* two's complement */
+        if (level < -max_level) return i;
+        quantized[i] = (float)level * scale;
     }
     return -1;
 }

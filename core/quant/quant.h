@@ -13,12 +13,13 @@ float q4_quant_scale(float max_abs, int max_level);
 /* The integer level of a quantized weight q = level * scale, clamped to +-max_level. */
 int q4_quant_level(float quantized, float scale, int max_level);
 
-/* Levels -7..7 as 4-bit two's complement, two per byte, low nibble first (an odd count ends
- * with a zero nibble). bytes: (count + 1) / 2. */
-size_t q4_pack_levels_size(long count);
-void q4_pack_levels(uint8_t *out, const float *quantized, long count, float scale, int max_level);
+/* Levels as `bits`-bit two's complement numbers (2..8 bits), packed into a little-endian bit
+ * stream: level i occupies bits [i * bits, (i + 1) * bits); the last byte is padded with zeros.
+ * At 4 bits: two per byte, low nibble first. bytes: (count * bits + 7) / 8. */
+size_t q4_pack_levels_size(long count, int bits);
+void q4_pack_levels(uint8_t *out, const float *quantized, long count, float scale, int bits);
 /* The reverse into quantized weights; returns the index of the first level outside
- * +-max_level (a file the quantizer cannot have written), or -1. */
-long q4_unpack_levels(float *quantized, const uint8_t *in, long count, float scale, int max_level);
+ * +-(2^(bits-1) - 1) (a file the quantizer cannot have written), or -1. */
+long q4_unpack_levels(float *quantized, const uint8_t *in, long count, float scale, int bits);
 
 #endif

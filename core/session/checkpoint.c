@@ -180,7 +180,7 @@ static void read_config_v1(reader *r, q4_config *c) {
     c->num_classes = (int)get_u32(r);
     c->batch_size = (int)get_u32(r);
     c->epochs = (int)get_u32(r);
-    c->quantized = (int)get_u32(r);
+    c->weight_bits = get_u32(r) ? 4 : Q4_FP32_BITS; /* "quantized": 1 meant the paper's 4 bits */
     c->augment = (int)get_u32(r);
     c->threads = (int)get_u32(r);
     c->seed = get_u64(r);

@@ -26,6 +26,10 @@ static const q4_config_field fields[] = {
 static const char *const recipe_settings[] = {
     /* paper: PAPER.md, every default */
     "",
+    /* plain-adamw: the paper's ablation baseline "plain AdamW": its optimizer without the two
+     * quantization-aware parts (no gradient clipping, no tanh soft clipping); the quantizer,
+     * schedule and everything else as the paper's */
+    "clip_norm=0\ntanh_bound=0",
 };
 
 int q4_config_field_count(void) { return FIELD_COUNT; }
@@ -99,6 +103,9 @@ q4_status q4_config_set(q4_config *c, const char *name, const char *value, q4_er
         if (errno || *end || end == value || v < (long long)f->lowest || v > (long long)f->highest)
             return q4_fail(err, Q4_ERR_ARGUMENT, "%s must be a whole number from %.0f to %.0f, not '%s'", name,
                            f->lowest, f->highest, value);
+        if (f->offset == offsetof(q4_config, weight_bits) && v > Q4_MAX_QUANT_BITS && v != Q4_FP32_BITS)
+            return q4_fail(err, Q4_ERR_ARGUMENT, "weight_bits must be 2 to %d, or %d (FP32 weights), not '%s'",
+                           Q4_MAX_QUANT_BITS, Q4_FP32_BITS, value);
         *(int *)slot(c, f) = (int)v;
         return Q4_OK;
     }

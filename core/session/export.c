@@ -1,10 +1,10 @@
 /* export.c - the trained model as a compact file, and such files loaded back as
- * evaluation-only models (q4_model). Each of the 8 weight tensors is stored as 4-bit levels
- * packed two per byte (quant.h) with its FP32 scale, then the FP32 biases, BatchNorm
- * parameters and running statistics. FP32 runs export FP32 weights in the same layout. A
- * loaded model's forward pass uses exactly the training-time quantized weights.
- * Layout (version 1): "Q4MODEL\n" | u32 version | u32 classes | u32 weight bits (4 or 32)
- *   | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32 */
+ * evaluation-only models (q4_model). Each of the 8 weight tensors is stored as its levels
+ * packed at the run's width (quant.h: 4 bits are two per byte) with its FP32 scale, then the
+ * FP32 biases, BatchNorm parameters and running statistics. FP32 runs export FP32 weights in
+ * the same layout. A loaded model's forward pass uses exactly the training-time quantized
+ * weights. Layout (version 1): "Q4MODEL\n" | u32 version | u32 classes | u32 weight bits (2..8,
+ * or 32) | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32 */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +16,9 @@
 #define MODEL_MAGIC "Q4MODEL\n"
 #define MODEL_VERSION 1u
 
-static size_t weight_bytes(long count, int bits) { return bits == 4 ? q4_pack_levels_size(count) : (size_t)count * 4; }
+static size_t weight_bytes(long count, int bits) {
+    return bits < Q4_FP32_BITS ? q4_pack_levels_size(count, bits) : (size_t)count * 4;
+}
 
 static size_t model_size(const q4_vgg *m, int bits) {
     size_t total = 8 + 4 + 4 + 4;
@@ -45,7 +47,7 @@ static float get_f32(const uint8_t **p) {
 
 q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     q4_vgg *m = &s->model;
-    int bits = m->quantized ? 4 : 32;
+    int bits = m->weight_bits;
     int live = !s->averaged_in;
     q4_session_use_average(s); /* the model evaluation reports on */
     q4_vgg_quantize(m);
@@ -67,7 +69,7 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
         q4_put_u32(p, (uint32_t)t->shape[0]);
         q4_put_u32(p + 4, (uint32_t)(t->count / t->shape[0]));
         p += 8;
-        if (bits == 32) {
+        if (bits == Q4_FP32_BITS) {
             put_f32(&p, 0.0f);
             const float *w = m->params + t->offset;
             for (long i = 0; i < t->count; i++) put_f32(&p, w[i]);
@@ -75,8 +77,8 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
         }
         float scale = m->quant_scale[layer];
         put_f32(&p, scale);
-        q4_pack_levels(p, m->qweights + m->qweight_offset[layer], t->count, scale, Q4_MAX_LEVEL);
-        p += q4_pack_levels_size(t->count);
+        q4_pack_levels(p, m->qweights + m->qweight_offset[layer], t->count, scale, bits);
+        p += q4_pack_levels_size(t->count, bits);
     }
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
         if (m->tensors[t].quant_layer >= 0) continue;
@@ -103,7 +105,7 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
         return q4_fail(err, Q4_ERR_VERSION, "model format version %u is not supported (this build reads version %u)",
                        version, MODEL_VERSION);
     int classes = (int)q4_get_u32(bytes + 12), bits = (int)q4_get_u32(bytes + 16);
-    if (classes < 2 || classes > Q4_MAX_CLASSES || (bits != 4 && bits != 32))
+    if (classes < 2 || classes > Q4_MAX_CLASSES || ((bits < 2 || bits > Q4_MAX_QUANT_BITS) && bits != Q4_FP32_BITS))
         return q4_fail(err, Q4_ERR_FORMAT, "model header is corrupt (%d classes, %d-bit weights)", classes, bits);
     q4_vgg_describe(m, classes);
     size_t expected = model_size(m, bits);
@@ -112,7 +114,7 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
                        size < expected ? "truncated" : "too long", size, expected);
     if (!q4_checksum_matches(q4_crc32(0, bytes, size - 4), q4_get_u32(bytes + size - 4)))
         return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
-    q4_status st = q4_vgg_create(m, classes, bits == 4, 128, threads, 0.0f, exact, err);
+    q4_status st = q4_vgg_create(m, classes, bits, 128, threads, 0.0f, exact, err);
     if (st) return st;
     const uint8_t *p = bytes + 20;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
@@ -125,7 +127,7 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
                            t->shape[0], t->count / t->shape[0]);
         }
         float scale = get_f32(&p);
-        if (bits == 32) {
+        if (bits == Q4_FP32_BITS) {
             float *w = m->params + t->offset;
             for (long i = 0; i < t->count; i++) w[i] = get_f32(&p);
             continue;
@@ -135,12 +137,12 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
             return q4_fail(err, Q4_ERR_FORMAT, "model layer %d has an invalid scale %g", layer + 1, scale);
         }
         m->quant_scale[layer] = scale;
-        if (q4_unpack_levels(m->qweights + m->qweight_offset[layer], p, t->count, scale, Q4_MAX_LEVEL) >= 0) {
+        if (q4_unpack_levels(m->qweights + m->qweight_offset[layer], p, t->count, scale, bits) >= 0) {
             q4_vgg_destroy(m);
-            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d holds the level -8, which the quantizer never uses",
-                           layer + 1);
+            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d holds the level -%d, which the quantizer never uses",
+                           layer + 1, 1 << (bits - 1));
         }
-        p += q4_pack_levels_size(t->count);
+        p += q4_pack_levels_size(t->count, bits);
     }
     for (int t = 0; t < Q4_NUM_TENSORS; t++) {
         if (m->tensors[t].quant_layer >= 0) continue;

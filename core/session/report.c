@@ -97,8 +97,9 @@ size_t q4_epoch_report_json(const q4_epoch_report *r, int detail, char *out, siz
         q4_json_int(&j, "rows", l->rows);
         q4_json_int(&j, "cols", l->cols);
         q4_json_number(&j, "scale", l->scale);
+        q4_json_int(&j, "levels", l->levels);
         q4_json_int(&j, "unique_levels", l->unique_levels);
-        q4_json_ints(&j, "histogram", l->histogram, Q4_LEVELS);
+        q4_json_ints(&j, "histogram", l->histogram, l->levels);
         q4_json_close(&j);
     }
     q4_json_close(&j);

@@ -13,6 +13,7 @@
 #include "../optim/optim.h"
 #include "../quant/quant.h"
 #include "../util/digest.h"
+#include "../util/exactmath.h"
 #include "../util/util.h"
 #include "session.h"
 
@@ -80,7 +81,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->config.test_limit = test->count;
     s->train = *train;
     s->test = *test;
-    if (q4_vgg_create(&s->model, config->num_classes, config->quantized, config->batch_size, config->threads,
+    if (q4_vgg_create(&s->model, config->num_classes, config->weight_bits, config->batch_size, config->threads,
                       (float)config->dropout, config->exact, err)) {
         free(s);
         return NULL;
@@ -108,6 +109,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->steps_per_epoch = q4_steps_per_epoch(train->count, config->batch_size);
     q4_vgg_init(&s->model, config->seed);
     for (int i = 0; i < Q4_NUM_BN; i++) s->model.bn[i].momentum = config->bn_momentum;
+    s->model.global_scale = config->scale == Q4_SCALE_GLOBAL;
     if (s->ema) { /* the average starts at the initial weights */
         memcpy(s->ema, s->model.params, (size_t)p * sizeof(float));
         memcpy(s->ema + p, s->model.running_mean, 2 * (size_t)s->model.bn_total * sizeof(float));
@@ -358,9 +360,10 @@ q4_status q4_session_layer_stats(q4_session *s, q4_layer_stats stats[Q4_NUM_QUAN
         st->cols = (int)(t->count / t->shape[0]);
         if (!m->quantized) continue;
         st->scale = m->quant_scale[layer];
+        st->levels = 2 * m->max_level + 1;
         const float *q = m->qweights + m->qweight_offset[layer];
-        for (long i = 0; i < t->count; i++) st->histogram[q4_quant_level(q[i], st->scale, Q4_MAX_LEVEL) + Q4_MAX_LEVEL]++;
-        for (int l = 0; l < Q4_LEVELS; l++) st->unique_levels += st->histogram[l] > 0;
+        for (long i = 0; i < t->count; i++) st->histogram[q4_quant_level(q[i], st->scale, m->max_level) + m->max_level]++;
+        for (int l = 0; l < st->levels; l++) st->unique_levels += st->histogram[l] > 0;
     }
     if (live) q4_session_use_live(s);
     return Q4_OK;
@@ -441,8 +444,8 @@ q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
     r->best_accuracy = s->best_accuracy;
     r->best_epoch = s->best_epoch;
 
-    if (s->config.quantized) {
-        r->levels_min = Q4_LEVELS;
+    if (s->model.quantized) {
+        r->levels_min = Q4_MAX_LEVELS;
         for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++) {
             int u = r->layers[i].unique_levels;
             if (u < r->levels_min) r->levels_min = u;
@@ -485,4 +488,40 @@ void q4_session_state_sha256(const q4_session *s, char hex[65]) {
     hash_floats(&c, s->moments, 2 * m->param_count);
     hash_floats(&c, s->ema, q4_session_ema_floats(s));
     q4_sha256_final(&c, NULL, hex);
+}
+
+/* ------------------------------------------------------------ looking at the model */
+
+q4_status q4_session_classify(q4_session *s, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]) {
+    q4_vgg *m = &s->model;
+    uint8_t label = 0, label_out;
+    q4_dataset one = {1, s->config.num_classes, 1, {{1, (uint8_t *)image, &label, NULL}}};
+    int order = 0;
+    q4_session_use_average(s);
+    q4_vgg_quantize(m);
+    q4_make_view_batch(m->input, &label_out, &one, &order, 1, 0, 0, 0);
+    q4_vgg_forward(m, 1, 0, 0, 0);
+    q4_session_use_live(s);
+    int k = m->num_classes;
+    double best = m->logits[0], sum = 0.0;
+    for (int c = 1; c < k; c++) best = m->logits[c] > best ? m->logits[c] : best;
+    for (int c = 0; c < k; c++) {
+        double d = (double)m->logits[c] - best;
+        probabilities[c] = m->exact ? q4_exact_exp(d) : exp(d);
+        sum += probabilities[c];
+    }
+    if (!(sum > 0) || !isfinite(sum)) return q4_session_fail(s, Q4_ERR_NUMERIC, "the model's outputs are not finite");
+    for (int c = 0; c < k; c++) probabilities[c] /= sum;
+    return Q4_OK;
+}
+
+q4_status q4_session_conv1(q4_session *s, float weights[1728], float quantized[1728], float *scale) {
+    q4_vgg *m = &s->model;
+    q4_session_use_average(s);
+    q4_vgg_quantize(m);
+    memcpy(weights, m->param.conv_weight[0], 1728 * sizeof(float));
+    memcpy(quantized, q4_vgg_layer_weights(m, 0), 1728 * sizeof(float));
+    *scale = m->quantized ? m->quant_scale[0] : 0.0f;
+    q4_session_use_live(s);
+    return Q4_OK;
 }

@@ -154,7 +154,8 @@ test('several saved runs are kept, named by their settings, and can be deleted',
 
 test('settings in a link: out of range refused with the rule, 64-bit seeds kept exactly', async () => {
   for (const [query, words] of [['epochs=1e9', /epochs must be a whole number from 1 to 10000, not '1e9'/],
-    ['quantized=4.0', /quantized must be a whole number from 0 to 1, not '4.0'/],
+    ['weight_bits=4.0', /weight_bits must be a whole number from 2 to 32, not '4.0'/],
+    ['weight_bits=16', /weight_bits must be 2 to 8, or 32 \(FP32 weights\), not '16'/],
     ['train_limit=-5', /train_limit must be a whole number from 0 to 1000000, not '-5'/],
     ['seed=-1', /seed must be a whole number from 0 to 18446744073709551615/],
     ['learning_rte=0.1', /settings this page does not have: learning_rte/]]) {

@@ -18,7 +18,7 @@ const Q4 = path.resolve('build/q4train');
  * with GEMM-only convolutions, 36.6 / 37.7 / 39.4% with Winograd for conv4-6, and seeds
  * 0-4 37.3 / 37.3 / 38.5 / 39.3 / 39.2% with Winograd for conv2-6 (the current WASM build).
  * The threshold sits 6.6 points under the lowest of these eleven runs (chance is 10%). */
-const SHORT_RUN = 'preset=custom&epochs=2&train_limit=2000&test_limit=1000&batch_size=128&learning_rate=0.001&quantized=1';
+const SHORT_RUN = 'preset=custom&epochs=2&train_limit=2000&test_limit=1000&batch_size=128&learning_rate=0.001&weight_bits=4';
 const MIN_SHORT_RUN_ACCURACY = 0.30;
 
 let env;
