@@ -204,7 +204,7 @@ static void test_augmentation(void) {
     for (int size = 1; size <= 12; size += 11) {
         int clipped = 0;
         for (long position = 0; position < 50; position++) {
-            q4_augmentation a = {1, Q4_FLIP_RANDOM, size, 5};
+            q4_augmentation a = {1, 4, Q4_FLIP_RANDOM, size, 5};
             q4_make_batch(x, out_label, &one, order, 1, &a, 0, position);
             int zeros = 0, x0 = 99, x1 = -1, y0 = 99, y1 = -1;
             for (int p = 0; p < 1024; p++)
@@ -229,7 +229,7 @@ static void test_augmentation(void) {
     for (int image_trial = 0; image_trial < 40; image_trial++) {
         int last = -1;
         for (int epoch = 0; epoch < 4; epoch++) {
-            q4_augmentation a = {1, Q4_FLIP_ALTERNATE, 0, (uint64_t)image_trial};
+            q4_augmentation a = {1, 4, Q4_FLIP_ALTERNATE, 0, (uint64_t)image_trial};
             q4_make_batch(x, out_label, &r, order, 1, &a, epoch, 7);
             /* the middle row: increasing unless flipped (crop shifts keep the interior order) */
             int flipped = x[16 * 32 + 12] > x[16 * 32 + 20];
@@ -241,6 +241,23 @@ static void test_augmentation(void) {
         }
     }
     CHECK(random_flips > 50 && random_flips < 110, "random flips: %d of 160", random_flips);
+
+    /* crops: the shift of a ramp's middle pixel stays within the padding, and reaches it */
+    for (int pad = 0; pad <= 2; pad += 2) {
+        int widest = 0;
+        for (long position = 0; position < 200; position++) {
+            q4_augmentation a = {1, pad, Q4_FLIP_RANDOM, 0, 9};
+            q4_make_batch(x, out_label, &r, order, 1, &a, 0, position);
+            /* the ramp is 8*column: the middle pixel tells the horizontal shift (either flip) */
+            float plain_middle = (8.0f * 16 / 255.0f - q4_norm_mean[0]) / q4_norm_std[0];
+            float step = 8.0f / 255.0f / q4_norm_std[0];
+            int shift = (int)lrintf(fabsf(x[16 * 32 + 16] - plain_middle) / step);
+            int shift_left = (int)lrintf(fabsf(x[16 * 32 + 15] - plain_middle) / step); /* flipped: column 15 */
+            int seen = shift < shift_left ? shift : shift_left;
+            if (seen > widest) widest = seen;
+        }
+        CHECK(widest == pad, "crops with padding %d shift up to %d pixels", pad, widest);
+    }
 
     /* test-time views: a flip mirrors, a shift moves by one pixel with black coming in */
     static float plain[3 * 1024], view[3 * 1024];

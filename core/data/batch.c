@@ -53,9 +53,10 @@ void q4_make_batch(float *x, uint8_t *labels, const q4_dataset *set, const int *
         uint64_t position = (uint64_t)(first_position + i);
         if (a->enabled) {
             uint64_t r = q4_random(a->seed, Q4_STREAM_AUGMENT, (uint64_t)epoch, position);
-            /* offsets 0..8 into the image padded by 4, i.e. shifts -4..4 */
-            dx = (int)q4_random_below(r, 9) - 4;
-            dy = (int)q4_random_below(q4_mix64(r), 9) - 4;
+            /* offsets 0..2*pad into the image padded by pad, i.e. shifts -pad..pad */
+            uint32_t choices = (uint32_t)(2 * a->pad + 1);
+            dx = (int)q4_random_below(r, choices) - a->pad;
+            dy = (int)q4_random_below(q4_mix64(r), choices) - a->pad;
             flip = (int)(q4_mix64(r ^ 0x5bd1e995u) >> 63);
             if (a->flip == Q4_FLIP_ALTERNATE) /* the image's own first flip, then alternating */
                 flip = (int)(q4_random(a->seed, Q4_STREAM_FLIP, (uint64_t)order[i], 0) >> 63) ^ (epoch & 1);

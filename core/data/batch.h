@@ -19,13 +19,14 @@ void q4_epoch_order(int *order, int count, uint64_t seed, int epoch);
  * epoch) or, for alternating flips, by (seed, image). */
 typedef struct q4_augmentation {
     int enabled;     /* 0: images as they are */
+    int pad;         /* crops: shifts of -pad..pad in each direction (the paper's 4) */
     int flip;        /* Q4_FLIP_RANDOM or Q4_FLIP_ALTERNATE */
     int cutout;      /* side of the square set to 0 after normalization (the mean); 0: none */
     uint64_t seed;
 } q4_augmentation;
 
-/* Builds n training images order[0..n) of set into x ([3][n][32][32]) and labels: pad-4
- * random crop, flip, cutout as `a` says, for positions first_position.. of epoch `epoch`. */
+/* Builds n training images order[0..n) of set into x ([3][n][32][32]) and labels: random crop
+ * (zero padding), flip, cutout as `a` says, for positions first_position.. of epoch `epoch`. */
 void q4_make_batch(float *x, uint8_t *labels, const q4_dataset *set, const int *order, int n, const q4_augmentation *a,
                    int epoch, long first_position);
 

@@ -152,7 +152,8 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "no tanh clip")                                                                                                 \
     X(CHOICE, scale, 0, 0, 0, "tensor,global", 0,                                                                     \
       "quantizer scale: one per weight tensor (the paper's), or one for all layers (its ablation)")                   \
-    X(INT, augment, 1, 0, 1, NULL, Q4_FIELD_METHOD, "pad-4 random crop and horizontal flip of training images")     \
+    X(INT, augment, 1, 0, 1, NULL, Q4_FIELD_METHOD, "random crop and horizontal flip of training images")          \
+    X(INT, crop, 4, 0, 8, NULL, Q4_FIELD_METHOD, "random crops: zero-pad by this many pixels, take a 32x32 window") \
     X(INT, threads, 1, 1, 256, NULL, Q4_FIELD_RUNTIME, "threads including the caller (results do not depend on it)") \
     X(U64, seed, 0, 0, 0, NULL, 0, "fixes initialisation, shuffling, augmentation and dropout")                    \
     X(REAL, learning_rate, 1e-3, 1e-9, 10, NULL, Q4_FIELD_METHOD, "peak learning rate")                             \

@@ -252,7 +252,7 @@ static q4_status train_step(q4_session *s) {
     long position = (long)s->step_in_epoch * c->batch_size;
     int n = s->train.count - position < c->batch_size ? (int)(s->train.count - position) : c->batch_size;
     double t = q4_now();
-    q4_augmentation augmentation = {c->augment, c->flip, c->cutout, c->seed};
+    q4_augmentation augmentation = {c->augment, c->crop, c->flip, c->cutout, c->seed};
     q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, &augmentation, s->epoch, position);
     q4_phase_end(m, Q4_PHASE_BATCH, &t);
 
