@@ -8,25 +8,17 @@
 #include "../core/util/util.h"
 #include "test_util.h"
 
-#define TRAIN 150
-#define TEST 40
+#define TRAIN SYNTHETIC_TRAIN
+#define TEST SYNTHETIC_TEST
 #define BATCH 32
 
-static uint8_t pixels[TRAIN + TEST][Q4_IMAGE_BYTES], labels[TRAIN + TEST];
+static synthetic_data data;
 static q4_dataset train_set, test_set;
 
 static void make_data(void) {
-    for (int i = 0; i < TRAIN + TEST; i++) {
-        labels[i] = (uint8_t)(i * 7 % 10);
-        for (int p = 0; p < Q4_IMAGE_BYTES; p++) {
-            float v = 128 + 60 * test_value(i, p) + 40 * ((p / 1024) == labels[i] % 3 ? 1 : -1);
-            pixels[i][p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
-    q4_dataset tr = {TRAIN, 10, 1, {{TRAIN, pixels[0], labels, NULL}}};
-    q4_dataset te = {TEST, 10, 1, {{TEST, pixels[TRAIN], labels + TRAIN, NULL}}};
-    train_set = tr;
-    test_set = te;
+    make_synthetic(&data);
+    train_set = data.train;
+    test_set = data.test;
 }
 
 static q4_session *new_session(int threads, int quantized) {

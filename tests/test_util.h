@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/include/q4.h"
+
 static int test_failures;
 static int test_checks;
 
@@ -72,6 +74,29 @@ static inline float test_value(uint64_t seed, long i) {
 
 static inline void fill_values(float *x, long n, uint64_t seed) {
     for (long i = 0; i < n; i++) x[i] = test_value(seed, i);
+}
+
+/* A small learnable set: 150 training and 40 test images whose class shows in one colour
+ * channel, the rest noise (session tests that must run anywhere, without CIFAR). */
+#define SYNTHETIC_TRAIN 150
+#define SYNTHETIC_TEST 40
+typedef struct synthetic_data {
+    uint8_t pixels[SYNTHETIC_TRAIN + SYNTHETIC_TEST][Q4_IMAGE_BYTES], labels[SYNTHETIC_TRAIN + SYNTHETIC_TEST];
+    q4_dataset train, test;
+} synthetic_data;
+
+static inline void make_synthetic(synthetic_data *d) {
+    for (int i = 0; i < SYNTHETIC_TRAIN + SYNTHETIC_TEST; i++) {
+        d->labels[i] = (uint8_t)(i * 7 % 10);
+        for (int p = 0; p < Q4_IMAGE_BYTES; p++) {
+            float v = 128 + 60 * test_value(i, p) + 40 * ((p / 1024) == d->labels[i] % 3 ? 1 : -1);
+            d->pixels[i][p] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+    q4_dataset tr = {SYNTHETIC_TRAIN, 10, 1, {{SYNTHETIC_TRAIN, d->pixels[0], d->labels, NULL}}};
+    q4_dataset te = {SYNTHETIC_TEST, 10, 1, {{SYNTHETIC_TEST, d->pixels[SYNTHETIC_TRAIN], d->labels + SYNTHETIC_TRAIN, NULL}}};
+    d->train = tr;
+    d->test = te;
 }
 
 #endif

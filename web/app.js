@@ -112,6 +112,20 @@ function showConfig(config) {
   for (const [name, value] of Object.entries(config)) if (name !== 'threads') setSetting(name, value);
 }
 
+/** What the chosen recipe is: the settings in which it departs from the paper's. */
+async function describeRecipe() {
+  const recipe = formSettings().recipe;
+  if (!recipe) return;
+  const [mine, paper] = await Promise.all([request({ type: 'resolve', settings: { recipe } }),
+    request({ type: 'resolve', settings: { recipe: 'paper' } })]);
+  const changes = ui.fields.filter((f) => f.method && String(mine[f.name]) !== String(paper[f.name]))
+    .map((f) => `${labelOf(f.name)} ${mine[f.name]}`);
+  $('recipe-note').textContent = recipe === 'paper'
+    ? 'The paper\'s recipe: AdamW at 1e-3 with gradient clipping to 0.5 and tanh soft clipping, a cosine schedule ' +
+      'over 100 epochs, dropout 0.5 (PAPER.md, every constant).'
+    : `The ${recipe} recipe: the paper's network and 4-bit quantizer, trained with ${changes.join(', ')}.`;
+}
+
 /** A preset: its recipe's settings, then the preset's own. */
 async function applyPreset(name, extra = {}) {
   const preset = PRESETS[name] || {};
@@ -134,6 +148,7 @@ async function settingsFromUrl() {
   }
   await applyPreset(preset in PRESETS ? preset : 'quick');
   for (const [key, value] of Object.entries(given)) setSetting(key, value);
+  describeRecipe();
   const threads = Number(q.get('threads')) || ui.maxThreads;
   setSetting('threads', Math.min(Math.max(1, threads), ui.maxThreads));
   if (unknown.length) showError(`The link names settings this page does not have: ${unknown.join(', ')}.`);
@@ -773,10 +788,18 @@ function resumeRun(saved) {
 }
 
 function wire() {
-  $('preset').addEventListener('change', () => { if ($('preset').value in PRESETS) applyPreset($('preset').value); });
+  $('preset').addEventListener('change', () => {
+    if ($('preset').value in PRESETS) applyPreset($('preset').value).then(describeRecipe);
+  });
   for (const id of ['settings-main', 'settings-more']) {
     $(id).addEventListener('input', (e) => {
       if (e.target.dataset.setting !== 'threads') $('preset').value = 'custom';
+    });
+    $(id).addEventListener('change', async (e) => { /* a recipe resets the recipe settings to its own */
+      if (e.target.dataset.setting !== 'recipe') return;
+      const config = await request({ type: 'resolve', settings: { recipe: e.target.value } });
+      for (const f of ui.fields) if (f.method) setSetting(f.name, config[f.name]);
+      describeRecipe();
     });
   }
   $('load-default').addEventListener('click', () => loadDefault(Number(formSettings().train_limit) || 0));

@@ -72,18 +72,8 @@ static void emit(stream *o, const uint8_t *bytes, size_t size) {
     o->status = o->write(o->context, bytes, size);
 }
 
-static void emit_floats(stream *o, const float *x, long long n) {
-    uint8_t buffer[16384];
-    for (long long i = 0; i < n;) {
-        size_t k = 0;
-        for (; k < sizeof buffer / 4 && i < n; k++, i++) {
-            uint32_t u;
-            memcpy(&u, &x[i], 4);
-            q4_put_u32(buffer + 4 * k, u);
-        }
-        emit(o, buffer, 4 * k);
-    }
-}
+static void emit_bytes(void *o, const uint8_t *bytes, size_t size) { emit(o, bytes, size); }
+static void emit_floats(stream *o, const float *x, long long n) { q4_floats_to_le(x, n, emit_bytes, o); }
 
 size_t q4_session_checkpoint_size(const q4_session *s) {
     size_t config = q4_config_format(&s->config, NULL, 0);

@@ -461,18 +461,8 @@ q4_status q4_session_end_epoch(q4_session *s, q4_epoch_report *r) {
 
 /* ------------------------------------------------------------ the state's fingerprint */
 
-static void hash_floats(q4_sha256 *c, const float *x, long long n) {
-    uint8_t buffer[16384];
-    for (long long i = 0; i < n;) {
-        size_t k = 0;
-        for (; k < sizeof buffer / 4 && i < n; k++, i++) {
-            uint32_t u;
-            memcpy(&u, &x[i], 4);
-            q4_put_u32(buffer + 4 * k, u);
-        }
-        q4_sha256_update(c, buffer, 4 * k);
-    }
-}
+static void hash_bytes(void *c, const uint8_t *bytes, size_t size) { q4_sha256_update(c, bytes, size); }
+static void hash_floats(q4_sha256 *c, const float *x, long long n) { q4_floats_to_le(x, n, hash_bytes, c); }
 
 void q4_session_state_sha256(const q4_session *s, char hex[65]) {
     const q4_vgg *m = &s->model;

@@ -7,6 +7,21 @@
 static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 static uint32_t rotl(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
+/* feeds 64-byte blocks to `block` through the 64-byte buffer of a hash's state */
+static void feed(uint8_t buffer[64], size_t *used, uint64_t *length, const uint8_t *p, size_t size, void *state,
+                 void (*block)(void *state, const uint8_t *p)) {
+    *length += size;
+    while (size > 0) {
+        size_t take = 64 - *used < size ? 64 - *used : size;
+        memcpy(buffer + *used, p, take);
+        *used += take, p += take, size -= take;
+        if (*used == 64) {
+            block(state, buffer);
+            *used = 0;
+        }
+    }
+}
+
 static void to_hex(const uint8_t *bytes, int n, char *hex) {
     for (int i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
 }
@@ -23,7 +38,8 @@ static const uint32_t K256[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
-static void sha256_block(q4_sha256 *c, const uint8_t *p) {
+static void sha256_block(void *state, const uint8_t *p) {
+    q4_sha256 *c = state;
     uint32_t w[64];
     for (int i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
@@ -50,17 +66,7 @@ void q4_sha256_init(q4_sha256 *c) {
 }
 
 void q4_sha256_update(q4_sha256 *c, const void *data, size_t size) {
-    const uint8_t *p = data;
-    c->length += size;
-    while (size > 0) {
-        size_t take = 64 - c->used < size ? 64 - c->used : size;
-        memcpy(c->block + c->used, p, take);
-        c->used += take, p += take, size -= take;
-        if (c->used == 64) {
-            sha256_block(c, c->block);
-            c->used = 0;
-        }
-    }
+    feed(c->block, &c->used, &c->length, data, size, c, sha256_block);
 }
 
 void q4_sha256_final(q4_sha256 *c, uint8_t digest[32], char hex[65]) {
@@ -80,7 +86,8 @@ void q4_sha256_final(q4_sha256 *c, uint8_t digest[32], char hex[65]) {
 
 /* ------------------------------------------------------------ MD5 */
 
-static void md5_block(q4_md5 *c, const uint8_t *p) {
+static void md5_block(void *state, const uint8_t *p) {
+    q4_md5 *c = state;
     static const int s[64] = {7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9,  14, 20, 5, 9,
                               14, 20, 5, 9,  14, 20, 5, 9,  14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
                               4, 11, 16, 23, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21};
@@ -117,17 +124,7 @@ void q4_md5_init(q4_md5 *c) {
 }
 
 void q4_md5_update(q4_md5 *c, const void *data, size_t size) {
-    const uint8_t *p = data;
-    c->length += size;
-    while (size > 0) {
-        size_t take = 64 - c->used < size ? 64 - c->used : size;
-        memcpy(c->block + c->used, p, take);
-        c->used += take, p += take, size -= take;
-        if (c->used == 64) {
-            md5_block(c, c->block);
-            c->used = 0;
-        }
-    }
+    feed(c->block, &c->used, &c->length, data, size, c, md5_block);
 }
 
 void q4_md5_final(q4_md5 *c, uint8_t digest[16], char hex[33]) {

@@ -87,3 +87,17 @@ double q4_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
+
+void q4_floats_to_le(const float *x, long long n, void (*sink)(void *context, const uint8_t *bytes, size_t size),
+                     void *context) {
+    uint8_t buffer[16384];
+    for (long long i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof buffer / 4 && i < n; k++, i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], 4);
+            q4_put_u32(buffer + 4 * k, u);
+        }
+        sink(context, buffer, 4 * k);
+    }
+}

@@ -70,6 +70,10 @@ static inline uint32_t q4_random_below(uint64_t bits, uint32_t n) {
  * exact: through exactmath.h's log, sin and cos (the same bits in every build). */
 void q4_random_normal_pair(uint64_t seed, uint64_t stream, uint64_t a, uint64_t pair, int exact, double out[2]);
 
+/* Hands n floats to sink as little-endian bytes, in pieces (checkpoints, state hashes). */
+void q4_floats_to_le(const float *x, long long n, void (*sink)(void *context, const uint8_t *bytes, size_t size),
+                     void *context);
+
 /* Little-endian byte I/O for the file formats. */
 static inline void q4_put_u32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
