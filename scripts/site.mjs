@@ -11,7 +11,7 @@ const args = process.argv.slice(2);
 const out = args.includes('--out') ? args[args.indexOf('--out') + 1] : 'dist';
 const withData = !args.includes('--no-data');
 
-const PAGE = ['index.html', 'app.js', 'charts.js', 'style.css', 'worker.js'];
+const PAGE = ['index.html', 'app.js', 'page.js', 'settings.js', 'model-view.js', 'charts.js', 'style.css', 'worker.js'];
 const ENGINE = ['q4.js', 'q4-mt.js', 'q4-mt.wasm', 'q4-mt.worker.js', 'q4-st.js', 'q4-st.wasm'];
 const DATA = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin',
   'test_batch.bin', 'batches.meta.txt'];

@@ -20,14 +20,15 @@
 #define MIN_4BIT_ACCURACY 0.40
 #define MAX_FP32_GAP 0.05
 
-static double run(const q4_dataset *train, const q4_dataset *test, int quantized) {
+/* One epoch over `train` with these settings (seed 0, 2 threads), evaluated on `test`. */
+static double run(const char *name, const char *settings, const q4_dataset *train, const q4_dataset *test) {
     q4_config config;
     q4_config_default(&config);
-    config.weight_bits = quantized ? 4 : Q4_FP32_BITS;
+    q4_error err = {0};
+    CHECK(q4_config_parse(&config, settings, &err) == Q4_OK, "%s: %s", name, err.message);
     config.threads = 2;
     config.seed = 0;
     config.epochs = 1;
-    q4_error err = {0};
     q4_session *s = q4_session_create(&config, train, test, &err);
     CHECK(s != NULL, "session: %s", err.message);
     if (!s) return 0;
@@ -40,22 +41,19 @@ static double run(const q4_dataset *train, const q4_dataset *test, int quantized
         }
     } while (!p.epoch_done);
     double t1 = q4_now();
-    q4_evaluation e;
-    CHECK(q4_session_evaluate(s, &e, NULL, 0) == Q4_OK, "evaluation: %s", q4_session_error(s));
+    q4_epoch_report r;
+    CHECK(q4_session_end_epoch(s, &r) == Q4_OK, "evaluation: %s", q4_session_error(s));
     double t2 = q4_now();
-    q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
-    q4_session_layer_stats(s, stats);
-    int min_levels = 15;
-    for (int i = 0; i < Q4_NUM_QUANT_LAYERS; i++)
-        if (stats[i].unique_levels < min_levels) min_levels = stats[i].unique_levels;
     char levels[48] = "";
-    if (quantized) snprintf(levels, sizeof levels, ", fewest levels in a layer %d", min_levels);
-    printf("%s: loss %.4f, train %.2f%%, test %.2f%% (%d/%d)%s; %.1f train img/s, %.1f eval img/s\n",
-           quantized ? "4-bit" : "FP32 ", p.epoch_loss, 100 * p.epoch_accuracy, 100 * e.accuracy, e.correct, e.count,
-           levels, train->count / (t1 - t0), test->count / (t2 - t1));
-    if (quantized) CHECK(min_levels >= 10, "a layer uses only %d levels", min_levels);
+    if (config.weight_bits < Q4_FP32_BITS) {
+        snprintf(levels, sizeof levels, ", fewest levels in a layer %d", r.levels_min);
+        CHECK(r.levels_min >= 10, "%s: a layer uses only %d levels", name, r.levels_min);
+    }
+    printf("%s: loss %.4f, train %.2f%%, test %.2f%% (%d/%d)%s; %.1f train img/s, %.1f eval img/s\n", name,
+           r.train_loss, 100 * r.train_accuracy, 100 * r.test.accuracy, r.test.correct, r.test.count, levels,
+           train->count / (t1 - t0), test->count / (t2 - t1));
     q4_session_destroy(s);
-    return e.accuracy;
+    return r.test.accuracy;
 }
 
 int main(int argc, char **argv) {
@@ -68,8 +66,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     q4_dataset train = q4_dataset_prefix(&cifar.train, 10000);
-    double q4 = run(&train, &cifar.test, 1);
-    double fp32 = run(&train, &cifar.test, 0);
+    double q4 = run("paper recipe, 4-bit", "recipe=paper", &train, &cifar.test);
+    double fp32 = run("paper recipe, FP32 ", "recipe=paper\nweight_bits=32", &train, &cifar.test);
     CHECK(q4 >= MIN_4BIT_ACCURACY, "4-bit test accuracy %.2f%% is below %.0f%%", 100 * q4, 100 * MIN_4BIT_ACCURACY);
     CHECK(fabs(fp32 - q4) <= MAX_FP32_GAP, "FP32 %.2f%% vs 4-bit %.2f%%: more than %.0f points apart", 100 * fp32,
           100 * q4, 100 * MAX_FP32_GAP);
