@@ -1,7 +1,7 @@
-/* q4bench.c - training and evaluation speed of the engine at batch 128 on synthetic
+/* q4bench.c - training and evaluation speed of the engine (batch 128 unless told) on synthetic
  * images (like torch_ref.py --bench): images/s, GFLOP/s, and where one training step
  * spends its time, per layer and direction. Prints text, or one JSON object with --json.
- * Usage: q4bench [--threads T] [--steps N] [--fp32] [--exact] [--json] */
+ * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json] */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,21 +10,22 @@
 #include "../core/include/q4.h"
 
 int main(int argc, char **argv) {
-    int threads = 1, steps = 8, fp32 = 0, exact = 0, json = 0, eval_images = 1024;
+    int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, eval_images = 1024;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
         else if (!strcmp(argv[i], "--exact")) exact = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
         else {
-            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--fp32] [--exact] [--json]\n");
+            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]\n");
             return 2;
         }
     }
-    if (threads < 1 || steps < 1) return 2;
+    if (threads < 1 || steps < 1 || batch < 2 || batch > 1024) return 2;
     /* synthetic images: enough for the warm-up and timed steps without an epoch end */
-    int train_count = 128 * (steps + 3);
+    int train_count = batch * (steps + 3);
     int total = train_count + eval_images;
     uint8_t *pixels = malloc((size_t)total * Q4_IMAGE_BYTES), *labels = malloc((size_t)total);
     if (!pixels || !labels) return 1;
@@ -45,6 +46,7 @@ int main(int argc, char **argv) {
     q4_config config;
     q4_config_default(&config);
     config.threads = threads;
+    config.batch_size = batch;
     config.weight_bits = fp32 ? Q4_FP32_BITS : 4;
     config.exact = exact;
     q4_session *s = q4_session_create(&config, &train, &test, &err);
@@ -66,14 +68,14 @@ int main(int argc, char **argv) {
     q4_session_evaluate(s, &e, NULL, 0);
     double eval_seconds = q4_now() - t0;
 
-    double train_ips = 128.0 * steps / train_seconds, eval_ips = eval_images / eval_seconds;
+    double train_ips = (double)batch * steps / train_seconds, eval_ips = eval_images / eval_seconds;
     double train_gflops = train_ips * profile.flops_per_image_total / 1e9;
     double eval_gflops = eval_ips * profile.forward_flops_per_image / 1e9;
     if (json) {
-        printf("{\"kernels\":\"%s\",\"threads\":%d,\"quantized\":%d,\"batch\":128,\"steps\":%d,"
+        printf("{\"kernels\":\"%s\",\"threads\":%d,\"quantized\":%d,\"batch\":%d,\"steps\":%d,"
                "\"train_images_per_second\":%.2f,\"train_gflops\":%.2f,\"eval_images_per_second\":%.2f,"
                "\"eval_gflops\":%.2f,\"train_flops_per_image\":%.0f,\"memory_bytes\":%zu,\"phases\":[",
-               q4_session_kernels(s), threads, !fp32, steps, train_ips, train_gflops, eval_ips, eval_gflops,
+               q4_session_kernels(s), threads, !fp32, batch, steps, train_ips, train_gflops, eval_ips, eval_gflops,
                profile.flops_per_image_total, q4_session_memory_bytes(s));
         for (int i = 0; i < profile.phases; i++)
             printf("%s{\"name\":\"%s\",\"ms_per_step\":%.3f,\"gflops\":%.2f}", i ? "," : "", profile.names[i],
@@ -81,7 +83,8 @@ int main(int argc, char **argv) {
                    profile.seconds[i] > 0 ? profile.flops_per_image[i] * profile.images / profile.seconds[i] / 1e9 : 0);
         printf("]}\n");
     } else {
-        printf("q4 %s%s, %d thread%s, batch 128, %s weights\n", q4_session_kernels(s), exact ? " (exact mode)" : "", threads, threads > 1 ? "s" : "",
+        printf("q4 %s%s, %d thread%s, batch %d, %s weights\n", q4_session_kernels(s), exact ? " (exact mode)" : "",
+               threads, threads > 1 ? "s" : "", batch,
                fp32 ? "FP32" : "4-bit");
         printf("  training:   %7.1f images/s  %6.1f GFLOP/s  (%.2f GFLOP per image)\n", train_ips, train_gflops,
                profile.flops_per_image_total / 1e9);
