@@ -403,12 +403,14 @@ static int open_session(const options *o, run *r, long cores) {
 
 /* The log's first line of each (re)start: what ran, on what. */
 static void log_run(FILE *log, const run *r, const q4_progress *p, int resumed) {
-    char config[8192], changes[1024];
+    char config[8192], changes[1024], definition[1024];
     q4_config_json(q4_session_config(r->session), config, sizeof config);
     q4_config_recipe_changes(q4_session_config(r->session), changes, sizeof changes);
+    q4_config_recipe_definition(q4_session_config(r->session)->recipe, definition, sizeof definition);
     fprintf(log, "{\"run\":{\"engine\":\"q4\",\"kernels\":\"%s\",\"resumed\":%d,\"step\":%lld,\"parameters\":%lld,"
-                 "\"recipe_changes\":\"%s\",\"config\":%s}}\n",
-            q4_session_kernels(r->session), resumed, p->global_step, q4_session_parameter_count(r->session), changes, config);
+                 "\"recipe_definition\":\"%s\",\"recipe_changes\":\"%s\",\"config\":%s}}\n",
+            q4_session_kernels(r->session), resumed, p->global_step, q4_session_parameter_count(r->session), definition,
+            changes, config);
     fflush(log);
 }
 
@@ -423,6 +425,8 @@ static int train(const options *o, run *r) {
     if (config->weight_bits == Q4_FP32_BITS) snprintf(bits, sizeof bits, "FP32");
     else snprintf(bits, sizeof bits, "%d-bit", config->weight_bits);
     q4_config_get(config, q4_config_field_find("recipe"), recipe, 32);
+    if (q4_config_recipe_definition(config->recipe, changes, sizeof changes) > 0)
+        snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (the paper's with %s)", changes);
     if (q4_config_recipe_changes(config, changes, sizeof changes))
         snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (changed: %s)", changes);
     if (!o->quiet)

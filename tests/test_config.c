@@ -132,7 +132,17 @@ static void test_recipes_and_differences(void) {
         char text[64];
         q4_config_get(&c, recipe, text, sizeof text);
         CHECK(strcmp(text, name) == 0, "recipe %s reads back as %s", name, text);
+        char changes[512];
+        CHECK(q4_config_recipe_changes(&c, changes, sizeof changes) == 0, "recipe %s departs from itself: %s", name, changes);
+        int departures = q4_config_recipe_definition(c.recipe, changes, sizeof changes);
+        CHECK(strcmp(name, "paper") == 0 ? departures == 0 && !changes[0] : departures > 0,
+              "recipe %s: %d departures from the paper's (%s)", name, departures, changes);
     }
+    char definition[512];
+    CHECK(q4_config_recipe_definition(Q4_RECIPE_FAST, definition, sizeof definition) > 0 &&
+              strstr(definition, "optimizer sgd") && strstr(definition, "schedule onecycle"),
+          "the fast recipe reads: %s", definition);
+    CHECK(q4_config_recipe_definition(99, definition, sizeof definition) == -1, "a recipe that does not exist has a definition");
     q4_config a, b;
     q4_config_default(&a);
     b = a;
@@ -154,6 +164,7 @@ static void test_choice_enums(void) {
     struct { const char *name, *value; int expect; size_t offset; } cases[] = {
         {"recipe", "paper", Q4_RECIPE_PAPER, offsetof(q4_config, recipe)},
         {"recipe", "plain-adamw", Q4_RECIPE_PLAIN_ADAMW, offsetof(q4_config, recipe)},
+        {"recipe", "fast", Q4_RECIPE_FAST, offsetof(q4_config, recipe)},
         {"optimizer", "adamw", Q4_OPTIMIZER_ADAMW, offsetof(q4_config, optimizer)},
         {"optimizer", "sgd", Q4_OPTIMIZER_SGD, offsetof(q4_config, optimizer)},
         {"schedule", "cosine", Q4_SCHEDULE_COSINE, offsetof(q4_config, schedule)},

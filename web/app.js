@@ -325,7 +325,8 @@ function onMessage(m) {
       const r = m.report;
       ui.lastReport = r;
       ui.epochs.push(r);
-      $('m-test').textContent = `${percent(r.test_accuracy)} (best ${percent(r.best_accuracy)})`;
+      $('m-test').textContent = `${percent(r.test_accuracy)} (best ${percent(r.best_accuracy)})` +
+        (r.tta_accuracy !== null ? `; with test-time augmentation ${percent(r.tta_accuracy)}` : '');
       updateGrid(r.predictions);
       ui.filters = m.filters;
       showLayers(r.layers);

@@ -6,6 +6,7 @@ import { $, request, showError, ui } from './page.js';
 /** Presets: a recipe and the settings that size the run; the rest are the recipe's. */
 export const PRESETS = {
   quick: { recipe: 'paper', epochs: 3, train_limit: 2000, test_limit: 1000 },
+  fast: { recipe: 'fast', epochs: 3, train_limit: 0, test_limit: 0 },
   paper: { recipe: 'paper', epochs: 150, train_limit: 0, test_limit: 0 },
 };
 /** Presets that queue several runs, one after another: the base settings and each run's own. */
