@@ -4,6 +4,7 @@
 // reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
 // Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
 //          [--run "LABEL=q4train options"]... [--epochs N] [--seeds 0,1] [--title TEXT]
+//          [--no-paper-log] [--trainer build/q4train]
 // Without --run: the paper recipe and the fast recipe, EPOCHS (default 10) epochs each.
 // Each run's log is LOGS/LABEL-sSEED.jsonl (LABEL lower-cased, spaces as dashes).
 import { execFileSync } from 'node:child_process';
@@ -19,6 +20,8 @@ const epochs = Number(value('--epochs', process.env.EPOCHS || 10));
 const seeds = value('--seeds', process.env.SEEDS || '0').split(',').map(Number);
 const title = value('--title', `CIFAR-10 test accuracy per epoch, 4-bit weights (q4, natively)`);
 const data = value('--data', 'data');
+const trainer = value('--trainer', 'build/q4train');
+const paperLog = !args.includes('--no-paper-log');
 const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper', 'fast recipe=--recipe fast'])
   .map((spec) => {
     const at = spec.indexOf('=');
@@ -47,7 +50,7 @@ function train(run, seed) {
   const done = readLog(file);
   if (done.length >= epochs) return;
   fs.mkdirSync(logs, { recursive: true });
-  const checkpoint = path.join('build', 'curve', `${slug(run.label)}-s${seed}.ckpt`);
+  const checkpoint = path.join('build', 'curve', slug(logs), `${slug(run.label)}-s${seed}.ckpt`);
   fs.mkdirSync(path.dirname(checkpoint), { recursive: true });
   const resume = done.length && fs.existsSync(checkpoint);
   const options = resume ? ['--resume', checkpoint, '--epochs', String(epochs)]
@@ -55,7 +58,7 @@ function train(run, seed) {
   if (!resume && fs.existsSync(file)) fs.rmSync(file);
   console.log(`curve: ${run.label}, seed ${seed}: ${resume ? `resuming after epoch ${done.length}` : 'training'} ` +
     `(log ${file})`);
-  execFileSync('build/q4train', ['--data', data, ...options, '--checkpoint', checkpoint, '--log', file, '--quiet'],
+  execFileSync(trainer, ['--data', data, ...options, '--checkpoint', checkpoint, '--log', file, '--quiet'],
     { stdio: 'inherit' });
 }
 
@@ -111,8 +114,10 @@ runs.forEach((run, r) => {
       points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]), dashed: seeds.indexOf(seed) > 0 });
   }
 });
-series.push({ name: "the paper's log", color: '#111827', reference: true,
-  points: PAPER_LOG.filter(([e]) => e <= Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])))) });
+if (paperLog) {
+  series.push({ name: "the paper's log", color: '#111827', reference: true,
+    points: PAPER_LOG.filter(([e]) => e <= Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])))) });
+}
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, draw(series));
 console.log(`curve: wrote ${out}`);

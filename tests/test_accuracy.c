@@ -68,9 +68,11 @@ int main(int argc, char **argv) {
     q4_dataset train = q4_dataset_prefix(&cifar.train, 10000);
     double q4 = run("paper recipe, 4-bit", "recipe=paper", &train, &cifar.test);
     double fp32 = run("paper recipe, FP32 ", "recipe=paper\nweight_bits=32", &train, &cifar.test);
+    double fast = run("fast recipe, 4-bit ", "recipe=fast\ntta=none", &train, &cifar.test);
     CHECK(q4 >= MIN_4BIT_ACCURACY, "4-bit test accuracy %.2f%% is below %.0f%%", 100 * q4, 100 * MIN_4BIT_ACCURACY);
     CHECK(fabs(fp32 - q4) <= MAX_FP32_GAP, "FP32 %.2f%% vs 4-bit %.2f%%: more than %.0f points apart", 100 * fp32,
           100 * q4, 100 * MAX_FP32_GAP);
+    CHECK(fast >= MIN_FAST_ACCURACY, "fast recipe: test accuracy %.2f%% is below %.0f%%", 100 * fast, 100 * MIN_FAST_ACCURACY);
     q4_cifar_free(&cifar);
     return test_finish("test_accuracy");
 }

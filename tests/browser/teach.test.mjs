@@ -99,3 +99,17 @@ test('the ablation preset queues its five runs and overlays them', async () => {
   await shot(page, '41-ablation');
   await context.close();
 });
+
+test('the fast preset picks the fast recipe, on all the data, and says what the recipe contains', async () => {
+  const { context, page } = await openPage(env.browser, `${env.url}?preset=fast`);
+  await page.waitForFunction(() => document.getElementById('recipe-note').textContent.includes('fast'));
+  const value = (name) => page.$eval(`#s-${name}`, (i) => i.value);
+  assert.equal(await value('recipe'), 'fast');
+  assert.equal(await value('epochs'), '3');
+  assert.equal(await value('train_limit'), '0');
+  assert.equal(await value('optimizer'), 'sgd');
+  const note = await page.$eval('#recipe-note', (p) => p.textContent);
+  assert.match(note, /optimizer sgd/);
+  assert.match(note, /schedule onecycle/);
+  await context.close();
+});
