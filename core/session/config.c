@@ -35,8 +35,8 @@ static const char *const recipe_settings[] = {
      * SGD with Nesterov momentum and a one-cycle schedule that ends at the planned last epoch;
      * label smoothing instead of dropout; no gradient clipping (the tanh clip stays);
      * test-time augmentation reported beside the plain figure. */
-    "optimizer=sgd\nlearning_rate=0.1\nmomentum=0.9\nnesterov=1\nweight_decay=5e-4\n"
-    "schedule=onecycle\nwarmup=0.2\nlabel_smoothing=0.2\ndropout=0\nclip_norm=0\ntta=flip-translate",
+    "batch_size=64\noptimizer=sgd\nlearning_rate=0.07\nmomentum=0.9\nnesterov=1\nweight_decay=5e-4\n"
+    "schedule=onecycle\nwarmup=0.2\nlabel_smoothing=0.2\ndropout=0\nclip_norm=0\ncrop=2\ntta=flip-translate",
 };
 
 int q4_config_field_count(void) { return FIELD_COUNT; }
