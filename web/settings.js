@@ -99,11 +99,11 @@ export async function describeRecipe() {
     : `The ${recipe} recipe: the paper's network and 4-bit quantizer, trained with ${changes.join(', ')}.`;
 }
 
-/** A preset: its recipe's settings, then the preset's own. */
-export async function applyPreset(name, extra = {}) {
-  const preset = PRESETS[name] || {};
+/** A preset: its recipe's settings (or those of `recipe`), then the preset's own sizes. */
+export async function applyPreset(name, recipe = null) {
+  const preset = { ...(PRESETS[name] || {}), ...(recipe ? { recipe } : {}) };
   const config = await request({ type: 'resolve', settings: { recipe: preset.recipe || formSettings().recipe } });
-  showConfig({ ...config, ...preset, ...extra });
+  showConfig({ ...config, ...preset });
 }
 
 /** The settings a link carries: preset, then every setting named in it. */
@@ -119,7 +119,9 @@ export async function settingsFromUrl() {
     if (fieldOf(key)) given[key] = value;
     else unknown.push(key);
   }
-  await applyPreset(preset in PRESETS ? preset : 'quick');
+  // as with q4train --recipe: a recipe in the link applies first, the other settings refine it
+  const recipe = fieldOf('recipe').choices.includes(given.recipe) ? given.recipe : null;
+  await applyPreset(preset in PRESETS ? preset : 'quick', recipe);
   for (const [key, value] of Object.entries(given)) setSetting(key, value);
   describeRecipe();
   const threads = Number(q.get('threads')) || ui.maxThreads;

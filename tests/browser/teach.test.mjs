@@ -100,7 +100,7 @@ test('the ablation preset queues its five runs and overlays them', async () => {
   await context.close();
 });
 
-test('the fast preset picks the fast recipe, on all the data, and says what the recipe contains', async () => {
+test('the fast preset picks the fast recipe, on all the data, and says what the recipe contains; so does a link', async () => {
   const { context, page } = await openPage(env.browser, `${env.url}?preset=fast`);
   await page.waitForFunction(() => document.getElementById('recipe-note').textContent.includes('fast'));
   const value = (name) => page.$eval(`#s-${name}`, (i) => i.value);
@@ -112,4 +112,10 @@ test('the fast preset picks the fast recipe, on all the data, and says what the 
   assert.match(note, /optimizer sgd/);
   assert.match(note, /schedule onecycle/);
   await context.close();
+  // a link naming the recipe gets the recipe's settings, refined by the others it names
+  const link = await openPage(env.browser, `${env.url}?preset=custom&recipe=fast&epochs=2&learning_rate=0.05`);
+  const linked = (name) => link.page.$eval(`#s-${name}`, (i) => i.value);
+  assert.deepEqual([await linked('recipe'), await linked('batch_size'), await linked('crop'), await linked('optimizer'),
+    await linked('learning_rate'), await linked('epochs')], ['fast', '64', '2', 'sgd', '0.05', '2']);
+  await link.context.close();
 });
