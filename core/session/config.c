@@ -299,16 +299,14 @@ int q4_config_differences(const q4_config *a, const q4_config *b, char *out, siz
     return count;
 }
 
-int q4_config_recipe_changes(const q4_config *c, char *out, size_t size) {
-    q4_config recipe = *c;
-    q4_error err;
-    if (apply_recipe(&recipe, c->recipe, &err)) return 0;
+/* The recipe settings in which `c` departs from `base`, as "name value, ..." (c's values). */
+static int method_departures(const q4_config *base, const q4_config *c, char *out, size_t size) {
     int count = 0;
     size_t length = 0;
     if (out && size) out[0] = 0;
     for (int i = 0; i < FIELD_COUNT; i++) {
         const q4_config_field *f = &fields[i];
-        if (!(f->flags & Q4_FIELD_METHOD) || same_value(&recipe, c, f)) continue;
+        if (!(f->flags & Q4_FIELD_METHOD) || same_value(base, c, f)) continue;
         char value[64];
         q4_config_get(c, f, value, sizeof value);
         if (out && length < size) length += (size_t)snprintf(out + length, size - length, "%s%s %s", count ? ", " : "", f->name, value);
@@ -317,24 +315,20 @@ int q4_config_recipe_changes(const q4_config *c, char *out, size_t size) {
     return count;
 }
 
+int q4_config_recipe_changes(const q4_config *c, char *out, size_t size) {
+    q4_config recipe = *c;
+    q4_error err;
+    if (apply_recipe(&recipe, c->recipe, &err)) return 0;
+    return method_departures(&recipe, c, out, size);
+}
+
 int q4_config_recipe_definition(int recipe, char *out, size_t size) {
     q4_config paper, mine;
     q4_error err;
     q4_config_default(&paper);
     mine = paper;
     if (apply_recipe(&mine, recipe, &err)) return -1;
-    int count = 0;
-    size_t length = 0;
-    if (out && size) out[0] = 0;
-    for (int i = 0; i < FIELD_COUNT; i++) {
-        const q4_config_field *f = &fields[i];
-        if (!(f->flags & Q4_FIELD_METHOD) || same_value(&paper, &mine, f)) continue;
-        char value[64];
-        q4_config_get(&mine, f, value, sizeof value);
-        if (out && length < size) length += (size_t)snprintf(out + length, size - length, "%s%s %s", count ? ", " : "", f->name, value);
-        count++;
-    }
-    return count;
+    return method_departures(&paper, &mine, out, size);
 }
 
 static q4_status apply_recipe(q4_config *c, int recipe, q4_error *err) {
