@@ -106,7 +106,7 @@ build/fuzz/%: tests/fuzz/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/
 	clang $(FUZZ_FLAGS) $< $(SAN_SRC) -o $@ -lm
 
 FUZZ_SECONDS ?= 20
-test-fuzz: $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)
+test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
