@@ -79,10 +79,9 @@ static void usage(FILE *out) {
         for (char *c = flag; *c; c++)
             if (*c == '_') *c = '-';
         q4_config_get(&defaults, f, value, sizeof value);
-        fprintf(out, "  %-22s %s (default %s%s)\n", flag, f->help,
+        fprintf(out, "  %-22s %s (default %s%s%s)\n", flag, f->help,
                 strcmp(f->name, "threads") == 0 ? "all cores" : value,
-                f->choices ? "; one of " : "");
-        if (f->choices) fprintf(out, "  %-22s   choices: %s\n", "", f->choices);
+                f->choices ? "; one of " : "", f->choices ? f->choices : "");
     }
     fputs("Environment: Q4_GEMM_VARIANT picks the GEMM tiles (e.g. f32-gemm-6x16-avx2).\n", out);
 }
