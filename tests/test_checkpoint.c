@@ -28,11 +28,7 @@ static q4_session *new_session(int threads, int quantized) {
     c.threads = threads;
     c.seed = 42;
     c.weight_bits = quantized ? 4 : Q4_FP32_BITS;
-    q4_error err = {0};
-    q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
-    CHECK(s != NULL, "session: %s", err.message);
-    if (!s) exit(1);
-    return s;
+    return test_session(&c, NULL, &train_set, &test_set);
 }
 
 static void train(q4_session *s, int steps) {

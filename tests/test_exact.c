@@ -52,13 +52,8 @@ static void train(const char *settings, int threads, int steps, char hash[65], q
     c.seed = 17;
     c.exact = 1;
     c.threads = threads;
-    q4_error err = {0};
-    CHECK(q4_config_parse(&c, settings, &err) == Q4_OK, "%s", err.message);
-    q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
-    CHECK(s != NULL, "session: %s", err.message);
-    if (!s) exit(1);
-    q4_progress p;
-    for (int i = 0; i < steps; i++) CHECK(q4_session_train(s, 1, &p) == Q4_OK, "train: %s", q4_session_error(s));
+    q4_session *s = test_session(&c, settings, &train_set, &test_set);
+    test_steps(s, steps);
     q4_session_state_sha256(s, hash);
     CHECK(q4_session_evaluate(s, e, NULL, 0) == Q4_OK, "evaluate");
     q4_session_destroy(s);

@@ -77,17 +77,7 @@ static q4_session *session_with(const char *settings) {
     c.batch_size = 32;
     c.threads = 2;
     c.seed = 3;
-    q4_error err = {0};
-    CHECK(q4_config_parse(&c, settings, &err) == Q4_OK, "settings: %s", err.message);
-    q4_session *s = q4_session_create(&c, &train_set, &test_set, &err);
-    CHECK(s != NULL, "session: %s", err.message);
-    if (!s) exit(1);
-    return s;
-}
-
-static void steps(q4_session *s, int n) {
-    q4_progress p;
-    for (int i = 0; i < n; i++) CHECK(q4_session_train(s, 1, &p) == Q4_OK, "train: %s", q4_session_error(s));
+    return test_session(&c, settings, &train_set, &test_set);
 }
 
 /* clip_norm 0 and tanh_bound 0 switch the clips off: one step equals the unclipped update */
@@ -97,7 +87,7 @@ static void test_clips_off(void) {
     long p = m->param_count;
     float *before = malloc(p * 4);
     memcpy(before, m->params, p * 4);
-    steps(s, 1);
+    test_steps(s, 1);
     /* with momentum 0 and no decay, w1 = w0 - lr * g exactly, g the unclipped gradient */
     long bad = 0;
     double norm = 0;
@@ -111,7 +101,7 @@ static void test_clips_off(void) {
     float big = 5.0f;
     m->param.fc2_weight[0] = big;
     memcpy(before, m->params, p * 4);
-    steps(s, 1);
+    test_steps(s, 1);
     CHECK(fabsf(m->param.fc2_weight[0] - (big - 0.5f * m->grad.fc2_weight[0])) == 0.0f, "tanh clip off: %g",
           m->param.fc2_weight[0]);
     free(before);
@@ -120,7 +110,7 @@ static void test_clips_off(void) {
     /* and on (the paper's): the step is clipped to norm 0.5 and the weight squashed below 3 */
     s = session_with("optimizer=sgd\nmomentum=0\nweight_decay=0\nlearning_rate=0.5");
     s->model.param.fc2_weight[0] = 5.0f;
-    steps(s, 1);
+    test_steps(s, 1);
     CHECK(fabsf(s->model.param.fc2_weight[0]) < 3.0f, "tanh clip on: %g", s->model.param.fc2_weight[0]);
     norm = 0;
     for (long i = 0; i < s->model.param_count; i++) norm += (double)s->model.grads[i] * s->model.grads[i];
@@ -137,7 +127,7 @@ static void test_moving_average(void) {
     memcpy(avg, m->params, p * 4);
     memcpy(avg + p, m->running_mean, 2 * bn * 4);
     for (int t = 1; t <= 6; t++) {
-        steps(s, 1);
+        test_steps(s, 1);
         double d = fmin(0.9, (1.0 + t) / (10.0 + t));
         float decay = (float)d, keep = (float)(1.0 - d);
         for (long i = 0; i < p; i++) avg[i] = avg[i] * decay + m->params[i] * keep;
@@ -167,8 +157,8 @@ static void test_moving_average(void) {
     CHECK(q4_session_save(s, &bytes, &size) == Q4_OK, "save");
     q4_session *r = session_with("ema=0.9");
     CHECK(q4_session_load(r, bytes, size) == Q4_OK, "load: %s", q4_session_error(r));
-    steps(s, 2);
-    steps(r, 2);
+    test_steps(s, 2);
+    test_steps(r, 2);
     CHECK(memcmp(s->ema, r->ema, (p + 2 * bn) * 4) == 0 && memcmp(s->model.params, r->model.params, p * 4) == 0,
           "resumed moving average differs");
     /* a checkpoint without it does not load into a session with it */

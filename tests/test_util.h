@@ -99,4 +99,21 @@ static inline void make_synthetic(synthetic_data *d) {
     d->test = te;
 }
 
+/* A session of `c` refined by `settings` (the text form, "name=value" lines; NULL: none) over
+ * `train` and `test`; a test cannot go on without one, so failing to make it ends the program. */
+static inline q4_session *test_session(q4_config *c, const char *settings, const q4_dataset *train, const q4_dataset *test) {
+    q4_error err = {0};
+    CHECK(!settings || q4_config_parse(c, settings, &err) == Q4_OK, "settings: %s", err.message);
+    q4_session *s = q4_session_create(c, train, test, &err);
+    CHECK(s != NULL, "session: %s", err.message);
+    if (!s) exit(1);
+    return s;
+}
+
+/* `n` training steps, one at a time */
+static inline void test_steps(q4_session *s, int n) {
+    q4_progress p;
+    for (int i = 0; i < n; i++) CHECK(q4_session_train(s, 1, &p) == Q4_OK, "train: %s", q4_session_error(s));
+}
+
 #endif
