@@ -31,12 +31,12 @@ static const char *const recipe_settings[] = {
      * schedule and everything else as the paper's */
     "clip_norm=0\ntanh_bound=0",
     /* fast: the same network, quantizer and 4-bit weights, trained for a budget of a few epochs
-     * (README "The fast recipe": each value chosen by 1- and 3-epoch runs on full CIFAR-10).
+     * (README, "How the fast recipe was chosen": each value by 1- and 3-epoch runs on full CIFAR-10).
      * SGD with Nesterov momentum and a one-cycle schedule that ends at the planned last epoch;
      * label smoothing instead of dropout; no gradient clipping (the tanh clip stays);
      * test-time augmentation reported beside the plain figure. */
-    "batch_size=64\noptimizer=sgd\nlearning_rate=0.07\nmomentum=0.9\nnesterov=1\nweight_decay=5e-4\n"
-    "schedule=onecycle\nwarmup=0.2\nlabel_smoothing=0.2\ndropout=0\nclip_norm=0\ncrop=2\ntta=flip-translate",
+    ("batch_size=64\noptimizer=sgd\nlearning_rate=0.07\nmomentum=0.9\nnesterov=1\nweight_decay=5e-4\n"
+     "schedule=onecycle\nwarmup=0.2\nlabel_smoothing=0.2\ndropout=0\nclip_norm=0\ncrop=2\ntta=flip-translate"),
 };
 
 int q4_config_field_count(void) { return FIELD_COUNT; }
