@@ -142,7 +142,7 @@ test('several saved runs are kept, named by their settings, and can be deleted',
   await page.waitForFunction(() => window.q4test.state === 'running');
   await waitForState(page, 'finished', 300000);
   await page.waitForFunction(() => document.querySelectorAll('#runs-table tbody tr').length >= 2);
-  const rows = await page.$$eval('#runs-table tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent));
+  const rows = await page.$$eval('#runs-table tbody tr', (trs) => trs.map((tr) => tr.cells[1].textContent)); // cells[0]: compare
   assert.ok(rows.some((r) => /seed 9/.test(r)) && rows.some((r) => /seed 0/.test(r)), `runs: ${rows.join(' | ')}`);
   assert.match(rows[0], /paper recipe · 1 epoch · 128 images · seed 9 · batch_size 64/);
   await shot(page, '11-saved-runs');
