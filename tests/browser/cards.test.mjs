@@ -22,6 +22,8 @@ after(async () => env && env.close());
 
 async function verifyInPage(page, card, steps = 0) {
   await page.fill('#verify-steps', String(steps));
+  // clear the previous verdict first, or the wait below could see it before the page reacts
+  await page.evaluate(() => { document.getElementById('verify-status').textContent = ''; });
   await page.setInputFiles('#verify-input', card);
   await page.waitForFunction(() => /^(Identical|DIFFERENT)/.test(document.getElementById('verify-status').textContent),
     null, { timeout: 300000 });
