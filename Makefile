@@ -4,31 +4,34 @@
 #   make test    set up, build, fetch CIFAR-10, run every test
 
 CC      ?= cc
-ISA     ?= avx2
-BUILD   := build/$(ISA)
+BUILD   := build/native
 CFLAGS  := -std=c11 -O3 -ffp-contract=off -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -lm -pthread
 DATA_DIR := data
 
-ifeq ($(ISA),avx2)
-  ISA_FLAGS := -mavx2 -mfma
-  ISA_SRC   := $(wildcard core/kernels/avx2/*.c)
-else ifeq ($(ISA),scalar)
-  ISA_FLAGS :=
-  ISA_SRC   :=
+# One native binary for every CPU of its architecture: the engine is compiled for the base
+# ISA, and only the x86 kernel files for theirs; kernels.c picks one at run time (cpuid),
+# or the one Q4_ISA names. Elsewhere (e.g. arm64) the portable scalar kernels run.
+AVX2_FLAGS   := -mavx2 -mfma
+AVX512_FLAGS := -mavx512f -mavx2 -mfma
+ifneq ($(filter x86_64 i386 i486 i586 i686,$(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))),)
+  ISA_SRC := $(wildcard core/kernels/avx2/*.c core/kernels/avx512/*.c)
 else
-  $(error ISA must be avx2 or scalar)
+  CFLAGS  += -DQ4_NO_X86_KERNELS
+  ISA_SRC :=
 endif
+%-avx2.o: ISA_FLAGS := $(AVX2_FLAGS)
+%-avx512.o: ISA_FLAGS := $(AVX512_FLAGS)
 
-# the engine: everything in core/ except the other ISAs' kernels
-CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort)) $(ISA_SRC)
+# the engine: everything in core/ except the ISA kernels of other machines
+CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/avx512/% core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort)) $(ISA_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libq4.a
 
 UNIT_TESTS := test_config test_training test_archive test_exact test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
-.PHONY: all build help setup data test test-unit test-scalar test-exact test-sanitize test-fuzz test-cli test-accuracy \
+.PHONY: all build help setup data test test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench clean wasm demo site curve
 all: build
 
@@ -39,7 +42,7 @@ help: ## list the targets
 # references and the SIMD kernels round the same way (the tests compare them bit for bit)
 
 # ---------------------------------------------------------------- native build
-build: build/q4train build/q4bench ## build the native trainer (build/q4train, AVX2; ISA=scalar for portable C)
+build: build/q4train build/q4bench ## build the native trainer (build/q4train: AVX-512, AVX2 or scalar kernels, chosen at run time)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -63,7 +66,7 @@ build/q4bench: $(BUILD)/q4bench
 
 $(BUILD)/tests/%: tests/%.c $(LIB) tests/test_util.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(ISA_FLAGS) $< $(LIB) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
 -include $(CORE_OBJ:.o=.d) $(BUILD)/cli/q4train.d $(BUILD)/cli/q4bench.d
 
@@ -76,22 +79,30 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 
 # ---------------------------------------------------------------- tests
 test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CLI, accuracy, browser
-	$(MAKE) test-unit test-scalar test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
+	$(MAKE) test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
-test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (AVX2 build)
+test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (the kernels this CPU runs best)
+	@echo "kernels: $$($(BUILD)/q4bench --kernels)"
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/$$t || exit 1; done
 
-test-scalar: ## the portable scalar build against the same references and PyTorch goldens
-	$(MAKE) ISA=scalar build/scalar/tests/test_kernels build/scalar/tests/test_gradcheck build/scalar/tests/test_golden
-	build/scalar/tests/test_kernels && build/scalar/tests/test_gradcheck && build/scalar/tests/test_golden
+# every other ISA this CPU runs, against the same references and PyTorch goldens (Q4_ISA is
+# read by the tests' start-up code, tests/test_util.h, as by the front ends)
+test-isas: $(addprefix $(BUILD)/,q4bench tests/test_kernels tests/test_gradcheck tests/test_golden) ## kernels, gradients and goldens with every other ISA this CPU has (scalar, AVX2)
+	@for isa in $$($(BUILD)/q4bench --isas); do \
+	  [ "$$isa" = "$$($(BUILD)/q4bench --isas | cut -d' ' -f1)" ] && continue; echo "== Q4_ISA=$$isa"; \
+	  for t in test_kernels test_gradcheck test_golden; do Q4_ISA=$$isa $(BUILD)/tests/$$t || exit 1; done; done
 
 SAN_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
-             -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma
-SAN_SRC   := $(filter-out core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort))
-build/sanitize/%: tests/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
+             -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
+SAN_OBJ   := $(CORE_SRC:%.c=build/sanitize/obj/%.o)
+build/sanitize/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(SAN_FLAGS) $< $(SAN_SRC) -o $@ -lm
+	clang $(SAN_FLAGS) $(ISA_FLAGS) -c $< -o $@
+build/sanitize/%: tests/%.c $(SAN_OBJ) tests/test_util.h
+	@mkdir -p $(dir $@)
+	clang $(SAN_FLAGS) $< $(SAN_OBJ) -o $@ -lm
+-include $(SAN_OBJ:.o=.d)
 
 # every unit test (test_data without its learning run, which takes minutes under ASan)
 test-sanitize: $(UNIT_TESTS:%=build/sanitize/%) ## every unit test under ASan+UBSan
@@ -99,11 +110,13 @@ test-sanitize: $(UNIT_TESTS:%=build/sanitize/%) ## every unit test under ASan+UB
 	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
 
 # Q4_FUZZING: checkpoints and models pass their CRC check whatever it says (core/util/util.h)
-FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L -mavx2 -mfma \
-              -DQ4_FUZZING
-build/fuzz/%: tests/fuzz/%.c $(SAN_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
+# (the parsers need no fast kernels: the fuzzers are built with the scalar ones only)
+FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L \
+              -DQ4_FUZZING -DQ4_NO_X86_KERNELS
+FUZZ_SRC   := $(filter-out core/kernels/avx2/% core/kernels/avx512/% core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort))
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $< $(SAN_SRC) -o $@ -lm
+	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) -o $@ -lm
 
 FUZZ_SECONDS ?= 20
 test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)
@@ -143,7 +156,7 @@ clean: ## remove build outputs
 # Two builds of the same core: q4-mt (SIMD128 + pthreads on web workers, needs a
 # cross-origin isolated page) and q4-st (SIMD128, one thread, for pages that are not).
 EMCC       := NODE_PATH=/usr/share/nodejs emcc
-WASM_CORE  := $(filter-out core/kernels/avx2/%,$(shell find core -name '*.c' | sort))
+WASM_CORE  := $(filter-out core/kernels/avx2/% core/kernels/avx512/%,$(shell find core -name '*.c' | sort))
 WASM_CFLAGS := -std=c11 -O3 -ffp-contract=off -msimd128 -Wall -Wextra -D_POSIX_C_SOURCE=200809L -MMD -MP
 WASM_EXPORTS := $(shell grep -o 'q4w_[a-z_0-9]*' wasm/bindings.c | sort -u | sed 's/^/_/' | paste -sd, -)
 WASM_LFLAGS := -s MODULARIZE=1 -s EXPORT_NAME=createQ4Module -s ENVIRONMENT=web,worker \
@@ -188,14 +201,13 @@ build/wasm-node/q4bench.js: cli/q4bench.c $(WASM_CORE:%.c=build/wasm-obj/mt/%.o)
 
 WASM_NODE := node --no-experimental-fetch
 
-# exact mode: the AVX2, scalar and WebAssembly builds print the same state hashes and losses
-test-exact: $(BUILD)/tests/test_exact build/wasm-node/test_exact.js ## exact mode gives the same bits natively (AVX2, scalar) and in WebAssembly
-	$(MAKE) ISA=scalar build/scalar/tests/test_exact
-	$(BUILD)/tests/test_exact | grep '^exact ' > build/exact-avx2.txt
-	build/scalar/tests/test_exact | grep '^exact ' > build/exact-scalar.txt
+# exact mode: every ISA this CPU runs and the WebAssembly build print the same state hashes and losses
+test-exact: $(BUILD)/tests/test_exact $(BUILD)/q4bench build/wasm-node/test_exact.js ## exact mode gives the same bits natively (every ISA this CPU has) and in WebAssembly
 	$(WASM_NODE) build/wasm-node/test_exact.js | grep '^exact ' > build/exact-wasm.txt
-	@cat build/exact-avx2.txt
-	@cmp build/exact-avx2.txt build/exact-scalar.txt && cmp build/exact-avx2.txt build/exact-wasm.txt && \
-	  echo "test-exact: AVX2, scalar and WebAssembly builds agree bit for bit"
+	@cat build/exact-wasm.txt
+	@for isa in $$($(BUILD)/q4bench --isas); do \
+	  Q4_ISA=$$isa $(BUILD)/tests/test_exact | grep '^exact ' > build/exact-$$isa.txt || exit 1; \
+	  cmp build/exact-$$isa.txt build/exact-wasm.txt || exit 1; echo "test-exact: $$isa agrees with WebAssembly"; done
+	@echo "test-exact: $$($(BUILD)/q4bench --isas) and WebAssembly agree bit for bit"
 test-wasm: $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js) ## kernel, quantizer, gradient and golden tests of the WASM build under Node.js
 	@for t in test_kernels test_quant test_gradcheck test_golden; do echo "== wasm $$t"; $(WASM_NODE) build/wasm-node/$$t.js || exit 1; done

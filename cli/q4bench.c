@@ -1,7 +1,9 @@
 /* q4bench.c - training and evaluation speed of the engine (batch 128 unless told) on synthetic
  * images (like torch_ref.py --bench): images/s, GFLOP/s, and where one training step
  * spends its time, per layer and direction. Prints text, or one JSON object with --json.
- * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json] */
+ * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]
+ *        q4bench --kernels | --isas   (the kernels it would use; the ISAs this CPU has)
+ * Q4_ISA (avx512, avx2, scalar) and Q4_GEMM_VARIANT choose the kernels, as for q4train. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +20,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
         else if (!strcmp(argv[i], "--exact")) exact = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
+        else if (!strcmp(argv[i], "--kernels") || !strcmp(argv[i], "--isas")) {
+            q4_error err = {0};
+            if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) {
+                fprintf(stderr, "q4bench: %s\n", err.message);
+                return 2;
+            }
+            puts(!strcmp(argv[i], "--isas") ? q4_kernels_available() : q4_kernels_name());
+            return 0;
+        } else {
             fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]\n");
             return 2;
         }
@@ -39,8 +49,8 @@ int main(int argc, char **argv) {
     q4_dataset test = {eval_images, 10, 1, {{eval_images, pixels + (size_t)train_count * Q4_IMAGE_BYTES,
                                              labels + train_count, NULL}}};
     q4_error err = {0};
-    if (q4_kernels_select(getenv("Q4_GEMM_VARIANT"), &err)) {
-        fprintf(stderr, "q4bench: Q4_GEMM_VARIANT: %s\n", err.message);
+    if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) {
+        fprintf(stderr, "q4bench: %s\n", err.message);
         return 2;
     }
     q4_config config;

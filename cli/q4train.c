@@ -83,7 +83,8 @@ static void usage(FILE *out) {
                 strcmp(f->name, "threads") == 0 ? "all cores" : value,
                 f->choices ? "; one of " : "", f->choices ? f->choices : "");
     }
-    fputs("Environment: Q4_GEMM_VARIANT picks the GEMM tiles (e.g. f32-gemm-6x16-avx2).\n", out);
+    fputs("Environment: Q4_ISA picks the instruction set (avx512, avx2, scalar; default: the best this CPU has),\n"
+          "  Q4_GEMM_VARIANT the GEMM tiles (e.g. f32-gemm-6x16-avx2).\n", out);
 }
 
 static int parse_count(const char *text, const char *flag, long long low, long long high, long long *out) {
@@ -429,9 +430,9 @@ static int train(const options *o, run *r) {
     if (q4_config_recipe_changes(config, changes, sizeof changes))
         snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (changed: %s)", changes);
     if (!o->quiet)
-        printf("q4 %s: %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, %d threads, "
-               "seed %llu%s\n",
-               q4_session_kernels(s), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
+        printf("q4 %s (this CPU: %s): %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, "
+               "%d threads, seed %llu%s\n",
+               q4_session_kernels(s), q4_kernels_available(), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
                q4_session_parameter_count(s), recipe, bits, config->batch_size,
                config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
     fflush(stdout);
@@ -545,7 +546,7 @@ static double peak_memory_mb(void) {
 
 static int run_main(const options *o, run *r) {
     q4_error err = {0};
-    if (q4_kernels_select(getenv("Q4_GEMM_VARIANT"), &err)) return fail("Q4_GEMM_VARIANT: %s", err.message);
+    if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) return fail("Q4_ISA, Q4_GEMM_VARIANT: %s", err.message);
     q4_config probe; /* settings are checked before the data is read */
     q4_config_default(&probe);
     if (apply_settings(o, &probe)) return 1;

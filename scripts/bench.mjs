@@ -6,7 +6,8 @@
 // one training step spends its time, per layer. Each figure is the median of BENCH_REPS runs
 // (default 3), the programs interleaved: this machine is shared and its speed drifts by 5-20%
 // over minutes; runs of one program that differ by more than 10% are flagged. It says which CPU
-// (and its vector extensions) and which kernels each program used.
+// (and its vector extensions) and which kernels each program used; natively it also measures
+// the next instruction set down (Q4_ISA=avx2 on an AVX-512 CPU; BENCH_ISAS to choose).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,9 +21,9 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 // One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a
 // slow spell of the shared machine lands on all three and the ratios stay fair. Native and
 // WASM runs come back in one shape.
-function nativeRun(threads, exact = false) {
+function nativeRun(threads, exact = false, isa = '') {
   const x = JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json',
-    ...(exact ? ['--exact'] : [])], { encoding: 'utf8' }));
+    ...(exact ? ['--exact'] : [])], { encoding: 'utf8', env: { ...process.env, Q4_ISA: isa } }));
   return { threads, train: x.train_images_per_second, eval: x.eval_images_per_second, trainGflops: x.train_gflops,
     evalGflops: x.eval_gflops, kernels: x.kernels, memory: x.memory_bytes,
     phases: x.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })) };
@@ -81,13 +82,22 @@ const vector = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl
   .filter((f) => flags.includes(f));
 console.log(`q4 bench: batch 128, ${reps} interleaved runs per figure (median), ${cpu ? cpu[1] : 'unknown CPU'}, ` +
   `${spawnSync('nproc', { encoding: 'utf8' }).stdout.trim()} cores; vector extensions: ${vector.join(' ')}`);
+// the native binary picks its kernels from cpuid; the next ISA down (AVX2 where AVX-512 is
+// present) is measured too, standing in for a CPU without the best one (BENCH_ISAS to choose)
+const isas = execFileSync('build/q4bench', ['--isas'], { encoding: 'utf8' }).trim().split(' ');
+const otherIsas = (process.env.BENCH_ISAS ? process.env.BENCH_ISAS.split(',') : isas.slice(1, 2))
+  .filter((i) => i !== isas[0] && i !== 'scalar' && isas.includes(i));
+console.log(`native: this CPU runs ${isas.join(', ')}; q4bench picks ${isas[0]}` +
+  (otherIsas.length ? `; also measured with Q4_ISA=${otherIsas.join(',')}` : ''));
 const missing = torchMissing();
 if (!missing) console.log(`PyTorch: ${torchKernels()}`);
 
-const runs = { native: new Map(), wasm: new Map(), torch: new Map(), nativeExact: [], wasmExact: [] };
+const runs = { native: new Map(), wasm: new Map(), torch: new Map(), nativeExact: [], wasmExact: [],
+  other: new Map(otherIsas.map((i) => [i, new Map()])) };
 const add = (map, key, value) => map.set(key, [...(map.get(key) || []), value]);
 for (let r = 0; r < reps; r++) {
   for (const t of threadCounts) add(runs.native, t, nativeRun(t));
+  for (const i of otherIsas) for (const t of threadCounts) add(runs.other.get(i), t, nativeRun(t, false, i));
   runs.nativeExact.push(nativeRun(top, true));
   for (const x of wasmRun(threadCounts)) add(runs.wasm, x.threads, x);
   runs.wasmExact.push(wasmRun([top], true)[0]);
@@ -102,6 +112,7 @@ for (const t of threadCounts) {
     spread: spread(tr) });
 }
 const nativeExact = summary(runs.nativeExact), wasmExact = summary(runs.wasmExact);
+const other = new Map(otherIsas.map((i) => [i, new Map(threadCounts.map((t) => [t, summary(runs.other.get(i).get(t))]))]));
 const flopsPerImage = 932739072, forwardFlops = 309770240;
 
 const row = (name, t, r, ref) => {
@@ -115,11 +126,13 @@ const row = (name, t, r, ref) => {
 };
 console.log(`\n  ${'program, kernels'.padEnd(36)} threads train img/s GFLOP/s  eval img/s GFLOP/s   vs PyTorch (train / eval)`);
 for (const t of threadCounts) console.log(row(`native ${results.native.get(t).kernels}`, t, results.native.get(t), results.torch.get(t)));
+for (const [i, m] of other) for (const t of threadCounts) console.log(row(`native Q4_ISA=${i} ${m.get(t).kernels}`, t, m.get(t), results.torch.get(t)));
 console.log(row(`native exact ${nativeExact.kernels}`, top, nativeExact, results.torch.get(top)));
 for (const t of threadCounts) console.log(row(`wasm ${results.wasm.get(t)?.kernels || ''}`, t, results.wasm.get(t), results.torch.get(t)));
 console.log(row(`wasm exact ${wasmExact.kernels}`, top, wasmExact, results.torch.get(top)));
 for (const t of threadCounts) console.log(row('pytorch 1.13 (torch_ref)', t, results.torch.get(t)));
-const flagged = [...results.native.values(), ...results.wasm.values(), ...results.torch.values(), nativeExact, wasmExact]
+const flagged = [...results.native.values(), ...results.wasm.values(), ...results.torch.values(), nativeExact, wasmExact,
+  ...[...other.values()].flatMap((m) => [...m.values()])]
   .filter((r) => r.spread > 1.1);
 if (flagged.length) console.log(`\n  WARNING: ${flagged.length} figure(s) above come from runs more than 10% apart: the machine was busy or drifting; run again.`);
 

@@ -22,6 +22,8 @@ static q4_compute make_compute(const q4_kernels *k, int threads, size_t shared) 
     if (shared) {
         cc.shared = aligned_alloc(64, shared * sizeof(float));
         cc.shared_floats = shared;
+        cc.winograd_floats = q4_winograd_gradient_floats(256, 256);
+        cc.winograd = aligned_alloc(64, cc.winograd_floats * sizeof(float));
     }
     return cc;
 }
@@ -30,6 +32,7 @@ static void free_compute(q4_compute *cc) {
     q4_pool_destroy(cc->pool);
     free(cc->scratch);
     free(cc->shared);
+    free(cc->winograd);
 }
 
 /* reference with a per-element bound from the sum of |terms| */
@@ -119,7 +122,9 @@ static void test_gemm_variant(const q4_gemm_variant *variant) {
  * Within a path, 1 and 8 threads must agree bit for bit. */
 static void test_conv_layers(const q4_kernels *k) {
     int shapes[][5] = {{1, 1, 1, 1, 1},    {2, 3, 5, 6, 6},   {1, 4, 3, 5, 7},    {3, 17, 7, 4, 4},    {2, 16, 33, 8, 8},
-                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}, {1, 64, 65, 4, 4}};
+                       {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}, {1, 64, 65, 4, 4},
+                       /* 289 tiles: the Winograd weight gradient's chunks of 256 tiles (at 256 channels), the last ragged */
+                       {1, 256, 128, 34, 34}};
     size_t shared = q4_winograd_shared_floats(k->gemm, 256, 256);
     /* the same two pools for both paths (the WASM test build has 8 pthreads in all) */
     q4_compute paths[2][2] = {{{0}}, {make_compute(k, 1, shared), make_compute(k, 8, shared)}};
@@ -127,8 +132,9 @@ static void test_conv_layers(const q4_kernels *k) {
         paths[0][t] = paths[1][t];
         paths[0][t].shared = NULL;
         paths[0][t].shared_floats = 0;
+        paths[0][t].winograd = NULL;
     }
-    for (int s = 0; s < 11; s++) {
+    for (int s = 0; s < 12; s++) {
         int n = shapes[s][0], ci = shapes[s][1], co = shapes[s][2], h = shapes[s][3], w = shapes[s][4];
         long xs = (long)ci * n * h * w, ys = (long)co * n * h * w, ws = (long)co * ci * 9;
         float *x = malloc(xs * 4), *wt = malloc(ws * 4), *b = malloc(co * 4), *dy = malloc(ys * 4);
@@ -169,6 +175,52 @@ static void test_conv_layers(const q4_kernels *k) {
         free(dw), free(dwr), free(dw8), free(db), free(dbr);
     }
     free_compute(&paths[1][0]), free_compute(&paths[1][1]);
+}
+
+/* The Winograd transforms against the reference's, bit for bit, on every lane count up to
+ * the widest tile (vector bodies and tails), with output strides wider than the lanes; and
+ * the reference against the transforms' definition (B^T d B, A^T M A, A dY A^T) in double. */
+static void test_winograd_transforms(const q4_kernels *k) {
+    const q4_kernels *r = q4_kernels_reference();
+    static const double B[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}}; /* B^T */
+    static const double A[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};                              /* A^T */
+    float in[16 * 32], out_r[16 * 40], out_k[16 * 40];
+    for (int lanes = 1; lanes <= 32; lanes++) {
+        long stride = lanes + 3;
+        fill_values(in, 16 * lanes, 70 + lanes);
+        memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
+        r->winograd_input(out_r, stride, in, lanes), k->winograd_input(out_k, stride, in, lanes);
+        CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_input differs with %d lanes", k->name, lanes);
+        for (int l = 0; l < lanes; l++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    double v = 0;
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++) v += B[i][a] * in[(4 * a + b) * lanes + l] * B[j][b];
+                    CHECK(fabs(out_r[(4 * i + j) * stride + l] - v) <= 1e-6, "winograd_input: B^T d B wrong");
+                }
+        r->winograd_output(out_r, in, lanes, lanes), k->winograd_output(out_k, in, lanes, lanes);
+        CHECK(memcmp(out_r, out_k, 4 * lanes * 4) == 0, "%s winograd_output differs with %d lanes", k->name, lanes);
+        for (int l = 0; l < lanes; l++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 2; j++) {
+                    double v = 0;
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++) v += A[i][a] * in[(4 * a + b) * lanes + l] * A[j][b];
+                    CHECK(fabs(out_r[(2 * i + j) * lanes + l] - v) <= 1e-6, "winograd_output: A^T M A wrong");
+                }
+        memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
+        r->winograd_gradient(out_r, stride, in, lanes), k->winograd_gradient(out_k, stride, in, lanes);
+        CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_gradient differs with %d lanes", k->name, lanes);
+        for (int l = 0; l < lanes; l++)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) {
+                    double v = 0;
+                    for (int a = 0; a < 2; a++)
+                        for (int b = 0; b < 2; b++) v += A[a][i] * in[(2 * a + b) * lanes + l] * A[b][j];
+                    CHECK(fabs(out_r[(4 * i + j) * stride + l] - v) <= 1e-6, "winograd_gradient: A dY A^T wrong");
+                }
+    }
 }
 
 static void test_elementwise(const q4_kernels *k) {
@@ -267,12 +319,13 @@ int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
     printf("kernels: %s\n", fast.name);
-    for (const q4_gemm_variant *const *v = q4_gemm_variants(); *v; v++) {
+    for (const q4_gemm_variant *const *v = q4_gemm_variants(NULL); *v; v++) {
         printf("GEMM variant %s (%dx%d, kc %d)\n", (*v)->name, (*v)->mr, (*v)->nr, (*v)->kc);
         test_gemm_variant(*v);
     }
     test_conv_layers(&fast);
     test_conv_layers(q4_kernels_reference());
     test_elementwise(&fast);
+    test_winograd_transforms(&fast);
     return test_finish("test_kernels");
 }

@@ -26,6 +26,16 @@ static int test_checks;
         }                                                                  \
     } while (0)
 
+/* Before main: the kernels Q4_ISA and Q4_GEMM_VARIANT name, as the front ends choose them
+ * (`make test-isas` runs the kernel, gradient and golden tests with every ISA this CPU has). */
+__attribute__((constructor)) static void test_select_kernels(void) {
+    q4_error err = {0};
+    if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) {
+        fprintf(stderr, "test: %s\n", err.message);
+        exit(2);
+    }
+}
+
 static inline int test_finish(const char *name) {
     if (test_failures) {
         fprintf(stderr, "%s: %d of %d checks FAILED\n", name, test_failures, test_checks);

@@ -473,12 +473,16 @@ double q4_card_epoch_accuracy(const q4_card *card, int epoch);
 
 /* ---------------------------------------------------------------- kernels and time */
 
-/* Chooses the kernels of every session created afterwards: NULL or "" for this build's
- * default, or a GEMM variant by name (e.g. "f32-gemm-6x16-avx2"). Front ends call it, e.g.
- * from an environment variable; the library reads none. */
-q4_status q4_kernels_select(const char *variant, q4_error *err);
+/* Chooses the kernels of every session created afterwards: the instruction set ("avx512",
+ * "avx2", "scalar"; NULL or "": the best this CPU runs, found with cpuid) and the GEMM
+ * variant by name (e.g. "f32-gemm-6x16-avx2"; NULL or "": the ISA's default). Refuses an ISA
+ * the CPU lacks. Front ends call it, e.g. from Q4_ISA and Q4_GEMM_VARIANT; the library reads
+ * no environment. */
+q4_status q4_kernels_select(const char *isa, const char *variant, q4_error *err);
 /* The kernels sessions use: the ISA and the GEMM variant, e.g. "avx2 f32-gemm-4x24-avx2". */
 const char *q4_kernels_name(void);
+/* The instruction sets this CPU and build can use, best first, e.g. "avx512 avx2 scalar". */
+const char *q4_kernels_available(void);
 /* Seconds on a monotonic clock. */
 double q4_now(void);
 

@@ -1,5 +1,6 @@
 /* conv.c - convolution (3x3, stride 1, padding 1) and linear layers expressed as GEMMs
- * over implicit im2col operands (or by Winograd F(2x2, 3x3) where it applies: winograd.c),
+ * over implicit im2col operands (or by Winograd F(2x2, 3x3) where it applies, in all three
+ * passes: winograd.c),
  * plus their bias terms. ISA-neutral: the arithmetic is in the GEMM microkernel and the
  * elementwise table. */
 #include <string.h>
@@ -70,9 +71,11 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                  const float *x, int n, int ci, int co, int h, int wd) {
     long pixels = (long)n * h * wd;
-    q4_operand A = q4_dense(dy, pixels, 1);
-    q4_operand B = im2col(Q4_IM2COL_T, x, ci, n, h, wd);
-    q4_gemm(cc, co, ci * 9, (int)pixels, &A, &B, dw, (long)ci * 9, 0);
+    if (!q4_conv3x3_winograd_backward_weights(cc, dw, dy, x, n, ci, co, h, wd)) {
+        q4_operand A = q4_dense(dy, pixels, 1);
+        q4_operand B = im2col(Q4_IM2COL_T, x, ci, n, h, wd);
+        q4_gemm(cc, co, ci * 9, (int)pixels, &A, &B, dw, (long)ci * 9, 0);
+    }
     if (dbias) sum_rows(cc, dbias, dy, co, pixels);
 }
 

@@ -1,6 +1,9 @@
-/* kernels.c - fills the kernel table for the ISA this file was compiled for. The ISA is a
- * build-time choice (compiler flags); the GEMM variant (tile sizes) is chosen by name through
- * q4_kernels_select (front ends only), with a default per ISA. */
+/* kernels.c - fills the kernel table. Natively on x86-64 the ISA is chosen at run time from
+ * cpuid: AVX-512 (F), AVX2+FMA or the portable scalar C, best first, unless a front end asks
+ * for another through q4_kernels_select (e.g. from Q4_ISA). Only the kernel files are
+ * compiled for their ISA (Makefile), so one binary runs on every x86-64 CPU. The WebAssembly
+ * build has one ISA, SIMD128. Within an ISA the GEMM variant (tile sizes) is chosen by name,
+ * with a default per ISA. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,12 +11,13 @@
 #include "kernels.h"
 #include "ref/ref.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include "avx2/avx2.h"
-#define Q4_ISA_AVX2 1
-#elif defined(__wasm_simd128__)
+#if defined(__wasm_simd128__)
 #include "wasmsimd/wasmsimd.h"
-#define Q4_ISA_WASMSIMD 1
+#define Q4_HAVE_WASMSIMD 1
+#elif (defined(__x86_64__) || defined(__i386__)) && !defined(Q4_NO_X86_KERNELS)
+#include "avx2/avx2.h"
+#include "avx512/avx512.h"
+#define Q4_HAVE_X86 1
 #endif
 
 /* Winograd from 64 channels: the threshold every build's exact variant uses (the portable
@@ -40,62 +44,141 @@ static const q4_kernels reference_table = {
     q4_ref_tanh_clip,
     q4_ref_sgd,
     q4_ref_ema,
+    q4_ref_winograd_input,
+    q4_ref_winograd_output,
+    q4_ref_winograd_gradient,
 };
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }
 
-/* The first variant is the build's default; `exact` names the one exact mode uses: no fused
- * multiply-add, kc 256, Winograd from 64 channels, in every build. */
-#if defined(Q4_ISA_AVX2)
-static const q4_gemm_variant *const variants[] = {&q4_avx2_gemm_4x24, &q4_avx2_gemm_6x16, &q4_avx2_gemm_4x24_nofma,
-                                                  &scalar_4x8, NULL};
-static const q4_gemm_variant *const exact = &q4_avx2_gemm_4x24_nofma;
-#elif defined(Q4_ISA_WASMSIMD)
-static const q4_gemm_variant *const variants[] = {&q4_wasmsimd_gemm_4x8, &q4_wasmsimd_gemm_6x8, &scalar_4x8, NULL};
-static const q4_gemm_variant *const exact = &q4_wasmsimd_gemm_4x8;
-#else
-static const q4_gemm_variant *const variants[] = {&scalar_4x8, NULL};
-static const q4_gemm_variant *const exact = &scalar_4x8;
+/* One instruction set: its elementwise table, its GEMM variants (the first is the default)
+ * and the one exact mode uses (no fused multiply-add, kc 256, Winograd from 64 channels, so
+ * that every ISA computes the same bits). */
+typedef struct isa {
+    const char *name;
+    int (*supported)(void);
+    const q4_kernels *table;
+    void (*adjust)(q4_kernels *table); /* optional: kernels it takes from another set's table */
+    const q4_gemm_variant *const *variants;
+    const q4_gemm_variant *exact;
+} isa;
+
+static int always(void) { return 1; }
+#if !defined(Q4_HAVE_WASMSIMD)
+static const q4_gemm_variant *const scalar_variants[] = {&scalar_4x8, NULL};
 #endif
 
-const q4_gemm_variant *const *q4_gemm_variants(void) { return variants; }
+#if defined(Q4_HAVE_X86)
+/* __builtin_cpu_supports also checks that the OS saves the vector registers (xgetbv) */
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+static int has_avx512(void) { return has_avx2() && __builtin_cpu_supports("avx512f"); }
+static const q4_gemm_variant *const avx2_variants[] = {&q4_avx2_gemm_4x24, &q4_avx2_gemm_6x16,
+                                                       &q4_avx2_gemm_4x24_nofma, NULL};
+static const q4_gemm_variant *const avx512_variants[] = {&q4_avx512_gemm_12x32, &q4_avx512_gemm_8x32,
+                                                         &q4_avx512_gemm_12x32_nofma, NULL};
+/* AVX-512: the AVX2 elementwise kernels (memory-bound; see avx512.h), its own transforms */
+static void avx512_transforms(q4_kernels *t) {
+    t->winograd_input = q4_avx512_winograd_input;
+    t->winograd_output = q4_avx512_winograd_output;
+    t->winograd_gradient = q4_avx512_winograd_gradient;
+}
+static const isa isas[] = {
+    {"avx512", has_avx512, &q4_avx2_kernels, avx512_transforms, avx512_variants, &q4_avx512_gemm_12x32_nofma},
+    {"avx2", has_avx2, &q4_avx2_kernels, NULL, avx2_variants, &q4_avx2_gemm_4x24_nofma},
+    {"scalar", always, &reference_table, NULL, scalar_variants, &scalar_4x8},
+};
+#elif defined(Q4_HAVE_WASMSIMD)
+static const q4_gemm_variant *const wasmsimd_variants[] = {&q4_wasmsimd_gemm_4x8, &q4_wasmsimd_gemm_6x8,
+                                                           &scalar_4x8, NULL};
+static const isa isas[] = {
+    {"wasmsimd", always, &q4_wasmsimd_kernels, NULL, wasmsimd_variants, &q4_wasmsimd_gemm_4x8},
+};
+#else
+static const isa isas[] = {
+    {"scalar", always, &reference_table, NULL, scalar_variants, &scalar_4x8},
+};
+#endif
+#define ISA_COUNT (int)(sizeof isas / sizeof isas[0])
 
-/* the variant sessions use; set only by q4_kernels_select, before sessions are created */
-static const q4_gemm_variant *selected;
+/* what sessions use; set only by q4_kernels_select, before sessions are created */
+static const isa *selected_isa;
+static const q4_gemm_variant *selected_variant;
 
-q4_status q4_kernels_select(const char *variant, q4_error *err) {
-    if (!variant || !*variant) {
-        selected = variants[0];
-        return Q4_OK;
+static const isa *best_isa(void) {
+    for (int i = 0; i < ISA_COUNT; i++)
+        if (isas[i].supported()) return &isas[i];
+    return &isas[ISA_COUNT - 1];
+}
+
+static const isa *current_isa(void) { return selected_isa ? selected_isa : best_isa(); }
+
+const char *q4_kernels_available(void) {
+    static char list[64];
+    list[0] = '\0';
+    for (int i = 0; i < ISA_COUNT; i++)
+        if (isas[i].supported())
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? " " : "", isas[i].name);
+    return list;
+}
+
+q4_status q4_kernels_select(const char *isa_name, const char *variant, q4_error *err) {
+    const isa *chosen = NULL;
+    if (isa_name && *isa_name) {
+        int known = 0;
+        for (int i = 0; i < ISA_COUNT; i++)
+            if (strcmp(isas[i].name, isa_name) == 0) {
+                known = 1;
+                if (isas[i].supported()) chosen = &isas[i];
+            }
+        if (!chosen)
+            return q4_fail(err, Q4_ERR_ARGUMENT, "%s instruction set '%s' (this CPU and build have: %s)",
+                           known ? "this CPU lacks the" : "unknown", isa_name, q4_kernels_available());
     }
-    for (int i = 0; variants[i]; i++)
-        if (strcmp(variants[i]->name, variant) == 0) {
-            selected = variants[i];
-            return Q4_OK;
+    const q4_gemm_variant *found = NULL;
+    if (variant && *variant) {
+        for (int i = 0; i < ISA_COUNT && !found; i++) {
+            if ((chosen && &isas[i] != chosen) || !isas[i].supported()) continue;
+            for (int k = 0; isas[i].variants[k]; k++)
+                if (strcmp(isas[i].variants[k]->name, variant) == 0) {
+                    found = isas[i].variants[k];
+                    chosen = &isas[i];
+                    break;
+                }
         }
-    char known[256] = "";
-    for (int i = 0; variants[i]; i++)
-        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", variants[i]->name);
-    return q4_fail(err, Q4_ERR_ARGUMENT, "unknown kernels '%s' (this build has %s)", variant, known);
+        if (!found) {
+            const isa *in = chosen ? chosen : best_isa();
+            char names[256] = "";
+            for (int k = 0; in->variants[k]; k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", k ? ", " : "",
+                         in->variants[k]->name);
+            return q4_fail(err, Q4_ERR_ARGUMENT, "unknown GEMM variant '%s' (%s has %s)", variant, in->name, names);
+        }
+    }
+    selected_isa = chosen;
+    selected_variant = found;
+    return Q4_OK;
 }
 
 void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant) {
-#if defined(Q4_ISA_AVX2)
-    *table = q4_avx2_kernels;
-#elif defined(Q4_ISA_WASMSIMD)
-    *table = q4_wasmsimd_kernels;
-#else
-    *table = reference_table;
-#endif
+    const isa *in = current_isa(); /* or, for another ISA's variant, that ISA */
+    int own = 0;
+    for (int k = 0; in->variants[k]; k++) own |= in->variants[k] == variant;
+    for (int i = 0; i < ISA_COUNT && !own; i++)
+        for (int k = 0; isas[i].variants[k]; k++)
+            if (isas[i].variants[k] == variant) in = &isas[i], own = 1;
+    *table = *in->table;
+    if (in->adjust) in->adjust(table);
+    table->name = in->name;
     table->gemm = variant;
 }
 
 void q4_kernels_init(q4_kernels *table, int exact_mode) {
+    const isa *in = current_isa();
     if (!exact_mode) {
-        q4_kernels_init_with(table, selected ? selected : variants[0]);
+        q4_kernels_init_with(table, selected_variant ? selected_variant : in->variants[0]);
         return;
     }
-    q4_kernels_init_with(table, exact);
+    q4_kernels_init_with(table, in->exact);
     /* reductions in the scalar order (double sums, one element after the other) */
     table->sum = q4_ref_sum;
     table->centered_sum_squares = q4_ref_centered_sum_squares;
@@ -104,4 +187,17 @@ void q4_kernels_init(q4_kernels *table, int exact_mode) {
     table->tanh_clip = q4_exact_tanh_clip;
 }
 
-const char *q4_kernels_name(void) { return (selected ? selected : variants[0])->name; }
+const q4_gemm_variant *const *q4_gemm_variants(const char *isa_name) {
+    const isa *in = current_isa();
+    if (isa_name)
+        for (int i = 0; i < ISA_COUNT; i++)
+            if (strcmp(isas[i].name, isa_name) == 0) in = &isas[i];
+    return in->variants;
+}
+
+const char *q4_kernels_name(void) {
+    static char name[96];
+    const isa *in = current_isa();
+    snprintf(name, sizeof name, "%s %s", in->name, (selected_variant ? selected_variant : in->variants[0])->name);
+    return name;
+}

@@ -1,6 +1,6 @@
 /* kernels.h - the narrow interface between layers and arithmetic. Layers call these
  * functions only; everything ISA-specific (intrinsics, tile sizes) lives behind the
- * q4_kernels table, filled once at start for the ISA chosen at build time. Kernels never
+ * q4_kernels table, filled once at start for the ISA chosen at run time (kernels.c). Kernels never
  * allocate: scratch comes from the caller. Tensors are channel-major: [C][N][H][W]. */
 #ifndef Q4_KERNELS_H
 #define Q4_KERNELS_H
@@ -79,7 +79,7 @@ typedef struct q4_sgd_params {
 
 /* Elementwise and reduction kernels, each over one contiguous run of n floats. */
 typedef struct q4_kernels {
-    const char *name; /* ISA: "scalar", "avx2", "wasmsimd" */
+    const char *name; /* ISA: "scalar", "avx2", "avx512", "wasmsimd" */
     const q4_gemm_variant *gemm;
 
     /* sum of x, in double */
@@ -121,10 +121,16 @@ typedef struct q4_kernels {
     void (*sgd)(float *w, const float *g, float *b, long n, const struct q4_sgd_params *p);
     /* exponential moving average: avg = avg * decay + x * (1 - decay), with one_minus = 1 - decay */
     void (*ema)(float *avg, const float *x, long n, float decay, float one_minus);
+    /* Winograd F(2x2, 3x3) transforms of `lanes` tiles side by side (winograd-transforms.h):
+     * input V = B^T d B: d [16][lanes] -> v[xi * v_stride + l]; output Y = A^T M A:
+     * m[xi * m_stride + l] -> y [4][lanes]; gradient dM = A dY A^T: dy [4][lanes] -> dm[xi * dm_stride + l] */
+    void (*winograd_input)(float *v, long v_stride, const float *d, int lanes);
+    void (*winograd_output)(float *y, const float *m, long m_stride, int lanes);
+    void (*winograd_gradient)(float *dm, long dm_stride, const float *dy, int lanes);
 } q4_kernels;
 
-/* Fills *table for this build's ISA (chosen at compile time) with the GEMM variant that
- * q4_kernels_select chose (default: the ISA's first). Called when a model is created.
+/* Fills *table for the ISA q4_kernels_select chose (default: the best this CPU runs) with
+ * the GEMM variant it chose (default: the ISA's first). Called when a model is created.
  * exact: the table every build shares bit for bit (setting `exact`): the scalar reductions
  * (their summation order), our own tanh, and the ISA's GEMM without fused multiply-add,
  * with kc = 256 and Winograd from 64 channels, as every build's exact variant has. */
@@ -133,8 +139,8 @@ void q4_kernels_init(q4_kernels *table, int exact);
 void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant);
 /* The scalar reference table (tests compare every fast kernel with it). */
 const q4_kernels *q4_kernels_reference(void);
-/* GEMM variants of this build, NULL-terminated. */
-const q4_gemm_variant *const *q4_gemm_variants(void);
+/* GEMM variants of an ISA (NULL: the one in use), NULL-terminated. */
+const q4_gemm_variant *const *q4_gemm_variants(const char *isa);
 
 /* ---------------------------------------------------------------- compute context */
 
@@ -147,6 +153,8 @@ typedef struct q4_compute {
     size_t scratch_floats;   /* per thread */
     float *shared;           /* optional: A packed once per GEMM when it fits (may be NULL) */
     size_t shared_floats;
+    float *winograd;         /* optional: room for Winograd's weight gradient (may be NULL) */
+    size_t winograd_floats;
 } q4_compute;
 
 /* Scratch floats one thread needs for a GEMM with this variant. */
@@ -182,9 +190,15 @@ void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, c
 int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd);
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
                         int ci, int co, int h, int wd);
-/* room it needs: per-thread scratch floats and shared floats, for the largest layers */
+/* The weight gradient by Winograd (dw only; the caller sums dbias): returns 0, having done
+ * nothing, when it does not apply or the context's `winograd` room is too small. */
+int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
+                                         int ci, int co, int h, int wd);
+/* room it needs: per-thread scratch floats, shared floats and the weight gradient's floats,
+ * for the largest layers */
 size_t q4_winograd_scratch_floats(int max_ci, int max_co);
 size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
+size_t q4_winograd_gradient_floats(int max_ci, int max_co);
 
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */

@@ -145,10 +145,12 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
     CARVE(m->flipped, 256 * 256 * 9);
     CARVE(m->compute.shared, shared_floats(m)); /* packed conv weights, any tile */
+    CARVE(m->compute.winograd, q4_winograd_gradient_floats(256, 256));
 #undef CARVE
     if (base) {
         m->conv_out[0] = m->conv_out[1];
         m->compute.shared_floats = shared_floats(m);
+        m->compute.winograd_floats = q4_winograd_gradient_floats(256, 256);
     }
     return at;
 }

@@ -317,4 +317,7 @@ const q4_kernels q4_avx2_kernels = {
     tanh_clip_avx2,
     sgd_avx2,
     ema_avx2,
+    q4_avx2_winograd_input,
+    q4_avx2_winograd_output,
+    q4_avx2_winograd_gradient,
 };

@@ -304,4 +304,7 @@ const q4_kernels q4_wasmsimd_kernels = {
     tanh_clip_wasmsimd,
     sgd_wasmsimd,
     ema_wasmsimd,
+    q4_wasmsimd_winograd_input,
+    q4_wasmsimd_winograd_output,
+    q4_wasmsimd_winograd_gradient,
 };

@@ -1,0 +1,17 @@
+/* avx512.h - the AVX-512 kernel set: GEMM register tiles that use the 32 zmm registers
+ * (AVX-512F), with the AVX2 packers (they handle these tile widths) and the AVX2 elementwise
+ * kernels (memory-bound: wider vectors do not make them faster). */
+#ifndef Q4_AVX512_H
+#define Q4_AVX512_H
+
+#include "../kernels.h"
+
+extern const q4_gemm_variant q4_avx512_gemm_12x32;
+extern const q4_gemm_variant q4_avx512_gemm_8x32;
+extern const q4_gemm_variant q4_avx512_gemm_12x32_nofma;
+
+void q4_avx512_winograd_input(float *v, long v_stride, const float *d, int lanes);
+void q4_avx512_winograd_output(float *y, const float *m, long m_stride, int lanes);
+void q4_avx512_winograd_gradient(float *dm, long dm_stride, const float *dy, int lanes);
+
+#endif
