@@ -16,13 +16,13 @@ static q4_compute make_compute(const q4_kernels *k, int threads, size_t shared) 
     cc.kernels = k;
     cc.pool = q4_pool_create(threads);
     cc.scratch_floats = q4_gemm_scratch_floats(k->gemm);
-    if (shared && q4_winograd_scratch_floats(256, 256) > cc.scratch_floats)
-        cc.scratch_floats = q4_winograd_scratch_floats(256, 256);
+    if (shared && q4_winograd_scratch_floats(k->gemm, 256, 256) > cc.scratch_floats)
+        cc.scratch_floats = q4_winograd_scratch_floats(k->gemm, 256, 256);
     cc.scratch = aligned_alloc(64, (size_t)threads * cc.scratch_floats * sizeof(float) + 64);
     if (shared) {
         cc.shared = aligned_alloc(64, shared * sizeof(float));
         cc.shared_floats = shared;
-        cc.winograd_floats = q4_winograd_gradient_floats(256, 256);
+        cc.winograd_floats = q4_winograd_gradient_floats(k->gemm, 256, 256);
         cc.winograd = aligned_alloc(64, cc.winograd_floats * sizeof(float));
     }
     return cc;
@@ -117,22 +117,34 @@ static void test_gemm_variant(const q4_gemm_variant *variant) {
     free_compute(&cc3);
 }
 
-/* Convolutions against the naive loops, through both paths where they differ: the im2col
- * GEMM (a context without shared room) and Winograd (with it; enough channels for the variant, even sides).
- * Within a path, 1 and 8 threads must agree bit for bit. */
+/* Convolutions against the naive loops, through every path: the im2col GEMM (a context
+ * without shared room), Winograd as the variant chooses it, and Winograd F(2x2, 3x3) and
+ * F(4x4, 3x3) forced on (copies of the variant with other thresholds), wherever the shape
+ * allows. Within a path, 1 and 8 threads must agree bit for bit. */
 static void test_conv_layers(const q4_kernels *k) {
     int shapes[][5] = {{1, 1, 1, 1, 1},    {2, 3, 5, 6, 6},   {1, 4, 3, 5, 7},    {3, 17, 7, 4, 4},    {2, 16, 33, 8, 8},
                        {1, 3, 64, 32, 32}, {2, 31, 15, 3, 2}, {1, 128, 128, 4, 6}, {2, 130, 131, 8, 8}, {1, 129, 128, 6, 2}, {1, 64, 65, 4, 4},
-                       /* 289 tiles: the Winograd weight gradient's chunks of 256 tiles (at 256 channels), the last ragged */
-                       {1, 256, 128, 34, 34}};
-    size_t shared = q4_winograd_shared_floats(k->gemm, 256, 256);
-    /* the same two pools for both paths (the WASM test build has 8 pthreads in all) */
-    q4_compute paths[2][2] = {{{0}}, {make_compute(k, 1, shared), make_compute(k, 8, shared)}};
-    for (int t = 0; t < 2; t++) {
-        paths[0][t] = paths[1][t];
-        paths[0][t].shared = NULL;
-        paths[0][t].shared_floats = 0;
-        paths[0][t].winograd = NULL;
+                       /* 324 F(2x2) or 81 F(4x4) tiles: the weight gradient's chunks at 256 channels (256 or 64
+                          tiles), the last one ragged */
+                       {1, 256, 128, 36, 36}};
+    enum { PATHS = 4 };
+    const char *names[PATHS] = {"im2col GEMM", "as chosen", "F(2x2) forced", "F(4x4) forced"};
+    q4_gemm_variant forced[PATHS] = {*k->gemm, *k->gemm, *k->gemm, *k->gemm};
+    forced[2].winograd_min_channels = 1, forced[2].winograd4_min_channels = 0;
+    forced[3].winograd_min_channels = 1, forced[3].winograd4_min_channels = 1;
+    q4_kernels tables[PATHS];
+    q4_compute paths[PATHS][2];
+    /* the same two pools for every path (the WASM test build has 8 pthreads in all) */
+    tables[3] = *k, tables[3].gemm = &forced[3];
+    paths[3][0] = make_compute(&tables[3], 1, q4_winograd_shared_floats(&forced[3], 256, 256));
+    paths[3][1] = make_compute(&tables[3], 8, q4_winograd_shared_floats(&forced[3], 256, 256));
+    for (int p = 0; p < 3; p++) {
+        tables[p] = *k, tables[p].gemm = p == 0 ? k->gemm : &forced[p];
+        for (int t = 0; t < 2; t++) {
+            paths[p][t] = paths[3][t];
+            paths[p][t].kernels = &tables[p];
+            if (p == 0) paths[p][t].shared = NULL, paths[p][t].shared_floats = 0, paths[p][t].winograd = NULL;
+        }
     }
     for (int s = 0; s < 12; s++) {
         int n = shapes[s][0], ci = shapes[s][1], co = shapes[s][2], h = shapes[s][3], w = shapes[s][4];
@@ -145,15 +157,21 @@ static void test_conv_layers(const q4_kernels *k) {
         q4_ref_conv3x3_forward(yr, x, wt, b, n, ci, co, h, w);
         q4_ref_conv3x3_backward_input(dxr, dy, wt, n, ci, co, h, w);
         q4_ref_conv3x3_backward_weights(dwr, dbr, dy, x, n, ci, co, h, w);
-        /* float sums of ci*9 terms; Winograd's transforms add a few roundings more */
-        double tol = 4e-6 * sqrt(ci * 9.0) * 3, tol_in = 4e-6 * sqrt(co * 9.0) * 3;
-        double tolw = 2e-6 * sqrt((double)n * h * w) * 3;
-        for (int path = 0; path < 2; path++) {
+        int done[5][5] = {{0}}; /* Winograd tile sides (forward, backward) already tested for this shape */
+        for (int path = 0; path < PATHS; path++) {
             q4_compute *one = &paths[path][0], *eight = &paths[path][1];
+            int mf = path ? q4_winograd_applies(&forced[path], ci, co, h, w, 0) : 0;
+            int mb = path ? q4_winograd_applies(&forced[path], ci, co, h, w, 1) : 0;
+            if (path && done[mf][mb]) continue;
+            done[mf][mb] = 1;
+            /* float sums of ci*9 terms; Winograd's transforms add roundings, F(4x4)'s (with
+               constants up to 8 and 1/24) many more: see report_winograd_error */
+            double tol = 4e-6 * sqrt(ci * 9.0) * 3 * (mf == 4 ? 4 : 1), tol_in = 4e-6 * sqrt(co * 9.0) * 3 * (mb == 4 ? 4 : 1);
+            double tolw = 2e-6 * sqrt((double)n * h * w) * 3 * (mb == 4 ? 4 : 1);
             char what[128], part[160];
-            int winograd = path && q4_winograd_applies(k->gemm, ci, co, h, w);
-            snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d (%s)", k->name, n, ci, co, h, w,
-                     winograd ? "Winograd" : "im2col GEMM");
+            const char *form[5] = {"im2col GEMM", "", "Winograd F(2x2)", "", "Winograd F(4x4)"};
+            snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d (%s: forward %s, backward %s)", k->name, n, ci, co,
+                     h, w, names[path], form[mf], form[mb]);
             q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w);
             q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w);
             snprintf(part, sizeof part, "%s forward", what);
@@ -174,52 +192,127 @@ static void test_conv_layers(const q4_kernels *k) {
         free(x), free(wt), free(b), free(dy), free(y), free(yr), free(y8), free(flip), free(dx), free(dxr), free(dx8);
         free(dw), free(dwr), free(dw8), free(db), free(dbr);
     }
-    free_compute(&paths[1][0]), free_compute(&paths[1][1]);
+    free_compute(&paths[3][0]), free_compute(&paths[3][1]);
+}
+
+/* The numerical error of each path against the convolution in double precision, on a
+ * conv4-like layer (128 channels in and out, 16x16): the worst |error| over the largest
+ * |exact value|, printed for the README, and bounded: measured with the scalar, AVX2 and
+ * AVX-512 kernels, the worst over the three passes is 5.3e-7 for im2col, 5.8e-7 for F(2x2)
+ * and 1.0e-5 for F(4x4) (its constants up to 8 and 1/24 cost about 20 times the roundings);
+ * the bounds are twice those. */
+static void report_winograd_error(const q4_kernels *k) {
+    const int n = 2, ci = 128, co = 128, h = 16, w = 16;
+    const long hw = (long)h * w, xs = (long)ci * n * hw, ys = (long)co * n * hw, ws = (long)co * ci * 9;
+    long most = xs > ys ? (xs > ws ? xs : ws) : (ys > ws ? ys : ws);
+    float *x = malloc(xs * 4), *wt = malloc(ws * 4), *dy = malloc(ys * 4), *out = malloc(most * 4);
+    float *flip = malloc(ws * 4), *db = malloc(co * 4);
+    double *ey = calloc(ys, 8), *edx = calloc(xs, 8), *edw = calloc(ws, 8);
+    fill_values(x, xs, 91), fill_values(wt, ws, 92), fill_values(dy, ys, 93);
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < ci; i++)
+            for (int b = 0; b < n; b++)
+                for (int t = 0; t < 9; t++)
+                    for (int yy = 0; yy < h; yy++)
+                        for (int xx = 0; xx < w; xx++) {
+                            int sy = yy + t / 3 - 1, sx = xx + t % 3 - 1;
+                            if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
+                            long yi = ((long)o * n + b) * hw + yy * w + xx, xi = ((long)i * n + b) * hw + sy * w + sx;
+                            double g = wt[((long)o * ci + i) * 9 + t];
+                            ey[yi] += g * x[xi];
+                            edx[xi] += g * dy[yi];
+                            edw[((long)o * ci + i) * 9 + t] += (double)dy[yi] * x[xi];
+                        }
+    q4_gemm_variant forced[3] = {*k->gemm, *k->gemm, *k->gemm};
+    forced[0].winograd_min_channels = 100000, forced[0].winograd4_min_channels = 0;
+    forced[1].winograd_min_channels = 1, forced[1].winograd4_min_channels = 0;
+    forced[2].winograd_min_channels = 1, forced[2].winograd4_min_channels = 1;
+    const char *names[3] = {"im2col GEMM", "Winograd F(2x2, 3x3)", "Winograd F(4x4, 3x3)"};
+    const double bound[3] = {1.1e-6, 1.2e-6, 2e-5};
+    for (int p = 0; p < 3; p++) {
+        q4_kernels table = *k;
+        table.gemm = &forced[p];
+        q4_compute cc = make_compute(&table, 2, q4_winograd_shared_floats(&forced[2], 256, 256));
+        double worst[3] = {0};
+        for (int pass = 0; pass < 3; pass++) {
+            const double *exact = pass == 0 ? ey : pass == 1 ? edx : edw;
+            long count = pass == 0 ? ys : pass == 1 ? xs : ws;
+            /* forward through the form itself (the engine's forward pass never takes F(4x4)) */
+            if (pass == 0 && p == 0) q4_conv3x3_forward(&cc, out, x, wt, NULL, n, ci, co, h, w);
+            if (pass == 0 && p > 0) CHECK(q4_conv3x3_winograd(&cc, out, x, wt, NULL, n, ci, co, h, w, p == 2), "no Winograd");
+            if (pass == 1) q4_conv3x3_backward_input(&cc, out, dy, wt, flip, n, ci, co, h, w);
+            if (pass == 2) q4_conv3x3_backward_weights(&cc, out, db, dy, x, n, ci, co, h, w);
+            double err = 0, scale = 0;
+            for (long e = 0; e < count; e++) err = fmax(err, fabs(out[e] - exact[e])), scale = fmax(scale, fabs(exact[e]));
+            worst[pass] = err / scale;
+            CHECK(worst[pass] <= bound[p], "%s %s: error %.3g of the largest value, above %.2g", k->name, names[p],
+                  worst[pass], bound[p]);
+        }
+        printf("  %s %-22s error against double (conv 128->128, 16x16): forward %.2g, backward input %.2g, "
+               "backward weights %.2g\n", k->name, names[p], worst[0], worst[1], worst[2]);
+        free_compute(&cc);
+    }
+    free(x), free(wt), free(dy), free(out), free(flip), free(db), free(ey), free(edx), free(edw);
 }
 
 /* The Winograd transforms against the reference's, bit for bit, on every lane count up to
  * the widest tile (vector bodies and tails), with output strides wider than the lanes; and
- * the reference against the transforms' definition (B^T d B, A^T M A, A dY A^T) in double. */
+ * the reference against the transforms' definition (B^T d B, A^T M A, A dY A^T) in double,
+ * for F(2x2, 3x3) and F(4x4, 3x3). */
 static void test_winograd_transforms(const q4_kernels *k) {
     const q4_kernels *r = q4_kernels_reference();
-    static const double B[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}}; /* B^T */
-    static const double A[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};                              /* A^T */
-    float in[16 * 32], out_r[16 * 40], out_k[16 * 40];
-    for (int lanes = 1; lanes <= 32; lanes++) {
-        long stride = lanes + 3;
-        fill_values(in, 16 * lanes, 70 + lanes);
-        memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
-        r->winograd_input(out_r, stride, in, lanes), k->winograd_input(out_k, stride, in, lanes);
-        CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_input differs with %d lanes", k->name, lanes);
-        for (int l = 0; l < lanes; l++)
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    double v = 0;
-                    for (int a = 0; a < 4; a++)
-                        for (int b = 0; b < 4; b++) v += B[i][a] * in[(4 * a + b) * lanes + l] * B[j][b];
-                    CHECK(fabs(out_r[(4 * i + j) * stride + l] - v) <= 1e-6, "winograd_input: B^T d B wrong");
+    static const double B2[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}}; /* B^T */
+    static const double A2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};                              /* A^T */
+    static const double B4[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                    {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+    static const double A4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    float in[36 * 32], out_r[36 * 40], out_k[36 * 40];
+    for (int m = 2; m <= 4; m += 2) {
+        const int a = m + 2;
+        for (int lanes = 1; lanes <= 32; lanes++) {
+            long stride = lanes + 3;
+            double BT[6][6], AT[4][6];
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++) {
+                    BT[i][j] = m == 2 ? B2[i][j] : B4[i][j];
+                    if (i < m) AT[i][j] = m == 2 ? A2[i][j] : A4[i][j];
                 }
-        r->winograd_output(out_r, in, lanes, lanes), k->winograd_output(out_k, in, lanes, lanes);
-        CHECK(memcmp(out_r, out_k, 4 * lanes * 4) == 0, "%s winograd_output differs with %d lanes", k->name, lanes);
-        for (int l = 0; l < lanes; l++)
-            for (int i = 0; i < 2; i++)
-                for (int j = 0; j < 2; j++) {
-                    double v = 0;
-                    for (int a = 0; a < 4; a++)
-                        for (int b = 0; b < 4; b++) v += A[i][a] * in[(4 * a + b) * lanes + l] * A[j][b];
-                    CHECK(fabs(out_r[(2 * i + j) * lanes + l] - v) <= 1e-6, "winograd_output: A^T M A wrong");
-                }
-        memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
-        r->winograd_gradient(out_r, stride, in, lanes), k->winograd_gradient(out_k, stride, in, lanes);
-        CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_gradient differs with %d lanes", k->name, lanes);
-        for (int l = 0; l < lanes; l++)
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) {
-                    double v = 0;
-                    for (int a = 0; a < 2; a++)
-                        for (int b = 0; b < 2; b++) v += A[a][i] * in[(2 * a + b) * lanes + l] * A[b][j];
-                    CHECK(fabs(out_r[(4 * i + j) * stride + l] - v) <= 1e-6, "winograd_gradient: A dY A^T wrong");
-                }
+            fill_values(in, a * a * lanes, 70 + lanes);
+            memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
+            r->winograd_input(m, out_r, stride, in, lanes), k->winograd_input(m, out_k, stride, in, lanes);
+            CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_input m%d differs with %d lanes", k->name, m, lanes);
+            for (int l = 0; l < lanes; l++)
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < a; j++) {
+                        double v = 0;
+                        for (int p = 0; p < a; p++)
+                            for (int q = 0; q < a; q++) v += BT[i][p] * in[(a * p + q) * lanes + l] * BT[j][q];
+                        CHECK(fabs(out_r[(a * i + j) * stride + l] - v) <= 1e-6 * (1 + fabs(v)) * a * a, "winograd_input m%d: B^T d B wrong", m);
+                    }
+            r->winograd_output(m, out_r, in, lanes, lanes), k->winograd_output(m, out_k, in, lanes, lanes);
+            CHECK(memcmp(out_r, out_k, m * m * lanes * 4) == 0, "%s winograd_output m%d differs with %d lanes", k->name, m,
+                  lanes);
+            for (int l = 0; l < lanes; l++)
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < m; j++) {
+                        double v = 0;
+                        for (int p = 0; p < a; p++)
+                            for (int q = 0; q < a; q++) v += AT[i][p] * in[(a * p + q) * lanes + l] * AT[j][q];
+                        CHECK(fabs(out_r[(m * i + j) * lanes + l] - v) <= 1e-6 * (1 + fabs(v)) * a * a, "winograd_output m%d: A^T M A wrong", m);
+                    }
+            memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
+            r->winograd_gradient(m, out_r, stride, in, lanes), k->winograd_gradient(m, out_k, stride, in, lanes);
+            CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_gradient m%d differs with %d lanes", k->name, m,
+                  lanes);
+            for (int l = 0; l < lanes; l++)
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < a; j++) {
+                        double v = 0;
+                        for (int p = 0; p < m; p++)
+                            for (int q = 0; q < m; q++) v += AT[p][i] * in[(m * p + q) * lanes + l] * AT[q][j];
+                        CHECK(fabs(out_r[(a * i + j) * stride + l] - v) <= 1e-6 * (1 + fabs(v)) * a * a, "winograd_gradient m%d: A dY A^T wrong", m);
+                    }
+        }
     }
 }
 
@@ -327,5 +420,6 @@ int main(void) {
     test_conv_layers(q4_kernels_reference());
     test_elementwise(&fast);
     test_winograd_transforms(&fast);
+    report_winograd_error(&fast);
     return test_finish("test_kernels");
 }

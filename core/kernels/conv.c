@@ -1,6 +1,6 @@
 /* conv.c - convolution (3x3, stride 1, padding 1) and linear layers expressed as GEMMs
- * over implicit im2col operands (or by Winograd F(2x2, 3x3) where it applies, in all three
- * passes: winograd.c),
+ * over implicit im2col operands (or by Winograd where it applies, in all three passes:
+ * winograd.c),
  * plus their bias terms. ISA-neutral: the arithmetic is in the GEMM microkernel and the
  * elementwise table. */
 #include <string.h>
@@ -46,7 +46,7 @@ static q4_operand im2col(q4_operand_kind kind, const float *x, int channels, int
 
 void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
                         const float *bias, int n, int ci, int co, int h, int wd) {
-    if (q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd)) return;
+    if (q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd, 0)) return;
     long pixels = (long)n * h * wd;
     q4_operand A = q4_dense(w, (long)ci * 9, 1);
     q4_operand B = im2col(Q4_IM2COL, x, ci, n, h, wd);
@@ -61,7 +61,7 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
         for (int i = 0; i < ci; i++)
             for (int t = 0; t < 9; t++)
                 flipped[((long)i * co + o) * 9 + (8 - t)] = w[((long)o * ci + i) * 9 + t];
-    if (q4_conv3x3_winograd(cc, dx, dy, flipped, NULL, n, co, ci, h, wd)) return;
+    if (q4_conv3x3_winograd(cc, dx, dy, flipped, NULL, n, co, ci, h, wd, 1)) return;
     long pixels = (long)n * h * wd;
     q4_operand A = q4_dense(flipped, (long)co * 9, 1);
     q4_operand B = im2col(Q4_IM2COL, dy, co, n, h, wd);

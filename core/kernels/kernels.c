@@ -23,7 +23,7 @@
 /* Winograd from 64 channels: the threshold every build's exact variant uses (the portable
  * build is the reference, not the fast path) */
 static const q4_gemm_variant scalar_4x8 = {"f32-gemm-4x8-scalar", 4, 8, 256, 64, 1024,
-                                           q4_ref_microkernel_4x8, NULL, NULL, NULL, 64};
+                                           q4_ref_microkernel_4x8, NULL, NULL, NULL, 64, 64};
 
 static const q4_kernels reference_table = {
     "scalar",

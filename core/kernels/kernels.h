@@ -42,8 +42,10 @@ typedef struct q4_gemm_variant {
     q4_pack_rows_fn pack_rows;
     q4_pack_patch_t_fn pack_patch_t;
     q4_pack_patch_fn pack_patch;
-    int winograd_min_channels; /* 3x3 convolutions with at least this many channels in and out
-                                  go through Winograd F(2x2, 3x3) (winograd.c), measured per ISA */
+    int winograd_min_channels;  /* 3x3 convolutions with at least this many channels in and out
+                                   go through Winograd F(2x2, 3x3) (winograd.c), measured per ISA */
+    int winograd4_min_channels; /* ... backward passes through F(4x4, 3x3) from this many on
+                                   (0: never; see winograd.c for why not forward) */
 } q4_gemm_variant;
 
 /* How the GEMM reads an operand. DENSE: element (r, c) at data[r * row_stride + c *
@@ -121,12 +123,13 @@ typedef struct q4_kernels {
     void (*sgd)(float *w, const float *g, float *b, long n, const struct q4_sgd_params *p);
     /* exponential moving average: avg = avg * decay + x * (1 - decay), with one_minus = 1 - decay */
     void (*ema)(float *avg, const float *x, long n, float decay, float one_minus);
-    /* Winograd F(2x2, 3x3) transforms of `lanes` tiles side by side (winograd-transforms.h):
-     * input V = B^T d B: d [16][lanes] -> v[xi * v_stride + l]; output Y = A^T M A:
-     * m[xi * m_stride + l] -> y [4][lanes]; gradient dM = A dY A^T: dy [4][lanes] -> dm[xi * dm_stride + l] */
-    void (*winograd_input)(float *v, long v_stride, const float *d, int lanes);
-    void (*winograd_output)(float *y, const float *m, long m_stride, int lanes);
-    void (*winograd_gradient)(float *dm, long dm_stride, const float *dy, int lanes);
+    /* Winograd F(m x m, 3x3) transforms (m = 2 or 4, a = m + 2) of `lanes` tiles side by side
+     * (winograd-transforms.h): input V = B^T d B: d [a*a][lanes] -> v[xi * v_stride + l];
+     * output Y = A^T M A: m[xi * m_stride + l] -> y [m*m][lanes]; gradient dM = A dY A^T:
+     * dy [m*m][lanes] -> dm[xi * dm_stride + l] */
+    void (*winograd_input)(int m, float *v, long v_stride, const float *d, int lanes);
+    void (*winograd_output)(int m, float *y, const float *mm, long m_stride, int lanes);
+    void (*winograd_gradient)(int m, float *dm, long dm_stride, const float *dy, int lanes);
 } q4_kernels;
 
 /* Fills *table for the ISA q4_kernels_select chose (default: the best this CPU runs) with
@@ -183,22 +186,21 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
 
-/* Winograd F(2x2, 3x3) for the same convolution (forward, or backward to the input with the
- * transposed-flipped kernel): returns 0, having done nothing, when it does not apply (fewer
- * than the variant's winograd_min_channels in or out, odd sides) or the compute context
- * lacks room. */
-int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd);
+/* Winograd F(2x2, 3x3) or F(4x4, 3x3) for the same convolution, forward (backward = 0) or
+ * backward to the input (backward = 1, with the transposed-flipped kernel), or backward to the
+ * weights (dw only; the caller sums dbias). They return 0, having done nothing, when Winograd
+ * does not apply (fewer than the variant's winograd_min_channels in or out, odd sides) or the
+ * compute context lacks room. q4_winograd_applies returns the output tile side m it would use
+ * (2 or 4), or 0. */
+int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd, int backward);
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd);
-/* The weight gradient by Winograd (dw only; the caller sums dbias): returns 0, having done
- * nothing, when it does not apply or the context's `winograd` room is too small. */
+                        int ci, int co, int h, int wd, int backward);
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
                                          int ci, int co, int h, int wd);
-/* room it needs: per-thread scratch floats, shared floats and the weight gradient's floats,
- * for the largest layers */
-size_t q4_winograd_scratch_floats(int max_ci, int max_co);
+/* room they need for the largest layers: per-thread scratch, shared and weight-gradient floats */
+size_t q4_winograd_scratch_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
-size_t q4_winograd_gradient_floats(int max_ci, int max_co);
+size_t q4_winograd_gradient_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */

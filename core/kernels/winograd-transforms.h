@@ -1,13 +1,14 @@
-/* winograd-transforms.h - the arithmetic of Winograd's F(2x2, 3x3) transforms, over `lanes`
+/* winograd-transforms.h - the arithmetic of Winograd's F(2x2, 3x3) and F(4x4, 3x3) transforms, over `lanes`
  * tiles side by side (one tile per lane, lanes contiguous), as plain loops that every ISA's
  * kernel file includes with its vector width (ref/winograd-ref.c: one float; avx2/,
  * avx512/, wasmsimd/: their registers' width). No operation is reordered or fused (-ffp-contract=off), so
- * every ISA computes the same bits. With d the 4x4 input tile, g the 3x3 kernel and the
- * usual B, G, A matrices:
- *   input     V = B^T d B     (16 values per tile)
- *   output    Y = A^T M A     (2x2 values per tile, from the 16 products M)
- *   gradient  dM = A dY A^T   (16 values per tile, from the 2x2 output gradient dY;
- *                              the weight gradient is then G^T (sum over tiles dM . V) G) */
+ * every ISA computes the same bits. For F(m x m, 3x3), with d the a x a input tile (a = m + 2),
+ * g the 3x3 kernel and the B, G, A matrices of Lavin and Gray (2016):
+ *   input     V = B^T d B     (a^2 values per tile: 16 or 36)
+ *   output    Y = A^T M A     (m x m values per tile, from the a^2 products M)
+ *   gradient  dM = A dY A^T   (a^2 values per tile, from the m x m output gradient dY;
+ *                              the weight gradient is then G^T (sum over tiles dM . V) G)
+ * Tile elements are row-major: element (r, q) of a tile is number r*a + q (or r*m + q). */
 #ifndef Q4_WINOGRAD_TRANSFORMS_H
 #define Q4_WINOGRAD_TRANSFORMS_H
 
@@ -40,7 +41,7 @@ static inline void wt_store(float *p, wt_vec v, int n) {
 }
 
 /* v[xi * v_stride + l] = V[xi] of tile l; d: [16][lanes], element 4r+q of the tile at d[(4r+q)*lanes + l] */
-static inline void winograd_input_lanes(float *restrict v, long v_stride, const float *restrict d, int lanes) {
+static inline void winograd2_input(float *restrict v, long v_stride, const float *restrict d, int lanes) {
     for (int l = 0; l < lanes; l += WT_LANES) {
         int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
         wt_vec b[4][4];
@@ -62,7 +63,7 @@ static inline void winograd_input_lanes(float *restrict v, long v_stride, const 
 }
 
 /* y[j * lanes + l] = Y[j] of tile l (j = 2y + x); m[xi * m_stride + l] */
-static inline void winograd_output_lanes(float *restrict y, const float *restrict m, long m_stride, int lanes) {
+static inline void winograd2_output(float *restrict y, const float *restrict m, long m_stride, int lanes) {
     for (int l = 0; l < lanes; l += WT_LANES) {
         int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
         wt_vec a0[4], a1[4];
@@ -80,7 +81,7 @@ static inline void winograd_output_lanes(float *restrict y, const float *restric
 }
 
 /* dm[xi * dm_stride + l] = dM[xi] of tile l; dy: [4][lanes] (j = 2y + x) */
-static inline void winograd_gradient_lanes(float *restrict dm, long dm_stride, const float *restrict dy, int lanes) {
+static inline void winograd2_gradient(float *restrict dm, long dm_stride, const float *restrict dy, int lanes) {
     for (int l = 0; l < lanes; l += WT_LANES) {
         int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
         wt_vec t[4][2];
@@ -98,6 +99,106 @@ static inline void winograd_gradient_lanes(float *restrict dm, long dm_stride, c
             wt_store(dm + (4 * r + 3) * dm_stride + l, -t[r][1], n);
         }
     }
+}
+
+/* F(4x4, 3x3): 6x6 input tiles, 4x4 outputs. B^T rows: (4 0 -5 0 1 0) (0 -4 -4 1 1 0)
+ * (0 4 -4 -1 1 0) (0 -2 -1 2 1 0) (0 2 -1 -2 1 0) (0 4 0 -5 0 1); A^T rows: (1 1 1 1 1 0)
+ * (0 1 -1 2 -2 0) (0 1 1 4 4 0) (0 1 -1 8 -8 1). */
+#define WT_B6(o, x)                                                   \
+    do {                                                              \
+        o[0] = 4.0f * x[0] - 5.0f * x[2] + x[4];                      \
+        o[1] = x[3] + x[4] - 4.0f * x[1] - 4.0f * x[2];               \
+        o[2] = 4.0f * x[1] - 4.0f * x[2] - x[3] + x[4];               \
+        o[3] = 2.0f * x[3] - 2.0f * x[1] - x[2] + x[4];               \
+        o[4] = 2.0f * x[1] - x[2] - 2.0f * x[3] + x[4];               \
+        o[5] = 4.0f * x[1] - 5.0f * x[3] + x[5];                      \
+    } while (0)
+
+static inline void winograd4_input(float *restrict v, long v_stride, const float *restrict d, int lanes) {
+    for (int l = 0; l < lanes; l += WT_LANES) {
+        int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
+        wt_vec b[6][6]; /* b = B^T d, column by column */
+        for (int q = 0; q < 6; q++) {
+            wt_vec x[6], o[6];
+            for (int r = 0; r < 6; r++) x[r] = wt_load(d + (6 * r + q) * lanes + l, n);
+            WT_B6(o, x);
+            for (int r = 0; r < 6; r++) b[r][q] = o[r];
+        }
+        for (int r = 0; r < 6; r++) { /* V = b B, row by row */
+            wt_vec o[6];
+            WT_B6(o, b[r]);
+            for (int q = 0; q < 6; q++) wt_store(v + (6 * r + q) * v_stride + l, o[q], n);
+        }
+    }
+}
+
+#define WT_A6(o, x)                                                   \
+    do {                                                              \
+        o[0] = x[0] + x[1] + x[2] + x[3] + x[4];                      \
+        o[1] = x[1] - x[2] + 2.0f * x[3] - 2.0f * x[4];               \
+        o[2] = x[1] + x[2] + 4.0f * x[3] + 4.0f * x[4];               \
+        o[3] = x[1] - x[2] + 8.0f * x[3] - 8.0f * x[4] + x[5];        \
+    } while (0)
+
+static inline void winograd4_output(float *restrict y, const float *restrict m, long m_stride, int lanes) {
+    for (int l = 0; l < lanes; l += WT_LANES) {
+        int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
+        wt_vec a[4][6]; /* a = A^T M, column by column */
+        for (int q = 0; q < 6; q++) {
+            wt_vec x[6], o[4];
+            for (int r = 0; r < 6; r++) x[r] = wt_load(m + (6 * r + q) * m_stride + l, n);
+            WT_A6(o, x);
+            for (int r = 0; r < 4; r++) a[r][q] = o[r];
+        }
+        for (int r = 0; r < 4; r++) { /* Y = a A, row by row */
+            wt_vec o[4];
+            WT_A6(o, a[r]);
+            for (int q = 0; q < 4; q++) wt_store(y + (4 * r + q) * lanes + l, o[q], n);
+        }
+    }
+}
+
+/* A's rows applied to a 4-vector: (1 0 0 0) (1 1 1 1) (1 -1 1 -1) (1 2 4 8) (1 -2 4 -8) (0 0 0 1) */
+#define WT_AT4(o, x)                                                  \
+    do {                                                              \
+        o[0] = x[0];                                                  \
+        o[1] = x[0] + x[1] + x[2] + x[3];                             \
+        o[2] = x[0] - x[1] + x[2] - x[3];                             \
+        o[3] = x[0] + 2.0f * x[1] + 4.0f * x[2] + 8.0f * x[3];        \
+        o[4] = x[0] - 2.0f * x[1] + 4.0f * x[2] - 8.0f * x[3];        \
+        o[5] = x[3];                                                  \
+    } while (0)
+
+static inline void winograd4_gradient(float *restrict dm, long dm_stride, const float *restrict dy, int lanes) {
+    for (int l = 0; l < lanes; l += WT_LANES) {
+        int n = lanes - l < WT_LANES ? lanes - l : WT_LANES;
+        wt_vec t[6][4]; /* t = A dY, column by column */
+        for (int q = 0; q < 4; q++) {
+            wt_vec x[4], o[6];
+            for (int r = 0; r < 4; r++) x[r] = wt_load(dy + (4 * r + q) * lanes + l, n);
+            WT_AT4(o, x);
+            for (int r = 0; r < 6; r++) t[r][q] = o[r];
+        }
+        for (int r = 0; r < 6; r++) { /* dM = t A^T, row by row */
+            wt_vec o[6];
+            WT_AT4(o, t[r]);
+            for (int q = 0; q < 6; q++) wt_store(dm + (6 * r + q) * dm_stride + l, o[q], n);
+        }
+    }
+}
+
+/* by tile size m (2 or 4) */
+static inline void winograd_input_lanes(int m, float *v, long v_stride, const float *d, int lanes) {
+    if (m == 4) winograd4_input(v, v_stride, d, lanes);
+    else winograd2_input(v, v_stride, d, lanes);
+}
+static inline void winograd_output_lanes(int m, float *y, const float *mm, long m_stride, int lanes) {
+    if (m == 4) winograd4_output(y, mm, m_stride, lanes);
+    else winograd2_output(y, mm, m_stride, lanes);
+}
+static inline void winograd_gradient_lanes(int m, float *dm, long dm_stride, const float *dy, int lanes) {
+    if (m == 4) winograd4_gradient(dm, dm_stride, dy, lanes);
+    else winograd2_gradient(dm, dm_stride, dy, lanes);
 }
 
 #endif

@@ -1,78 +1,108 @@
-/* winograd.c - 3x3 convolution (stride 1, padding 1) by Winograd's F(2x2, 3x3): each 2x2
- * output tile costs 16 multiply-adds per input channel instead of 36.
+/* winograd.c - 3x3 convolution (stride 1, padding 1) by Winograd's minimal filtering:
+ * F(2x2, 3x3) costs 16 multiply-adds per 2x2 output tile and input channel, F(4x4, 3x3) 36
+ * per 4x4 tile, instead of 36 and 144.
  *
  * Forward (and backward to the input, with the transposed-flipped kernel): the weights are
  * transformed once per call (U = G g G^T, packed as GEMM A panels in the shared buffer);
  * tasks take fixed chunks of tiles: transform the input (V = B^T d B, written straight into
- * packed B panels), run the 16 small GEMMs with this ISA's microkernel, and transform back
- * (Y = A^T M A, plus the bias).
+ * packed B panels), run the small GEMMs (one per point of the transformed tile) with this
+ * ISA's microkernel, and transform back (Y = A^T M A, plus the bias).
  *
  * Backward to the weights: dU = sum over tiles of (A dY A^T) . V, then dg = G^T dU G. The
  * tiles are taken in fixed chunks; per chunk both transforms are written as plain matrices
- * (16 of [channels][tiles]) and the 16 products dU += dM V^T are GEMMs over the tiles.
+ * (one [channels][tiles] per point) and the products dU += dM V^T are GEMMs over the tiles.
  *
  * The transforms' arithmetic is the ISA's (winograd-transforms.h, vectorized over tiles);
  * this file gathers tiles and orders the work. Chunking never depends on the thread count,
- * so neither do the results. */
+ * so neither do the results. Which form a layer takes is the GEMM variant's choice
+ * (winograd_min_channels, winograd4_min_channels), measured per ISA. */
 #include <string.h>
 
 #include "kernels.h"
 
-#define TILES_PER_TASK 96 /* forward: a multiple of every NR in use (8, 16, 24, 32) */
-#define MAX_LANES 32      /* tiles one transform call takes (the widest NR) */
-/* weight gradient: tiles per chunk, 65536 / the larger channel count (256 tiles at 256
- * channels, 1024 at 64): a fixed part of its summation order, the same in every build */
-#define GRADIENT_CHUNK_FLOATS 65536
+#define MAX_LANES 32 /* tiles one transform call takes (the widest NR) */
 
-/* The transforms cost about 80 operations per tile and channel against the GEMM's 16 x co
- * multiply-adds, so whether Winograd pays depends on how fast the ISA's GEMM is: each
- * variant's winograd_min_channels was measured per ISA (see the variants). */
-int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd) {
-    return ci >= v->winograd_min_channels && co >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0 &&
-           v->nr <= MAX_LANES;
+typedef struct form {
+    int m, a, points;    /* output tile m x m, input tile a x a (a = m + 2), a*a points */
+    int tiles_per_task;  /* forward: tiles a task takes, rounded up to the variant's NR */
+    long gradient_floats; /* weight gradient: tiles per chunk = this / the larger channel count
+                             (1024 output pixels at 256 channels): a fixed part of its
+                             summation order, the same in every build */
+} form;
+static const form F2 = {2, 4, 16, 96, 65536}, F4 = {4, 6, 36, 48, 16384};
+
+/* F(4x4) for the backward passes only: its rounding (about 1e-5 of the largest value,
+ * against 5e-7 for F(2x2) and the direct GEMM: test_kernels) in the forward pass flips
+ * ReLU and max-pool decisions, which the PyTorch golden test sees as 0.1-1% gradient
+ * differences after one step; backward, the golden test cannot tell it from the direct GEMM */
+static const form *choose(const q4_gemm_variant *v, int ci, int co, int h, int wd, int backward) {
+    int c = ci < co ? ci : co;
+    if (v->nr > MAX_LANES) return NULL;
+    if (backward && v->winograd4_min_channels && c >= v->winograd4_min_channels && h % 4 == 0 && wd % 4 == 0)
+        return &F4;
+    if (c >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0) return &F2;
+    return NULL;
 }
 
-size_t q4_winograd_scratch_floats(int max_ci, int max_co) {
-    return (size_t)16 * TILES_PER_TASK * ((size_t)max_ci + (size_t)max_co) + 64;
+int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd, int backward) {
+    const form *f = choose(v, ci, co, h, wd, backward);
+    return f ? f->m : 0;
 }
 
-size_t q4_winograd_shared_floats(const q4_gemm_variant *v, int max_ci, int max_co) {
-    size_t co_pad = ((size_t)max_co + v->mr - 1) / v->mr * v->mr;
-    return 16 * co_pad * (size_t)max_ci;
+static int tiles_per_task(const q4_gemm_variant *v, const form *f) {
+    return (f->tiles_per_task + v->nr - 1) / v->nr * v->nr;
 }
 
-static long gradient_chunk(int ci, int co) { return GRADIENT_CHUNK_FLOATS / (ci > co ? ci : co); }
+static long gradient_chunk(const form *f, int ci, int co) { return f->gradient_floats / (ci > co ? ci : co); }
 
-size_t q4_winograd_gradient_floats(int max_ci, int max_co) {
-    long chunk = gradient_chunk(max_ci, max_co);
-    return (size_t)16 * ((size_t)max_ci * max_co + ((size_t)max_ci + max_co) * chunk);
+/* room for the largest layer, over the forms the variant may use */
+static size_t room(const q4_gemm_variant *v, int max_ci, int max_co, int what) {
+    const form *forms[2] = {&F2, v->winograd4_min_channels ? &F4 : NULL};
+    size_t most = 0, co_pad = ((size_t)max_co + v->mr - 1) / v->mr * v->mr;
+    for (int i = 0; i < 2; i++) {
+        const form *f = forms[i];
+        if (!f) continue;
+        size_t need = what == 0   ? (size_t)f->points * tiles_per_task(v, f) * ((size_t)max_ci + max_co) + 64
+                      : what == 1 ? (size_t)f->points * co_pad * max_ci
+                                  : (size_t)f->points * ((size_t)max_ci * max_co +
+                                                         ((size_t)max_ci + max_co) * gradient_chunk(f, max_ci, max_co));
+        if (need > most) most = need;
+    }
+    return most;
+}
+
+size_t q4_winograd_scratch_floats(const q4_gemm_variant *v, int max_ci, int max_co) { return room(v, max_ci, max_co, 0); }
+size_t q4_winograd_shared_floats(const q4_gemm_variant *v, int max_ci, int max_co) { return room(v, max_ci, max_co, 1); }
+size_t q4_winograd_gradient_floats(const q4_gemm_variant *v, int max_ci, int max_co) {
+    return room(v, max_ci, max_co, 2);
 }
 
 /* ------------------------------------------------------------ gathering tiles */
 
-/* d[(4r+q)*lanes + l] = the input at (2ty - 1 + r, 2tx - 1 + q) of tile t0 + l, from one
+/* d[(a*r+q)*lanes + l] = the input at (m*ty - 1 + r, m*tx - 1 + q) of tile t0 + l, from one
  * channel's planes (images after each other); zeros outside the image and for tiles >= end */
-static void gather_input(float *d, int lanes, const float *planes, long t0, long end, int h, int wd) {
-    const long hw = (long)h * wd, th = h / 2, tw = wd / 2;
+static void gather_input(const form *f, float *d, int lanes, const float *planes, long t0, long end, int h, int wd) {
+    const int m = f->m, a = f->a;
+    const long hw = (long)h * wd, th = h / m, tw = wd / m;
     long image = t0 / (th * tw);
     int ty = (int)((t0 / tw) % th), tx = (int)(t0 % tw);
     for (int l = 0; l < lanes; l++) {
         if (t0 + l >= end) {
-            for (int e = 0; e < 16; e++) d[e * lanes + l] = 0.0f;
+            for (int e = 0; e < f->points; e++) d[e * lanes + l] = 0.0f;
             continue;
         }
         const float *plane = planes + image * hw;
-        int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-        if (y0 >= 0 && y0 + 4 <= h && x0 >= 0 && x0 + 4 <= wd) {
-            for (int r = 0; r < 4; r++) {
+        int y0 = m * ty - 1, x0 = m * tx - 1;
+        if (y0 >= 0 && y0 + a <= h && x0 >= 0 && x0 + a <= wd) {
+            for (int r = 0; r < a; r++) {
                 const float *row = plane + (long)(y0 + r) * wd + x0;
-                for (int q = 0; q < 4; q++) d[(4 * r + q) * lanes + l] = row[q];
+                for (int q = 0; q < a; q++) d[(a * r + q) * lanes + l] = row[q];
             }
         } else {
-            for (int r = 0; r < 4; r++)
-                for (int q = 0; q < 4; q++) {
+            for (int r = 0; r < a; r++)
+                for (int q = 0; q < a; q++) {
                     int yy = y0 + r, xx = x0 + q;
-                    d[(4 * r + q) * lanes + l] = (yy < 0 || yy >= h || xx < 0 || xx >= wd) ? 0.0f
+                    d[(a * r + q) * lanes + l] = (yy < 0 || yy >= h || xx < 0 || xx >= wd) ? 0.0f
                                                                                          : plane[(long)yy * wd + xx];
                 }
         }
@@ -83,21 +113,21 @@ static void gather_input(float *d, int lanes, const float *planes, long t0, long
     }
 }
 
-/* y[j*lanes + l] of tile t0 + l moved to its 2x2 output pixels (plus the bias) in one
- * channel's planes, or the reverse (gather = 1: the 2x2 output gradient into y) */
-static void move_outputs(float *y, int lanes, float *planes, long t0, int h, int wd, float bias, int gather) {
-    const long hw = (long)h * wd, th = h / 2, tw = wd / 2;
+/* y[(m*r+q)*lanes + l] of tile t0 + l moved to its m x m output pixels (plus the bias) in one
+ * channel's planes, or the reverse (gather = 1: the output gradient into y) */
+static void move_outputs(const form *f, float *y, int lanes, float *planes, long t0, int h, int wd, float bias,
+                         int gather) {
+    const int m = f->m;
+    const long hw = (long)h * wd, th = h / m, tw = wd / m;
     long image = t0 / (th * tw);
     int ty = (int)((t0 / tw) % th), tx = (int)(t0 % tw);
     for (int l = 0; l < lanes; l++) {
-        float *out = planes + image * hw + (long)(2 * ty) * wd + 2 * tx;
-        if (gather) {
-            y[0 * lanes + l] = out[0], y[1 * lanes + l] = out[1];
-            y[2 * lanes + l] = out[wd], y[3 * lanes + l] = out[wd + 1];
-        } else {
-            out[0] = y[0 * lanes + l] + bias, out[1] = y[1 * lanes + l] + bias;
-            out[wd] = y[2 * lanes + l] + bias, out[wd + 1] = y[3 * lanes + l] + bias;
-        }
+        float *out = planes + image * hw + (long)(m * ty) * wd + m * tx;
+        for (int r = 0; r < m; r++)
+            for (int q = 0; q < m; q++) {
+                if (gather) y[(m * r + q) * lanes + l] = out[(long)r * wd + q];
+                else out[(long)r * wd + q] = y[(m * r + q) * lanes + l] + bias;
+            }
         if (++tx == tw) {
             tx = 0;
             if (++ty == th) ty = 0, image++;
@@ -105,81 +135,122 @@ static void move_outputs(float *y, int lanes, float *planes, long t0, int h, int
     }
 }
 
+/* ------------------------------------------------------------ the kernel's transforms */
+
+/* G applied to a 3-vector: o[0..a) */
+static void apply_g(const form *f, float *o, float x0, float x1, float x2) {
+    if (f->m == 2) {
+        o[0] = x0;
+        o[1] = 0.5f * (x0 + x1 + x2);
+        o[2] = 0.5f * (x0 - x1 + x2);
+        o[3] = x2;
+    } else {
+        o[0] = 0.25f * x0;
+        o[1] = (-1.0f / 6.0f) * (x0 + x1 + x2);
+        o[2] = (-1.0f / 6.0f) * (x0 - x1 + x2);
+        o[3] = (1.0f / 24.0f) * x0 + (1.0f / 12.0f) * x1 + (1.0f / 6.0f) * x2;
+        o[4] = (1.0f / 24.0f) * x0 - (1.0f / 12.0f) * x1 + (1.0f / 6.0f) * x2;
+        o[5] = x2;
+    }
+}
+
+/* G^T applied to an a-vector: o[0..3) */
+static void apply_gt(const form *f, float *o, const float *x) {
+    if (f->m == 2) {
+        o[0] = x[0] + 0.5f * (x[1] + x[2]);
+        o[1] = 0.5f * (x[1] - x[2]);
+        o[2] = 0.5f * (x[1] + x[2]) + x[3];
+    } else {
+        o[0] = 0.25f * x[0] - (1.0f / 6.0f) * (x[1] + x[2]) + (1.0f / 24.0f) * (x[3] + x[4]);
+        o[1] = (1.0f / 6.0f) * (x[2] - x[1]) + (1.0f / 12.0f) * (x[3] - x[4]);
+        o[2] = (1.0f / 6.0f) * (x[3] + x[4] - x[1] - x[2]) + x[5];
+    }
+}
+
+/* u[xi * stride] = (G g G^T)[xi] */
+static void transform_weight(const form *f, float *u, size_t stride, const float *g) {
+    float t[6][3], row[6];
+    for (int c = 0; c < 3; c++) {
+        apply_g(f, row, g[c], g[3 + c], g[6 + c]);
+        for (int r = 0; r < f->a; r++) t[r][c] = row[r];
+    }
+    for (int r = 0; r < f->a; r++) {
+        apply_g(f, row, t[r][0], t[r][1], t[r][2]);
+        for (int c = 0; c < f->a; c++) u[(size_t)(f->a * r + c) * stride] = row[c];
+    }
+}
+
+/* g = (G^T dU G), du[xi * stride] */
+static void transform_weight_gradient(const form *f, float *g, const float *du, size_t stride) {
+    float s[3][6], col[6], o[3];
+    for (int c = 0; c < f->a; c++) {
+        for (int r = 0; r < f->a; r++) col[r] = du[(size_t)(f->a * r + c) * stride];
+        apply_gt(f, o, col);
+        for (int i = 0; i < 3; i++) s[i][c] = o[i];
+    }
+    for (int i = 0; i < 3; i++) {
+        apply_gt(f, o, s[i]);
+        for (int j = 0; j < 3; j++) g[3 * i + j] = o[j];
+    }
+}
+
 /* ------------------------------------------------------------ forward */
 
 typedef struct winograd_job {
     const q4_compute *cc;
+    const form *f;
     float *y;
     const float *x, *w, *bias;
     int n, ci, co, h, wd;
     long tiles;
-    int co_pad;
-    float *u; /* 16 x packed A (co_pad x ci) */
+    int co_pad, per_task;
+    float *u; /* points x packed A (co_pad x ci) */
 } winograd_job;
 
-/* U = G g G^T for output channel `o`, packed: xi-th matrix, strip o / mr, row o % mr */
+/* U for output channel `o`, packed: xi-th matrix, strip o / mr, row o % mr (zeros beyond co) */
 static void weight_task(void *context, int o, int thread) {
     (void)thread;
     const winograd_job *job = context;
-    const q4_gemm_variant *v = job->cc->kernels->gemm;
-    int mr = v->mr, ci = job->ci;
+    int mr = job->cc->kernels->gemm->mr, ci = job->ci;
     size_t per_xi = (size_t)job->co_pad * ci;
     float *base = job->u + (size_t)(o / mr) * ci * mr + (o % mr);
     for (int i = 0; i < ci; i++) {
-        const float *g = job->w + ((size_t)o * ci + i) * 9;
-        float t[4][3];
-        for (int c = 0; c < 3; c++) {
-            t[0][c] = g[c];
-            t[1][c] = 0.5f * (g[c] + g[3 + c] + g[6 + c]);
-            t[2][c] = 0.5f * (g[c] - g[3 + c] + g[6 + c]);
-            t[3][c] = g[6 + c];
+        if (o < job->co) {
+            transform_weight(job->f, base + (size_t)i * mr, per_xi, job->w + ((size_t)o * ci + i) * 9);
+        } else {
+            for (int xi = 0; xi < job->f->points; xi++) base[(size_t)xi * per_xi + (size_t)i * mr] = 0.0f;
         }
-        for (int r = 0; r < 4; r++) {
-            float u[4] = {t[r][0], 0.5f * (t[r][0] + t[r][1] + t[r][2]), 0.5f * (t[r][0] - t[r][1] + t[r][2]), t[r][2]};
-            for (int c = 0; c < 4; c++) base[(size_t)(4 * r + c) * per_xi + (size_t)i * mr] = u[c];
-        }
-    }
-}
-
-/* zero rows for the padding strip rows beyond co */
-static void weight_padding(const winograd_job *job) {
-    const q4_gemm_variant *v = job->cc->kernels->gemm;
-    int mr = v->mr, ci = job->ci;
-    size_t per_xi = (size_t)job->co_pad * ci;
-    for (int o = job->co; o < job->co_pad; o++) {
-        float *base = job->u + (size_t)(o / mr) * ci * mr + (o % mr);
-        for (int xi = 0; xi < 16; xi++)
-            for (int i = 0; i < ci; i++) base[(size_t)xi * per_xi + (size_t)i * mr] = 0.0f;
     }
 }
 
 static void tile_task(void *context, int task, int thread) {
     const winograd_job *job = context;
+    const form *f = job->f;
     const q4_kernels *k = job->cc->kernels;
     const q4_gemm_variant *v = k->gemm;
-    const int mr = v->mr, nr = v->nr, ci = job->ci, co = job->co;
+    const int mr = v->mr, nr = v->nr, ci = job->ci, co = job->co, per_task = job->per_task;
     const long hw = (long)job->h * job->wd;
-    long t0 = (long)task * TILES_PER_TASK;
-    int count = job->tiles - t0 < TILES_PER_TASK ? (int)(job->tiles - t0) : TILES_PER_TASK;
+    long t0 = (long)task * per_task;
+    int count = job->tiles - t0 < per_task ? (int)(job->tiles - t0) : per_task;
     int count_pad = (count + nr - 1) / nr * nr;
-    float *vp = job->cc->scratch + (size_t)thread * job->cc->scratch_floats; /* 16 x [strips][ci][nr] */
-    float *mb = vp + (size_t)16 * ci * TILES_PER_TASK;                       /* 16 x [co][TILES_PER_TASK] */
+    float *vp = job->cc->scratch + (size_t)thread * job->cc->scratch_floats; /* points x [strips][ci][nr] */
+    float *mb = vp + (size_t)f->points * ci * per_task;                      /* points x [co][per_task] */
     size_t v_per_xi = (size_t)ci * count_pad;
-    float d[16 * MAX_LANES];
+    float d[36 * MAX_LANES];
 
     /* input transform, a strip of nr tiles at a time, into packed B panels */
     for (int s = 0; s < count_pad; s += nr)
         for (int c = 0; c < ci; c++) {
-            gather_input(d, nr, job->x + (long)c * job->n * hw, t0 + s, t0 + count, job->h, job->wd);
-            k->winograd_input(vp + (size_t)s * ci + (size_t)c * nr, (long)v_per_xi, d, nr);
+            gather_input(f, d, nr, job->x + (long)c * job->n * hw, t0 + s, t0 + count, job->h, job->wd);
+            k->winograd_input(f->m, vp + (size_t)s * ci + (size_t)c * nr, (long)v_per_xi, d, nr);
         }
 
-    /* 16 GEMMs: M_xi[co][tile] = U_xi[co][c] V_xi[c][tile], K = ci in blocks of kc */
+    /* a GEMM per point: M_xi[co][tile] = U_xi[co][c] V_xi[c][tile], K = ci in blocks of kc */
     float tile_buffer[32 * 32];
     size_t u_per_xi = (size_t)job->co_pad * ci;
-    for (int xi = 0; xi < 16; xi++) {
+    for (int xi = 0; xi < f->points; xi++) {
         const float *u = job->u + (size_t)xi * u_per_xi, *vv = vp + (size_t)xi * v_per_xi;
-        float *m = mb + (size_t)xi * co * TILES_PER_TASK;
+        float *m = mb + (size_t)xi * co * per_task;
         for (int pc = 0; pc < ci; pc += v->kc) {
             int kc = ci - pc < v->kc ? ci - pc : v->kc;
             for (int jr = 0; jr < count_pad; jr += nr) {
@@ -188,16 +259,15 @@ static void tile_task(void *context, int task, int thread) {
                 for (int ir = 0; ir < co; ir += mr) {
                     const float *a_panel = u + (size_t)ir * ci + (size_t)pc * mr;
                     int rows = co - ir < mr ? co - ir : mr;
-                    float *c = m + (size_t)ir * TILES_PER_TASK + jr;
+                    float *c = m + (size_t)ir * per_task + jr;
                     if (rows == mr && cols == nr) {
-                        v->microkernel(kc, a_panel, b_panel, c, TILES_PER_TASK, pc > 0);
+                        v->microkernel(kc, a_panel, b_panel, c, per_task, pc > 0);
                     } else {
                         v->microkernel(kc, a_panel, b_panel, tile_buffer, nr, 0);
                         for (int r = 0; r < rows; r++)
                             for (int q = 0; q < cols; q++)
-                                c[(size_t)r * TILES_PER_TASK + q] =
-                                    pc > 0 ? c[(size_t)r * TILES_PER_TASK + q] + tile_buffer[r * nr + q]
-                                           : tile_buffer[r * nr + q];
+                                c[(size_t)r * per_task + q] = pc > 0 ? c[(size_t)r * per_task + q] + tile_buffer[r * nr + q]
+                                                                    : tile_buffer[r * nr + q];
                     }
                 }
             }
@@ -205,28 +275,29 @@ static void tile_task(void *context, int task, int thread) {
     }
 
     /* output transform, plus the bias */
-    size_t m_per_xi = (size_t)co * TILES_PER_TASK;
+    size_t m_per_xi = (size_t)co * per_task;
     for (int o = 0; o < co; o++) {
         float bias = job->bias ? job->bias[o] : 0.0f;
         for (int j = 0; j < count; j += MAX_LANES) {
             int lanes = count - j < MAX_LANES ? count - j : MAX_LANES;
-            k->winograd_output(d, mb + (size_t)o * TILES_PER_TASK + j, (long)m_per_xi, lanes);
-            move_outputs(d, lanes, job->y + (long)o * job->n * hw, t0 + j, job->h, job->wd, bias, 0);
+            k->winograd_output(f->m, d, mb + (size_t)o * per_task + j, (long)m_per_xi, lanes);
+            move_outputs(f, d, lanes, job->y + (long)o * job->n * hw, t0 + j, job->h, job->wd, bias, 0);
         }
     }
 }
 
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd) {
+                        int ci, int co, int h, int wd, int backward) {
     const q4_gemm_variant *v = cc->kernels->gemm;
-    int co_pad = (co + v->mr - 1) / v->mr * v->mr;
-    if (!q4_winograd_applies(v, ci, co, h, wd) || !cc->shared || (size_t)16 * co_pad * ci > cc->shared_floats ||
-        q4_winograd_scratch_floats(ci, co) > cc->scratch_floats)
+    const form *f = choose(v, ci, co, h, wd, backward);
+    int co_pad = (co + v->mr - 1) / v->mr * v->mr, per_task = f ? tiles_per_task(v, f) : 0;
+    if (!f || !cc->shared || (size_t)f->points * co_pad * ci > cc->shared_floats ||
+        (size_t)f->points * per_task * ((size_t)ci + co) > cc->scratch_floats)
         return 0;
-    winograd_job job = {cc, y, x, w, bias, n, ci, co, h, wd, (long)n * (h / 2) * (wd / 2), co_pad, cc->shared};
-    q4_pool_run(cc->pool, co, weight_task, &job);
-    weight_padding(&job);
-    int tasks = (int)((job.tiles + TILES_PER_TASK - 1) / TILES_PER_TASK);
+    winograd_job job = {cc, f, y, x, w, bias, n, ci, co, h, wd, (long)n * (h / f->m) * (wd / f->m), co_pad, per_task,
+                        cc->shared};
+    q4_pool_run(cc->pool, co_pad, weight_task, &job);
+    int tasks = (int)((job.tiles + per_task - 1) / per_task);
     q4_pool_run(cc->pool, tasks, tile_task, &job);
     return 1;
 }
@@ -235,32 +306,49 @@ int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const fl
 
 typedef struct gradient_job {
     const q4_compute *cc;
+    const form *f;
     float *dw;
     const float *dy, *x;
     int n, ci, co, h, wd;
     long t0, count, chunk; /* this chunk's tiles; rows of dm and vt are `chunk` long */
-    float *du, *dm, *vt;   /* 16 x [co][ci], 16 x [co][chunk], 16 x [ci][chunk] */
+    float *du, *dm, *vt;   /* points x [co][ci], points x [co][chunk], points x [ci][chunk] */
 } gradient_job;
 
 /* task < co: dM of output channel `task`; otherwise V of input channel task - co */
 static void gradient_transform_task(void *context, int task, int thread) {
     (void)thread;
     const gradient_job *job = context;
+    const form *f = job->f;
     const q4_kernels *k = job->cc->kernels;
     const long hw = (long)job->h * job->wd;
-    float d[16 * MAX_LANES];
+    float d[36 * MAX_LANES];
     for (long j = 0; j < job->count; j += MAX_LANES) {
         int lanes = job->count - j < MAX_LANES ? (int)(job->count - j) : MAX_LANES;
         if (task < job->co) {
-            move_outputs(d, lanes, (float *)job->dy + (long)task * job->n * hw, job->t0 + j, job->h, job->wd, 0, 1);
-            k->winograd_gradient(job->dm + (size_t)task * job->chunk + j, (long)job->co * job->chunk, d, lanes);
+            move_outputs(f, d, lanes, (float *)job->dy + (long)task * job->n * hw, job->t0 + j, job->h, job->wd, 0, 1);
+            k->winograd_gradient(f->m, job->dm + (size_t)task * job->chunk + j, (long)job->co * job->chunk, d, lanes);
         } else {
             int c = task - job->co;
-            gather_input(d, lanes, job->x + (long)c * job->n * hw, job->t0 + j, job->t0 + job->count, job->h,
+            gather_input(f, d, lanes, job->x + (long)c * job->n * hw, job->t0 + j, job->t0 + job->count, job->h,
                          job->wd);
-            k->winograd_input(job->vt + (size_t)c * job->chunk + j, (long)job->ci * job->chunk, d, lanes);
+            k->winograd_input(f->m, job->vt + (size_t)c * job->chunk + j, (long)job->ci * job->chunk, d, lanes);
         }
     }
+}
+
+/* dU_xi[co][ci] (+)= dM_xi[co][tiles] V_xi[ci][tiles]^T for point xi, on this thread alone
+ * (the GEMM's summation order does not depend on how its work is split) */
+static void gradient_gemm_task(void *context, int xi, int thread) {
+    const gradient_job *job = context;
+    const int co = job->co, ci = job->ci;
+    q4_compute alone = *job->cc;
+    alone.pool = NULL;
+    alone.scratch = job->cc->scratch + (size_t)thread * job->cc->scratch_floats;
+    alone.shared = alone.winograd = NULL;
+    alone.shared_floats = alone.winograd_floats = 0;
+    q4_operand A = q4_dense(job->dm + (size_t)xi * co * job->chunk, job->chunk, 1);
+    q4_operand B = q4_dense(job->vt + (size_t)xi * ci * job->chunk, 1, job->chunk);
+    q4_gemm(&alone, co, ci, (int)job->count, &A, &B, job->du + (size_t)xi * co * ci, ci, job->t0 > 0);
 }
 
 /* dg = G^T dU G for output channel o, all input channels */
@@ -268,41 +356,24 @@ static void gradient_weight_task(void *context, int o, int thread) {
     (void)thread;
     const gradient_job *job = context;
     size_t per_xi = (size_t)job->co * job->ci;
-    for (int i = 0; i < job->ci; i++) {
-        float u[4][4], s[3][4];
-        for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = job->du[xi * per_xi + (size_t)o * job->ci + i];
-        for (int c = 0; c < 4; c++) {
-            s[0][c] = u[0][c] + 0.5f * (u[1][c] + u[2][c]);
-            s[1][c] = 0.5f * (u[1][c] - u[2][c]);
-            s[2][c] = 0.5f * (u[1][c] + u[2][c]) + u[3][c];
-        }
-        float *g = job->dw + ((size_t)o * job->ci + i) * 9;
-        for (int a = 0; a < 3; a++) {
-            g[3 * a + 0] = s[a][0] + 0.5f * (s[a][1] + s[a][2]);
-            g[3 * a + 1] = 0.5f * (s[a][1] - s[a][2]);
-            g[3 * a + 2] = 0.5f * (s[a][1] + s[a][2]) + s[a][3];
-        }
-    }
+    for (int i = 0; i < job->ci; i++)
+        transform_weight_gradient(job->f, job->dw + ((size_t)o * job->ci + i) * 9,
+                                  job->du + (size_t)o * job->ci + i, per_xi);
 }
 
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
                                          int ci, int co, int h, int wd) {
-    if (!q4_winograd_applies(cc->kernels->gemm, ci, co, h, wd) || !cc->winograd ||
-        q4_winograd_gradient_floats(ci, co) > cc->winograd_floats)
-        return 0;
-    long tiles = (long)n * (h / 2) * (wd / 2), chunk = gradient_chunk(ci, co);
-    float *du = cc->winograd, *dm = du + (size_t)16 * co * ci, *vt = dm + (size_t)16 * co * chunk;
-    gradient_job job = {cc, dw, dy, x, n, ci, co, h, wd, 0, 0, chunk, du, dm, vt};
+    const form *f = choose(cc->kernels->gemm, ci, co, h, wd, 1);
+    if (!f || !cc->winograd) return 0;
+    long tiles = (long)n * (h / f->m) * (wd / f->m), chunk = gradient_chunk(f, ci, co);
+    if ((size_t)f->points * ((size_t)co * ci + ((size_t)ci + co) * chunk) > cc->winograd_floats) return 0;
+    float *du = cc->winograd, *dm = du + (size_t)f->points * co * ci, *vt = dm + (size_t)f->points * co * chunk;
+    gradient_job job = {cc, f, dw, dy, x, n, ci, co, h, wd, 0, 0, chunk, du, dm, vt};
     for (long t0 = 0; t0 < tiles; t0 += chunk) {
         job.t0 = t0;
         job.count = tiles - t0 < chunk ? tiles - t0 : chunk;
         q4_pool_run(cc->pool, co + ci, gradient_transform_task, &job);
-        for (int xi = 0; xi < 16; xi++) {
-            /* dU_xi[co][ci] (+)= dM_xi[co][tiles] V_xi[ci][tiles]^T */
-            q4_operand A = q4_dense(dm + (size_t)xi * co * chunk, chunk, 1);
-            q4_operand B = q4_dense(vt + (size_t)xi * ci * chunk, 1, chunk);
-            q4_gemm(cc, co, ci, (int)job.count, &A, &B, du + (size_t)xi * co * ci, ci, t0 > 0);
-        }
+        q4_pool_run(cc->pool, f->points, gradient_gemm_task, &job);
     }
     q4_pool_run(cc->pool, co, gradient_weight_task, &job);
     return 1;

@@ -145,12 +145,12 @@ static size_t plan_activations(q4_vgg *m, float *base) {
     CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
     CARVE(m->flipped, 256 * 256 * 9);
     CARVE(m->compute.shared, shared_floats(m)); /* packed conv weights, any tile */
-    CARVE(m->compute.winograd, q4_winograd_gradient_floats(256, 256));
+    CARVE(m->compute.winograd, q4_winograd_gradient_floats(m->kernels.gemm, 256, 256));
 #undef CARVE
     if (base) {
         m->conv_out[0] = m->conv_out[1];
         m->compute.shared_floats = shared_floats(m);
-        m->compute.winograd_floats = q4_winograd_gradient_floats(256, 256);
+        m->compute.winograd_floats = q4_winograd_gradient_floats(m->kernels.gemm, 256, 256);
     }
     return at;
 }
@@ -176,7 +176,7 @@ void q4_vgg_describe(q4_vgg *m, int num_classes) {
 q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
     if (threads < 1) threads = 1;
     if (m->compute.pool && q4_pool_threads(m->compute.pool) == threads) return Q4_OK;
-    size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm), winograd = q4_winograd_scratch_floats(256, 256);
+    size_t per_thread = q4_gemm_scratch_floats(m->kernels.gemm), winograd = q4_winograd_scratch_floats(m->kernels.gemm, 256, 256);
     if (winograd > per_thread) per_thread = winograd;
     float *scratch = q4_alloc_aligned((size_t)threads * per_thread * sizeof(float));
     if (!scratch) return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating GEMM scratch for %d threads", threads);

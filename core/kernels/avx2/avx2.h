@@ -14,8 +14,8 @@ int q4_avx2_pack_rows(float *out, const float *a, long lda, int rows, int kc, in
 int q4_avx2_pack_patch_t(float *out, const q4_operand *x, int tap0, int taps, long pixel0, int kc, int nr);
 int q4_avx2_pack_patch(float *out, const q4_operand *x, int p0, int kc, long j0, int nc, long n, int nr);
 
-void q4_avx2_winograd_input(float *v, long v_stride, const float *d, int lanes);
-void q4_avx2_winograd_output(float *y, const float *m, long m_stride, int lanes);
-void q4_avx2_winograd_gradient(float *dm, long dm_stride, const float *dy, int lanes);
+void q4_avx2_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
+void q4_avx2_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
+void q4_avx2_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
 
 #endif

@@ -124,10 +124,10 @@ static void f32_gemm_4x24_avx2_nofma(int kc, const float *a, const float *b, flo
 }
 
 const q4_gemm_variant q4_avx2_gemm_6x16 = {"f32-gemm-6x16-avx2", 6, 16, 288, 96, 512, f32_gemm_6x16_avx2,
-                                           q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 128};
+                                           q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 64, 64};
 const q4_gemm_variant q4_avx2_gemm_4x24 = {"f32-gemm-4x24-avx2", 4, 24, 256, 96, 528, f32_gemm_4x24_avx2,
-                                           q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 128};
-/* exact mode: kc 256 and Winograd from 64 channels, as every build's exact variant */
+                                           q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 64, 64};
+/* exact mode: kc 256 and the Winograd thresholds every build's exact variant has */
 const q4_gemm_variant q4_avx2_gemm_4x24_nofma = {"f32-gemm-4x24-avx2-nofma", 4, 24, 256, 96, 528,
                                                  f32_gemm_4x24_avx2_nofma, q4_avx2_pack_rows, q4_avx2_pack_patch_t,
-                                                 q4_avx2_pack_patch, 64};
+                                                 q4_avx2_pack_patch, 64, 64};

@@ -50,10 +50,10 @@ static void f32_gemm_12x32_avx512_nofma(int kc, const float *a, const float *b, 
 }
 
 const q4_gemm_variant q4_avx512_gemm_12x32 = {"f32-gemm-12x32-avx512", 12, 32, 256, 96, 512, f32_gemm_12x32_avx512,
-                                              q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 128};
+                                              q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 64, 64};
 const q4_gemm_variant q4_avx512_gemm_8x32 = {"f32-gemm-8x32-avx512", 8, 32, 256, 96, 512, f32_gemm_8x32_avx512,
-                                             q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 128};
-/* exact mode: kc 256 and Winograd from 64 channels, as every build's exact variant */
+                                             q4_avx2_pack_rows, q4_avx2_pack_patch_t, q4_avx2_pack_patch, 64, 64};
+/* exact mode: kc 256 and the Winograd thresholds every build's exact variant has */
 const q4_gemm_variant q4_avx512_gemm_12x32_nofma = {"f32-gemm-12x32-avx512-nofma", 12, 32, 256, 96, 512,
                                                     f32_gemm_12x32_avx512_nofma, q4_avx2_pack_rows, q4_avx2_pack_patch_t,
-                                                    q4_avx2_pack_patch, 64};
+                                                    q4_avx2_pack_patch, 64, 64};

@@ -26,8 +26,8 @@ void q4_ref_sgd(float *w, const float *g, float *b, long n, const q4_sgd_params 
 void q4_ref_ema(float *avg, const float *x, long n, float decay, float one_minus);
 void q4_ref_microkernel_4x8(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 
-void q4_ref_winograd_input(float *v, long v_stride, const float *d, int lanes);
-void q4_ref_winograd_output(float *y, const float *m, long m_stride, int lanes);
-void q4_ref_winograd_gradient(float *dm, long dm_stride, const float *dy, int lanes);
+void q4_ref_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
+void q4_ref_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
+void q4_ref_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
 
 #endif

@@ -76,6 +76,6 @@ static void f32_gemm_4x8_wasmsimd(int kc, const float *a, const float *b, float 
 }
 
 const q4_gemm_variant q4_wasmsimd_gemm_6x8 = {"f32-gemm-6x8-wasmsimd", 6, 8, 256, 96, 512, f32_gemm_6x8_wasmsimd,
-                                                q4_wasmsimd_pack_rows, q4_wasmsimd_pack_patch_t, q4_wasmsimd_pack_patch, 64};
+                                                q4_wasmsimd_pack_rows, q4_wasmsimd_pack_patch_t, q4_wasmsimd_pack_patch, 64, 64};
 const q4_gemm_variant q4_wasmsimd_gemm_4x8 = {"f32-gemm-4x8-wasmsimd", 4, 8, 256, 96, 512, f32_gemm_4x8_wasmsimd,
-                                                q4_wasmsimd_pack_rows, q4_wasmsimd_pack_patch_t, q4_wasmsimd_pack_patch, 64};
+                                                q4_wasmsimd_pack_rows, q4_wasmsimd_pack_patch_t, q4_wasmsimd_pack_patch, 64, 64};
