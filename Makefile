@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser bench clean wasm demo site curve
+        test-browser bench bench-conv clean wasm demo site curve
 all: build
 
 help: ## list the targets
@@ -133,6 +133,13 @@ test-browser: build wasm site ## the page and the built site in headless Chromiu
 
 bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run
 	node scripts/bench.mjs
+
+# where the Winograd thresholds come from (kernels/winograd.c): each convolution of the network by
+# the direct GEMM, F(2x2) and F(4x4), with every ISA this CPU has and in WebAssembly (Node.js)
+BENCH_CONV_THREADS ?= 2
+bench-conv: $(BUILD)/tests/bench_conv $(BUILD)/q4bench build/wasm-node/bench_conv.js ## per-layer ms of the direct GEMM, Winograd F(2x2) and F(4x4), natively (each ISA) and in WASM
+	@for isa in $$($(BUILD)/q4bench --isas); do [ $$isa = scalar ] || Q4_ISA=$$isa $(BUILD)/tests/bench_conv $(BENCH_CONV_THREADS); done
+	$(WASM_NODE) build/wasm-node/bench_conv.js $(BENCH_CONV_THREADS)
 
 # test accuracy per epoch of the recipes side by side (results/curve.svg); hours: run it with nohup.
 # The logs it finds complete in results/logs/ are drawn, not trained again.
