@@ -506,6 +506,9 @@ static int verify(const options *o, run *r, long cores) {
            config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, q4_session_kernels(s));
     if (!config.exact && strcmp(cs.kernels, q4_session_kernels(s)) != 0)
         printf("  (not in exact mode: only the same kernels reproduce a run bit for bit)\n");
+    if (strcmp(cs.engine, "q4 " Q4_VERSION) != 0)
+        printf("  (made by another engine version: its arithmetic may differ, e.g. 0.10.0 changed the Winograd "
+               "transforms, so cards made before verify only with the version that made them)\n");
     long long last = cs.last_step > cs.steps ? cs.last_step : cs.steps, stop = o->verify_steps ? o->verify_steps : last;
     if (stop > last) stop = last;
     q4_progress p;

@@ -12,7 +12,7 @@ extern "C" {
 #endif
 
 /* The engine's version, in run cards: raised whenever the arithmetic of a setting changes. */
-#define Q4_VERSION "0.9.0"
+#define Q4_VERSION "0.10.0"
 
 /* ---------------------------------------------------------------- status codes */
 

@@ -201,4 +201,17 @@ static inline void winograd_gradient_lanes(int m, float *dm, long dm_stride, con
     else winograd2_gradient(dm, dm_stride, dy, lanes);
 }
 
+/* The three table entries of a kernel set, e.g. WT_DEFINE_KERNELS(avx2) defines
+ * q4_avx2_winograd_input, q4_avx2_winograd_output and q4_avx2_winograd_gradient. */
+#define WT_DEFINE_KERNELS(isa)                                                                  \
+    void q4_##isa##_winograd_input(int m, float *v, long v_stride, const float *d, int lanes) {   \
+        winograd_input_lanes(m, v, v_stride, d, lanes);                                         \
+    }                                                                                           \
+    void q4_##isa##_winograd_output(int m, float *y, const float *mm, long m_stride, int lanes) { \
+        winograd_output_lanes(m, y, mm, m_stride, lanes);                                       \
+    }                                                                                           \
+    void q4_##isa##_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes) { \
+        winograd_gradient_lanes(m, dm, dm_stride, dy, lanes);                                   \
+    }
+
 #endif
