@@ -68,9 +68,11 @@ function torchRun(threads) {
 function torchKernels() {
   const probe = spawnSync('/usr/bin/python3', ['-c', [
     'import torch',
-    'cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "unknown"',
     'cfg = torch.__config__.show()',
-    'blas = [l.strip() for l in cfg.splitlines() if "BLAS_INFO" in l or "USE_MKLDNN" in l or "CPU capability" in l]',
+    'usage = [l.split(":", 1)[1].strip() for l in cfg.splitlines() if "CPU capability usage" in l]',
+    'cap = torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else (usage[0] if usage else "unknown")',
+    'import re',
+    'blas = re.findall(r"(?:BLAS_INFO|USE_MKLDNN|PERF_WITH_AVX512|USE_OPENMP)=[^,]*", cfg)',
     'print(torch.__version__, "| CPU capability:", cap, "|", "; ".join(blas))'].join('\n')], { encoding: 'utf8' });
   return probe.status === 0 ? probe.stdout.trim() : 'unknown';
 }
