@@ -82,7 +82,7 @@ test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CL
 	$(MAKE) test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
-test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) ## unit, golden, checkpoint and data tests (the kernels this CPU runs best)
+test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/q4bench ## unit, golden, checkpoint and data tests (the kernels this CPU runs best)
 	@echo "kernels: $$($(BUILD)/q4bench --kernels)"
 	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/$$t || exit 1; done
 
