@@ -33,8 +33,16 @@ expect_refusal "missing data folder" "does not exist" --data "$OUT/nowhere"
 expect_refusal "truncated shard" "data_batch_3.bin: 1000000 bytes is not a whole number" --data "$OUT/short"
 expect_refusal "CIFAR-10 read as CIFAR-100" "holds CIFAR-10 files" --data "$DATA" --dataset cifar100
 expect_refusal "bad option value" "epochs must be a whole number from 1 to 10000, not 'two'" --data "$DATA" --epochs two
+Q4_ISA=avx9 expect_refusal "unknown instruction set" "unknown instruction set 'avx9' (this CPU and build have: " --data "$DATA"
+Q4_GEMM_VARIANT=f32-gemm-1x1 expect_refusal "unknown GEMM variant" "unknown GEMM variant 'f32-gemm-1x1'" --data "$DATA"
 printf 'not a checkpoint at all' >"$OUT/foreign.ckpt"
 expect_refusal "foreign checkpoint" "foreign.ckpt: not a q4 checkpoint" --data "$DATA" --resume "$OUT/foreign.ckpt"
+
+# ---- the kernels: the best the CPU has unless Q4_ISA says otherwise, named on the first line
+Q4_ISA=scalar "$Q4" --data "$DATA" --train-limit 128 --test-limit 100 --batch 64 --epochs 1 >"$OUT/isa.txt" 2>&1 ||
+  fail "Q4_ISA=scalar run: $(cat "$OUT/isa.txt")"
+if head -1 "$OUT/isa.txt" | grep -q "^q4 f32-gemm-4x8-scalar (this CPU: .*scalar)"; then pass "Q4_ISA=scalar: $(head -1 "$OUT/isa.txt" | cut -c1-60)"
+else fail "Q4_ISA=scalar: first line $(head -1 "$OUT/isa.txt")"; fi
 
 # ---- stop and resume equals an uninterrupted run (384 images at batch 128: 3 steps an epoch)
 common=(--data "$DATA" --train-limit 384 --test-limit 500 --epochs 2 --seed 7 --threads 2)
