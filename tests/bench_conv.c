@@ -54,10 +54,8 @@ int main(int argc, char **argv) {
                 double best = 1e9;
                 for (int r = 0; r < reps; r++) {
                     double t0 = q4_now();
-                    if (pass == 0 && f == 2) /* the engine's forward pass never takes F(4x4): winograd.c */
-                        q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, 1);
-                    else if (pass == 0)
-                        q4_conv3x3_forward(&cc, y, x, w, NULL, n, ci, co, h, h);
+                    if (pass == 0) /* as in evaluation: training's forward pass never takes F(4x4) */
+                        q4_conv3x3_forward(&cc, y, x, w, NULL, n, ci, co, h, h, 0);
                     else if (pass == 1)
                         q4_conv3x3_backward_input(&cc, dx, y, w, fl, n, ci, co, h, h);
                     else

@@ -77,7 +77,7 @@ typedef struct conv_case {
 
 static double conv_loss(void *context) {
     conv_case *c = context;
-    q4_conv3x3_forward(&cc, c->y, c->x, c->quantized ? c->wq : c->w, c->b, c->n, c->ci, c->co, c->h, c->wd);
+    q4_conv3x3_forward(&cc, c->y, c->x, c->quantized ? c->wq : c->w, c->b, c->n, c->ci, c->co, c->h, c->wd, 1);
     return dot(c->y, c->r, (long)c->co * c->n * c->h * c->wd);
 }
 

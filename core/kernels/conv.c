@@ -45,8 +45,8 @@ static q4_operand im2col(q4_operand_kind kind, const float *x, int channels, int
 }
 
 void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
-                        const float *bias, int n, int ci, int co, int h, int wd) {
-    if (q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd, 0)) return;
+                        const float *bias, int n, int ci, int co, int h, int wd, int training) {
+    if (q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd, !training)) return;
     long pixels = (long)n * h * wd;
     q4_operand A = q4_dense(w, (long)ci * 9, 1);
     q4_operand B = im2col(Q4_IM2COL, x, ci, n, h, wd);

@@ -44,8 +44,9 @@ typedef struct q4_gemm_variant {
     q4_pack_patch_fn pack_patch;
     int winograd_min_channels;  /* 3x3 convolutions with at least this many channels in and out
                                    go through Winograd F(2x2, 3x3) (winograd.c), measured per ISA */
-    int winograd4_min_channels; /* ... backward passes through F(4x4, 3x3) from this many on
-                                   (0: never; see winograd.c for why not forward) */
+    int winograd4_min_channels; /* ... the backward passes and evaluation through F(4x4, 3x3)
+                                   from this many on (0: never; winograd.c says why not the
+                                   training forward pass) */
 } q4_gemm_variant;
 
 /* How the GEMM reads an operand. DENSE: element (r, c) at data[r * row_stride + c *
@@ -170,8 +171,9 @@ void q4_gemm(const q4_compute *cc, int M, int N, int K, const q4_operand *A, con
 /* ---------------------------------------------------------------- layer-level kernels
  * 3x3 convolution, stride 1, padding 1; x: [ci][n][h][w], y: [co][n][h][w],
  * w: [co][ci][3][3] (PyTorch layout). */
+/* training = 0 (evaluation) may take Winograd F(4x4, 3x3), training never does (winograd.c) */
 void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
-                        const float *bias, int n, int ci, int co, int h, int wd);
+                        const float *bias, int n, int ci, int co, int h, int wd, int training);
 /* dx = conv_transpose(dy, w); flipped: scratch of ci*co*9 floats */
 void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
                                float *flipped, int n, int ci, int co, int h, int wd);
@@ -186,15 +188,15 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
 
-/* Winograd F(2x2, 3x3) or F(4x4, 3x3) for the same convolution, forward (backward = 0) or
- * backward to the input (backward = 1, with the transposed-flipped kernel), or backward to the
- * weights (dw only; the caller sums dbias). They return 0, having done nothing, when Winograd
- * does not apply (fewer than the variant's winograd_min_channels in or out, odd sides) or the
- * compute context lacks room. q4_winograd_applies returns the output tile side m it would use
- * (2 or 4), or 0. */
-int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd, int backward);
+/* Winograd F(2x2, 3x3) or F(4x4, 3x3) (only if allow4) for the same convolution, forward or
+ * backward to the input (with the transposed-flipped kernel), or backward to the weights (dw
+ * only; the caller sums dbias). They return 0, having done nothing, when Winograd does not
+ * apply (fewer than the variant's winograd_min_channels in or out, odd sides) or the compute
+ * context lacks room. q4_winograd_applies returns the output tile side m it would use (2 or
+ * 4), or 0. */
+int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd, int allow4);
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd, int backward);
+                        int ci, int co, int h, int wd, int allow4);
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
                                          int ci, int co, int h, int wd);
 /* room they need for the largest layers: per-thread scratch, shared and weight-gradient floats */

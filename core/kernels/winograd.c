@@ -31,21 +31,22 @@ typedef struct form {
 } form;
 static const form F2 = {2, 4, 16, 96, 65536}, F4 = {4, 6, 36, 48, 16384};
 
-/* F(4x4) for the backward passes only: its rounding (about 1e-5 of the largest value,
- * against 5e-7 for F(2x2) and the direct GEMM: test_kernels) in the forward pass flips
- * ReLU and max-pool decisions, which the PyTorch golden test sees as 0.1-1% gradient
- * differences after one step; backward, the golden test cannot tell it from the direct GEMM */
-static const form *choose(const q4_gemm_variant *v, int ci, int co, int h, int wd, int backward) {
+/* F(4x4) only where allow4 says (the backward passes and evaluation): its rounding (about
+ * 1e-5 of the largest value, against 5e-7 for F(2x2) and the direct GEMM: test_kernels) in the
+ * training forward pass flips ReLU and max-pool decisions, which the PyTorch golden test sees
+ * as 0.1-1% gradient differences after one step; backward, the golden test cannot tell it
+ * from the direct GEMM, and evaluation makes no step */
+static const form *choose(const q4_gemm_variant *v, int ci, int co, int h, int wd, int allow4) {
     int c = ci < co ? ci : co;
     if (v->nr > MAX_LANES) return NULL;
-    if (backward && v->winograd4_min_channels && c >= v->winograd4_min_channels && h % 4 == 0 && wd % 4 == 0)
+    if (allow4 && v->winograd4_min_channels && c >= v->winograd4_min_channels && h % 4 == 0 && wd % 4 == 0)
         return &F4;
     if (c >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0) return &F2;
     return NULL;
 }
 
-int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd, int backward) {
-    const form *f = choose(v, ci, co, h, wd, backward);
+int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd, int allow4) {
+    const form *f = choose(v, ci, co, h, wd, allow4);
     return f ? f->m : 0;
 }
 
@@ -287,9 +288,9 @@ static void tile_task(void *context, int task, int thread) {
 }
 
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd, int backward) {
+                        int ci, int co, int h, int wd, int allow4) {
     const q4_gemm_variant *v = cc->kernels->gemm;
-    const form *f = choose(v, ci, co, h, wd, backward);
+    const form *f = choose(v, ci, co, h, wd, allow4);
     int co_pad = (co + v->mr - 1) / v->mr * v->mr, per_task = f ? tiles_per_task(v, f) : 0;
     if (!f || !cc->shared || (size_t)f->points * co_pad * ci > cc->shared_floats ||
         (size_t)f->points * per_task * ((size_t)ci + co) > cc->scratch_floats)

@@ -373,7 +373,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
         q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
-                           s->in_channels, s->out_channels, s->size, s->size);
+                           s->in_channels, s->out_channels, s->size, s->size, train);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
@@ -437,7 +437,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0) {
             q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n, s1->in_channels,
-                               s1->out_channels, size, size);
+                               s1->out_channels, size, size, 1);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
@@ -450,7 +450,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l2, &t);
         if (block == 0) { /* conv_out[0] shares conv_out[1]'s storage, free again now */
             q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n,
-                               s1->in_channels, s1->out_channels, size, size);
+                               s1->in_channels, s1->out_channels, size, size, 1);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
