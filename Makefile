@@ -36,7 +36,7 @@ FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -hE '^[a-z][a-z-]*:.*## ' Makefile | sed 's/:.*## /\t/'
 
 # -ffp-contract=off everywhere: a*b + c is never fused behind our back, so the scalar
 # references and the SIMD kernels round the same way (the tests compare them bit for bit)
@@ -78,7 +78,7 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 	node scripts/fetch-cifar10.mjs $(DATA_DIR)
 
 # ---------------------------------------------------------------- tests
-test: setup data ## the whole suite: unit, scalar, WASM, sanitizers, fuzzing, CLI, accuracy, browser
+test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
 	$(MAKE) test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
