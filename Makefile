@@ -94,7 +94,7 @@ test-isas: $(addprefix $(BUILD)/,q4bench tests/test_kernels tests/test_gradcheck
 	  for t in test_kernels test_gradcheck test_golden; do Q4_ISA=$$isa $(BUILD)/tests/$$t || exit 1; done; done
 
 SAN_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
-             -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP
+             -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP $(filter -DQ4_NO_X86_KERNELS,$(CFLAGS))
 SAN_OBJ   := $(CORE_SRC:%.c=build/sanitize/obj/%.o)
 build/sanitize/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -109,14 +109,19 @@ test-sanitize: $(UNIT_TESTS:%=build/sanitize/%) ## every unit test under ASan+UB
 	@for t in $(filter-out test_data,$(UNIT_TESTS)); do echo "== sanitize $$t"; build/sanitize/$$t || exit 1; done
 	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
 
-# Q4_FUZZING: checkpoints and models pass their CRC check whatever it says (core/util/util.h)
-# (the parsers need no fast kernels: the fuzzers are built with the scalar ones only)
-FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=fuzzer,address,undefined -pthread -D_POSIX_C_SOURCE=200809L \
-              -DQ4_FUZZING -DQ4_NO_X86_KERNELS
-FUZZ_SRC   := $(filter-out core/kernels/avx2/% core/kernels/avx512/% core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort))
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) $(wildcard core/*/*.h core/*/*/*.h core/include/*.h)
+# Q4_FUZZING: checkpoints and models pass their CRC check whatever it says (core/util/util.h).
+# The engine is compiled once for all targets (with the fast kernels: the checkpoint and model
+# targets train a step on each accepted input), then linked with each target's entry point.
+FUZZ_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fsanitize=address,undefined -pthread -D_POSIX_C_SOURCE=200809L \
+              -DQ4_FUZZING -MMD -MP $(filter -DQ4_NO_X86_KERNELS,$(CFLAGS))
+FUZZ_OBJ   := $(CORE_SRC:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) $< $(FUZZ_SRC) -o $@ -lm
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link $(ISA_FLAGS) -c $< -o $@
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -lm
+-include $(FUZZ_OBJ:.o=.d)
 
 FUZZ_SECONDS ?= 20
 test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)

@@ -3,6 +3,8 @@
  * form, the convolution and linear layers against naive loops, and each elementwise
  * kernel. Also: GEMM and convolution results are bit-identical for 1, 2, 3 and 8 threads.
  * Tolerance for sums: |out - ref| <= 1e-5 * sqrt(K) * (sum of |terms|), the float bound. */
+#include <time.h>
+
 #include "../core/kernels/ref/ref.h"
 #include "test_util.h"
 
@@ -305,6 +307,25 @@ static void test_winograd_transforms(const q4_kernels *k) {
                             for (int q = 0; q < a; q++) v += AT[i][p] * in[(a * p + q) * lanes + l] * AT[j][q];
                         CHECK(fabs(out_r[(m * i + j) * lanes + l] - v) <= 1e-6 * (1 + fabs(v)) * a * a, "winograd_output m%d: A^T M A wrong", m);
                     }
+            /* the moves between image rows and lanes: the definition, and the reference's bits */
+            for (int count = m; count <= a; count += 2) {
+                memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
+                r->winograd_spread(m, count, out_r, stride, in, lanes);
+                k->winograd_spread(m, count, out_k, stride, in, lanes);
+                long wrong = 0;
+                for (int q = 0; q < count; q++)
+                    for (int j = 0; j < lanes; j++) wrong += out_k[q * stride + j] != in[m * j + q];
+                CHECK(wrong == 0 && memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_spread m%d count %d, %d lanes",
+                      k->name, m, count, lanes);
+            }
+            for (int i = 0; i < 36 * 40; i++) out_r[i] = out_k[i] = -1.0f;
+            r->winograd_merge(m, out_r, in, stride, lanes, 0.375f);
+            k->winograd_merge(m, out_k, in, stride, lanes, 0.375f);
+            long wrong = out_k[m * lanes] != -1.0f;
+            for (int q = 0; q < m; q++)
+                for (int j = 0; j < lanes; j++) wrong += out_k[m * j + q] != in[q * stride + j] + 0.375f;
+            CHECK(wrong == 0 && memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_merge m%d, %d lanes", k->name, m,
+                  lanes);
             memset(out_r, 0, sizeof out_r), memset(out_k, 0, sizeof out_k);
             r->winograd_gradient(m, out_r, stride, in, lanes), k->winograd_gradient(m, out_k, stride, in, lanes);
             CHECK(memcmp(out_r, out_k, sizeof out_r) == 0, "%s winograd_gradient m%d differs with %d lanes", k->name, m,
@@ -413,10 +434,50 @@ static void test_elementwise(const q4_kernels *k) {
     }
 }
 
+/* the pool: every task of every run runs exactly once, on a thread index below the count, and
+ * the caller returns only when all are done; runs follow each other at once (workers may still
+ * be finishing the last one), after a pause (they are asleep), and with 1 to 40 tasks */
+typedef struct pool_check {
+    int run, threads;
+    int done[40];
+    long bad;
+} pool_check;
+
+static void pool_check_task(void *context, int task, int thread) {
+    pool_check *p = context;
+    if (thread < 0 || thread >= p->threads || p->done[task] != p->run - 1) p->bad++;
+    p->done[task] = p->run;
+}
+
+static void test_pool(void) {
+    const int counts[] = {2, 3, 8};
+    for (int c = 0; c < 3; c++) {
+        pool_check p = {.threads = counts[c]};
+        q4_pool *pool = q4_pool_create(p.threads);
+        CHECK(pool && q4_pool_threads(pool) == p.threads, "pool of %d threads", p.threads);
+        if (!pool) continue;
+        long missing = 0;
+        for (p.run = 1; p.run <= 5000; p.run++) {
+            int tasks = 1 + p.run % 40;
+            if (p.run % 1000 == 0) {
+                struct timespec pause = {0, 5000000}; /* 5 ms: the workers are asleep */
+                nanosleep(&pause, NULL);
+            }
+            for (int t = 0; t < tasks; t++) p.done[t] = p.run - 1;
+            q4_pool_run(pool, tasks, pool_check_task, &p);
+            for (int t = 0; t < tasks; t++) missing += p.done[t] != p.run;
+        }
+        q4_pool_destroy(pool);
+        CHECK(p.bad == 0 && missing == 0, "pool of %d threads: %ld tasks run twice or on a bad thread, %ld not run",
+              p.threads, p.bad, missing);
+    }
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
     printf("kernels: %s\n", fast.name);
+    test_pool();
     for (const q4_gemm_variant *const *v = q4_gemm_variants(NULL); *v; v++) {
         printf("GEMM variant %s (%dx%d, kc %d)\n", (*v)->name, (*v)->mr, (*v)->nr, (*v)->kc);
         test_gemm_variant(*v);

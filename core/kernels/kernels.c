@@ -47,6 +47,8 @@ static const q4_kernels reference_table = {
     q4_ref_winograd_input,
     q4_ref_winograd_output,
     q4_ref_winograd_gradient,
+    q4_ref_winograd_spread,
+    q4_ref_winograd_merge,
 };
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }
@@ -81,6 +83,8 @@ static void avx512_transforms(q4_kernels *t) {
     t->winograd_input = q4_avx512_winograd_input;
     t->winograd_output = q4_avx512_winograd_output;
     t->winograd_gradient = q4_avx512_winograd_gradient;
+    t->winograd_spread = q4_avx512_winograd_spread;
+    t->winograd_merge = q4_avx512_winograd_merge;
 }
 static const isa isas[] = {
     {"avx512", has_avx512, &q4_avx2_kernels, avx512_transforms, avx512_variants, &q4_avx512_gemm_12x32_nofma},

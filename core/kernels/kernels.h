@@ -131,6 +131,11 @@ typedef struct q4_kernels {
     void (*winograd_input)(int m, float *v, long v_stride, const float *d, int lanes);
     void (*winograd_output)(int m, float *y, const float *mm, long m_stride, int lanes);
     void (*winograd_gradient)(int m, float *dm, long dm_stride, const float *dy, int lanes);
+    /* moves between an image row and the lanes of a run of tiles side by side (lane j's column q
+     * at row[m*j + q]): spread d[q * d_stride + j] = row[m*j + q] (q < count; row readable to
+     * m*run + count floats), merge row[m*j + q] = y[q * y_stride + j] + bias (q < m) */
+    void (*winograd_spread)(int m, int count, float *d, long d_stride, const float *row, int run);
+    void (*winograd_merge)(int m, float *row, const float *y, long y_stride, int run, float bias);
 } q4_kernels;
 
 /* Fills *table for the ISA q4_kernels_select chose (default: the best this CPU runs) with

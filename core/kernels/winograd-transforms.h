@@ -201,8 +201,73 @@ static inline void winograd_gradient_lanes(int m, float *dm, long dm_stride, con
     else winograd2_gradient(dm, dm_stride, dy, lanes);
 }
 
-/* The three table entries of a kernel set, e.g. WT_DEFINE_KERNELS(avx2) defines
- * q4_avx2_winograd_input, q4_avx2_winograd_output and q4_avx2_winograd_gradient. */
+/* Moves between image rows and tile lanes. A run of tiles side by side in a tile row starts m
+ * pixels apart, so lane j's column q sits at row[m*j + q]:
+ *   spread: d[q * d_stride + j] = row[m*j + q]            for q < count, j < run
+ *   merge:  row[m*j + q] = y[q * y_stride + j] + bias     for q < m, j < run
+ * Whole groups of lanes go through vector shuffles (even elements, interleaving), the rest
+ * one by one; only values move (and one addition each), so every ISA gives the same bits.
+ * spread reads row[] up to index m*run + count + m*WT_LANES: callers pass a padded copy. */
+#if WT_LANES == 4
+#define WT_EVEN(x, y) __builtin_shufflevector(x, y, 0, 2, 4, 6)
+#define WT_ZIPLO(x, y) __builtin_shufflevector(x, y, 0, 4, 1, 5)
+#define WT_ZIPHI(x, y) __builtin_shufflevector(x, y, 2, 6, 3, 7)
+#elif WT_LANES == 8
+#define WT_EVEN(x, y) __builtin_shufflevector(x, y, 0, 2, 4, 6, 8, 10, 12, 14)
+#define WT_ZIPLO(x, y) __builtin_shufflevector(x, y, 0, 8, 1, 9, 2, 10, 3, 11)
+#define WT_ZIPHI(x, y) __builtin_shufflevector(x, y, 4, 12, 5, 13, 6, 14, 7, 15)
+#elif WT_LANES == 16
+#define WT_EVEN(x, y) __builtin_shufflevector(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+#define WT_ZIPLO(x, y) __builtin_shufflevector(x, y, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define WT_ZIPHI(x, y) __builtin_shufflevector(x, y, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#elif WT_LANES != 1
+#error "winograd-transforms.h: no shuffles for this vector width"
+#endif
+
+static inline void wt_spread(int m, int count, float *restrict d, long d_stride, const float *restrict row, int run) {
+    int j = 0;
+#if WT_LANES > 1
+    const int w = WT_LANES;
+    for (; j + w <= run; j += w)
+        for (int q = 0; q < count; q++) {
+            const float *p = row + m * j + q;
+            wt_vec v = WT_EVEN(wt_load(p, w), wt_load(p + w, w));
+            if (m == 4) v = WT_EVEN(v, WT_EVEN(wt_load(p + 2 * w, w), wt_load(p + 3 * w, w)));
+            wt_store(d + q * d_stride + j, v, w);
+        }
+#endif
+    for (; j < run; j++)
+        for (int q = 0; q < count; q++) d[q * d_stride + j] = row[m * j + q];
+}
+
+static inline void wt_merge(int m, float *restrict row, const float *restrict y, long y_stride, int run, float bias) {
+    int j = 0;
+#if WT_LANES > 1
+    const int w = WT_LANES;
+    const wt_vec b = (wt_vec){0} + bias;
+    for (; j + w <= run; j += w) {
+        float *p = row + m * j;
+        wt_vec y0 = wt_load(y + j, w) + b, y1 = wt_load(y + y_stride + j, w) + b;
+        if (m == 2) {
+            wt_store(p, WT_ZIPLO(y0, y1), w);
+            wt_store(p + w, WT_ZIPHI(y0, y1), w);
+        } else {
+            wt_vec y2 = wt_load(y + 2 * y_stride + j, w) + b, y3 = wt_load(y + 3 * y_stride + j, w) + b;
+            wt_vec lo02 = WT_ZIPLO(y0, y2), hi02 = WT_ZIPHI(y0, y2), lo13 = WT_ZIPLO(y1, y3), hi13 = WT_ZIPHI(y1, y3);
+            wt_store(p, WT_ZIPLO(lo02, lo13), w);
+            wt_store(p + w, WT_ZIPHI(lo02, lo13), w);
+            wt_store(p + 2 * w, WT_ZIPLO(hi02, hi13), w);
+            wt_store(p + 3 * w, WT_ZIPHI(hi02, hi13), w);
+        }
+    }
+#endif
+    for (; j < run; j++)
+        for (int q = 0; q < m; q++) row[m * j + q] = y[q * y_stride + j] + bias;
+}
+
+/* The table entries of a kernel set, e.g. WT_DEFINE_KERNELS(avx2) defines
+ * q4_avx2_winograd_input, q4_avx2_winograd_output and q4_avx2_winograd_gradient, and the moves
+ * q4_avx2_winograd_spread and q4_avx2_winograd_merge. */
 #define WT_DEFINE_KERNELS(isa)                                                                  \
     void q4_##isa##_winograd_input(int m, float *v, long v_stride, const float *d, int lanes) {   \
         winograd_input_lanes(m, v, v_stride, d, lanes);                                         \
@@ -212,6 +277,12 @@ static inline void winograd_gradient_lanes(int m, float *dm, long dm_stride, con
     }                                                                                           \
     void q4_##isa##_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes) { \
         winograd_gradient_lanes(m, dm, dm_stride, dy, lanes);                                   \
+    }                                                                                           \
+    void q4_##isa##_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run) { \
+        wt_spread(m, count, d, d_stride, row, run);                                             \
+    }                                                                                           \
+    void q4_##isa##_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias) { \
+        wt_merge(m, row, y, y_stride, run, bias);                                               \
     }
 
 #endif

@@ -80,59 +80,74 @@ size_t q4_winograd_gradient_floats(const q4_gemm_variant *v, int max_ci, int max
 
 /* ------------------------------------------------------------ gathering tiles */
 
+/* Tiles are numbered image by image, row by row; a run is the tiles of one tile row among the
+ * lanes, taken together: their input rows are one contiguous span of the image, and their output
+ * pixels every m-th of one span. Returns how many lanes from `l` on are in tile t0 + l's row. */
+static int tile_run(const form *f, long t, int left, int h, int wd, long *image, int *ty, int *tx) {
+    const long th = h / f->m, tw = wd / f->m;
+    *image = t / (th * tw);
+    *ty = (int)((t / tw) % th);
+    *tx = (int)(t % tw);
+    return tw - *tx < left ? (int)(tw - *tx) : left;
+}
+
+/* room for one image row of a run, zero-padded, plus what the ISA's spread may read past it */
+#define SPAN_FLOATS (4 * MAX_LANES + 6 + 4 * 16)
+
 /* d[(a*r+q)*lanes + l] = the input at (m*ty - 1 + r, m*tx - 1 + q) of tile t0 + l, from one
  * channel's planes (images after each other); zeros outside the image and for tiles >= end */
-static void gather_input(const form *f, float *d, int lanes, const float *planes, long t0, long end, int h, int wd) {
+static void gather_input(const q4_kernels *k, const form *f, float *d, int lanes, const float *planes, long t0,
+                         long end, int h, int wd) {
     const int m = f->m, a = f->a;
-    const long hw = (long)h * wd, th = h / m, tw = wd / m;
-    long image = t0 / (th * tw);
-    int ty = (int)((t0 / tw) % th), tx = (int)(t0 % tw);
-    for (int l = 0; l < lanes; l++) {
-        if (t0 + l >= end) {
-            for (int e = 0; e < f->points; e++) d[e * lanes + l] = 0.0f;
-            continue;
+    const long hw = (long)h * wd;
+    float span[SPAN_FLOATS]; /* one input row of a run, zero-padded: m * run + 2 values */
+    for (int l = 0; l < lanes;) {
+        if (t0 + l >= end) { /* past the last tile: zeros */
+            for (int e = 0; e < f->points; e++)
+                for (int j = l; j < lanes; j++) d[e * lanes + j] = 0.0f;
+            break;
         }
-        const float *plane = planes + image * hw;
-        int y0 = m * ty - 1, x0 = m * tx - 1;
-        if (y0 >= 0 && y0 + a <= h && x0 >= 0 && x0 + a <= wd) {
-            for (int r = 0; r < a; r++) {
-                const float *row = plane + (long)(y0 + r) * wd + x0;
-                for (int q = 0; q < a; q++) d[(a * r + q) * lanes + l] = row[q];
+        long image;
+        int ty, tx, left = end - (t0 + l) < lanes - l ? (int)(end - (t0 + l)) : lanes - l;
+        int run = tile_run(f, t0 + l, left, h, wd, &image, &ty, &tx);
+        const int y0 = m * ty - 1, x0 = m * tx - 1, width = m * run + 2;
+        const int lo = x0 < 0 ? -x0 : 0, hi = x0 + width > wd ? wd - x0 : width;
+        for (int r = 0; r < a; r++) {
+            const int yy = y0 + r;
+            if (yy < 0 || yy >= h) {
+                memset(span, 0, (size_t)width * sizeof(float));
+            } else {
+                const float *row = planes + image * hw + (long)yy * wd + x0;
+                for (int i = 0; i < lo; i++) span[i] = 0.0f;
+                memcpy(span + lo, row + lo, (size_t)(hi - lo) * sizeof(float));
+                for (int i = hi; i < width; i++) span[i] = 0.0f;
             }
-        } else {
-            for (int r = 0; r < a; r++)
-                for (int q = 0; q < a; q++) {
-                    int yy = y0 + r, xx = x0 + q;
-                    d[(a * r + q) * lanes + l] = (yy < 0 || yy >= h || xx < 0 || xx >= wd) ? 0.0f
-                                                                                         : plane[(long)yy * wd + xx];
-                }
+            k->winograd_spread(m, a, d + a * r * lanes + l, lanes, span, run);
         }
-        if (++tx == tw) {
-            tx = 0;
-            if (++ty == th) ty = 0, image++;
-        }
+        l += run;
     }
 }
 
 /* y[(m*r+q)*lanes + l] of tile t0 + l moved to its m x m output pixels (plus the bias) in one
  * channel's planes, or the reverse (gather = 1: the output gradient into y) */
-static void move_outputs(const form *f, float *y, int lanes, float *planes, long t0, int h, int wd, float bias,
-                         int gather) {
+static void move_outputs(const q4_kernels *k, const form *f, float *y, int lanes, float *planes, long t0, int h,
+                         int wd, float bias, int gather) {
     const int m = f->m;
-    const long hw = (long)h * wd, th = h / m, tw = wd / m;
-    long image = t0 / (th * tw);
-    int ty = (int)((t0 / tw) % th), tx = (int)(t0 % tw);
-    for (int l = 0; l < lanes; l++) {
+    const long hw = (long)h * wd;
+    float span[SPAN_FLOATS];
+    for (int l = 0; l < lanes;) {
+        long image;
+        int ty, tx, run = tile_run(f, t0 + l, lanes - l, h, wd, &image, &ty, &tx);
         float *out = planes + image * hw + (long)(m * ty) * wd + m * tx;
-        for (int r = 0; r < m; r++)
-            for (int q = 0; q < m; q++) {
-                if (gather) y[(m * r + q) * lanes + l] = out[(long)r * wd + q];
-                else out[(long)r * wd + q] = y[(m * r + q) * lanes + l] + bias;
+        for (int r = 0; r < m; r++) {
+            if (gather) {
+                memcpy(span, out + (long)r * wd, (size_t)(m * run) * sizeof(float));
+                k->winograd_spread(m, m, y + m * r * lanes + l, lanes, span, run);
+            } else {
+                k->winograd_merge(m, out + (long)r * wd, y + m * r * lanes + l, lanes, run, bias);
             }
-        if (++tx == tw) {
-            tx = 0;
-            if (++ty == th) ty = 0, image++;
         }
+        l += run;
     }
 }
 
@@ -239,10 +254,13 @@ static void tile_task(void *context, int task, int thread) {
     size_t v_per_xi = (size_t)ci * count_pad;
     float d[36 * MAX_LANES];
 
-    /* input transform, a strip of nr tiles at a time, into packed B panels */
-    for (int s = 0; s < count_pad; s += nr)
-        for (int c = 0; c < ci; c++) {
-            gather_input(f, d, nr, job->x + (long)c * job->n * hw, t0 + s, t0 + count, job->h, job->wd);
+    /* input transform, a strip of nr tiles at a time, into packed B panels; channel by channel,
+     * so that the input is read in order (the strips of one channel are neighbouring rows of
+     * its plane; the next channel's plane is n * h * w floats away, where the hardware's
+     * prefetcher cannot follow: strip by strip, every gather began with cache misses) */
+    for (int c = 0; c < ci; c++)
+        for (int s = 0; s < count_pad; s += nr) {
+            gather_input(k, f, d, nr, job->x + (long)c * job->n * hw, t0 + s, t0 + count, job->h, job->wd);
             k->winograd_input(f->m, vp + (size_t)s * ci + (size_t)c * nr, (long)v_per_xi, d, nr);
         }
 
@@ -282,7 +300,7 @@ static void tile_task(void *context, int task, int thread) {
         for (int j = 0; j < count; j += MAX_LANES) {
             int lanes = count - j < MAX_LANES ? count - j : MAX_LANES;
             k->winograd_output(f->m, d, mb + (size_t)o * per_task + j, (long)m_per_xi, lanes);
-            move_outputs(f, d, lanes, job->y + (long)o * job->n * hw, t0 + j, job->h, job->wd, bias, 0);
+            move_outputs(k, f, d, lanes, job->y + (long)o * job->n * hw, t0 + j, job->h, job->wd, bias, 0);
         }
     }
 }
@@ -326,11 +344,11 @@ static void gradient_transform_task(void *context, int task, int thread) {
     for (long j = 0; j < job->count; j += MAX_LANES) {
         int lanes = job->count - j < MAX_LANES ? (int)(job->count - j) : MAX_LANES;
         if (task < job->co) {
-            move_outputs(f, d, lanes, (float *)job->dy + (long)task * job->n * hw, job->t0 + j, job->h, job->wd, 0, 1);
+            move_outputs(k, f, d, lanes, (float *)job->dy + (long)task * job->n * hw, job->t0 + j, job->h, job->wd, 0, 1);
             k->winograd_gradient(f->m, job->dm + (size_t)task * job->chunk + j, (long)job->co * job->chunk, d, lanes);
         } else {
             int c = task - job->co;
-            gather_input(f, d, lanes, job->x + (long)c * job->n * hw, job->t0 + j, job->t0 + job->count, job->h,
+            gather_input(k, f, d, lanes, job->x + (long)c * job->n * hw, job->t0 + j, job->t0 + job->count, job->h,
                          job->wd);
             k->winograd_input(f->m, job->vt + (size_t)c * job->chunk + j, (long)job->ci * job->chunk, d, lanes);
         }

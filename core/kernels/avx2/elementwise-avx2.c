@@ -320,4 +320,6 @@ const q4_kernels q4_avx2_kernels = {
     q4_avx2_winograd_input,
     q4_avx2_winograd_output,
     q4_avx2_winograd_gradient,
+    q4_avx2_winograd_spread,
+    q4_avx2_winograd_merge,
 };

@@ -13,5 +13,7 @@ extern const q4_gemm_variant q4_avx512_gemm_12x32_nofma;
 void q4_avx512_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
 void q4_avx512_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
 void q4_avx512_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
+void q4_avx512_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run);
+void q4_avx512_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias);
 
 #endif

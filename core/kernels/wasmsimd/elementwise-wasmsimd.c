@@ -307,4 +307,6 @@ const q4_kernels q4_wasmsimd_kernels = {
     q4_wasmsimd_winograd_input,
     q4_wasmsimd_winograd_output,
     q4_wasmsimd_winograd_gradient,
+    q4_wasmsimd_winograd_spread,
+    q4_wasmsimd_winograd_merge,
 };
