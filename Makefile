@@ -78,13 +78,15 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 	node scripts/fetch-cifar10.mjs $(DATA_DIR)
 
 # ---------------------------------------------------------------- tests
+# unit and sanitizer programs run TEST_JOBS at a time (scripts/run-tests.sh); timing-free
+TEST_JOBS ?= 2
 test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
 	$(MAKE) test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
 test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/q4bench ## unit, golden, checkpoint and data tests (the kernels this CPU runs best)
 	@echo "kernels: $$($(BUILD)/q4bench --kernels)"
-	@for t in $(UNIT_TESTS); do echo "== $$t"; $(BUILD)/tests/$$t || exit 1; done
+	@scripts/run-tests.sh $(TEST_JOBS) $(UNIT_TESTS:%=$(BUILD)/tests/%)
 
 # every other ISA this CPU runs, against the same references and PyTorch goldens (Q4_ISA is
 # read by the tests' start-up code, tests/test_util.h, as by the front ends)
@@ -106,8 +108,8 @@ build/sanitize/%: tests/%.c $(SAN_OBJ) tests/test_util.h
 
 # every unit test (test_data without its learning run, which takes minutes under ASan)
 test-sanitize: $(UNIT_TESTS:%=build/sanitize/%) ## every unit test under ASan+UBSan
-	@for t in $(filter-out test_data,$(UNIT_TESTS)); do echo "== sanitize $$t"; build/sanitize/$$t || exit 1; done
-	Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data
+	@scripts/run-tests.sh $(TEST_JOBS) $(patsubst %,build/sanitize/%,$(filter-out test_data,$(UNIT_TESTS))) \
+	  "Q4_SKIP_LEARNING=1 build/sanitize/test_data build/sanitize-data"
 
 # Q4_FUZZING: checkpoints and models pass their CRC check whatever it says (core/util/util.h).
 # The engine is compiled once for all targets (with the fast kernels: the checkpoint and model
@@ -124,7 +126,7 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 -include $(FUZZ_OBJ:.o=.d)
 
 FUZZ_SECONDS ?= 20
-test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (about a minute in all)
+test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (100 s, and 50 s to build them)
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
@@ -215,11 +217,13 @@ WASM_NODE := node --no-experimental-fetch
 
 # exact mode: every ISA this CPU runs and the WebAssembly build print the same state hashes and losses
 test-exact: $(BUILD)/tests/test_exact $(BUILD)/q4bench build/wasm-node/test_exact.js ## exact mode gives the same bits natively (every ISA this CPU has) and in WebAssembly
-	$(WASM_NODE) build/wasm-node/test_exact.js | grep '^exact ' > build/exact-wasm.txt
-	@cat build/exact-wasm.txt
-	@for isa in $$($(BUILD)/q4bench --isas); do \
-	  Q4_ISA=$$isa $(BUILD)/tests/test_exact | grep '^exact ' > build/exact-$$isa.txt || exit 1; \
+	@$(WASM_NODE) build/wasm-node/test_exact.js > build/exact-wasm.log 2>&1 & wasm=$$!; \
+	for isa in $$($(BUILD)/q4bench --isas); do \
+	  Q4_ISA=$$isa $(BUILD)/tests/test_exact > build/exact-$$isa.log 2>&1 || { cat build/exact-$$isa.log; kill $$wasm; exit 1; }; done; \
+	wait $$wasm || { cat build/exact-wasm.log; exit 1; }
+	@grep '^exact ' build/exact-wasm.log > build/exact-wasm.txt; cat build/exact-wasm.txt
+	@for isa in $$($(BUILD)/q4bench --isas); do grep '^exact ' build/exact-$$isa.log > build/exact-$$isa.txt; \
 	  cmp build/exact-$$isa.txt build/exact-wasm.txt || exit 1; echo "test-exact: $$isa agrees with WebAssembly"; done
 	@echo "test-exact: $$($(BUILD)/q4bench --isas) and WebAssembly agree bit for bit"
 test-wasm: $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js) ## kernel, quantizer, gradient and golden tests of the WASM build under Node.js
-	@for t in test_kernels test_quant test_gradcheck test_golden; do echo "== wasm $$t"; $(WASM_NODE) build/wasm-node/$$t.js || exit 1; done
+	@scripts/run-tests.sh $(TEST_JOBS) $(foreach t,test_kernels test_quant test_gradcheck test_golden,"$(WASM_NODE) build/wasm-node/$(t).js")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # fuzz.sh SECONDS TARGET... - runs each libFuzzer target (built by `make test-fuzz`) for a
 # bounded time from a small seed corpus of valid inputs made here. Any crash, leak or
-# sanitizer report fails the run (libFuzzer exits non-zero and keeps the input).
+# sanitizer report fails the run (libFuzzer exits non-zero and keeps the input). The targets
+# run FUZZ_JOBS at a time (default 2: each fuzzer is one thread), each one's lines printed
+# together when it ends.
 set -euo pipefail
 seconds=$1; shift
+jobs=${FUZZ_JOBS:-2}
 work=build/fuzz/work
 rm -rf "$work" && mkdir -p "$work/seeds"
 # seeds: a tiny official-format CIFAR-10 release as .tar.gz and .tar, and loose shards
@@ -15,7 +18,8 @@ done
 printf 'airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n' >"$work/tree/cifar-10-batches-bin/batches.meta.txt"
 tar -C "$work/tree" -czf "$work/c10.tar.gz" cifar-10-batches-bin
 tar -C "$work/tree" -cf "$work/c10.tar" cifar-10-batches-bin
-for target in "$@"; do
+fuzz_one() {
+  local target=$1 corpus status
   corpus="$work/corpus-$target"
   mkdir -p "$corpus"
   case $target in
@@ -32,9 +36,22 @@ for target in "$@"; do
   esac
   echo "== $target for ${seconds}s"
   "build/fuzz/$target" -max_total_time="$seconds" -max_len=200000 -rss_limit_mb=4096 -print_final_stats=1 \
-    -artifact_prefix="$work/$target-" "$corpus" 2>&1 | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY" || true
-  # grep hides the progress lines; PIPESTATUS gives the fuzzer's own exit status
+    -artifact_prefix="$work/$target-" "$corpus" 2>&1 | grep -E "^#[0-9]+ *DONE|stat::number_of_executed_units|ERROR|SUMMARY" && true
+  # grep hides the progress lines; PIPESTATUS gives the fuzzer's own exit status (`&& true`
+  # keeps set -e out of it and, when the pipeline fails, leaves PIPESTATUS as it was)
   status=${PIPESTATUS[0]}
-  if [ "$status" -ne 0 ]; then echo "fuzz: $target failed (status $status); inputs kept in $work" >&2; exit 1; fi
+  if [ "$status" -ne 0 ]; then echo "fuzz: $target failed (status $status); inputs kept in $work" >&2; return 1; fi
+}
+
+pids=() names=()
+for target in "$@"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do sleep 1; done
+  fuzz_one "$target" >"$work/$target.out" 2>&1 &
+  pids+=($!) names+=("$target")
 done
+failed=0
+for i in "${!pids[@]}"; do
+  if wait "${pids[$i]}"; then cat "$work/${names[$i]}.out"; else cat "$work/${names[$i]}.out"; failed=1; fi
+done
+[ $failed -eq 0 ] || exit 1
 echo "fuzz: all targets ran clean"
