@@ -32,15 +32,32 @@ void q4_json_init(q4_json *j, char *out, size_t size) {
     if (out && size) out[0] = 0;
 }
 
+/* a JSON string, quoted and escaped as q4_json_text reads it back: \" \\ \n \t \r, and the
+ * other control characters as \u00XX */
+static void append_string(q4_json *j, const char *s) {
+    append(j, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char short_escape = *p == '"' || *p == '\\' ? (char)*p : *p == '\n' ? 'n' : *p == '\t' ? 't' : *p == '\r' ? 'r' : 0;
+        if (short_escape) {
+            char escaped[2] = {'\\', short_escape};
+            append(j, escaped, 2);
+        } else if (*p < 0x20) {
+            appendf(j, "\\u%04x", *p);
+        } else {
+            append(j, (const char *)p, 1);
+        }
+    }
+    append(j, "\"", 1);
+}
+
 static void begin_item(q4_json *j, const char *key) {
     if (j->depth > 0) {
         if (j->has_items[j->depth - 1]) append(j, ",", 1);
         j->has_items[j->depth - 1] = 1;
     }
-    if (key) {
-        append(j, "\"", 1);
-        append(j, key, strlen(key));
-        append(j, "\":", 2);
+    if (key) { /* keys are escaped like values: a card's keys include the data's file names */
+        append_string(j, key);
+        append(j, ":", 1);
     }
 }
 
@@ -91,18 +108,7 @@ void q4_json_number(q4_json *j, const char *key, double value) {
 
 void q4_json_string(q4_json *j, const char *key, const char *value) {
     begin_item(j, key);
-    append(j, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            char escaped[2] = {'\\', (char)*p};
-            append(j, escaped, 2);
-        } else if (*p < 0x20) {
-            appendf(j, "\\u%04x", *p);
-        } else {
-            append(j, (const char *)p, 1);
-        }
-    }
-    append(j, "\"", 1);
+    append_string(j, value);
 }
 
 void q4_json_raw(q4_json *j, const char *key, const char *json) {
@@ -226,6 +232,15 @@ int q4_json_text(const char *text, const q4_json_token *token, char *out, size_t
         if (c == '\\' && token->type == Q4_JSON_STRING) {
             char e = text[++i];
             c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : (e == '"' || e == '\\' || e == '/') ? e : 0;
+            if (e == 'u' && i + 4 < token->end) { /* \u00XX: an ASCII character (what the writer makes) */
+                unsigned v = 0;
+                for (int k = 1; k <= 4; k++) {
+                    char h = text[i + k];
+                    int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+                    v = d < 0 ? 0x10000 : v * 16 + (unsigned)d;
+                }
+                if (v >= 1 && v < 0x80) c = (char)v, i += 4;
+            }
             if (!c) return -1;
         }
         if (o + 1 >= size) return -1;

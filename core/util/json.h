@@ -1,7 +1,7 @@
 /* json.h - a small JSON writer into a caller's buffer, for the run logs, reports and the
  * browser bridge. Like snprintf it counts the full length even when the buffer is too small
  * (size 0 measures), so callers can allocate and write again. Commas are placed for the
- * caller; keys are plain identifiers (no escaping), string values are escaped. */
+ * caller; keys and string values are escaped alike. */
 #ifndef Q4_JSON_H
 #define Q4_JSON_H
 
@@ -54,7 +54,8 @@ int q4_json_parse(const char *text, int length, q4_json_token *tokens, int max);
 int q4_json_find(const char *text, const q4_json_token *tokens, int object, const char *key);
 /* The i-th element of an array token, or -1. */
 int q4_json_element(const q4_json_token *tokens, int array, int i);
-/* A string or primitive token's text, unescaped (\" \\ \/ \n \t \r; others refused), into out;
+/* A string or primitive token's text, unescaped (\" \\ \/ \n \t \r and \u00XX for ASCII; others
+ * refused), into out;
  * returns 0, or -1 when it does not fit or holds an escape we do not read. */
 int q4_json_text(const char *text, const q4_json_token *token, char *out, size_t size);
 
