@@ -126,7 +126,7 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 -include $(FUZZ_OBJ:.o=.d)
 
 FUZZ_SECONDS ?= 20
-test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (100 s, and 50 s to build them)
+test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS, two at a time (about 1.5 min, and 1 min to build them)
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
