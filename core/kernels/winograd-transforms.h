@@ -207,7 +207,8 @@ static inline void winograd_gradient_lanes(int m, float *dm, long dm_stride, con
  *   merge:  row[m*j + q] = y[q * y_stride + j] + bias     for q < m, j < run
  * Whole groups of lanes go through vector shuffles (even elements, interleaving), the rest
  * one by one; only values move (and one addition each), so every ISA gives the same bits.
- * spread reads row[] up to index m*run + count + m*WT_LANES: callers pass a padded copy. */
+ * spread's vector loads reach past the values it uses, up to row[m*run + count - 2]: callers
+ * pass a padded copy. */
 #if WT_LANES == 4
 #define WT_EVEN(x, y) __builtin_shufflevector(x, y, 0, 2, 4, 6)
 #define WT_ZIPLO(x, y) __builtin_shufflevector(x, y, 0, 4, 1, 5)

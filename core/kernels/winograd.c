@@ -82,7 +82,7 @@ size_t q4_winograd_gradient_floats(const q4_gemm_variant *v, int max_ci, int max
 
 /* Tiles are numbered image by image, row by row; a run is the tiles of one tile row among the
  * lanes, taken together: their input rows are one contiguous span of the image, and their output
- * pixels every m-th of one span. Returns how many lanes from `l` on are in tile t0 + l's row. */
+ * pixels every m-th of one span. Returns how many of the `left` tiles from t on are in t's row. */
 static int tile_run(const form *f, long t, int left, int h, int wd, long *image, int *ty, int *tx) {
     const long th = h / f->m, tw = wd / f->m;
     *image = t / (th * tw);
