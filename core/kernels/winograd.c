@@ -56,6 +56,14 @@ static int tiles_per_task(const q4_gemm_variant *v, const form *f) {
 
 static long gradient_chunk(const form *f, int ci, int co) { return f->gradient_floats / (ci > co ? ci : co); }
 
+/* Floats from one point's matrix to the next, for matrices of `floats` values: one cache line
+ * more. The sizes are multiples of 4 KiB, so unpadded every point's matrix would start in the
+ * same L1 cache set, and the transforms, which touch all points of a tile at once (16 or 36
+ * lines), would evict their own lines: padded, the input transform of conv2 in WebAssembly
+ * took 39 instead of 54-64 ms (F(2x2), one thread, batch 128). Only where values sit changes,
+ * not what is computed. */
+static size_t point_stride(size_t floats) { return floats + 16; }
+
 /* room for the largest layer, over the forms the variant may use */
 static size_t room(const q4_gemm_variant *v, int max_ci, int max_co, int what) {
     const form *forms[2] = {&F2, v->winograd4_min_channels ? &F4 : NULL};
@@ -63,10 +71,11 @@ static size_t room(const q4_gemm_variant *v, int max_ci, int max_co, int what) {
     for (int i = 0; i < 2; i++) {
         const form *f = forms[i];
         if (!f) continue;
-        size_t need = what == 0   ? (size_t)f->points * tiles_per_task(v, f) * ((size_t)max_ci + max_co) + 64
-                      : what == 1 ? (size_t)f->points * co_pad * max_ci
-                                  : (size_t)f->points * ((size_t)max_ci * max_co +
-                                                         ((size_t)max_ci + max_co) * gradient_chunk(f, max_ci, max_co));
+        size_t tiles = (size_t)tiles_per_task(v, f), chunk = (size_t)gradient_chunk(f, max_ci, max_co);
+        size_t need = what == 0   ? f->points * (point_stride(tiles * max_ci) + point_stride(tiles * max_co)) + 64
+                      : what == 1 ? f->points * point_stride(co_pad * max_ci)
+                                  : f->points * (point_stride((size_t)max_ci * max_co) + point_stride(max_co * chunk) +
+                                                 point_stride(max_ci * chunk));
         if (need > most) most = need;
     }
     return most;
@@ -220,7 +229,8 @@ typedef struct winograd_job {
     int n, ci, co, h, wd;
     long tiles;
     int co_pad, per_task;
-    float *u; /* points x packed A (co_pad x ci) */
+    float *u;        /* points x packed A (co_pad x ci) */
+    size_t u_stride; /* point_stride(co_pad * ci) */
 } winograd_job;
 
 /* U for output channel `o`, packed: xi-th matrix, strip o / mr, row o % mr (zeros beyond co) */
@@ -228,7 +238,7 @@ static void weight_task(void *context, int o, int thread) {
     (void)thread;
     const winograd_job *job = context;
     int mr = job->cc->kernels->gemm->mr, ci = job->ci;
-    size_t per_xi = (size_t)job->co_pad * ci;
+    size_t per_xi = job->u_stride;
     float *base = job->u + (size_t)(o / mr) * ci * mr + (o % mr);
     for (int i = 0; i < ci; i++) {
         if (o < job->co) {
@@ -250,8 +260,8 @@ static void tile_task(void *context, int task, int thread) {
     int count = job->tiles - t0 < per_task ? (int)(job->tiles - t0) : per_task;
     int count_pad = (count + nr - 1) / nr * nr;
     float *vp = job->cc->scratch + (size_t)thread * job->cc->scratch_floats; /* points x [strips][ci][nr] */
-    float *mb = vp + (size_t)f->points * ci * per_task;                      /* points x [co][per_task] */
-    size_t v_per_xi = (size_t)ci * count_pad;
+    float *mb = vp + f->points * point_stride((size_t)ci * per_task);       /* points x [co][per_task] */
+    size_t v_per_xi = point_stride((size_t)ci * count_pad), m_per_xi = point_stride((size_t)co * per_task);
     float d[36 * MAX_LANES];
 
     /* input transform, a strip of nr tiles at a time, into packed B panels; channel by channel,
@@ -266,10 +276,9 @@ static void tile_task(void *context, int task, int thread) {
 
     /* a GEMM per point: M_xi[co][tile] = U_xi[co][c] V_xi[c][tile], K = ci in blocks of kc */
     float tile_buffer[32 * 32];
-    size_t u_per_xi = (size_t)job->co_pad * ci;
     for (int xi = 0; xi < f->points; xi++) {
-        const float *u = job->u + (size_t)xi * u_per_xi, *vv = vp + (size_t)xi * v_per_xi;
-        float *m = mb + (size_t)xi * co * per_task;
+        const float *u = job->u + (size_t)xi * job->u_stride, *vv = vp + (size_t)xi * v_per_xi;
+        float *m = mb + (size_t)xi * m_per_xi;
         for (int pc = 0; pc < ci; pc += v->kc) {
             int kc = ci - pc < v->kc ? ci - pc : v->kc;
             for (int jr = 0; jr < count_pad; jr += nr) {
@@ -294,7 +303,6 @@ static void tile_task(void *context, int task, int thread) {
     }
 
     /* output transform, plus the bias */
-    size_t m_per_xi = (size_t)co * per_task;
     for (int o = 0; o < co; o++) {
         float bias = job->bias ? job->bias[o] : 0.0f;
         for (int j = 0; j < count; j += MAX_LANES) {
@@ -310,11 +318,12 @@ int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const fl
     const q4_gemm_variant *v = cc->kernels->gemm;
     const form *f = choose(v, ci, co, h, wd, allow4);
     int co_pad = (co + v->mr - 1) / v->mr * v->mr, per_task = f ? tiles_per_task(v, f) : 0;
-    if (!f || !cc->shared || (size_t)f->points * co_pad * ci > cc->shared_floats ||
-        (size_t)f->points * per_task * ((size_t)ci + co) > cc->scratch_floats)
+    size_t u_stride = f ? point_stride((size_t)co_pad * ci) : 0;
+    if (!f || !cc->shared || f->points * u_stride > cc->shared_floats ||
+        f->points * (point_stride((size_t)per_task * ci) + point_stride((size_t)per_task * co)) > cc->scratch_floats)
         return 0;
     winograd_job job = {cc, f, y, x, w, bias, n, ci, co, h, wd, (long)n * (h / f->m) * (wd / f->m), co_pad, per_task,
-                        cc->shared};
+                        cc->shared, u_stride};
     q4_pool_run(cc->pool, co_pad, weight_task, &job);
     int tasks = (int)((job.tiles + per_task - 1) / per_task);
     q4_pool_run(cc->pool, tasks, tile_task, &job);
@@ -331,6 +340,7 @@ typedef struct gradient_job {
     int n, ci, co, h, wd;
     long t0, count, chunk; /* this chunk's tiles; rows of dm and vt are `chunk` long */
     float *du, *dm, *vt;   /* points x [co][ci], points x [co][chunk], points x [ci][chunk] */
+    size_t du_stride, dm_stride, vt_stride; /* from one point's matrix to the next: point_stride */
 } gradient_job;
 
 /* task < co: dM of output channel `task`; otherwise V of input channel task - co */
@@ -345,12 +355,12 @@ static void gradient_transform_task(void *context, int task, int thread) {
         int lanes = job->count - j < MAX_LANES ? (int)(job->count - j) : MAX_LANES;
         if (task < job->co) {
             move_outputs(k, f, d, lanes, (float *)job->dy + (long)task * job->n * hw, job->t0 + j, job->h, job->wd, 0, 1);
-            k->winograd_gradient(f->m, job->dm + (size_t)task * job->chunk + j, (long)job->co * job->chunk, d, lanes);
+            k->winograd_gradient(f->m, job->dm + (size_t)task * job->chunk + j, (long)job->dm_stride, d, lanes);
         } else {
             int c = task - job->co;
             gather_input(k, f, d, lanes, job->x + (long)c * job->n * hw, job->t0 + j, job->t0 + job->count, job->h,
                          job->wd);
-            k->winograd_input(f->m, job->vt + (size_t)c * job->chunk + j, (long)job->ci * job->chunk, d, lanes);
+            k->winograd_input(f->m, job->vt + (size_t)c * job->chunk + j, (long)job->vt_stride, d, lanes);
         }
     }
 }
@@ -365,19 +375,18 @@ static void gradient_gemm_task(void *context, int xi, int thread) {
     alone.scratch = job->cc->scratch + (size_t)thread * job->cc->scratch_floats;
     alone.shared = alone.winograd = NULL;
     alone.shared_floats = alone.winograd_floats = 0;
-    q4_operand A = q4_dense(job->dm + (size_t)xi * co * job->chunk, job->chunk, 1);
-    q4_operand B = q4_dense(job->vt + (size_t)xi * ci * job->chunk, 1, job->chunk);
-    q4_gemm(&alone, co, ci, (int)job->count, &A, &B, job->du + (size_t)xi * co * ci, ci, job->t0 > 0);
+    q4_operand A = q4_dense(job->dm + (size_t)xi * job->dm_stride, job->chunk, 1);
+    q4_operand B = q4_dense(job->vt + (size_t)xi * job->vt_stride, 1, job->chunk);
+    q4_gemm(&alone, co, ci, (int)job->count, &A, &B, job->du + (size_t)xi * job->du_stride, ci, job->t0 > 0);
 }
 
 /* dg = G^T dU G for output channel o, all input channels */
 static void gradient_weight_task(void *context, int o, int thread) {
     (void)thread;
     const gradient_job *job = context;
-    size_t per_xi = (size_t)job->co * job->ci;
     for (int i = 0; i < job->ci; i++)
         transform_weight_gradient(job->f, job->dw + ((size_t)o * job->ci + i) * 9,
-                                  job->du + (size_t)o * job->ci + i, per_xi);
+                                  job->du + (size_t)o * job->ci + i, job->du_stride);
 }
 
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
@@ -385,9 +394,11 @@ int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const 
     const form *f = choose(cc->kernels->gemm, ci, co, h, wd, 1);
     if (!f || !cc->winograd) return 0;
     long tiles = (long)n * (h / f->m) * (wd / f->m), chunk = gradient_chunk(f, ci, co);
-    if ((size_t)f->points * ((size_t)co * ci + ((size_t)ci + co) * chunk) > cc->winograd_floats) return 0;
-    float *du = cc->winograd, *dm = du + (size_t)f->points * co * ci, *vt = dm + (size_t)f->points * co * chunk;
-    gradient_job job = {cc, f, dw, dy, x, n, ci, co, h, wd, 0, 0, chunk, du, dm, vt};
+    size_t du_stride = point_stride((size_t)co * ci), dm_stride = point_stride((size_t)co * chunk),
+           vt_stride = point_stride((size_t)ci * chunk);
+    if (f->points * (du_stride + dm_stride + vt_stride) > cc->winograd_floats) return 0;
+    float *du = cc->winograd, *dm = du + f->points * du_stride, *vt = dm + f->points * dm_stride;
+    gradient_job job = {cc, f, dw, dy, x, n, ci, co, h, wd, 0, 0, chunk, du, dm, vt, du_stride, dm_stride, vt_stride};
     for (long t0 = 0; t0 < tiles; t0 += chunk) {
         job.t0 = t0;
         job.count = tiles - t0 < chunk ? tiles - t0 : chunk;
