@@ -473,6 +473,34 @@ static void test_pool(void) {
     }
 }
 
+/* The rooms the model allocates (q4_winograd_*_floats for 256 channels, as vgg.c asks) must
+ * let every layer of the network take Winograd: when a room is short, the convolution falls
+ * back to the direct GEMM with the same results, so only this test (or a slower bench) sees it.
+ * Every ISA's variants, forward (both forms) and weight gradient, with the variant's thresholds. */
+static void test_winograd_rooms(const q4_kernels *k) {
+    static const int layers[5][3] = {{64, 64, 32}, {64, 128, 16}, {128, 128, 16}, {128, 256, 8}, {256, 256, 8}};
+    const int n = 2;
+    q4_compute cc = make_compute(k, 2, q4_winograd_shared_floats(k->gemm, 256, 256));
+    for (int l = 0; l < 5; l++) {
+        int ci = layers[l][0], co = layers[l][1], h = layers[l][2];
+        long xs = (long)ci * n * h * h, ys = (long)co * n * h * h, ws = (long)co * ci * 9;
+        float *x = malloc(xs * 4), *y = malloc(ys * 4), *w = malloc(ws * 4), *dw = malloc(ws * 4);
+        fill_values(x, xs, 5 + l), fill_values(y, ys, 6 + l), fill_values(w, ws, 7 + l);
+        for (int allow4 = 0; allow4 <= 1; allow4++) {
+            int m = q4_winograd_applies(k->gemm, ci, co, h, h, allow4);
+            CHECK(m == 0 || q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, allow4),
+                  "%s: conv %d->%d %dx%d cannot take F(%dx%d) in the rooms the model allocates", k->gemm->name, ci, co,
+                  h, h, m, m);
+        }
+        CHECK(q4_winograd_applies(k->gemm, ci, co, h, h, 1) == 0 ||
+                  q4_conv3x3_winograd_backward_weights(&cc, dw, y, x, n, ci, co, h, h),
+              "%s: the weight gradient of conv %d->%d %dx%d cannot take Winograd in the rooms the model allocates",
+              k->gemm->name, ci, co, h, h);
+        free(x), free(y), free(w), free(dw);
+    }
+    free_compute(&cc);
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
@@ -486,6 +514,7 @@ int main(void) {
     test_conv_layers(q4_kernels_reference());
     test_elementwise(&fast);
     test_winograd_transforms(&fast);
+    test_winograd_rooms(&fast);
     report_winograd_error(&fast);
     return test_finish("test_kernels");
 }
