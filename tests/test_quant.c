@@ -6,6 +6,7 @@
 #include "../core/quant/quant.h"
 #include "../core/model/vgg.h"
 #include "../core/session/session.h"
+#include "../core/util/util.h"
 #include "test_util.h"
 
 static void check_levels(const char *what, const q4_kernels *k, const float *w, long n) {
@@ -153,6 +154,17 @@ static void test_model_and_export(void) {
     bytes[size / 2] ^= 0x10;
     model = q4_model_load(bytes, size - 100, 1, 0, &err);
     CHECK(model == NULL && err.status == Q4_ERR_FORMAT, "a truncated export was accepted (%s)", err.message);
+    /* a layer shape that does not match, with a valid checksum: named in the error (the
+       message was once formatted from the model after it was destroyed: a division by zero,
+       found by fuzz_model) */
+    uint8_t header[4];
+    memcpy(header, bytes + 20, 4);
+    q4_put_u32(bytes + 20, 65);
+    q4_put_u32(bytes + size - 4, q4_crc32(0, bytes, size - 4));
+    model = q4_model_load(bytes, size, 1, 0, &err);
+    CHECK(model == NULL && err.status == Q4_ERR_FORMAT && strstr(err.message, "layer 1 has shape 65x27, expected 64x27"),
+          "a model with a wrong layer shape: %s", err.message);
+    memcpy(bytes + 20, header, 4);
     free(bytes);
     q4_session_destroy(s);
 }

@@ -122,9 +122,11 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
         int rows = (int)q4_get_u32(p), cols = (int)q4_get_u32(p + 4);
         p += 8;
         if (rows != t->shape[0] || (long)rows * cols != t->count) {
+            /* the message reads the model's shape, so it comes before the model is destroyed */
+            q4_status bad = q4_fail(err, Q4_ERR_FORMAT, "model layer %d has shape %dx%d, expected %dx%ld", layer + 1,
+                                    rows, cols, t->shape[0], t->count / t->shape[0]);
             q4_vgg_destroy(m);
-            return q4_fail(err, Q4_ERR_FORMAT, "model layer %d has shape %dx%d, expected %dx%ld", layer + 1, rows, cols,
-                           t->shape[0], t->count / t->shape[0]);
+            return bad;
         }
         float scale = get_f32(&p);
         if (bits == Q4_FP32_BITS) {
