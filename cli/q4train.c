@@ -325,39 +325,56 @@ static void run_free(run *r) {
     if (r->have_cifar) q4_cifar_free(&r->cifar);
 }
 
-static int evaluate_exported(const options *o, const q4_dataset *test, int threads, int tta, int exact) {
+/* Evaluates an exported model. With --card: on the card's own test images, data checked against its
+ * MD5s, in its arithmetic mode, and exit 1 unless the model scores exactly the card's final claim. */
+static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_config *asked, int threads) {
     q4_card *card = NULL;
-    if (o->card && !(card = read_card(o->card))) return 1;
+    q4_error err = {0};
+    int test_limit = asked->test_limit, tta = asked->tta, exact = asked->exact;
+    q4_card_summary cs;
+    if (o->card) {
+        if (!(card = read_card(o->card))) return 1;
+        const q4_config *c = q4_card_config(card);
+        q4_card_summarize(card, &cs);
+        int rc = 0;
+        if (q4_card_check_data(card, cifar, &err)) rc = fail("%s: %s", o->card, err.message);
+        else if (cs.epochs == 0) rc = fail("%s: the card records no finished epoch, so no accuracy to compare with", o->card);
+        else if (test_limit && test_limit != c->test_limit)
+            rc = fail("--test-limit %d: the card's run was tested on the first %d test images (leave it out)", test_limit,
+                      c->test_limit);
+        q4_card_free(card);
+        if (rc) return rc;
+        test_limit = c->test_limit;
+        tta = cs.tta_accuracy >= 0 ? c->tta : Q4_TTA_NONE;
+        exact = c->exact;
+    }
+    q4_dataset test = q4_dataset_prefix(&cifar->test, test_limit);
     uint8_t *bytes;
     size_t size;
     if (read_file(o->eval_model, &bytes, &size)) return 1;
-    q4_error err = {0};
     q4_model *model = q4_model_load(bytes, size, threads, exact, &err);
     free(bytes);
     if (!model) return fail("%s: %s", o->eval_model, err.message);
     q4_evaluation e, augmented;
     double t0 = q4_now();
-    q4_status st = q4_model_evaluate(model, test, Q4_TTA_NONE, &e, &err);
+    q4_status st = q4_model_evaluate(model, &test, Q4_TTA_NONE, &e, &err);
     double dt = q4_now() - t0;
-    if (!st && tta != Q4_TTA_NONE) st = q4_model_evaluate(model, test, tta, &augmented, &err);
+    if (!st && tta != Q4_TTA_NONE) st = q4_model_evaluate(model, &test, tta, &augmented, &err);
     q4_model_destroy(model);
-    if (st) {
-        q4_card_free(card);
-        return fail("%s: %s", o->eval_model, err.message);
-    }
+    if (st) return fail("%s: %s", o->eval_model, err.message);
     printf("model %s: test accuracy %.2f%% (%d/%d), loss %.4f, %.1f img/s\n", o->eval_model, 100.0 * e.accuracy,
            e.correct, e.count, e.loss, e.count / dt);
     if (tta != Q4_TTA_NONE)
         printf("model %s: with test-time augmentation: test accuracy %.2f%% (%d/%d)\n", o->eval_model,
                100.0 * augmented.accuracy, augmented.correct, augmented.count);
-    if (card) {
-        q4_card_summary cs;
-        q4_card_summarize(card, &cs);
-        printf("the card %s: test accuracy %.2f%% after epoch %d (%s, %s)\n", o->card, 100.0 * cs.test_accuracy,
-               cs.epochs, cs.engine, cs.kernels);
-        q4_card_free(card);
-    }
-    return 0;
+    if (!o->card) return 0;
+    int same = e.accuracy == cs.test_accuracy && (tta == Q4_TTA_NONE || augmented.accuracy == cs.tta_accuracy);
+    printf("%s: the card %s claims test accuracy %.2f%%", same ? "AS CLAIMED" : "DIFFERENT", o->card,
+           100.0 * cs.test_accuracy);
+    if (tta != Q4_TTA_NONE) printf(" (%.2f%% with test-time augmentation)", 100.0 * cs.tta_accuracy);
+    printf(" after epoch %d (%s, %s)%s\n", cs.epochs, cs.engine, cs.kernels,
+           same ? "" : "; the model does not score what the card says");
+    return same ? 0 : 1;
 }
 
 static void print_stats(const options *o, const q4_cifar *cifar) {
@@ -509,36 +526,29 @@ static int verify(const options *o, run *r, long cores) {
     if (strcmp(cs.engine, "q4 " Q4_VERSION) != 0)
         printf("  (made by another engine version: its arithmetic may differ, e.g. 0.10.0 changed the Winograd "
                "transforms, so cards made before verify only with the version that made them)\n");
-    long long last = cs.last_step > cs.steps ? cs.last_step : cs.steps, stop = o->verify_steps ? o->verify_steps : last;
-    if (stop > last) stop = last;
-    q4_progress p;
-    q4_session_progress(s, &p);
-    int compared = 0;
-    while (p.global_step < stop) {
-        if (q4_session_train(s, 1, &p)) return fail("%s", q4_session_error(s));
-        int same = q4_card_check(card, s, 0);
-        if (same < 0) {
-            printf("DIFFERENT: the training state after step %lld differs from the card's\n", p.global_step);
-            return 1;
-        }
-        compared += same > 0;
-        if (!o->quiet && same > 0) printf("  step %lld: identical\n", p.global_step);
-        if (p.epoch_done) {
-            q4_epoch_report report;
-            if (q4_session_end_epoch(s, &report)) return fail("%s", q4_session_error(s));
-            same = q4_card_check(card, s, report.epoch);
-            if (same < 0) {
-                printf("DIFFERENT: the training state at the end of epoch %d (step %lld) differs from the card's\n",
-                       report.epoch, p.global_step);
-                return 1;
-            }
-            compared += same > 0;
-            printf("  epoch %d (step %lld): identical; test accuracy %.2f%%, the card %.2f%%\n", report.epoch,
-                   p.global_step, 100.0 * report.test.accuracy, 100.0 * q4_card_epoch_accuracy(card, report.epoch));
-        }
+    q4_card_verification *v = malloc(sizeof *v);
+    if (!v) return fail("out of memory");
+    int rc = 0;
+    if (q4_card_verify_begin(card, s, o->verify_steps, v, &err)) {
+        rc = fail("%s: %s", o->verify, err.message);
+        goto done;
     }
-    printf("bit-identical to the card: %lld steps trained, %d fingerprints compared\n", p.global_step, compared);
-    return 0;
+    while (!v->done) {
+        if (q4_card_verify_step(card, s, v, &err)) {
+            rc = fail("%s: %s", o->verify, err.message);
+            goto done;
+        }
+        if (v->different) break;
+        if (!o->quiet && v->step <= cs.steps) printf("  step %lld: identical\n", v->step);
+        if (v->epoch_ended && v->epoch_ended <= cs.epochs)
+            printf("  epoch %d (step %lld): identical; test accuracy %.2f%%, as the card claims\n", v->epoch_ended, v->step,
+                   100.0 * v->report.test.accuracy);
+    }
+    printf("%s: %s\n", v->different ? "DIFFERENT" : v->stop == v->last ? "VERIFIED" : "PARTLY CHECKED", v->message);
+    rc = v->different ? 1 : 0;
+done:
+    free(v);
+    return rc;
 }
 
 static double peak_memory_mb(void) {
@@ -561,8 +571,7 @@ static int run_main(const options *o, run *r) {
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (o->eval_model) {
-        q4_dataset test = q4_dataset_prefix(&r->cifar.test, probe.test_limit);
-        return evaluate_exported(o, &test, cores > 0 ? (int)cores : 1, probe.tta, probe.exact);
+        return evaluate_exported(o, &r->cifar, &probe, cores > 0 ? (int)cores : 1);
     }
     if (o->verify) return verify(o, r, cores);
     if (open_session(o, r, cores)) return 1;
@@ -574,6 +583,12 @@ static int run_main(const options *o, run *r) {
             if (q4_config_differences(q4_card_config(r->card), q4_session_config(r->session), differences,
                                       sizeof differences))
                 return fail("%s: this card belongs to another run (%s)", o->card, differences);
+        } else if (o->resume) {
+            q4_progress p;
+            q4_session_progress(r->session, &p);
+            return fail("%s: a run card covers a run from its first step, and this run resumes %s at step %lld: give the "
+                        "card the run began with, or begin a new run with --card",
+                        o->card, o->resume, p.global_step);
         } else if (!(r->card = q4_card_create(r->session, &r->cifar, &err))) {
             return fail("%s: %s", o->card, err.message);
         }

@@ -120,27 +120,68 @@ expect_refusal "a checkpoint at step -1000000 (CRC recomputed)" "hostile.ckpt: c
 "$Q4" "${common[@]}" --quiet --card "$OUT/card.json" --export "$OUT/card-model.q4" >/dev/null 2>&1 || fail "run with --card"
 "$Q4" --data "$DATA" --verify "$OUT/card.json" --threads 1 >"$OUT/verify.txt" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && grep -q "bit-identical to the card: 6 steps trained, 8 fingerprints compared" "$OUT/verify.txt"; then
+if [ $rc -eq 0 ] && grep -q "VERIFIED: every claim of the card recomputed and identical: 6 steps trained, 8 fingerprints (6 steps, 2 epochs) and 8 figures" "$OUT/verify.txt"; then
   pass "card verified with another thread count: $(tail -n 1 "$OUT/verify.txt")"
 else
   fail "verify: exit $rc: $(cat "$OUT/verify.txt")"
 fi
-node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));c.steps[4]=c.steps[4].replace(/^./,(x)=>x==="0"?"1":"0");fs.writeFileSync(process.argv[2],JSON.stringify(c))' \
-  "$OUT/card.json" "$OUT/tampered.json"
-"$Q4" --data "$DATA" --verify "$OUT/tampered.json" --quiet >"$OUT/verify.txt" 2>&1
-rc=$?
-[ $rc -eq 1 ] && grep -q "DIFFERENT: the training state after step 5 differs" "$OUT/verify.txt" &&
-  pass "tampered card: exit 1, $(grep DIFFERENT "$OUT/verify.txt")" || fail "tampered card: exit $rc: $(cat "$OUT/verify.txt")"
+# alter(name, javascript on the card c): OUT/name.json
+alter() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$2"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/card.json" "$OUT/$1.json"; }
+# expect_verdict(description, exit status, expected words, args...): the verdict on stdout or the error on stderr
+expect_verdict() {
+  local what=$1 want=$2 words=$3; shift 3
+  "$Q4" "$@" >"$OUT/verify.txt" 2>&1
+  local rc=$?
+  [ $rc -eq "$want" ] && grep -q -- "$words" "$OUT/verify.txt" && pass "$what: exit $rc, $(tail -n 1 "$OUT/verify.txt")" ||
+    fail "$what: exit $rc (expected $want), no '$words': $(cat "$OUT/verify.txt")"
+}
+alter tampered 'c.steps[4]=c.steps[4].replace(/^./,(x)=>x==="0"?"1":"0")'
+expect_verdict "tampered fingerprint" 1 "DIFFERENT: the training state after step 5 differs" --data "$DATA" --verify "$OUT/tampered.json" --quiet
+alter forged 'c.epochs[1].test_accuracy=0.99'
+expect_verdict "genuine fingerprints, a false test accuracy" 1 "DIFFERENT: epoch 2's test accuracy: recomputed [0-9.]*% ([0-9.]*), the card claims 99.00% (0.99)" \
+  --data "$DATA" --verify "$OUT/forged.json" --quiet
+alter forged-loss 'c.epochs[0].loss=c.epochs[0].loss*(1+1e-15)'
+expect_verdict "a training loss changed in its 15th digit" 1 "DIFFERENT: epoch 1's training loss: recomputed" \
+  --data "$DATA" --verify "$OUT/forged-loss.json" --quiet
+alter bare 'c.steps=[];c.epochs=[]'
+expect_verdict "a card without fingerprints" 1 "bare.json: the run card has no fingerprints (no steps, no epochs)" \
+  --data "$DATA" --verify "$OUT/bare.json" --quiet
+alter no-steps 'c.steps=[]'
+expect_verdict "a card without its first steps' fingerprints" 1 "no-steps.json: the run card records 0 step fingerprints; a run of its settings that reached step 6 records 6 to 6" \
+  --data "$DATA" --verify "$OUT/no-steps.json" --quiet
+alter far 'c.epochs[1].step=99999999999'
+expect_verdict "an epoch at an impossible step" 1 "far.json: the run card says epoch 2 ended at step 99999999999; its settings make 3 steps per epoch" \
+  --data "$DATA" --verify "$OUT/far.json" --quiet
+alter swapped 'c.epochs.reverse()'
+expect_verdict "epochs out of order" 1 "swapped.json: run card: the epochs must be 1, 2, 3... in order; entry 1 is epoch 2" \
+  --data "$DATA" --verify "$OUT/swapped.json" --quiet
+alter version 'c.card="1abc"'
+expect_verdict "version \"1abc\"" 1 "run card format '1abc' is not supported" --data "$DATA" --verify "$OUT/version.json" --quiet
+alter version2 'c.card=1.9'
+expect_verdict "version 1.9" 1 "run card format '1.9' is not supported" --data "$DATA" --verify "$OUT/version2.json" --quiet
+alter kind 'c.data.kind=7'
+expect_verdict "data kind 7" 1 "run card: the data: 'kind' must be 10 (CIFAR-10) or 100 (CIFAR-100), not 7" --data "$DATA" --verify "$OUT/kind.json" --quiet
+alter accuracy-range 'c.epochs[0].train_accuracy=1.5'
+expect_verdict "an accuracy of 150%" 1 "epoch 1: 'train_accuracy' must be a number from 0 to 1, not '1.5'" --data "$DATA" --verify "$OUT/accuracy-range.json" --quiet
+sed 's/"card":1,/"card":1,"kernels":"other",/' "$OUT/card.json" >"$OUT/twice.json"
+expect_verdict "a key given twice" 1 "twice.json: run card: the card has the key 'kernels' twice" --data "$DATA" --verify "$OUT/twice.json" --quiet
+expect_verdict "a check of the first 4 steps says what it left out" 0 "PARTLY CHECKED: the first 4 of the card's 6 steps identical (5 fingerprints, 4 figures); NOT checked: epochs 2-2" \
+  --data "$DATA" --verify "$OUT/card.json" --steps 4 --quiet
 mkdir -p "$OUT/other/cifar-10-batches-bin"
 cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/other/cifar-10-batches-bin/"
 printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=100 conv=notrunc status=none
-"$Q4" --data "$OUT/other" --verify "$OUT/card.json" >"$OUT/verify.txt" 2>&1
-rc=$?
-[ $rc -eq 1 ] && grep -q "card.json: data_batch_1.bin differs from the run card's (MD5" "$OUT/verify.txt" &&
-  pass "a card on other data: $(cat "$OUT/verify.txt")" || fail "a card on other data: exit $rc: $(cat "$OUT/verify.txt")"
-"$Q4" --data "$DATA" --test-limit 500 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json" >"$OUT/eval-card.txt" 2>&1
-grep -q "the card $OUT/card.json: test accuracy" "$OUT/eval-card.txt" && pass "eval-model beside the card: $(tail -n 1 "$OUT/eval-card.txt")" ||
-  fail "eval-model --card: $(cat "$OUT/eval-card.txt")"
+expect_verdict "a card on other data" 1 "card.json: data_batch_1.bin differs from the run card's (MD5" --data "$OUT/other" --verify "$OUT/card.json"
+# --eval-model with --card: the card's own test images; exit 1 unless the model scores the card's final claim
+expect_verdict "eval-model as the card claims" 0 "AS CLAIMED: the card $OUT/card.json claims test accuracy" \
+  --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
+expect_verdict "eval-model against a forged accuracy" 1 "DIFFERENT: the card $OUT/forged.json claims test accuracy 99.00%.*the model does not score what the card says" \
+  --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/forged.json"
+expect_verdict "eval-model --card on other test images" 1 "test-limit 1000: the card's run was tested on the first 500 test images" \
+  --data "$DATA" --test-limit 1000 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
+# a card begun on a resumed run could prove nothing: refused
+expect_verdict "--resume with a new --card" 1 "fresh.json: a run card covers a run from its first step" \
+  --data "$DATA" --resume "$OUT/straight.ckpt" --card "$OUT/fresh.json"
+[ ! -e "$OUT/fresh.json" ] || fail "a refused card was written"
 
 # ---- the exported model evaluates to the logged accuracy of the last epoch
 logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')

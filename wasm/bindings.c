@@ -19,6 +19,8 @@ static q4_cifar *cifars[MAX_HANDLES];
 static q4_session *sessions[MAX_HANDLES];
 static int session_data[MAX_HANDLES]; /* the cifar handle a session trains on */
 static q4_card *session_card[MAX_HANDLES]; /* its run card, recorded as it trains */
+static q4_card *verify_card[MAX_HANDLES];  /* the card a session verifies, and how far it got */
+static q4_card_verification *verify_state[MAX_HANDLES];
 static char last_error[600];
 
 /* The text a function returns: valid until the next call that returns text. */
@@ -252,6 +254,10 @@ EMSCRIPTEN_KEEPALIVE void q4w_session_destroy(int h) {
     sessions[h] = NULL;
     q4_card_free(session_card[h]);
     session_card[h] = NULL;
+    q4_card_free(verify_card[h]);
+    verify_card[h] = NULL;
+    free(verify_state[h]);
+    verify_state[h] = NULL;
 }
 
 EMSCRIPTEN_KEEPALIVE const char *q4w_session_config(int h) {
@@ -426,6 +432,44 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_card_settings(int data, const char *text) {
     q4_config config = *q4_card_config(card);
     q4_card_free(card);
     REPLY_JSON(q4_config_json(&config, out, size));
+}
+
+/* Starts verifying a card in a new session made with its settings (q4w_card_settings): refuses a
+ * card that cannot be an honest record of them. Returns the verification's state as JSON. */
+EMSCRIPTEN_KEEPALIVE const char *q4w_verify_begin(int h, const char *text, double steps) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    q4_error err = {0};
+    q4_card *card = q4_card_parse(text, strlen(text), &err);
+    q4_card_verification *v = card ? malloc(sizeof *v) : NULL;
+    if (card && !v) q4_fail(&err, Q4_ERR_NOMEM, "out of memory for the verification");
+    if (!v || q4_card_verify_begin(card, s, (long long)steps, v, &err)) {
+        q4_card_free(card);
+        free(v);
+        fail(err.status, err.message);
+        return NULL;
+    }
+    q4_card_free(verify_card[h]);
+    free(verify_state[h]);
+    verify_card[h] = card;
+    verify_state[h] = v;
+    REPLY_JSON(q4_card_verification_json(v, card, out, size));
+}
+
+/* One step of the verification begun with q4w_verify_begin; its state as JSON. */
+EMSCRIPTEN_KEEPALIVE const char *q4w_verify_step(int h) {
+    q4_session *s = session_of(h);
+    if (!s) return NULL;
+    if (!verify_state[h]) {
+        fail(Q4_ERR_STATE, "no verification was begun in this session");
+        return NULL;
+    }
+    q4_error err = {0};
+    if (q4_card_verify_step(verify_card[h], s, verify_state[h], &err)) {
+        fail(err.status, err.message);
+        return NULL;
+    }
+    REPLY_JSON(q4_card_verification_json(verify_state[h], verify_card[h], out, size));
 }
 
 /* SHA-256 of the session's training state (run cards' fingerprints): 64 hex digits. */

@@ -233,6 +233,11 @@
     continueCard(text) { this._withString(text, (p) => this._check(this.M._q4w_card_continue(this.session, p))); }
     /** A run card's settings, once the loaded data is checked against its MD5s (throws naming the file). */
     cardSettings(text) { return this._withString(text, (p) => this._json(this.M._q4w_card_settings(this.data, p))); }
+    /** Begins verifying a run card (JSON text) in this session, made with its settings: the core refuses a
+     * card that cannot be honest and returns {step, stop, last, fingerprints, claims, done, identical, message, ...}. */
+    verifyBegin(text, steps) { return this._withString(text, (p) => this._json(this.M._q4w_verify_begin(this.session, p, steps))); }
+    /** Trains one step of the verification and compares what the card claims for it; the state as verifyBegin's. */
+    verifyStep() { return this._json(this.M._q4w_verify_step(this.session)); }
     /** SHA-256 of the training state (64 hex digits), as run cards record it. */
     stateSha256() {
       const p = this.M._q4w_state_sha256(this.session);

@@ -33,6 +33,7 @@ function updateControls() {
   $('export-model').disabled = $('download-checkpoint').disabled;
   $('download-card').disabled = $('download-checkpoint').disabled;
   $('verify-input').disabled = running || state === 'loading' || state === 'verifying';
+  $('verify-cancel').disabled = state !== 'verifying';
   // nothing may replace the data or the session while a run trains (pause or stop first)
   const busy = running || state === 'loading' || state === 'verifying';
   for (const id of ['load-default', 'load-url', 'file-input', 'dataset', 'checkpoint-input']) $(id).disabled = busy;
@@ -346,16 +347,18 @@ function onMessage(m) {
       download(new TextEncoder().encode(m.text), `q4-run-step${m.step}.json`);
       break;
     case 'verify-progress':
-      $('verify-status').textContent = `Checking: step ${m.step} of ${m.total}, ${m.compared} fingerprints identical so far…`;
+      $('verify-status').textContent = `Checking: step ${m.step} of ${m.total}, ${m.compared} fingerprints and ` +
+        `${m.claims} figures identical so far…`;
       break;
     case 'verify-epoch':
       ui.verifyEpochs.push(`epoch ${m.epoch}: test accuracy ${percent(m.testAccuracy)}` +
         (m.cardAccuracy !== null ? ` (the card: ${percent(m.cardAccuracy)})` : ''));
       break;
     case 'verified':
-      $('verify-status').textContent = `${m.identical ? 'Identical' : 'DIFFERENT'}: ${m.message}` +
-        (ui.verifyEpochs.length ? `; ${ui.verifyEpochs.join('; ')}` : '') + ` (card made by ${m.engine}, ${m.kernels}).`;
-      $('verify-status').className = m.identical ? 'note ok' : 'note bad';
+      $('verify-status').textContent = `${m.cancelled ? 'Cancelled' : !m.identical ? 'DIFFERENT' : m.complete ? 'Verified'
+        : 'Partly checked'}: ${m.message}` + (ui.verifyEpochs.length ? `; ${ui.verifyEpochs.join('; ')}` : '') +
+        ` (card made by ${m.engine}, ${m.kernels}).`;
+      $('verify-status').className = m.identical && m.complete ? 'note ok' : m.identical || m.cancelled ? 'note' : 'note bad';
       break;
     case 'save-failed':
       showWarning(m.message);
@@ -535,6 +538,7 @@ function wire() {
   $('download-checkpoint').addEventListener('click', () => ui.worker.postMessage({ type: 'download-checkpoint' }));
   $('export-model').addEventListener('click', () => ui.worker.postMessage({ type: 'export' }));
   $('download-card').addEventListener('click', () => ui.worker.postMessage({ type: 'card' }));
+  $('verify-cancel').addEventListener('click', () => ui.worker.postMessage({ type: 'cancel-verify' }));
   $('verify-input').addEventListener('change', async (e) => {
     const file = e.target.files[0];
     e.target.value = '';

@@ -345,55 +345,34 @@ function resumeFrom(bytes, meta, threads) {
 }
 
 // ---------------------------------------------------------------- run cards
+let verifyCancelled = false;
 /**
- * Re-runs a run card (JSON text) on the loaded data: its settings, then step by step, the
- * state's SHA-256 against the card's after each of the first steps and each epoch. Posts
- * 'verify-progress' and, at the end, 'verified' {identical, step, epoch, message}.
+ * Re-runs a run card (JSON text) on the loaded data through the core's verifier, which reads the
+ * card strictly, refuses one that cannot be honest, and compares every fingerprint and every
+ * figure it claims. This only relays progress: 'verify-epoch', 'verify-progress', and at the
+ * end 'verified' {identical, complete, cancelled, message}. A 'cancel-verify' message stops it.
  */
 async function verifyCard(text, steps, threads) {
-  let card;
-  try {
-    card = JSON.parse(text);
-  } catch {
-    throw new Error('this file is not a run card (not JSON)');
-  }
-  const settings = engine.cardSettings(text); // checks the data's MD5s against the card's
+  const settings = engine.cardSettings(text); // strict reading; checks the data's MD5s against the card's
   engine.createSession({ ...settings, ...(threads ? { threads } : {}) });
   run = { ...run, lastSeen: 0, meta: null };
+  let v = engine.verifyBegin(text, steps);
   state = 'verifying';
+  verifyCancelled = false;
   post({ type: 'state', state });
-  const last = Math.max(card.steps.length, card.epochs.length ? card.epochs[card.epochs.length - 1].step : 0);
-  const stop = steps > 0 ? Math.min(steps, last) : last;
-  let compared = 0;
-  const finish = (identical, message, p) => {
-    state = 'ready';
-    post({ type: 'verified', identical, message, step: p ? p.global_step : 0, compared, kernels: card.kernels,
-      engine: card.engine });
-    post({ type: 'state', state });
-  };
-  for (let p = engine.progress(); p.global_step < stop;) {
-    p = engine.train(1);
-    const expected = card.steps[p.global_step - 1];
-    if (expected !== undefined) {
-      if (engine.stateSha256() !== expected) return finish(false, `the training state after step ${p.global_step} differs from the card's`, p);
-      compared++;
+  while (!v.done && !verifyCancelled) {
+    v = engine.verifyStep();
+    if (v.epoch_ended && v.epoch_ended <= v.claimed_epochs && !v.done) {
+      post({ type: 'verify-epoch', epoch: v.epoch_ended, testAccuracy: v.test_accuracy, cardAccuracy: v.card_test_accuracy });
     }
-    if (p.epoch_done) {
-      const report = engine.endEpoch();
-      const recorded = card.epochs[report.epoch - 1];
-      if (recorded) {
-        if (engine.stateSha256() !== recorded.sha256)
-          return finish(false, `the training state at the end of epoch ${report.epoch} (step ${p.global_step}) differs from the card's`, p);
-        compared++;
-      }
-      post({ type: 'verify-epoch', epoch: report.epoch, testAccuracy: report.test_accuracy,
-        cardAccuracy: recorded ? recorded.test_accuracy : null });
-    }
-    post({ type: 'verify-progress', step: p.global_step, total: stop, compared });
-    if (p.global_step >= stop) return finish(true, `bit-identical to the card: ${p.global_step} steps, ${compared} fingerprints compared`, p);
+    post({ type: 'verify-progress', step: v.step, total: v.stop, compared: v.fingerprints, claims: v.claims });
     await tick();
   }
-  return finish(true, 'the card records no step to compare', null);
+  state = 'ready';
+  post({ type: 'verified', identical: !!v.identical, complete: !!v.complete, cancelled: !v.done,
+    message: v.done ? v.message : `cancelled after step ${v.step} of ${v.stop}: ${v.fingerprints} fingerprints and ` +
+      `${v.claims} figures identical so far; the rest NOT checked`, step: v.step, kernels: v.kernels, engine: v.engine });
+  post({ type: 'state', state });
 }
 
 // ---------------------------------------------------------------- benchmark (make bench)
@@ -527,6 +506,9 @@ self.onmessage = async (event) => {
       }
       case 'card':
         post({ type: 'card-text', text: engine.card(), step: engine.progress().global_step });
+        break;
+      case 'cancel-verify':
+        verifyCancelled = true;
         break;
       case 'verify':
         if (busy()) throw new Error('pause or stop training before verifying a run card');

@@ -457,10 +457,38 @@ void q4_card_free(q4_card *card);
 const q4_config *q4_card_config(const q4_card *card);
 /* Q4_ERR_MISMATCH naming the first data file whose MD5 differs from the card's, or missing. */
 q4_status q4_card_check_data(const q4_card *card, const q4_cifar *data, q4_error *err);
-/* The session's state after its last step against the card's record: 1 equal, -1 different,
- * 0 no record (past the first steps and not at an epoch's end). epoch_ended: the 1-based epoch
- * that step ended, or 0. */
-int q4_card_check(const q4_card *card, const q4_session *session, int epoch_ended);
+/* Verifying a card: its run re-made in a new session with the card's settings on its data
+ * (MD5s checked with q4_card_check_data), a step at a time, comparing the state's fingerprint
+ * after each step and epoch the card records, and every figure it claims for an epoch (loss,
+ * training, test and TTA accuracy) exactly. Same kernels, or exact mode, give the same bits. */
+typedef struct q4_card_verification {
+    long long last;      /* the card's last recorded step */
+    long long stop;      /* where this verification ends: last, or an earlier step asked for */
+    long long step;      /* steps trained so far */
+    int fingerprints;    /* fingerprints compared, all identical so far */
+    int claims;          /* figures compared, all equal so far */
+    int epoch_ended;     /* the epoch the last step ended (its figures in report), or 0 */
+    int verified_epochs; /* epochs whose fingerprint and figures matched */
+    int claimed_epochs;  /* epochs the card records */
+    int done;            /* 1: stop reached, or something differs */
+    int different;       /* 1: message names the first fingerprint or figure that differs */
+    char message[512];   /* when done: the verdict, saying what was checked and what was not */
+    q4_epoch_report report;
+} q4_card_verification;
+/* Refuses a card that cannot be an honest record of its settings' run (no fingerprints; epochs
+ * at steps its settings do not make; more epochs than planned; missing first-step fingerprints),
+ * before any training, so that no card makes verification run past its own run's length.
+ * steps: verify only the first `steps` (0: all). session: new, made with the card's settings. */
+q4_status q4_card_verify_begin(const q4_card *card, const q4_session *session, long long steps,
+                               q4_card_verification *verification, q4_error *err);
+/* Trains one step and compares what the card records for it (at an epoch's end: the epoch's
+ * fingerprint and figures). Differences are not errors: they end the verification with
+ * `different` set; errors are training failures or a call after the end. */
+q4_status q4_card_verify_step(const q4_card *card, q4_session *session, q4_card_verification *verification,
+                              q4_error *err);
+/* The verification's state as one JSON object (for the page); returns the length. */
+size_t q4_card_verification_json(const q4_card_verification *verification, const q4_card *card, char *out,
+                                 size_t size);
 typedef struct q4_card_summary {
     char engine[64], kernels[64];
     int steps, epochs;     /* fingerprints recorded */

@@ -7,6 +7,7 @@
  *    "data":{"kind":10|100, "files":{"data_batch_1.bin":"md5", ...}},
  *    "steps":["sha256 after step 1", ...], "epochs":[{"epoch":1, "step":391, "loss":...,
  *    "train_accuracy":..., "test_accuracy":..., "tta_accuracy":...|null, "sha256":"..."}, ...]} */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,29 +138,89 @@ size_t q4_card_json(const q4_card *card, char *out, size_t size) {
 
 /* ------------------------------------------------------------ reading */
 
+/* A card is read strictly: every key known and given once, every number whole or finite and in
+ * its range, so that no two readers can see two different cards in one file. */
+#define CARD_MAX_BYTES (4u << 20) /* a card of 10000 epochs (the most a run plans) is about 2.6 MB */
+#define CARD_MAX_EPOCHS 10000
+
 static int is_hex(const char *s, int n) {
     for (int i = 0; i < n; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
     return s[n] == 0;
 }
 
-/* the text of the value of `key` in object `at`, or NULL (err filled) */
-static const char *field(const char *text, const q4_json_token *t, int at, const char *key, char *out, size_t size,
-                         q4_error *err) {
-    int v = q4_json_find(text, t, at, key);
-    if (v < 0 || t[v].type == Q4_JSON_OBJECT || t[v].type == Q4_JSON_ARRAY || q4_json_text(text, &t[v], out, size)) {
-        q4_fail(err, Q4_ERR_FORMAT, "run card: '%s' is missing or malformed", key);
-        return NULL;
+/* The object at token `at`: refused when it is not an object, has a key twice, or a key that is
+ * not in `known` (NULL: any key). `what` names it in the message. */
+static q4_status check_object(const char *text, const q4_json_token *t, int at, const char *const *known,
+                              const char *what, q4_error *err) {
+    if (at < 0 || t[at].type != Q4_JSON_OBJECT) return q4_fail(err, Q4_ERR_FORMAT, "run card: %s is missing or not an object", what);
+    int repeated = q4_json_repeated_key(text, t, at);
+    if (repeated >= 0)
+        return q4_fail(err, Q4_ERR_FORMAT, "run card: %s has the key '%.*s' twice", what,
+                       t[repeated].end - t[repeated].start > 64 ? 64 : t[repeated].end - t[repeated].start,
+                       text + t[repeated].start);
+    for (int i = at + 1, k = 0; known && k < t[at].size; k++, i = t[i + 1].next) {
+        int found = 0;
+        for (const char *const *name = known; *name && !found; name++)
+            found = (size_t)(t[i].end - t[i].start) == strlen(*name) && memcmp(text + t[i].start, *name, strlen(*name)) == 0;
+        if (!found)
+            return q4_fail(err, Q4_ERR_FORMAT, "run card: %s has an unknown key '%.*s'", what,
+                           t[i].end - t[i].start > 64 ? 64 : t[i].end - t[i].start, text + t[i].start);
     }
-    return out;
+    return Q4_OK;
+}
+
+/* the text of the string or number `key` in object `at` into out */
+static q4_status field(const char *text, const q4_json_token *t, int at, const char *key, q4_json_type type, char *out,
+                       size_t size, const char *what, q4_error *err) {
+    int v = q4_json_find(text, t, at, key);
+    if (v < 0 || t[v].type != type || q4_json_text(text, &t[v], out, size))
+        return q4_fail(err, Q4_ERR_FORMAT, "run card: %s: '%s' is missing or malformed", what, key);
+    return Q4_OK;
+}
+
+/* A whole number of object `at` in [lowest, highest]. */
+static q4_status whole(const char *text, const q4_json_token *t, int at, const char *key, long long lowest,
+                       long long highest, long long *out, const char *what, q4_error *err) {
+    char number[32];
+    if (field(text, t, at, key, Q4_JSON_PRIMITIVE, number, sizeof number, what, err)) return Q4_ERR_FORMAT;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(number, &end, 10);
+    if (errno || *end || end == number || v < lowest || v > highest)
+        return q4_fail(err, Q4_ERR_FORMAT, "run card: %s: '%s' must be a whole number from %lld to %lld, not '%s'", what,
+                       key, lowest, highest, number);
+    *out = v;
+    return Q4_OK;
+}
+
+/* A finite number of object `at` in [lowest, highest]; with nullable, null reads as -1. */
+static q4_status real(const char *text, const q4_json_token *t, int at, const char *key, double lowest, double highest,
+                      int nullable, double *out, const char *what, q4_error *err) {
+    char number[64];
+    if (field(text, t, at, key, Q4_JSON_PRIMITIVE, number, sizeof number, what, err)) return Q4_ERR_FORMAT;
+    if (nullable && strcmp(number, "null") == 0) {
+        *out = -1.0;
+        return Q4_OK;
+    }
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(number, &end);
+    if (errno || *end || end == number || !(v >= lowest && v <= highest))
+        return q4_fail(err, Q4_ERR_FORMAT, "run card: %s: '%s' must be a number from %g to %g%s, not '%s'", what, key,
+                       lowest, highest, nullable ? " or null" : "", number);
+    *out = v;
+    return Q4_OK;
 }
 
 q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
-    if (size > (64u << 20)) {
-        q4_fail(err, Q4_ERR_FORMAT, "run card: too large (%zu bytes)", size);
+    if (size > CARD_MAX_BYTES) {
+        q4_fail(err, Q4_ERR_FORMAT, "run card: %zu bytes, more than the %u a card may have (10000 epochs fit in 2.6 MB)",
+                size, CARD_MAX_BYTES);
         return NULL;
     }
-    int max = 64 + 8 * Q4_CARD_STEPS + (int)(size / 8);
+    /* every token takes at least two bytes of text (a value and its separator), so size / 2 + 2 always suffice */
+    int max = (int)(size / 2) + 2;
     q4_json_token *t = malloc((size_t)max * sizeof *t);
     q4_card *card = calloc(1, sizeof *card);
     char value[256];
@@ -172,25 +233,31 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
         st = q4_fail(err, Q4_ERR_FORMAT, "not a run card (not a JSON object)");
         goto done;
     }
-    if (!field(text, t, 0, "card", value, sizeof value, err)) {
+    static const char *const top_keys[] = {"card", "engine", "kernels", "exact", "config", "data", "steps", "epochs", NULL};
+    static const char *const data_keys[] = {"kind", "files", NULL};
+    static const char *const epoch_keys[] = {"epoch", "step", "loss", "train_accuracy", "test_accuracy", "tta_accuracy",
+                                             "sha256", NULL};
+    if ((st = check_object(text, t, 0, top_keys, "the card", err))) goto done;
+    int version = q4_json_find(text, t, 0, "card");
+    if (version < 0) {
         st = q4_fail(err, Q4_ERR_FORMAT, "not a run card (no \"card\" field)");
         goto done;
     }
-    if (atoi(value) != CARD_FORMAT) {
-        st = q4_fail(err, Q4_ERR_VERSION, "run card format %s is not supported (this build reads %d)", value, CARD_FORMAT);
+    if (t[version].type != Q4_JSON_PRIMITIVE || q4_json_text(text, &t[version], value, sizeof value) ||
+        strcmp(value, "1") != 0) {
+        st = q4_fail(err, Q4_ERR_VERSION, "run card format '%.*s' is not supported (this build reads %d)",
+                     t[version].end - t[version].start > 32 ? 32 : t[version].end - t[version].start,
+                     text + t[version].start, CARD_FORMAT);
         goto done;
     }
-    if (!field(text, t, 0, "engine", card->engine, sizeof card->engine, err) ||
-        !field(text, t, 0, "kernels", card->kernels, sizeof card->kernels, err)) {
-        st = Q4_ERR_FORMAT;
+    long long exact = 0;
+    if ((st = field(text, t, 0, "engine", Q4_JSON_STRING, card->engine, sizeof card->engine, "the card", err)) ||
+        (st = field(text, t, 0, "kernels", Q4_JSON_STRING, card->kernels, sizeof card->kernels, "the card", err)) ||
+        (st = whole(text, t, 0, "exact", 0, 1, &exact, "the card", err)))
         goto done;
-    }
     /* the settings, each through the same rules as everywhere else */
     int config = q4_json_find(text, t, 0, "config");
-    if (config < 0 || t[config].type != Q4_JSON_OBJECT) {
-        st = q4_fail(err, Q4_ERR_FORMAT, "run card: no settings (\"config\")");
-        goto done;
-    }
+    if ((st = check_object(text, t, config, NULL, "the settings (\"config\")", err))) goto done;
     q4_config_default(&card->config);
     q4_error why;
     for (int i = config + 1, k = 0; k < t[config].size; k++, i = t[i + 1].next) {
@@ -208,15 +275,26 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
         st = q4_fail(err, Q4_ERR_FORMAT, "run card: %s", why.message);
         goto done;
     }
-    int data = q4_json_find(text, t, 0, "data"), files = q4_json_find(text, t, data, "files");
-    if (!field(text, t, data, "kind", value, sizeof value, err) || files < 0 || t[files].type != Q4_JSON_OBJECT ||
-        t[files].size > MAX_FILES) {
-        st = q4_fail(err, Q4_ERR_FORMAT, "run card: the data's description is missing or malformed");
+    if (exact != card->config.exact) {
+        st = q4_fail(err, Q4_ERR_FORMAT, "run card: 'exact' is %lld, its settings say %d", exact, card->config.exact);
         goto done;
     }
-    card->kind = atoi(value);
+    int data = q4_json_find(text, t, 0, "data"), files = q4_json_find(text, t, data, "files");
+    long long kind = 0;
+    if ((st = check_object(text, t, data, data_keys, "the data (\"data\")", err))) goto done;
+    if ((st = whole(text, t, data, "kind", 0, 1000000, &kind, "the data", err))) goto done;
+    if (kind != 10 && kind != 100) {
+        st = q4_fail(err, Q4_ERR_FORMAT, "run card: the data: 'kind' must be 10 (CIFAR-10) or 100 (CIFAR-100), not %lld", kind);
+        goto done;
+    }
+    card->kind = (int)kind;
+    if ((st = check_object(text, t, files, NULL, "the data files (\"files\")", err))) goto done;
+    if (t[files].size > MAX_FILES) {
+        st = q4_fail(err, Q4_ERR_FORMAT, "run card: %d data files, more than the %d a dataset has", t[files].size, MAX_FILES);
+        goto done;
+    }
     for (int i = files + 1, k = 0; k < t[files].size; k++, i = t[i + 1].next) {
-        if (q4_json_text(text, &t[i], card->file_names[k], sizeof card->file_names[k]) ||
+        if (q4_json_text(text, &t[i], card->file_names[k], sizeof card->file_names[k]) || t[i + 1].type != Q4_JSON_STRING ||
             q4_json_text(text, &t[i + 1], card->file_md5[k], sizeof card->file_md5[k]) || !is_hex(card->file_md5[k], 32)) {
             st = q4_fail(err, Q4_ERR_FORMAT, "run card: data file %d is malformed", k + 1);
             goto done;
@@ -224,14 +302,19 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
         card->n_files++;
     }
     int steps = q4_json_find(text, t, 0, "steps"), epochs = q4_json_find(text, t, 0, "epochs");
-    if (steps < 0 || t[steps].type != Q4_JSON_ARRAY || t[steps].size > Q4_CARD_STEPS || epochs < 0 ||
-        t[epochs].type != Q4_JSON_ARRAY) {
+    if (steps < 0 || t[steps].type != Q4_JSON_ARRAY || epochs < 0 || t[epochs].type != Q4_JSON_ARRAY) {
         st = q4_fail(err, Q4_ERR_FORMAT, "run card: the fingerprints (\"steps\", \"epochs\") are missing or malformed");
+        goto done;
+    }
+    if (t[steps].size > Q4_CARD_STEPS || t[epochs].size > CARD_MAX_EPOCHS) {
+        st = q4_fail(err, Q4_ERR_FORMAT, "run card: %d step and %d epoch fingerprints; a card has at most %d and %d",
+                     t[steps].size, t[epochs].size, Q4_CARD_STEPS, CARD_MAX_EPOCHS);
         goto done;
     }
     for (int k = 0; k < t[steps].size; k++) {
         int v = q4_json_element(t, steps, k);
-        if (q4_json_text(text, &t[v], card->steps[k], sizeof card->steps[k]) || !is_hex(card->steps[k], 64)) {
+        if (t[v].type != Q4_JSON_STRING || q4_json_text(text, &t[v], card->steps[k], sizeof card->steps[k]) ||
+            !is_hex(card->steps[k], 64)) {
             st = q4_fail(err, Q4_ERR_FORMAT, "run card: the fingerprint of step %d is malformed", k + 1);
             goto done;
         }
@@ -246,27 +329,29 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
     for (int k = 0; k < t[epochs].size; k++) {
         int e = q4_json_element(t, epochs, k);
         card_epoch *out = &card->epochs[k];
-        char number[64];
-        if (!field(text, t, e, "epoch", number, sizeof number, err)) goto bad_epoch;
-        out->epoch = atoi(number);
-        if (!field(text, t, e, "step", number, sizeof number, err)) goto bad_epoch;
-        out->step = atoll(number);
-        if (!field(text, t, e, "test_accuracy", number, sizeof number, err)) goto bad_epoch;
-        out->test_accuracy = atof(number);
-        q4_error optional; /* these may be missing */
-        if (field(text, t, e, "train_accuracy", number, sizeof number, &optional)) out->train_accuracy = atof(number);
-        if (field(text, t, e, "loss", number, sizeof number, &optional)) out->loss = atof(number);
-        out->tta_accuracy = field(text, t, e, "tta_accuracy", number, sizeof number, &optional) && strcmp(number, "null")
-                                ? atof(number)
-                                : -1.0;
-        if (!field(text, t, e, "sha256", out->sha256, sizeof out->sha256, err) || !is_hex(out->sha256, 64) ||
-            out->epoch != k + 1)
-            goto bad_epoch;
+        char what[32];
+        long long epoch = 0;
+        snprintf(what, sizeof what, "epoch %d", k + 1);
+        if ((st = check_object(text, t, e, epoch_keys, what, err)) ||
+            (st = whole(text, t, e, "epoch", 1, CARD_MAX_EPOCHS, &epoch, what, err)) ||
+            (st = whole(text, t, e, "step", 1, 1LL << 40, &out->step, what, err)) ||
+            (st = real(text, t, e, "loss", 0, 1e30, 0, &out->loss, what, err)) ||
+            (st = real(text, t, e, "train_accuracy", 0, 1, 0, &out->train_accuracy, what, err)) ||
+            (st = real(text, t, e, "test_accuracy", 0, 1, 0, &out->test_accuracy, what, err)) ||
+            (st = real(text, t, e, "tta_accuracy", 0, 1, 1, &out->tta_accuracy, what, err)) ||
+            (st = field(text, t, e, "sha256", Q4_JSON_STRING, out->sha256, sizeof out->sha256, what, err)))
+            goto done;
+        if (!is_hex(out->sha256, 64)) {
+            st = q4_fail(err, Q4_ERR_FORMAT, "run card: %s: 'sha256' is not 64 hexadecimal digits", what);
+            goto done;
+        }
+        if (epoch != k + 1) {
+            st = q4_fail(err, Q4_ERR_FORMAT, "run card: the epochs must be 1, 2, 3... in order; entry %d is epoch %lld",
+                         k + 1, epoch);
+            goto done;
+        }
+        out->epoch = (int)epoch;
         card->n_epochs++;
-        continue;
-    bad_epoch:
-        st = q4_fail(err, Q4_ERR_FORMAT, "run card: epoch %d is malformed", k + 1);
-        goto done;
     }
 done:
     free(t);
@@ -299,17 +384,154 @@ q4_status q4_card_check_data(const q4_card *card, const q4_cifar *data, q4_error
     return Q4_OK;
 }
 
-int q4_card_check(const q4_card *card, const q4_session *s, int epoch_ended) {
-    const char *expected = NULL;
-    if (epoch_ended > 0) {
-        if (epoch_ended <= card->n_epochs) expected = card->epochs[epoch_ended - 1].sha256;
-    } else if (s->global_step >= 1 && s->global_step <= card->n_steps) {
-        expected = card->steps[s->global_step - 1];
+/* ------------------------------------------------------------ verifying */
+
+q4_status q4_card_verify_begin(const q4_card *card, const q4_session *s, long long steps, q4_card_verification *v,
+                               q4_error *err) {
+    memset(v, 0, sizeof *v);
+    q4_progress p;
+    q4_session_progress(s, &p);
+    if (p.global_step != 0) return q4_fail(err, Q4_ERR_STATE, "a card is verified from a new session (this one is at step %lld)", p.global_step);
+    if (q4_config_differences(&card->config, &s->config, v->message, sizeof v->message))
+        return q4_fail(err, Q4_ERR_MISMATCH, "the session's settings are not the card's (%s)", v->message);
+    if (card->n_steps + card->n_epochs == 0)
+        return q4_fail(err, Q4_ERR_FORMAT, "the run card has no fingerprints (no steps, no epochs): there is nothing to verify");
+    /* what an honest card holds follows from its settings: epoch k ends at step k * steps per epoch,
+     * there are no more epochs than planned, and the first steps are all fingerprinted */
+    long long per_epoch = p.steps_per_epoch, planned = (long long)card->config.epochs * per_epoch;
+    if (card->n_epochs > card->config.epochs)
+        return q4_fail(err, Q4_ERR_FORMAT, "the run card records %d epochs, its settings plan %d", card->n_epochs,
+                       card->config.epochs);
+    for (int k = 0; k < card->n_epochs; k++)
+        if (card->epochs[k].step != (k + 1) * per_epoch)
+            return q4_fail(err, Q4_ERR_FORMAT,
+                           "the run card says epoch %d ended at step %lld; its settings make %lld steps per epoch, so "
+                           "it ends at step %lld",
+                           k + 1, card->epochs[k].step, per_epoch, (k + 1) * per_epoch);
+    long long last_epoch_step = card->n_epochs ? card->epochs[card->n_epochs - 1].step : 0;
+    long long fewest = last_epoch_step < Q4_CARD_STEPS ? last_epoch_step : Q4_CARD_STEPS;
+    long long most = planned < Q4_CARD_STEPS ? planned : Q4_CARD_STEPS;
+    if (card->n_steps < fewest || card->n_steps > most)
+        return q4_fail(err, Q4_ERR_FORMAT,
+                       "the run card records %d step fingerprints; a run of its settings that reached step %lld records "
+                       "%lld to %lld",
+                       card->n_steps, last_epoch_step, fewest, most);
+    v->last = last_epoch_step > card->n_steps ? last_epoch_step : card->n_steps;
+    v->stop = steps > 0 && steps < v->last ? steps : v->last;
+    v->claimed_epochs = card->n_epochs;
+    return Q4_OK;
+}
+
+/* a figure as the card writes it (the shortest text that reads back the same), as a percentage too */
+static void figure_text(double x, int percent, char *out, size_t size) {
+    char exact[40];
+    q4_format_double(exact, sizeof exact, x);
+    if (x < 0) snprintf(out, size, "none");
+    else if (percent) snprintf(out, size, "%.2f%% (%s)", 100.0 * x, exact);
+    else snprintf(out, size, "%s", exact);
+}
+
+/* "recomputed X, the card claims Y" for one figure, or nothing when they are equal */
+static int differs(double recomputed, double claimed, const char *what, int epoch, int percent, q4_card_verification *v) {
+    if (recomputed == claimed) {
+        v->claims++;
+        return 0;
     }
-    if (!expected) return 0;
+    char a[64], b[64];
+    figure_text(recomputed, percent, a, sizeof a);
+    figure_text(claimed, percent, b, sizeof b);
+    snprintf(v->message, sizeof v->message, "epoch %d's %s: recomputed %s, the card claims %s", epoch, what, a, b);
+    v->different = v->done = 1;
+    return 1;
+}
+
+static void fingerprint_differs(q4_card_verification *v, int epoch) {
+    if (epoch)
+        snprintf(v->message, sizeof v->message, "the training state at the end of epoch %d (step %lld) differs from the card's",
+                 epoch, v->step);
+    else snprintf(v->message, sizeof v->message, "the training state after step %lld differs from the card's", v->step);
+    v->different = v->done = 1;
+}
+
+q4_status q4_card_verify_step(const q4_card *card, q4_session *s, q4_card_verification *v, q4_error *err) {
+    if (v->done || v->step >= v->stop) return q4_fail(err, Q4_ERR_STATE, "the verification has ended");
+    q4_progress p;
+    v->epoch_ended = 0;
+    if (q4_session_train(s, 1, &p)) return q4_fail(err, Q4_ERR_STATE, "%s", q4_session_error(s));
+    v->step = p.global_step;
     char hex[65];
-    q4_session_state_sha256(s, hex);
-    return strcmp(hex, expected) == 0 ? 1 : -1;
+    if (v->step <= card->n_steps) {
+        q4_session_state_sha256(s, hex);
+        if (strcmp(hex, card->steps[v->step - 1]) != 0) {
+            fingerprint_differs(v, 0);
+            return Q4_OK;
+        }
+        v->fingerprints++;
+    }
+    if (p.epoch_done) {
+        if (q4_session_end_epoch(s, &v->report)) return q4_fail(err, Q4_ERR_STATE, "%s", q4_session_error(s));
+        int epoch = v->epoch_ended = v->report.epoch;
+        if (epoch <= card->n_epochs) { /* within the card: the state and every figure it claims */
+            const card_epoch *e = &card->epochs[epoch - 1];
+            q4_session_state_sha256(s, hex);
+            if (strcmp(hex, e->sha256) != 0) {
+                fingerprint_differs(v, epoch);
+                return Q4_OK;
+            }
+            v->fingerprints++;
+            if (differs(v->report.train_loss, e->loss, "training loss", epoch, 0, v) ||
+                differs(v->report.train_accuracy, e->train_accuracy, "training accuracy", epoch, 1, v) ||
+                differs(v->report.test.accuracy, e->test_accuracy, "test accuracy", epoch, 1, v) ||
+                differs(v->report.tta_accuracy, e->tta_accuracy, "test accuracy with test-time augmentation", epoch, 1, v))
+                return Q4_OK;
+            v->verified_epochs = epoch;
+        }
+    }
+    if (v->step < v->stop) return Q4_OK;
+    v->done = 1;
+    int steps_covered = (int)(v->step < card->n_steps ? v->step : card->n_steps);
+    if (v->stop == v->last)
+        snprintf(v->message, sizeof v->message,
+                 "every claim of the card recomputed and identical: %lld steps trained, %d fingerprints "
+                 "(%d steps, %d epochs) and %d figures (loss, training, test and TTA accuracy of %d epochs)",
+                 v->step, v->fingerprints, steps_covered, v->verified_epochs, v->claims, v->verified_epochs);
+    else if (v->verified_epochs < card->n_epochs)
+        snprintf(v->message, sizeof v->message,
+                 "the first %lld of the card's %lld steps identical (%d fingerprints, %d figures); NOT checked: epochs "
+                 "%d-%d of the card, their fingerprints and figures (verify without a step limit to check them)",
+                 v->step, v->last, v->fingerprints, v->claims, v->verified_epochs + 1, card->n_epochs);
+    else
+        snprintf(v->message, sizeof v->message,
+                 "the first %lld of the card's %lld steps identical (%d fingerprints, %d figures); NOT checked: the "
+                 "fingerprints of steps %lld to %d",
+                 v->step, v->last, v->fingerprints, v->claims, v->step + 1, card->n_steps);
+    return Q4_OK;
+}
+
+size_t q4_card_verification_json(const q4_card_verification *v, const q4_card *card, char *out, size_t size) {
+    q4_json j;
+    q4_json_init(&j, out, size);
+    q4_json_open(&j, NULL, '{');
+    q4_json_int(&j, "step", v->step);
+    q4_json_int(&j, "stop", v->stop);
+    q4_json_int(&j, "last", v->last);
+    q4_json_int(&j, "fingerprints", v->fingerprints);
+    q4_json_int(&j, "claims", v->claims);
+    q4_json_int(&j, "epoch_ended", v->epoch_ended);
+    if (v->epoch_ended) {
+        q4_json_number(&j, "test_accuracy", v->report.test.accuracy);
+        q4_json_number(&j, "card_test_accuracy", q4_card_epoch_accuracy(card, v->epoch_ended));
+    }
+    q4_json_int(&j, "verified_epochs", v->verified_epochs);
+    q4_json_int(&j, "claimed_epochs", v->claimed_epochs);
+    q4_json_int(&j, "done", v->done);
+    q4_json_int(&j, "identical", v->done && !v->different);
+    q4_json_int(&j, "complete", v->done && !v->different && v->stop == v->last);
+    q4_json_string(&j, "message", v->message);
+    q4_json_string(&j, "engine", card->engine);
+    q4_json_string(&j, "kernels", card->kernels);
+    q4_json_close(&j);
+    return q4_json_finish(&j);
 }
 
 void q4_card_summarize(const q4_card *card, q4_card_summary *out) {

@@ -206,6 +206,17 @@ int q4_json_parse(const char *text, int length, q4_json_token *tokens, int max) 
     return count;
 }
 
+int q4_json_repeated_key(const char *text, const q4_json_token *tokens, int object) {
+    if (object < 0 || tokens[object].type != Q4_JSON_OBJECT) return -1;
+    for (int i = object + 1, k = 0; k < tokens[object].size; k++, i = tokens[i + 1].next) {
+        char key[128], earlier[128];
+        if (q4_json_text(text, &tokens[i], key, sizeof key)) return i;
+        for (int e = object + 1, m = 0; m < k; m++, e = tokens[e + 1].next)
+            if (!q4_json_text(text, &tokens[e], earlier, sizeof earlier) && strcmp(key, earlier) == 0) return i;
+    }
+    return -1;
+}
+
 int q4_json_find(const char *text, const q4_json_token *tokens, int object, const char *key) {
     if (object < 0 || tokens[object].type != Q4_JSON_OBJECT) return -1;
     size_t n = strlen(key);

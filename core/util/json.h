@@ -52,6 +52,10 @@ typedef struct q4_json_token {
 int q4_json_parse(const char *text, int length, q4_json_token *tokens, int max);
 /* In object token `object`: the value token of `key`, or -1. */
 int q4_json_find(const char *text, const q4_json_token *tokens, int object, const char *key);
+/* In object token `object`: the first key (its token index) that repeats an earlier key of the
+ * same object, compared unescaped, or -1 when every key is distinct. Keys longer than 127
+ * bytes count as repeats (nothing we read has them). Quadratic: for objects of a few keys. */
+int q4_json_repeated_key(const char *text, const q4_json_token *tokens, int object);
 /* The i-th element of an array token, or -1. */
 int q4_json_element(const q4_json_token *tokens, int array, int i);
 /* A string or primitive token's text, unescaped (\" \\ \/ \n \t \r and \u00XX for ASCII; others

@@ -1,6 +1,9 @@
 // cards.test.mjs - run cards across the native trainer and the page, in exact mode: a card
 // made natively verifies in the page bit for bit, a card made in the page verifies natively,
-// and a tampered card fails with the step named. Run by `make test-browser`.
+// a tampered card fails with the step named, a forged accuracy with the figure named, a card
+// without fingerprints is refused before any training, and a check can be cancelled. The
+// verdicts come from the core's verifier, the same code as `q4train --verify`. Run by
+// `make test-browser`.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,10 +27,22 @@ async function verifyInPage(page, card, steps = 0) {
   await page.fill('#verify-steps', String(steps));
   // clear the previous verdict first, or the wait below could see it before the page reacts
   await page.evaluate(() => { document.getElementById('verify-status').textContent = ''; });
+  await page.evaluate(() => { document.getElementById('error').hidden = true; });
   await page.setInputFiles('#verify-input', card);
-  await page.waitForFunction(() => /^(Identical|DIFFERENT)/.test(document.getElementById('verify-status').textContent),
-    null, { timeout: 300000 });
-  return text(page, 'verify-status');
+  await page.waitForFunction(() => /^(Verified|Partly checked|DIFFERENT|Cancelled)/.test(
+    document.getElementById('verify-status').textContent) || !document.getElementById('error').hidden,
+  null, { timeout: 300000 });
+  const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+  return error ? `ERROR: ${error}` : text(page, 'verify-status');
+}
+
+/** The card at `from` with `change` applied to its JSON, written to OUT/name. */
+function altered(from, name, change) {
+  const json = JSON.parse(fs.readFileSync(from, 'utf8'));
+  change(json);
+  const to = path.join(OUT, name);
+  fs.writeFileSync(to, JSON.stringify(json));
+  return to;
 }
 
 test('a card made natively in exact mode verifies in the page bit for bit; a tampered one fails at its step', async () => {
@@ -35,15 +50,40 @@ test('a card made natively in exact mode verifies in the page bit for bit; a tam
   execFileSync(Q4, ['--data', 'data', ...RUN, '--seed', '3', '--exact', '1', '--card', card, '--quiet']);
   const { context, page } = await openPage(env.browser, env.url);
   const status = await verifyInPage(page, card);
-  assert.match(status, /^Identical: bit-identical to the card: 8 steps, 10 fingerprints compared/);
+  assert.match(status, /^Verified: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints \(8 steps, 2 epochs\) and 8 figures/);
   assert.match(status, /epoch 2: test accuracy [\d.]+% \(the card: [\d.]+%\)/);
   await shot(page, '30-card-verified');
 
-  const tampered = path.join(OUT, 'tampered-card.json');
-  const json = JSON.parse(fs.readFileSync(card, 'utf8'));
-  json.steps[2] = json.steps[2].replace(/^./, (c) => (c === '0' ? '1' : '0'));
-  fs.writeFileSync(tampered, JSON.stringify(json));
+  const tampered = altered(card, 'tampered-card.json', (c) => { c.steps[2] = c.steps[2].replace(/^./, (x) => (x === '0' ? '1' : '0')); });
   assert.match(await verifyInPage(page, tampered), /^DIFFERENT: the training state after step 3 differs from the card's/);
+  // genuine fingerprints, a false accuracy: the figure is recomputed, not only the state
+  const forged = altered(card, 'forged-card.json', (c) => { c.epochs[1].test_accuracy = 0.99; });
+  assert.match(await verifyInPage(page, forged), /^DIFFERENT: epoch 2's test accuracy: recomputed [\d.]+% \([\d.]+\), the card claims 99\.00% \(0\.99\)/);
+  const bare = altered(card, 'bare-card.json', (c) => { c.steps = []; c.epochs = []; });
+  assert.match(await verifyInPage(page, bare), /^ERROR: .*the run card has no fingerprints/);
+  const twice = path.join(OUT, 'twice-card.json'); // the same key twice: JSON.parse would take the last
+  fs.writeFileSync(twice, fs.readFileSync(card, 'utf8').replace('"card":1,', '"card":1,"engine":"q4 9.9",'));
+  assert.match(await verifyInPage(page, twice), /^ERROR: .*the card has the key 'engine' twice/);
+  const partial = await verifyInPage(page, card, 5);
+  assert.match(partial, /^Partly checked: the first 5 of the card's 8 steps identical \(6 fingerprints, 4 figures\); NOT checked: epochs 2-2/);
+  await context.close();
+});
+
+test('a verification can be cancelled, and says what it did not check', async () => {
+  const card = path.join(OUT, 'long-card.json');
+  execFileSync(Q4, ['--data', 'data', '--train-limit', '2048', '--test-limit', '100', '--batch', '64', '--epochs', '3',
+    '--seed', '5', '--exact', '1', '--card', card, '--quiet']);
+  const { context, page, errors } = await openPage(env.browser, env.url);
+  await page.fill('#verify-steps', '0');
+  await page.setInputFiles('#verify-input', card);
+  await page.waitForFunction(() => /^Checking: step [1-9]/.test(document.getElementById('verify-status').textContent),
+    null, { timeout: 120000 });
+  await page.click('#verify-cancel');
+  await page.waitForFunction(() => /^Cancelled/.test(document.getElementById('verify-status').textContent), null,
+    { timeout: 60000 });
+  assert.match(await text(page, 'verify-status'), /^Cancelled: cancelled after step \d+ of 96: .*the rest NOT checked/);
+  await waitForState(page, 'ready', 10000);
+  assert.deepEqual(errors, []);
   await context.close();
 });
 
@@ -63,5 +103,5 @@ test('a card made in the page in exact mode verifies natively', async () => {
   assert.match(json.kernels, /wasmsimd/);
   const native = spawnSync(Q4, ['--data', 'data', '--verify', card, '--quiet'], { encoding: 'utf8' });
   assert.equal(native.status, 0, native.stdout + native.stderr);
-  assert.match(native.stdout, /bit-identical to the card: 8 steps trained, 10 fingerprints compared/);
+  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints/);
 });
