@@ -31,7 +31,7 @@ LIB      := $(BUILD)/libq4.a
 UNIT_TESTS := test_config test_training test_archive test_exact test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
-.PHONY: all build help setup data test test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
+.PHONY: all build help setup data test headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench bench-conv clean wasm demo site curve
 all: build
 
@@ -154,6 +154,15 @@ EPOCHS ?= 10
 SEEDS ?= 0
 curve: build ## train the paper and fast recipes EPOCHS epochs (SEEDS) with --log, draw results/curve.svg
 	node scripts/curve.mjs --epochs $(EPOCHS) --seeds $(SEEDS)
+
+# The headline runs (README, "The headline"): the fast recipe with alternating flips, 15 epochs,
+# 4-bit and FP32 weights, seeds 0 and 1, each with its log, run card and exported model in
+# results/headline/; runs whose log is complete are drawn, not trained again (about 1 h each).
+HEADLINE_RECIPE := --recipe fast --flip alternate
+headline: build ## train the headline runs missing from results/headline/ (hours), draw results/headline/curve.svg
+	node scripts/curve.mjs --logs results/headline --out results/headline/curve.svg --epochs 15 --seeds 0,1 \
+	  --artifacts --paper-lines --title "CIFAR-10 test accuracy per epoch, fast recipe, 15 epochs (q4, natively)" \
+	  --run "4bit=$(HEADLINE_RECIPE)" --run "fp32=$(HEADLINE_RECIPE) --fp32"
 
 # the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)
 DATA ?= 1

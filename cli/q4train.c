@@ -4,13 +4,16 @@
  * writes checkpoints and exports atomically. All training logic is in core/; this file only
  * does I/O and presentation. */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,13 +100,16 @@ static int parse_count(const char *text, const char *flag, long long low, long l
     return 0;
 }
 
-static int add_setting(options *o, const char *name, const char *value) {
+static int add_setting(options *o, const char *flag, const char *name, const char *value) {
     if (o->settings == MAX_SETTINGS) return fail("too many settings"), -1;
     snprintf(o->names[o->settings], sizeof o->names[0], "%s", name);
     for (char *c = o->names[o->settings]; *c; c++)
         if (*c == '-') *c = '_';
     const q4_config_field *f = q4_config_field_find(o->names[o->settings]);
-    if (!f) return fail("unknown option '--%s' (see --help)", name), -1;
+    if (!f) return fail("unknown option %s (see --help)", flag), -1;
+    for (int i = 0; i < o->settings; i++) /* one rule for every setting: given once */
+        if (!strcmp(o->setting_name[i], o->names[o->settings]))
+            return fail("%s: the setting %s is given twice (%s, then %s)", flag, f->name, o->setting_value[i], value), -1;
     int at = o->settings++;
     if (f->flags & Q4_FIELD_RECIPE) { /* the recipe first: the other settings refine it */
         memmove(&o->setting_name[1], &o->setting_name[0], (size_t)at * sizeof o->setting_name[0]);
@@ -113,6 +119,22 @@ static int add_setting(options *o, const char *name, const char *value) {
     o->setting_name[at] = o->names[o->settings - 1];
     o->setting_value[at] = value;
     return 0;
+}
+
+/* The options that name a file or folder, by flag. */
+static const char **path_option(options *o, const char *flag) {
+    static const struct {
+        const char *flag;
+        size_t offset;
+    } paths[] = {
+        {"--data", offsetof(options, data)},     {"--checkpoint", offsetof(options, checkpoint)},
+        {"--resume", offsetof(options, resume)}, {"--export", offsetof(options, export_path)},
+        {"--log", offsetof(options, log)},       {"--eval-model", offsetof(options, eval_model)},
+        {"--card", offsetof(options, card)},     {"--verify", offsetof(options, verify)},
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (!strcmp(flag, paths[i].flag)) return (const char **)((char *)o + paths[i].offset);
+    return NULL;
 }
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -128,15 +150,26 @@ static int parse_options(int argc, char **argv, options *o) {
         }
         if (strncmp(a, "--", 2) != 0) return fail("unexpected argument '%s' (see --help)", a), -1;
         if (!strcmp(a, "--fp32")) {
-            if (add_setting(o, "weight_bits", "32")) return -1;
+            if (add_setting(o, a, "weight_bits", "32")) return -1;
             continue;
         }
         if (!strcmp(a, "--stats")) { o->stats = 1; continue; }
         if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
+        const char **path = path_option(o, a);
+        char name[64];
+        snprintf(name, sizeof name, "%s", a + 2);
+        for (char *c = name; *c; c++)
+            if (*c == '-') *c = '_';
+        int known = path || !strcmp(a, "--dataset") || !strcmp(a, "--max-steps") || !strcmp(a, "--steps") ||
+                    !strcmp(a, "--batch") || !strcmp(a, "--bits") || q4_config_field_find(name);
+        if (!known) return fail("unknown option %s (see --help)", a), -1;
         if (!v) return fail("%s needs a value", a), -1;
         i++;
-        if (!strcmp(a, "--data")) o->data = v;
-        else if (!strcmp(a, "--dataset")) {
+        if (path) {
+            if (*path) return fail("%s is given twice (%s, then %s)", a, *path, v), -1;
+            if (!*v) return fail("%s needs a file name, not an empty one", a), -1;
+            *path = v;
+        } else if (!strcmp(a, "--dataset")) {
             if (!strcmp(v, "cifar10")) o->kind = Q4_CIFAR10;
             else if (!strcmp(v, "cifar100")) o->kind = Q4_CIFAR100;
             else return fail("--dataset must be cifar10 or cifar100, not '%s'", v), -1;
@@ -146,22 +179,23 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--steps")) {
             if (parse_count(v, a, 1, 1LL << 40, &n)) return -1;
             o->verify_steps = n;
-        } else if (!strcmp(a, "--card")) o->card = v;
-        else if (!strcmp(a, "--verify")) o->verify = v;
-        else if (!strcmp(a, "--checkpoint")) o->checkpoint = v;
-        else if (!strcmp(a, "--resume")) o->resume = v;
-        else if (!strcmp(a, "--export")) o->export_path = v;
-        else if (!strcmp(a, "--log")) o->log = v;
-        else if (!strcmp(a, "--eval-model")) o->eval_model = v;
-        else if (!strcmp(a, "--batch")) {
-            if (add_setting(o, "batch_size", v)) return -1;
+        } else if (!strcmp(a, "--batch")) {
+            if (add_setting(o, a, "batch_size", v)) return -1;
         } else if (!strcmp(a, "--bits")) {
-            if (add_setting(o, "weight_bits", v)) return -1;
-        } else if (add_setting(o, a + 2, v)) return -1;
+            if (add_setting(o, a, "weight_bits", v)) return -1;
+        } else if (add_setting(o, a, a + 2, v)) return -1;
     }
     if (!o->data) return fail("--data PATH is required (see --help; `make data` fetches CIFAR-10 into data/)"), -1;
-    if (o->verify && (o->resume || o->card || o->checkpoint || o->export_path || o->eval_model))
-        return fail("--verify runs a card on its own: leave out --resume, --card, --checkpoint, --export, --eval-model"), -1;
+    if (o->verify && (o->resume || o->card || o->checkpoint || o->export_path || o->eval_model || o->log || o->stats ||
+                      o->max_steps))
+        return fail("--verify runs a card on its own: leave out --resume, --card, --checkpoint, --export, --eval-model, "
+                    "--log, --stats, --max-steps"), -1;
+    if (o->eval_model && (o->resume || o->checkpoint || o->export_path || o->log || o->stats || o->max_steps))
+        return fail("--eval-model evaluates a model and trains nothing: leave out --resume, --checkpoint, --export, "
+                    "--log, --stats, --max-steps (--card compares with a run card)"), -1;
+    if (o->stats && (o->resume || o->checkpoint || o->export_path || o->log || o->card || o->max_steps))
+        return fail("--stats describes the data and trains nothing: leave out --resume, --checkpoint, --export, --log, "
+                    "--card, --max-steps"), -1;
     if (o->verify_steps && !o->verify) return fail("--steps goes with --verify (to stop training early: --max-steps)"), -1;
     return 0;
 }
@@ -178,23 +212,21 @@ static int apply_settings(const options *o, q4_config *c) {
 /* ------------------------------------------------------------ files */
 
 static int read_file(const char *path, uint8_t **bytes, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail("%s: cannot open: %s", path, strerror(errno));
-    struct stat info;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(f);
-        return fail("%s: not a regular file", path);
-    }
-    *size = (size_t)info.st_size;
+    q4_error err = {0};
+    long long length = 0;
+    FILE *f = q4_open_regular(path, &length, &err);
+    if (!f) return fail("%s", err.message);
+    *size = (size_t)length;
     *bytes = malloc(*size ? *size : 1);
     if (!*bytes) {
         fclose(f);
         return fail("%s: out of memory reading %zu bytes", path, *size);
     }
     if (fread(*bytes, 1, *size, f) != *size) {
+        int e = ferror(f) ? errno : 0;
         free(*bytes);
         fclose(f);
-        return fail("%s: read error", path);
+        return fail("%s: %s", path, e ? strerror(e) : "shorter than its size (changed while read?)");
     }
     fclose(f);
     return 0;
@@ -238,12 +270,12 @@ static int write_atomic(const char *path, const uint8_t *bytes, size_t size, q4_
     snprintf(temp, sizeof temp, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(temp, "wb");
     if (!f) return fail("%s: cannot create: %s", temp, strerror(errno));
-    int ok = checkpoint_of ? q4_session_save_stream(checkpoint_of, file_write, f) == Q4_OK
-                           : fwrite(bytes, 1, size, f) == size;
-    int e = errno;
-    ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (!ok && !e) e = errno;
-    ok = (fclose(f) == 0) && ok;
+    /* e: the errno of the first step that failed, never an earlier call's */
+    int e = 0, ok = checkpoint_of ? q4_session_save_stream(checkpoint_of, file_write, f) == Q4_OK
+                                  : fwrite(bytes, 1, size, f) == size;
+    if (!ok) e = errno;
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = 0, e = errno;
+    if (fclose(f) != 0 && ok) ok = 0, e = errno;
     if (ok && rename(temp, path) != 0) ok = 0, e = errno;
     if (!ok) {
         remove(temp);
@@ -256,6 +288,66 @@ static int write_atomic(const char *path, const uint8_t *bytes, size_t size, q4_
     if (dir >= 0) {
         fsync(dir);
         close(dir);
+    }
+    return 0;
+}
+
+/* The absolute name `path` has, or will have once written: symbolic links followed, dangling
+ * ones too (writing through them creates their target). 0, or -1 when it cannot be resolved. */
+static int canonical_name(const char *path, char out[PATH_MAX]) {
+    char name[PATH_MAX];
+    snprintf(name, sizeof name, "%s", path);
+    for (int hops = 0; hops < 40; hops++) {
+        if (realpath(name, out)) return 0; /* it exists */
+        char link[PATH_MAX];
+        ssize_t n = readlink(name, link, sizeof link - 1);
+        if (n < 0) break; /* not a link: a file to be created */
+        link[n] = 0;
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", name);
+        const char *parent = link[0] == '/' ? "" : dirname(dir);
+        int length = snprintf(name, sizeof name, "%s%s%s", parent, *parent ? "/" : "", link);
+        if (length < 0 || length >= (int)sizeof name) return -1;
+    }
+    char dir[PATH_MAX], base[PATH_MAX], real[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", name);
+    snprintf(base, sizeof base, "%s", name);
+    if (!realpath(dirname(dir), real)) return -1;
+    const char *file = basename(base);
+    int n = snprintf(out, PATH_MAX, "%s/%s", real, file);
+    return n > 0 && n < PATH_MAX ? 0 : -1;
+}
+
+/* Whether two paths name one file: the same device and inode when both exist, else the same
+ * resolved name. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (!strcmp(a, b)) return 1;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char ca[PATH_MAX], cb[PATH_MAX];
+    return !canonical_name(a, ca) && !canonical_name(b, cb) && !strcmp(ca, cb);
+}
+
+/* Outputs are replaced whole (a temporary renamed over them; the log is appended to): each must
+ * be a regular file or not exist yet, and no two may be one file, nor an output the --resume
+ * checkpoint except --checkpoint itself. Checked before anything is read or trained. */
+static int check_outputs(const options *o) {
+    const struct {
+        const char *flag, *path;
+    } out[] = {{"--checkpoint", o->checkpoint}, {"--export", o->export_path}, {"--log", o->log}, {"--card", o->card}};
+    int n = (int)(sizeof out / sizeof out[0]);
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!out[i].path || (o->eval_model && !strcmp(out[i].flag, "--card"))) continue; /* there --card is read */
+        if (stat(out[i].path, &st) == 0 && !S_ISREG(st.st_mode))
+            return fail("%s %s: is %s; an output must be a regular file (it is replaced whole) or not exist yet",
+                        out[i].flag, out[i].path, q4_file_kind(st.st_mode));
+        for (int k = 0; k < i; k++)
+            if (out[k].path && same_file(out[i].path, out[k].path))
+                return fail("%s %s and %s %s are the same file: each output needs its own", out[k].flag, out[k].path,
+                            out[i].flag, out[i].path);
+        if (o->resume && i > 0 && same_file(out[i].path, o->resume))
+            return fail("%s %s is the checkpoint --resume reads: it would be overwritten", out[i].flag, out[i].path);
     }
     return 0;
 }
@@ -453,7 +545,10 @@ static int train(const options *o, run *r) {
                q4_session_parameter_count(s), recipe, bits, config->batch_size,
                config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
     fflush(stdout);
-    if (r->log) log_run(r->log, r, &p, o->resume != NULL);
+    if (r->log) {
+        log_run(r->log, r, &p, o->resume != NULL);
+        if (ferror(r->log)) return fail("%s: cannot write the log: %s", o->log, strerror(errno));
+    }
 
     while (p.epoch < config->epochs) {
         int report_every = p.steps_per_epoch / 10 > 0 ? p.steps_per_epoch / 10 : 1;
@@ -494,7 +589,7 @@ static int train(const options *o, run *r) {
             static char line[65536];
             q4_epoch_report_json(&report, 0, line, sizeof line);
             fprintf(r->log, "%s\n", line);
-            fflush(r->log);
+            if (fflush(r->log) != 0 || ferror(r->log)) return fail("%s: cannot write the log: %s", o->log, strerror(errno));
         }
         q4_session_progress(s, &p);
     }
@@ -560,6 +655,7 @@ static double peak_memory_mb(void) {
 static int run_main(const options *o, run *r) {
     q4_error err = {0};
     if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) return fail("Q4_ISA, Q4_GEMM_VARIANT: %s", err.message);
+    if (check_outputs(o)) return 1;
     q4_config probe; /* settings are checked before the data is read */
     q4_config_default(&probe);
     if (apply_settings(o, &probe)) return 1;

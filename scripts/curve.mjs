@@ -4,7 +4,10 @@
 // reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
 // Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
 //          [--run "LABEL=q4train options"]... [--epochs N] [--seeds 0,1] [--title TEXT]
-//          [--no-paper-log] [--trainer build/q4train]
+//          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines]
+// --artifacts: each run also writes its run card and exported model beside its log
+// (LOGS/LABEL-sSEED.card.json, .q4). --paper-lines: the paper's final results (92.34% 4-bit, its
+// best at epoch 110; 92.5% FP32) as horizontal lines, for budgets that end before them.
 // Without --run: the paper recipe and the fast recipe, EPOCHS (default 10) epochs each.
 // Each run's log is LOGS/LABEL-sSEED.jsonl (LABEL lower-cased, spaces as dashes).
 import { execFileSync } from 'node:child_process';
@@ -58,7 +61,10 @@ function train(run, seed) {
   if (!resume && fs.existsSync(file)) fs.rmSync(file);
   console.log(`curve: ${run.label}, seed ${seed}: ${resume ? `resuming after epoch ${done.length}` : 'training'} ` +
     `(log ${file})`);
-  execFileSync(trainer, ['--data', data, ...options, '--checkpoint', checkpoint, '--log', file, '--quiet'],
+  const base = file.replace(/\.jsonl$/, '');
+  const artifacts = args.includes('--artifacts') ? ['--card', `${base}.card.json`, '--export', `${base}.q4`] : [];
+  if (artifacts.length && !resume) fs.rmSync(`${base}.card.json`, { force: true });
+  execFileSync(trainer, ['--data', data, ...options, '--checkpoint', checkpoint, '--log', file, ...artifacts, '--quiet'],
     { stdio: 'inherit' });
 }
 
@@ -85,6 +91,12 @@ function draw(series) {
     parts.push(`<text x="${x(e)}" y="${H - bottom + 18}" text-anchor="middle" fill="#6b7280">${e}</text>`);
   }
   parts.push(`<text x="${(left + W - right) / 2}" y="${H - 8}" text-anchor="middle" fill="#374151">epoch</text>`);
+  if (args.includes('--paper-lines')) {
+    for (const [v, label, dy] of [[92.5, 'the paper, FP32: 92.5%', -4], [92.34, 'the paper, 4-bit: 92.34% (epoch 110)', 12]]) {
+      parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#111827" stroke-dasharray="2 3"/>`,
+        `<text x="${left + 6}" y="${y(v) + dy}" fill="#111827" font-size="11">${esc(label)}</text>`);
+    }
+  }
   series.forEach((s, i) => {
     const color = s.color || COLORS[i % COLORS.length];
     if (s.reference) {

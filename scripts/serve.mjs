@@ -24,8 +24,8 @@ const TYPES = {
   '.gz': 'application/gzip',
 };
 
-/** Maps a request path to a file inside one of the mounts ([prefix, folder]), or null. */
-export function resolveRequest(urlPath, mounts = MOUNTS) {
+/** Maps a request path to [file, folder] inside one of the mounts ([prefix, folder]), or null. */
+function resolveIn(urlPath, mounts) {
   let decoded;
   try {
     decoded = decodeURIComponent(urlPath.split('?')[0].split('#')[0]);
@@ -39,9 +39,27 @@ export function resolveRequest(urlPath, mounts = MOUNTS) {
     const relative = decoded.slice(prefix.length);
     const file = path.resolve(dir, `.${path.posix.normalize(`/${relative}`)}`);
     if (file !== dir && !file.startsWith(dir + path.sep)) return null;
-    return file;
+    return [file, dir];
   }
   return null;
+}
+
+/** Maps a request path to a file inside one of the mounts ([prefix, folder]), or null (by name only). */
+export function resolveRequest(urlPath, mounts = MOUNTS) {
+  const found = resolveIn(urlPath, mounts);
+  return found && found[0];
+}
+
+/** The file a request names, once symbolic links are followed, if it is still inside its folder. */
+function realFileInside(urlPath, mounts) {
+  const found = resolveIn(urlPath, mounts);
+  if (!found) return null;
+  try {
+    const real = fs.realpathSync(found[0]), dir = fs.realpathSync(found[1]);
+    return real.startsWith(dir + path.sep) ? real : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -60,7 +78,7 @@ export function handleRequest(req, res, { isolation = true, open = fs.createRead
     res.writeHead(405, { ...headers, Allow: 'GET, HEAD' }).end('method not allowed\n');
     return;
   }
-  const file = resolveRequest(req.url || '/', mounts);
+  const file = realFileInside(req.url || '/', mounts); // a symbolic link out of its folder is not served
   let stat = null;
   try {
     stat = file && fs.statSync(file);
@@ -89,7 +107,14 @@ export function handleRequest(req, res, { isolation = true, open = fs.createRead
 /** root: serve this one folder under `base` instead of the repository's folders. */
 export function startServer({ port = 8000, isolation = true, quiet = false, host = '127.0.0.1', open, root = null,
   base = '/' } = {}) {
-  const mounts = root ? [[base.endsWith('/') ? base : `${base}/`, path.resolve(root)]] : MOUNTS;
+  if (root && !(fs.existsSync(root) && fs.statSync(root).isDirectory())) {
+    return Promise.reject(new Error(`--root ${root}: not a folder (there is nothing to serve)`));
+  }
+  const prefix = base.endsWith('/') ? base : `${base}/`;
+  if (!/^\/([A-Za-z0-9_~-][A-Za-z0-9._~-]*\/)*$/.test(prefix) || prefix.split('/').some((p) => p === '.' || p === '..')) {
+    return Promise.reject(new Error(`--base ${base}: a path such as /q4/ (letters, digits, - _ . ~; no . or .. parts)`));
+  }
+  const mounts = root ? [[prefix, path.resolve(root)]] : MOUNTS;
   const server = http.createServer((req, res) => handleRequest(req, res, { isolation, open, mounts }));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -108,7 +133,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const value = (flag) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
   startServer({ port, isolation: !args.includes('--no-isolation'), quiet: args.includes('--quiet'), root: value('--root'),
     base: value('--base') || '/' }).catch((e) => {
-    console.error(`q4 demo: cannot listen on 127.0.0.1:${port}: ${e.message}`);
+    console.error(`q4 demo: ${e.message.startsWith('--') ? e.message : `cannot listen on 127.0.0.1:${port}: ${e.message}`}`);
     process.exit(1);
   });
 }

@@ -95,9 +95,15 @@ else
   fail "disk full: exit $rc: $(cat "$OUT/full.txt")"
 fi
 
+# the log on a full disk: its own error, a non-zero exit (it once exited 0)
+(ulimit -f 1; trap '' XFSZ; exec "$Q4" "${common[@]}" --quiet --log "$OUT/full.jsonl") >"$OUT/full.txt" 2>&1
+rc=$?
+[ $rc -ne 0 ] && grep -q "full.jsonl: cannot write the log: File too large" "$OUT/full.txt" &&
+  pass "log on a full disk: exit $rc, $(cat "$OUT/full.txt")" || fail "log on a full disk: exit $rc: $(cat "$OUT/full.txt")"
+
 # ---- a temporary left by a killed run is removed by the next save; a live run's is not
 touch "$OUT/straight.ckpt.tmp.999999" "$OUT/straight.ckpt.tmp.$$"
-"$Q4" "${common[@]}" --quiet --epochs 1 --checkpoint "$OUT/straight.ckpt" >/dev/null 2>&1 || fail "run over stale temporaries"
+"$Q4" "${common[@]}" --quiet --max-steps 3 --checkpoint "$OUT/straight.ckpt" >/dev/null 2>&1 || fail "run over stale temporaries"
 [ ! -e "$OUT/straight.ckpt.tmp.999999" ] && [ -e "$OUT/straight.ckpt.tmp.$$" ] &&
   pass "a stale temporary of a dead process removed, a live process's kept" || fail "stale temporaries"
 rm -f "$OUT/straight.ckpt.tmp.$$"
@@ -182,6 +188,40 @@ expect_verdict "eval-model --card on other test images" 1 "test-limit 1000: the 
 expect_verdict "--resume with a new --card" 1 "fresh.json: a run card covers a run from its first step" \
   --data "$DATA" --resume "$OUT/straight.ckpt" --card "$OUT/fresh.json"
 [ ! -e "$OUT/fresh.json" ] || fail "a refused card was written"
+
+# ---- inputs that are not regular files are refused at once (a FIFO would block a reader forever)
+rm -f "$OUT/fifo" && mkfifo "$OUT/fifo"
+expect_refusal "a FIFO as --resume" "fifo: is a FIFO, not a regular file" --data "$DATA" --resume "$OUT/fifo"
+expect_verdict "a FIFO as --verify" 1 "fifo: is a FIFO, not a regular file" --data "$DATA" --verify "$OUT/fifo"
+expect_verdict "a FIFO as --eval-model" 1 "fifo: is a FIFO, not a regular file" --data "$DATA" --eval-model "$OUT/fifo"
+expect_verdict "a directory as --eval-model" 1 "$OUT: is a directory, not a regular file" --data "$DATA" --eval-model "$OUT"
+mkdir -p "$OUT/fifo-data" && for f in "$DATA"/cifar-10-batches-bin/*.bin; do ln -sf "$(realpath "$f")" "$OUT/fifo-data/"; done
+rm -f "$OUT/fifo-data/data_batch_2.bin" && mkfifo "$OUT/fifo-data/data_batch_2.bin"
+expect_refusal "a FIFO as a data shard" "data_batch_2.bin: is a FIFO, not a regular file" --data "$OUT/fifo-data"
+rm -f "$OUT/fifo-data/data_batch_2.bin" && ln -s data_batch_2.bin "$OUT/fifo-data/data_batch_2.bin"
+expect_refusal "a shard that is a symbolic link loop" "data_batch_2.bin: cannot open: Too many levels of symbolic links" --data "$OUT/fifo-data"
+# ---- outputs never clobber each other, an input, or a device
+expect_verdict "--checkpoint and --export the same file" 1 "checkpoint $OUT/same and --export $OUT/same are the same file" \
+  --data "$DATA" --max-steps 1 --checkpoint "$OUT/same" --export "$OUT/same"
+rm -f "$OUT/link" && ln -s same "$OUT/link"
+expect_verdict "--log through a symbolic link to --checkpoint" 1 "are the same file: each output needs its own" \
+  --data "$DATA" --max-steps 1 --checkpoint "$OUT/same" --log "$OUT/link"
+[ ! -e "$OUT/same" ] || fail "a refused run wrote its checkpoint"
+ln -f "$OUT/straight.ckpt" "$OUT/hard.ckpt"
+expect_verdict "--card a hard link of the --resume checkpoint" 1 "card $OUT/hard.ckpt is the checkpoint --resume reads" \
+  --data "$DATA" --resume "$OUT/straight.ckpt" --checkpoint "$OUT/straight.ckpt" --card "$OUT/hard.ckpt"
+expect_verdict "a character device as --checkpoint" 1 "checkpoint /dev/null: is a character device; an output must be a regular file" \
+  --data "$DATA" --max-steps 1 --checkpoint /dev/null
+[ -c /dev/null ] || fail "/dev/null is no longer a device"
+expect_verdict "/dev/full as --log" 1 "log /dev/full: is a character device" --data "$DATA" --max-steps 1 --log /dev/full
+expect_verdict "a FIFO as --card" 1 "card $OUT/fifo: is a FIFO" --data "$DATA" --max-steps 1 --card "$OUT/fifo"
+# ---- flags: unknown, given twice, or meaningless together
+expect_verdict "an unknown flag" 1 "unknown option --foo (see --help)" --data "$DATA" --foo
+expect_verdict "two --recipe" 1 "recipe: the setting recipe is given twice (fast, then paper)" --data "$DATA" --recipe fast --recipe paper
+expect_verdict "--batch and --batch-size" 1 "the setting batch_size is given twice (64, then 32)" --data "$DATA" --batch 64 --batch-size 32
+expect_verdict "two --log" 1 "log is given twice" --data "$DATA" --log a.jsonl --log b.jsonl
+expect_verdict "--eval-model with --resume" 1 "eval-model evaluates a model and trains nothing" --data "$DATA" --eval-model "$OUT/model.q4" --resume "$OUT/straight.ckpt"
+expect_verdict "--stats with --export" 1 "stats describes the data and trains nothing" --data "$DATA" --stats --export "$OUT/x.q4"
 
 # ---- the exported model evaluates to the logged accuracy of the last epoch
 logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')

@@ -165,6 +165,33 @@ static void test_model_and_export(void) {
     CHECK(model == NULL && err.status == Q4_ERR_FORMAT && strstr(err.message, "layer 1 has shape 65x27, expected 64x27"),
           "a model with a wrong layer shape: %s", err.message);
     memcpy(bytes + 20, header, 4);
+    q4_put_u32(bytes + size - 4, q4_crc32(0, bytes, size - 4));
+    /* numbers it would evaluate with silently, each with a valid checksum: refused, named */
+    const struct {
+        size_t at;     /* from the end of the file */
+        uint32_t bits; /* the float written there */
+        const char *words;
+    } bad[] = {
+        {8, 0xbf800000u, "BatchNorm statistics at"},             /* the last variance -1 */
+        {8, 0x7fc00000u, "BatchNorm statistics at"},             /* the last variance NaN */
+        {4 + 8 * (size_t)s->model.bn_total, 0x7f800000u, "BatchNorm statistics at 0"}, /* the first mean +inf */
+        {4 + 8 * (size_t)s->model.bn_total + 4, 0x7fc00000u, "model tensor fc2.bias holds a non-finite value"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *slot = bytes + size - bad[i].at, saved[4];
+        memcpy(saved, slot, 4);
+        q4_put_u32(slot, bad[i].bits);
+        q4_put_u32(bytes + size - 4, q4_crc32(0, bytes, size - 4));
+        model = q4_model_load(bytes, size, 1, 0, &err);
+        CHECK(model == NULL && err.status == Q4_ERR_FORMAT && strstr(err.message, bad[i].words),
+              "a model with 0x%08x at %zu from its end: %s", bad[i].bits, bad[i].at, model ? "accepted" : err.message);
+        q4_model_destroy(model);
+        memcpy(slot, saved, 4);
+    }
+    q4_put_u32(bytes + size - 4, q4_crc32(0, bytes, size - 4));
+    model = q4_model_load(bytes, size, 1, 0, &err);
+    CHECK(model != NULL, "the restored model is refused: %s", err.message);
+    q4_model_destroy(model);
     free(bytes);
     q4_session_destroy(s);
 }

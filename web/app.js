@@ -8,7 +8,7 @@ import { barChart, COLORS, drawImage, heatmap, levelHistograms, lineChart } from
 import { drawFilters, showLayers, showTop5, wireDrawing } from './model-view.js';
 import { $, clearError, grouped, HAS_DATA, percent, request, showError, showWarning, SITE, ui } from './page.js';
 import {
-  applyPreset, buildSettingsForm, describeRecipe, formSettings, linkToSettings, PRESETS, QUEUES, setSetting, settingsFromUrl,
+  applyPreset, buildSettingsForm, describeRecipe, emptySettings, formSettings, linkToSettings, PRESETS, QUEUES, setSetting, settingsFromUrl,
   showConfig,
 } from './settings.js';
 
@@ -246,8 +246,8 @@ function onMessage(m) {
         (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : ui.isolationNote ? ` (${ui.isolationNote}).` : '.');
       $('engine-status').className = m.threaded ? 'status ok' : 'status warn';
       setState('idle');
-      settingsFromUrl().then(() => {
-        if (new URLSearchParams(location.search).get('autostart') === '1') start();
+      settingsFromUrl().then((valid) => {
+        if (valid && new URLSearchParams(location.search).get('autostart') === '1') start();
       });
       break;
     }
@@ -422,6 +422,11 @@ function loadFiles(files) {
 async function start() {
   clearError();
   const settings = formSettings();
+  const empty = emptySettings(settings);
+  if (empty.length) { // the engine would fill them with its defaults: a run the visitor did not choose
+    showError(`These settings have no valid value: ${empty.join(', ')}. Fill them in, then press Start.`);
+    return;
+  }
   let config;
   try { // checked before any data is fetched
     config = await request({ type: 'resolve', settings: { ...settings, num_classes: Number($('dataset').value) } });

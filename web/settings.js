@@ -106,7 +106,9 @@ export async function applyPreset(name, recipe = null) {
   showConfig({ ...config, ...preset });
 }
 
-/** The settings a link carries: preset, then every setting named in it. */
+/** The settings a link carries: preset, then every setting named in it. Resolves to false when
+ * the link holds a value the engine refuses, an empty one or an unknown name: the error is shown
+ * and nothing may start on its own (autostart) with settings the visitor did not choose. */
 export async function settingsFromUrl() {
   const q = new URLSearchParams(location.search);
   const preset = q.get('preset') || 'quick';
@@ -126,13 +128,23 @@ export async function settingsFromUrl() {
   describeRecipe();
   const threads = Number(q.get('threads')) || ui.maxThreads;
   setSetting('threads', Math.min(Math.max(1, threads), ui.maxThreads));
-  if (unknown.length) showError(`The link names settings this page does not have: ${unknown.join(', ')}.`);
+  const problems = [];
+  if (unknown.length) problems.push(`The link names settings this page does not have: ${unknown.join(', ')}.`);
+  const empty = Object.keys(given).filter((key) => given[key].trim() === '');
+  if (empty.length) problems.push(`The link gives no value for ${empty.join(', ')}.`);
   // the engine checks every setting with the same rules as the native trainer
   try {
     await request({ type: 'resolve', settings: { ...given, num_classes: 10 } });
   } catch (e) {
-    showError(`A setting in the link is not valid: ${e.message}.`);
+    problems.push(`A setting in the link is not valid: ${e.message}.`);
   }
+  if (problems.length) showError(`${problems.join(' ')} Nothing was started: correct the settings, then press Start.`);
+  return problems.length === 0;
+}
+
+/** The settings of the form that hold no value (an empty box, or text a number box refused). */
+export function emptySettings(settings) {
+  return Object.keys(settings).filter((key) => key !== 'threads' && String(settings[key]).trim() === '');
 }
 
 export function linkToSettings() {

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../include/q4.h"
 #include "../util/digest.h"
@@ -458,19 +460,44 @@ q4_status q4_cifar_finish(q4_cifar *c, int require_complete, q4_error *err) {
     return Q4_OK;
 }
 
-static q4_status add_file(q4_cifar *c, const char *path, int required, q4_error *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (!required && errno == ENOENT) return Q4_OK;
-        return q4_fail(err, Q4_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+const char *q4_file_kind(unsigned mode) {
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISCHR(mode) ? "a character device"
+           : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : S_ISREG(mode) ? "a regular file"
+                                                                                    : "not a regular file";
+}
+
+FILE *q4_open_regular(const char *path, long long *size, q4_error *err) {
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer; it is refused instead */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        q4_fail(err, Q4_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
     }
     struct stat info;
-    if (fstat(fileno(f), &info) != 0 || !S_ISREG(info.st_mode)) {
-        fclose(f);
-        return q4_fail(err, Q4_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+        q4_fail(err, Q4_ERR_IO, "%s: is %s, not a regular file", path, q4_file_kind(info.st_mode));
+        close(fd);
+        return NULL;
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        q4_fail(err, Q4_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (size) *size = (long long)info.st_size;
+    return f;
+}
+
+static q4_status add_file(q4_cifar *c, const char *path, int required, q4_error *err) {
+    struct stat info;
+    if (!required && stat(path, &info) != 0 && errno == ENOENT) return Q4_OK;
+    long long size = 0;
+    FILE *f = q4_open_regular(path, &size, err);
+    if (!f) return err ? err->status : Q4_ERR_IO;
     file_context fc = {f, path};
-    q4_source src = {file_read, &fc, path, (long long)info.st_size};
+    q4_source src = {file_read, &fc, path, size};
     q4_status st = q4_cifar_add(c, path, &src, err);
     fclose(f);
     return st;
@@ -498,8 +525,12 @@ q4_status q4_cifar_load_path(q4_cifar *out, const char *path, q4_dataset_kind ki
         const char *const *files = kind == Q4_CIFAR10 ? files10 : files100;
         for (int i = 0; files[i] && !st; i++) {
             snprintf(file, sizeof file, "%s/%s", dir, files[i]);
-            FILE *probe = fopen(file, "rb");
-            if (!probe) {
+            struct stat probe;
+            if (lstat(file, &probe) == 0 || errno != ENOENT) { /* there, or there but unreadable: add_file says why */
+                st = add_file(out, file, 1, err);
+                continue;
+            }
+            {
                 /* a folder of the other release (or holding its top folder) gets a pointed message */
                 char alt[4200], alt_top[4200];
                 snprintf(alt, sizeof alt, "%s/%s", dir, kind == Q4_CIFAR10 ? "train.bin" : "data_batch_1.bin");
@@ -515,8 +546,6 @@ q4_status q4_cifar_load_path(q4_cifar *out, const char *path, q4_dataset_kind ki
                 }
                 break;
             }
-            fclose(probe);
-            st = add_file(out, file, 1, err);
         }
         if (!st) {
             const char *names = kind == Q4_CIFAR10 ? "batches.meta.txt" : "fine_label_names.txt";

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,6 +95,11 @@ q4_source q4_memory_source(q4_memory *memory, const uint8_t *data, size_t size, 
  * folder), or the official .tar.gz / .tar. Everything present is validated; on error
  * nothing is kept and *out is left empty. */
 q4_status q4_cifar_load_path(q4_cifar *out, const char *path, q4_dataset_kind kind, q4_error *err);
+/* Opens a regular file for reading without blocking on a FIFO: anything else (FIFO, device,
+ * directory, socket) is refused naming what it is. *size: its size. Native builds' file input. */
+FILE *q4_open_regular(const char *path, long long *size, q4_error *err);
+/* "a FIFO", "a character device", "a directory", ... for a stat mode */
+const char *q4_file_kind(unsigned mode);
 
 /* Incremental loading (the browser's file picker): begin, add files by name (official
  * shard names, label-name files, or a .tar.gz/.tgz/.tar holding them), then finish.

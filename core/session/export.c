@@ -153,6 +153,27 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
     }
     for (long i = 0; i < m->bn_total; i++) m->running_mean[i] = get_f32(&p);
     for (long i = 0; i < m->bn_total; i++) m->running_var[i] = get_f32(&p);
+    /* every number it evaluates with: finite, and variances not negative (BatchNorm adds eps) */
+    for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+        if (bits < Q4_FP32_BITS && m->tensors[t].quant_layer >= 0) continue; /* levels and a checked scale */
+        const float *x = m->params + m->tensors[t].offset;
+        for (long i = 0; i < m->tensors[t].count; i++)
+            if (!isfinite(x[i])) {
+                q4_status bad = q4_fail(err, Q4_ERR_FORMAT, "model tensor %s holds a non-finite value (%g at %ld)",
+                                        m->tensors[t].name, x[i], i);
+                q4_vgg_destroy(m);
+                return bad;
+            }
+    }
+    for (long i = 0; i < m->bn_total; i++)
+        if (!isfinite(m->running_mean[i]) || !isfinite(m->running_var[i]) || m->running_var[i] < 0.0f) {
+            q4_status bad = q4_fail(err, Q4_ERR_FORMAT,
+                                    "model BatchNorm statistics at %ld are invalid (mean %g, variance %g: finite, and a "
+                                    "variance not negative)",
+                                    i, m->running_mean[i], m->running_var[i]);
+            q4_vgg_destroy(m);
+            return bad;
+        }
     return Q4_OK;
 }
 

@@ -158,12 +158,24 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
     ['weight_bits=16', /weight_bits must be 2 to 8, or 32 \(FP32 weights\), not '16'/],
     ['train_limit=-5', /train_limit must be a whole number from 0 to 1000000, not '-5'/],
     ['seed=-1', /seed must be a whole number from 0 to 18446744073709551615/],
-    ['learning_rte=0.1', /settings this page does not have: learning_rte/]]) {
+    ['learning_rte=0.1', /settings this page does not have: learning_rte/],
+    ['preset=fast&epochs=', /The link gives no value for epochs/],
+    ['preset=fast&learning_rate=abc', /learning_rate must be a number from .*, not 'abc'/]]) {
     const { context, page } = await openPage(env.browser, `${env.url}?${query}`);
     await page.waitForSelector('#error:not([hidden])');
     assert.match(await text(page, 'error'), words, query);
+    assert.match(await text(page, 'error'), /Nothing was started/, query);
     await context.close();
   }
+  // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
+  const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&epochs=&autostart=1`);
+  await p2.waitForSelector('#error:not([hidden])');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await p2.evaluate(() => window.q4test.state), 'idle', 'an invalid link started a run');
+  await p2.click('#start');
+  await p2.waitForFunction(() => /These settings have no valid value: epochs/.test(document.getElementById('error').textContent));
+  assert.equal(await p2.evaluate(() => window.q4test.state), 'idle');
+  await c2.close();
   // a native checkpoint with the largest seed resumes in the page with that exact seed
   const big = '18446744073709551615';
   const native = path.join(OUT, 'big-seed.ckpt');

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -82,4 +83,26 @@ test('abandoned downloads leave no file open', async () => {
   } finally {
     server.close();
   }
+});
+
+test('nothing whose real path leaves the root is served; a missing root and a bad base are refused', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'q4-serve-'));
+  fs.writeFileSync(path.join(root, 'index.html'), '<p>inside</p>');
+  fs.symlinkSync('/etc/passwd', path.join(root, 'leak.txt'));
+  fs.symlinkSync('index.html', path.join(root, 'alias.html')); // a link that stays inside is fine
+  const { server, url } = await startServer({ port: 0, quiet: true, root, base: '/q4/' });
+  const get = (p) => new Promise((resolve, reject) => {
+    http.get(`${url}${p}`, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); }).on('error', reject);
+  });
+  try {
+    assert.equal(await get(''), 200);
+    assert.equal(await get('alias.html'), 200);
+    assert.equal(await get('leak.txt'), 404, 'a symbolic link out of the root was served');
+  } finally {
+    server.close();
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  await assert.rejects(startServer({ port: 0, quiet: true, root: '/nonexistent' }), /--root \/nonexistent: not a folder/);
+  await assert.rejects(startServer({ port: 0, quiet: true, root: 'web', base: '../' }), /--base \.\.\/: a path such as/);
+  await assert.rejects(startServer({ port: 0, quiet: true, root: 'web', base: '/a b/' }), /--base \/a b\//);
 });
