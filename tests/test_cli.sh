@@ -122,6 +122,20 @@ fs.writeFileSync(process.argv[2], b);' "$OUT/straight.ckpt" "$OUT/hostile.ckpt"
 expect_refusal "a checkpoint at step -1000000 (CRC recomputed)" "hostile.ckpt: checkpoint position is inconsistent" \
   --data "$DATA" --resume "$OUT/hostile.ckpt"
 
+node -e '
+const fs = require("fs"), zlib = require("zlib");
+const b = fs.readFileSync(process.argv[1]);
+const at = b.indexOf("\nepochs=2\n");
+if (at < 0) throw new Error("no epochs=2 in the checkpoint");
+b.write("\nepochs=0\n", at, "latin1");
+b.writeUInt32LE(zlib.crc32(b.subarray(0, b.length - 4)), b.length - 4);
+fs.writeFileSync(process.argv[2], b);' "$OUT/straight.ckpt" "$OUT/epochs0.ckpt" || fail "could not make epochs0.ckpt"
+expect_refusal "a checkpoint whose settings were altered (CRC recomputed)" \
+  "epochs0.ckpt: checkpoint settings: epochs must be a whole number from 1 to 10000, not '0' (a value this engine never writes: the file was altered)" \
+  --data "$DATA" --resume "$OUT/epochs0.ckpt"
+head -c 300 "$DATA/cifar-10-batches-bin/batches.meta.txt" >"$OUT/tiny.tar.gz"
+expect_refusal "a file of 300 bytes named .tar.gz" "tiny.tar.gz: is neither a gzip file nor a tar archive" --data "$OUT/tiny.tar.gz"
+
 # ---- run cards: written while training, verified bit for bit, a tampered one refused at its step
 "$Q4" "${common[@]}" --quiet --card "$OUT/card.json" --export "$OUT/card-model.q4" >/dev/null 2>&1 || fail "run with --card"
 "$Q4" --data "$DATA" --verify "$OUT/card.json" --threads 1 >"$OUT/verify.txt" 2>&1

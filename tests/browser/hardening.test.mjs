@@ -167,6 +167,13 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
     assert.match(await text(page, 'error'), /Nothing was started/, query);
     await context.close();
   }
+  // the headline preset is the configuration of the README's headline runs (make headline)
+  const { context: c1, page: p1 } = await openPage(env.browser, `${env.url}?preset=fast15`);
+  await p1.waitForFunction(() => document.getElementById('s-epochs').value === '15');
+  const form = await p1.evaluate(() => ['recipe', 'epochs', 'flip', 'cutout', 'train_limit', 'learning_rate', 'batch_size']
+    .map((n) => document.getElementById(`s-${n}`).value).join(' '));
+  assert.equal(form, 'fast 15 alternate 0 0 0.07 64');
+  await c1.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&epochs=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
