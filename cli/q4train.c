@@ -504,6 +504,10 @@ static int open_session(const options *o, run *r, long cores) {
         return 1;
     }
     r->session = q4_session_create(&config, &r->cifar.train, &r->cifar.test, &err);
+    if (!r->session && o->resume && config.num_classes != r->cifar.num_classes)
+        return fail("%s: made on data of %d classes; %s has %d (%s)", o->resume, config.num_classes, o->data,
+                    r->cifar.num_classes, err.message);
+    if (!r->session && o->resume) return fail("%s: %s", o->resume, err.message);
     if (!r->session) return fail("%s", err.message);
     if (r->resume_bytes && q4_session_load(r->session, r->resume_bytes, r->resume_size))
         return fail("%s: %s", o->resume, q4_session_error(r->session));

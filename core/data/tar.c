@@ -15,8 +15,12 @@ static int read_exact(q4_tar *tar, uint8_t *buffer, size_t size, q4_error *err) 
         if (n < 0) return -1;
         if (n == 0) {
             if (got == 0) return 1;
-            q4_fail(err, Q4_ERR_FORMAT, "%s: truncated tar archive (it ends inside a %zu-byte block at offset %lld)",
-                    tar->name, size, tar->offset);
+            if (tar->entries == 0 && tar->offset == (long long)got) /* not even one header: not an archive cut short */
+                q4_fail(err, Q4_ERR_FORMAT, "%s: is neither a gzip file nor a tar archive (%s%lld bytes, less than one "
+                        "512-byte tar header)", tar->name, tar->inside_gzip ? "it decompresses to " : "", tar->offset);
+            else
+                q4_fail(err, Q4_ERR_FORMAT, "%s: truncated tar archive (it ends inside a %zu-byte block at offset %lld)",
+                        tar->name, size, tar->offset);
             return -1;
         }
         got += (size_t)n;

@@ -242,7 +242,10 @@ static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out
         q4_error why;
         q4_error_clear(&why);
         if (q4_config_parse(&info->config, text, &why))
-            return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings: %s (made by a newer q4?)", why.message);
+            /* an unknown name may be a newer engine's setting; a known one out of range is damage */
+            return q4_fail(err, Q4_ERR_FORMAT, "checkpoint settings: %s%s", why.message,
+                           strstr(why.message, "there is no setting") ? " (made by a newer q4?)"
+                                                                       : " (a value this engine never writes: the file was altered)");
     }
     out->ema = info->config.ema > 0 ? (long long)(p + 2 * bn) : 0;
     size_t arrays_at = config_at + config_bytes;
