@@ -442,7 +442,10 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_verify_begin(int h, const char *text, doubl
     q4_error err = {0};
     q4_card *card = q4_card_parse(text, strlen(text), &err);
     q4_card_verification *v = card ? malloc(sizeof *v) : NULL;
-    if (card && !v) q4_fail(&err, Q4_ERR_NOMEM, "out of memory for the verification");
+    if (card && !v) {
+        err.status = Q4_ERR_NOMEM;
+        snprintf(err.message, sizeof err.message, "out of memory for the verification");
+    }
     if (!v || q4_card_verify_begin(card, s, (long long)steps, v, &err)) {
         q4_card_free(card);
         free(v);
