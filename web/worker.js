@@ -362,7 +362,7 @@ async function verifyCard(text, steps, threads) {
   post({ type: 'state', state });
   while (!v.done && !verifyCancelled) {
     v = engine.verifyStep();
-    if (v.epoch_ended && v.epoch_ended <= v.claimed_epochs && !v.done) {
+    if (v.epoch_ended && v.epoch_ended <= v.claimed_epochs && !v.different) {
       post({ type: 'verify-epoch', epoch: v.epoch_ended, testAccuracy: v.test_accuracy, cardAccuracy: v.card_test_accuracy });
     }
     post({ type: 'verify-progress', step: v.step, total: v.stop, compared: v.fingerprints, claims: v.claims });

@@ -525,6 +525,7 @@ size_t q4_card_verification_json(const q4_card_verification *v, const q4_card *c
     q4_json_int(&j, "verified_epochs", v->verified_epochs);
     q4_json_int(&j, "claimed_epochs", v->claimed_epochs);
     q4_json_int(&j, "done", v->done);
+    q4_json_int(&j, "different", v->different);
     q4_json_int(&j, "identical", v->done && !v->different);
     q4_json_int(&j, "complete", v->done && !v->different && v->stop == v->last);
     q4_json_string(&j, "message", v->message);
