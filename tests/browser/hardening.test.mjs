@@ -159,7 +159,7 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
     ['train_limit=-5', /train_limit must be a whole number from 0 to 1000000, not '-5'/],
     ['seed=-1', /seed must be a whole number from 0 to 18446744073709551615/],
     ['learning_rte=0.1', /settings this page does not have: learning_rte/],
-    ['preset=fast&epochs=', /The link gives no value for epochs/],
+    ['preset=fast&seed=', /The link gives no value for seed/],
     ['preset=fast&learning_rate=abc', /learning_rate must be a number from .*, not 'abc'/]]) {
     const { context, page } = await openPage(env.browser, `${env.url}?${query}`);
     await page.waitForSelector('#error:not([hidden])');
@@ -175,12 +175,12 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   assert.equal(form, 'fast 15 alternate 0 0 0.07 64');
   await c1.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
-  const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&epochs=&autostart=1`);
+  const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await p2.evaluate(() => window.q4test.state), 'idle', 'an invalid link started a run');
   await p2.click('#start');
-  await p2.waitForFunction(() => /These settings have no valid value: epochs/.test(document.getElementById('error').textContent));
+  await p2.waitForFunction(() => /These settings have no valid value: learning_rate/.test(document.getElementById('error').textContent));
   assert.equal(await p2.evaluate(() => window.q4test.state), 'idle');
   await c2.close();
   // a native checkpoint with the largest seed resumes in the page with that exact seed
