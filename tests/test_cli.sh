@@ -223,19 +223,19 @@ expect_verdict "--log through a symbolic link to --checkpoint" 1 "are the same f
 [ ! -e "$OUT/same" ] || fail "a refused run wrote its checkpoint"
 ln -f "$OUT/straight.ckpt" "$OUT/hard.ckpt"
 expect_verdict "--card a hard link of the --resume checkpoint" 1 "card $OUT/hard.ckpt is the checkpoint --resume reads" \
-  --data "$DATA" --resume "$OUT/straight.ckpt" --checkpoint "$OUT/straight.ckpt" --card "$OUT/hard.ckpt"
+  --data "$DATA" --resume "$OUT/straight.ckpt" --card "$OUT/hard.ckpt"
 expect_verdict "a character device as --checkpoint" 1 "checkpoint /dev/null: is a character device; an output must be a regular file" \
   --data "$DATA" --max-steps 1 --checkpoint /dev/null
 [ -c /dev/null ] || fail "/dev/null is no longer a device"
 expect_verdict "/dev/full as --log" 1 "log /dev/full: is a character device" --data "$DATA" --max-steps 1 --log /dev/full
 expect_verdict "a FIFO as --card" 1 "card $OUT/fifo: is a FIFO" --data "$DATA" --max-steps 1 --card "$OUT/fifo"
-# ---- flags: unknown, given twice, or meaningless together
-expect_verdict "an unknown flag" 1 "unknown option --foo (see --help)" --data "$DATA" --foo
-expect_verdict "two --recipe" 1 "recipe: the setting recipe is given twice (fast, then paper)" --data "$DATA" --recipe fast --recipe paper
-expect_verdict "--batch and --batch-size" 1 "the setting batch_size is given twice (64, then 32)" --data "$DATA" --batch 64 --batch-size 32
-expect_verdict "two --log" 1 "log is given twice" --data "$DATA" --log a.jsonl --log b.jsonl
-expect_verdict "--eval-model with --resume" 1 "eval-model evaluates a model and trains nothing" --data "$DATA" --eval-model "$OUT/model.q4" --resume "$OUT/straight.ckpt"
-expect_verdict "--stats with --export" 1 "stats describes the data and trains nothing" --data "$DATA" --stats --export "$OUT/x.q4"
+# ---- flags: unknown, given twice, or meaningless together (a usage error: exit 2)
+expect_verdict "an unknown flag" 2 "unknown option --foo (see --help)" --data "$DATA" --foo
+expect_verdict "two --recipe" 2 "recipe: the setting recipe is given twice (fast, then paper)" --data "$DATA" --recipe fast --recipe paper
+expect_verdict "--batch and --batch-size" 2 "the setting batch_size is given twice (64, then 32)" --data "$DATA" --batch 64 --batch-size 32
+expect_verdict "two --log" 2 "log is given twice" --data "$DATA" --log a.jsonl --log b.jsonl
+expect_verdict "--eval-model with --resume" 2 "eval-model evaluates a model and trains nothing" --data "$DATA" --eval-model "$OUT/model.q4" --resume "$OUT/straight.ckpt"
+expect_verdict "--stats with --export" 2 "stats describes the data and trains nothing" --data "$DATA" --stats --export "$OUT/x.q4"
 
 # ---- the exported model evaluates to the logged accuracy of the last epoch
 logged=$(tail -n 1 "$OUT/straight.jsonl" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);console.log((100*j.test_accuracy).toFixed(2))})')
