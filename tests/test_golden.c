@@ -69,22 +69,40 @@ static void compare_set(const char *what, const float *ours, long count, tensor_
           rel, norm_rel, tolerance);
 }
 
-/* Tolerances: relative L2 errors (logits: |diff| <= tol * max(1, |ref|)), about 10x what
- * was measured with the scalar and AVX2 kernels (measured values in brackets).
+/* Tolerances: relative L2 errors (logits: |diff| <= tol * max(1, |ref|)), per fixture and step,
+ * about 3x the worst measured over the scalar, AVX2 and AVX-512 kernels at 1 and 2 threads and
+ * the WebAssembly build (engine 0.10, `GOLDEN_VERBOSE=1`; the worst value is in brackets, its
+ * log in results/logs/golden-tolerances.txt).
  * Step 1 starts from identical state, so only summation order differs.
- * Step 2 starts from weights that agree to ~1e-7; decisions on values within rounding of a
+ * Step 2 starts from weights that agree to ~1e-5; decisions on values within rounding of a
  * boundary (ReLU at z ~ 4e-6, a max-pool near-tie, a quantizer level at a .5 tie) can then
- * go the other way in one place and perturb everything below it: measured up to 2.6e-2 on a
- * BN bias gradient (one ReLU decision in bn6 for the FP32 fixture). */
+ * go the other way in one place and perturb everything below it: in the FP32 fixture one
+ * ReLU decision in bn6 moves bn6.bias's gradient by 2.4e-2 with the scalar kernels (1.1e-2
+ * with AVX2 and AVX-512), which is why its step-2 gradient tolerance is the loosest here. */
 typedef struct tolerances {
     double logits, loss, gradient, weights, bn_mean, bn_var;
 } tolerances;
-static const tolerances step_tolerances[2] = {
-    /* logits [2e-6], loss [5e-7], gradients [4.6e-6], weights [4.6e-6], BN [4.1e-7] */
-    {1e-4, 1e-5, 1e-4, 5e-5, 1e-5, 1e-5},
-    /* logits [1.7e-3], loss [4e-5], gradients [2.6e-2], weights [3e-4], BN mean [2e-4], var [5e-6] */
-    {2e-2, 1e-3, 1e-1, 1e-3, 2e-3, 1e-4},
+static const tolerances step_tolerances[2][2] = {
+    { /* FP32 weights */
+        /* logits [1.1e-5], loss [2.7e-7], gradients [1.4e-5], weights [1.1e-5], BN mean [4.2e-7], var [9e-8] */
+        {3e-5, 1e-6, 5e-5, 3e-5, 2e-6, 3e-7},
+        /* logits [9e-5], loss [4.6e-6], gradients [2.4e-2], weights [1.9e-4], BN mean [7.7e-6], var [6.5e-7] */
+        {3e-4, 1.5e-5, 5e-2, 6e-4, 3e-5, 3e-6},
+    },
+    { /* 4-bit weights */
+        /* logits [1e-5], loss [4.4e-7], gradients [1.7e-5], weights [9.3e-6], BN mean [4.5e-7], var [9.5e-8] */
+        {3e-5, 1.5e-6, 5e-5, 3e-5, 2e-6, 3e-7},
+        /* logits [2.1e-3], loss [5.4e-5], gradients [3.4e-3], weights [4e-5], BN mean [1.7e-4], var [1.3e-5] */
+        {6e-3, 1.5e-4, 1e-2, 1.5e-4, 5e-4, 4e-5},
+    },
 };
+
+/* The conv and fc1 biases feed BatchNorm, which cancels them exactly: their true gradient is 0
+ * and both engines return rounding noise. Checked as noise: far below the gradient of the same
+ * layer's BN shift (beta), which sums the same per-position gradients before BN's centring.
+ * Measured ratio (norm of the noise / norm of beta's gradient): at most 5.9e-6 for ours and
+ * 7.2e-6 for PyTorch's over both fixtures, steps and every ISA; both are held to this bound. */
+#define NOISE_RATIO_LIMIT 3e-5
 
 /* conv and fc1 biases feed BatchNorm, which cancels them exactly */
 static int bn_cancelled(const q4_tensor_info *t) { return t->role == Q4_ROLE_BIAS_BEFORE_BN; }
@@ -165,24 +183,47 @@ static void run(const char *path, int quantized, int threads) {
         read_bytes(&r, &golden_loss, 8);
         for (int b = 0; b < BATCH; b++)
             for (int k = 0; k < CLASSES; k++) ours[b * CLASSES + k] = m.logits[k * BATCH + b];
-        const tolerances *tol = &step_tolerances[step];
+        const tolerances *tol = &step_tolerances[quantized][step];
         char what[96];
         const char *mode = quantized ? "4-bit" : "fp32";
         snprintf(what, sizeof what, "%s step %d logits", mode, step + 1);
         compare_floats(what, ours, golden_logits, BATCH * CLASSES, tol->logits, tol->logits);
+        if (getenv("GOLDEN_VERBOSE")) {
+            double worst_logit = 0;
+            for (int i = 0; i < BATCH * CLASSES; i++)
+                worst_logit = fmax(worst_logit, fabs((double)ours[i] - golden_logits[i]) / fmax(1.0, fabs(golden_logits[i])));
+            printf("  %-40s rel %.3g\n  %s step %d loss%29s rel %.3g\n", what, worst_logit, mode, step + 1, "",
+                   fabs(loss - golden_loss) / fabs(golden_loss));
+        }
         CHECK(fabs(loss - golden_loss) <= tol->loss * fabs(golden_loss), "%s step %d loss %.9f, PyTorch %.9f", mode,
               step + 1, loss, golden_loss);
 
+        tensor_set grad_sets[Q4_NUM_TENSORS];
+        for (int t = 0; t < Q4_NUM_TENSORS; t++) grad_sets[t] = read_set(&r);
         for (int t = 0; t < Q4_NUM_TENSORS; t++) {
-            tensor_set g = read_set(&r);
             const q4_tensor_info *info = &m.tensors[t];
             snprintf(what, sizeof what, "%s step %d grad %s", mode, step + 1, info->name);
-            if (bn_cancelled(info)) /* true gradient 0: both engines return rounding noise */
-                compare_set(what, m.grads + info->offset, info->count, &g, 1.0, 1e-3, &worst_noise);
-            else
-                compare_set(what, m.grads + info->offset, info->count, &g, tol->gradient, 1e-12, &worst_grad);
-            free(g.values);
+            if (bn_cancelled(info)) {
+                /* the BN shift (beta) of the same layer is two tensors on: bias, gamma, beta */
+                const q4_tensor_info *beta = &m.tensors[t + 2];
+                CHECK(beta->role == Q4_ROLE_BN_BETA && beta->count == info->count, "%s: no BN shift after it", what);
+                double ours2 = 0, beta2 = 0;
+                for (long i = 0; i < info->count; i++) ours2 += (double)m.grads[info->offset + i] * m.grads[info->offset + i];
+                for (long i = 0; i < beta->count; i++) beta2 += (double)m.grads[beta->offset + i] * m.grads[beta->offset + i];
+                double ratio = sqrt(ours2) / sqrt(beta2), torch_ratio = grad_sets[t].norm / grad_sets[t + 2].norm;
+                if (ratio > worst_noise) worst_noise = ratio;
+                if (torch_ratio > worst_noise) worst_noise = torch_ratio;
+                if (getenv("GOLDEN_VERBOSE")) printf("  %-40s noise/beta %.3g (PyTorch %.3g)\n", what, ratio, torch_ratio);
+                CHECK(ratio <= NOISE_RATIO_LIMIT && grad_sets[t].count == (uint32_t)info->count,
+                      "%s: |grad| / |grad of %s| = %.3g, not rounding noise (> %g)", what, beta->name, ratio,
+                      NOISE_RATIO_LIMIT);
+                CHECK(torch_ratio <= NOISE_RATIO_LIMIT, "%s: PyTorch's |grad| / |grad of %s| = %.3g (> %g)", what,
+                      beta->name, torch_ratio, NOISE_RATIO_LIMIT);
+            } else {
+                compare_set(what, m.grads + info->offset, info->count, &grad_sets[t], tol->gradient, 1e-12, &worst_grad);
+            }
         }
+        for (int t = 0; t < Q4_NUM_TENSORS; t++) free(grad_sets[t].values);
         double lr = q4_cosine_lr(1e-3, 0, 100);
         q4_optimizer_step(&m, moments, moments + m.param_count, step + 1, lr, &config, NULL);
         for (int t = 0; t < Q4_NUM_TENSORS; t++) {
@@ -214,7 +255,7 @@ static void run(const char *path, int quantized, int threads) {
     }
     CHECK(!r.failed, "%s: fixture read failed", path);
     printf("%s (%d threads): worst relative error: gradients %.2g, weights after a step %.2g, BN statistics %.2g "
-           "(BN-cancelled bias noise %.2g)\n", path, threads, worst_grad, worst_param, worst_stat, worst_noise);
+           "(BN-cancelled bias gradients: noise / BN shift gradient %.2g)\n", path, threads, worst_grad, worst_param, worst_stat, worst_noise);
     free(moments);
     free(mask);
     q4_vgg_destroy(&m);
