@@ -34,7 +34,7 @@ static q4_session *new_session(int threads, int quantized) {
 static void train(q4_session *s, int steps) {
     q4_progress p;
     while (steps > 0) {
-        q4_session_progress(s, &p);
+        CHECK(q4_session_progress(s, &p) == Q4_OK, "q4_session_progress failed");
         int before = (int)p.global_step;
         q4_status st = q4_session_train(s, steps, &p);
         CHECK(st == Q4_OK, "train: %s", q4_session_error(s));
@@ -87,7 +87,7 @@ static void test_resume_and_threads(int quantized) {
     q4_session *copy = new_session(2, quantized);
     CHECK(q4_session_load(copy, bytes, size) == Q4_OK, "reload: %s", q4_session_error(copy));
     /* the thread count is recorded but does not matter; set it as the saver had it */
-    q4_session_set_threads(copy, 1);
+    CHECK(q4_session_set_threads(copy, 1) == Q4_OK, "q4_session_set_threads failed");
     CHECK(q4_session_save(copy, &again, &again_size) == Q4_OK, "resave");
     CHECK(again_size == size, "resaved size %zu vs %zu", again_size, size);
     if (again_size == size) CHECK(memcmp(again, bytes, size) == 0, "%s: save -> load -> save changed the bytes", mode);
@@ -100,8 +100,8 @@ static void test_resume_and_threads(int quantized) {
     train(three, n + m);
     CHECK(same_state(straight, one) && same_state(straight, three), "%s: 1, 2 and 3 threads give different weights", mode);
     q4_evaluation e1, e2;
-    q4_session_evaluate(one, &e1, NULL, 0);
-    q4_session_evaluate(three, &e2, NULL, 0);
+    CHECK(q4_session_evaluate(one, &e1, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
+    CHECK(q4_session_evaluate(three, &e2, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
     CHECK(e1.correct == e2.correct && e1.loss == e2.loss, "%s: evaluation depends on the thread count", mode);
     printf("%s: %d+%d steps = %d, save, resume (other threads), %d: identical; 1/2/3 threads identical; test %.1f%%\n",
            mode, n, m, n, m, 100 * e1.accuracy);
@@ -128,7 +128,7 @@ static void test_resume_and_threads(int quantized) {
     CHECK(memcmp(before, resumed->model.params, resumed->model.param_count * 4) == 0, "a refused load changed weights");
     uint8_t *exported;
     size_t exported_size;
-    q4_session_export(resumed, &exported, &exported_size);
+    CHECK(q4_session_export(resumed, &exported, &exported_size) == Q4_OK, "q4_session_export failed");
     CHECK(q4_session_load(resumed, exported, exported_size) == Q4_ERR_FORMAT, "an exported model was accepted");
     CHECK(strstr(q4_session_error(resumed), "exported model") != NULL, "message: %s", q4_session_error(resumed));
     free(exported);

@@ -486,18 +486,24 @@ static void test_winograd_rooms(const q4_kernels *k) {
         long xs = (long)ci * n * h * h, ys = (long)co * n * h * h, ws = (long)co * ci * 9;
         float *x = malloc(xs * 4), *y = malloc(ys * 4), *w = malloc(ws * 4), *dw = malloc(ws * 4);
         fill_values(x, xs, 5 + l), fill_values(y, ys, 6 + l), fill_values(w, ws, 7 + l);
+        /* the plan (README, the per-layer table of the convolution paths): conv2-6 take F(2x2) in
+         * the training forward pass and F(4x4) in evaluation and the backward passes, with every
+         * variant; conv1 (3 channels in) none */
         for (int allow4 = 0; allow4 <= 1; allow4++) {
-            int m = q4_winograd_applies(k->gemm, ci, co, h, h, allow4);
-            CHECK(m == 0 || q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, allow4),
+            int m = q4_winograd_applies(k->gemm, ci, co, h, h, allow4), planned = allow4 ? 4 : 2;
+            CHECK(m == planned, "%s: conv %d->%d %dx%d takes %s, not F(%dx%d)", k->gemm->name, ci, co, h, h,
+                  m ? (m == 2 ? "F(2x2)" : "F(4x4)") : "no Winograd", planned, planned);
+            CHECK(q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, allow4),
                   "%s: conv %d->%d %dx%d cannot take F(%dx%d) in the rooms the model allocates", k->gemm->name, ci, co,
-                  h, h, m, m);
+                  h, h, planned, planned);
         }
-        CHECK(q4_winograd_applies(k->gemm, ci, co, h, h, 1) == 0 ||
-                  q4_conv3x3_winograd_backward_weights(&cc, dw, y, x, n, ci, co, h, h),
+        CHECK(q4_conv3x3_winograd_backward_weights(&cc, dw, y, x, n, ci, co, h, h),
               "%s: the weight gradient of conv %d->%d %dx%d cannot take Winograd in the rooms the model allocates",
               k->gemm->name, ci, co, h, h);
         free(x), free(y), free(w), free(dw);
     }
+    CHECK(q4_winograd_applies(k->gemm, 3, 64, 32, 32, 1) == 0, "%s: conv1 (3 channels in) takes Winograd",
+          k->gemm->name);
     free_compute(&cc);
 }
 

@@ -104,7 +104,7 @@ static void test_model_and_export(void) {
     CHECK(s != NULL, "session: %s", err.message);
     if (!s) return;
     q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
-    q4_session_layer_stats(s, stats);
+    CHECK(q4_session_layer_stats(s, stats) == Q4_OK, "q4_session_layer_stats failed");
     q4_vgg *m = &s->model;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
@@ -261,9 +261,9 @@ static void test_session_widths(void) {
             CHECK(s != NULL, "%d bits: %s", bits, err.message);
             if (!s) continue;
             q4_progress p;
-            q4_session_train(s, 2, &p);
+            CHECK(q4_session_train(s, 2, &p) == Q4_OK, "q4_session_train failed");
             q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
-            q4_session_layer_stats(s, stats);
+            CHECK(q4_session_layer_stats(s, stats) == Q4_OK, "q4_session_layer_stats failed");
             q4_vgg *m = &s->model;
             float all = 0;
             for (int l = 0; l < Q4_NUM_QUANT_LAYERS; l++) {
@@ -283,7 +283,7 @@ static void test_session_widths(void) {
             size_t size;
             CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
             q4_evaluation live, exported;
-            q4_session_evaluate(s, &live, NULL, 0);
+            CHECK(q4_session_evaluate(s, &live, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
             q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
             CHECK(model && q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "%d bits: %s", bits,
                   err.message);
