@@ -21,6 +21,9 @@ static void make_data(void) {
     test_set = data.test;
 }
 
+/* The recipe under test: the paper's (NULL), or settings text applied on top */
+static const char *recipe_settings;
+
 static q4_session *new_session(int threads, int quantized) {
     q4_config c;
     q4_config_default(&c);
@@ -28,7 +31,7 @@ static q4_session *new_session(int threads, int quantized) {
     c.threads = threads;
     c.seed = 42;
     c.weight_bits = quantized ? 4 : Q4_FP32_BITS;
-    return test_session(&c, NULL, &train_set, &test_set);
+    return test_session(&c, recipe_settings, &train_set, &test_set);
 }
 
 static void train(q4_session *s, int steps) {
@@ -43,16 +46,18 @@ static void train(q4_session *s, int steps) {
     }
 }
 
-/* the full state: parameters, moments, BN running statistics */
+/* the full state: parameters, moments, BN running statistics, the weight average */
 static int same_state(q4_session *a, q4_session *b) {
-    long p = a->model.param_count, bn = a->model.bn_total;
+    long p = a->model.param_count, bn = a->model.bn_total, ema = q4_session_ema_floats(a);
     return memcmp(a->model.params, b->model.params, p * 4) == 0 && memcmp(a->moments, b->moments, 2 * p * 4) == 0 &&
            memcmp(a->model.running_mean, b->model.running_mean, 2 * bn * 4) == 0 && a->global_step == b->global_step &&
-           a->epoch == b->epoch && a->step_in_epoch == b->step_in_epoch;
+           a->epoch == b->epoch && a->step_in_epoch == b->step_in_epoch && ema == q4_session_ema_floats(b) &&
+           (ema == 0 || memcmp(a->ema, b->ema, ema * 4) == 0);
 }
 
 static void test_resume_and_threads(int quantized) {
-    const char *mode = quantized ? "4-bit" : "fp32";
+    char mode[64];
+    snprintf(mode, sizeof mode, "%s%s", quantized ? "4-bit" : "fp32", recipe_settings ? ", the fast recipe" : "");
     int steps_per_epoch = q4_steps_per_epoch(TRAIN, BATCH);
     CHECK(steps_per_epoch == 5, "150 images at batch 32: %d steps, expected 5 (4 full and one of 22)", steps_per_epoch);
     int n = 3, m = 3; /* crosses the epoch boundary at step 5 */
@@ -297,6 +302,12 @@ int main(void) {
     make_data();
     test_resume_and_threads(1);
     test_resume_and_threads(0);
+    /* the fast recipe (SGD momentum, the per-step one-cycle schedule, label smoothing) with
+     * the moving average, cutout and alternating flips on: their state and position survive
+     * a save too */
+    recipe_settings = "recipe=fast\nbatch_size=32\nepochs=3\nema=0.99\ncutout=8\nflip=alternate";
+    test_resume_and_threads(1);
+    recipe_settings = NULL;
     test_nan();
     test_version1();
     test_hostile_headers();

@@ -253,6 +253,38 @@ static void test_augmentation(void) {
           "shift view (1, 1)");
 }
 
+/* The fast recipe's schedule as a real session steps it (README: a linear warm-up over the
+ * first 20% of the planned steps, then linear down to 0 at the end of the plan). With momentum,
+ * decay and the tanh clip off, each step moves the weights by exactly -lr * gradient, so the
+ * learning rate a step used is read off the weights: lr = -(dw . g) / (g . g). 150 images at
+ * batch 32 are 5 steps an epoch; 2 planned epochs are 10 steps, round(0.2 * 10) = 2 of warm-up:
+ * step t (0-based) uses 0.07 * (t + 1) / 2 while t < 2, then 0.07 * (10 - t) / 8; steps past the
+ * plan use 0 and leave the weights as they are. */
+static void test_fast_schedule(void) {
+    q4_session *s = session_with("recipe=fast\nbatch_size=32\nepochs=2\nmomentum=0\nweight_decay=0\ntanh_bound=0");
+    q4_vgg *m = &s->model;
+    long p = m->param_count;
+    float *before = malloc(p * 4);
+    double worst = 0;
+    for (int t = 0; t < 12; t++) {
+        memcpy(before, m->params, p * 4);
+        test_steps(s, 1);
+        double expected = t < 2 ? 0.07 * (t + 1) / 2 : t < 10 ? 0.07 * (10 - t) / 8 : 0.0, dot = 0, gg = 0, moved = 0;
+        for (long i = 0; i < p; i++) {
+            double d = (double)m->params[i] - before[i];
+            dot += d * m->grads[i], gg += (double)m->grads[i] * m->grads[i], moved += fabs(d);
+        }
+        double used = -dot / gg;
+        if (expected > 0) worst = fmax(worst, fabs(used - expected) / expected);
+        CHECK(expected > 0 ? fabs(used - expected) <= 1e-4 * expected : moved == 0,
+              "fast recipe, step %d: learning rate %.7g used, the schedule says %.7g", t, used, expected);
+    }
+    /* measured: within 5.3e-8 of the schedule (float rounding of w - lr * g) */
+    printf("fast recipe schedule in a session: 12 steps (10 planned) as planned, worst relative difference %.2g\n", worst);
+    free(before);
+    q4_session_destroy(s);
+}
+
 /* TTA is reported after the last planned epoch only, and equals an export's evaluation with it */
 static void test_tta(void) {
     q4_session *s = session_with("tta=flip-translate\nepochs=2");
@@ -338,5 +370,6 @@ int main(void) {
     test_moving_average();
     test_augmentation();
     test_tta();
+    test_fast_schedule();
     return test_finish("test_training");
 }
