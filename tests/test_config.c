@@ -5,6 +5,7 @@
  * resets the recipe settings only; differences name what would change training; the JSON form
  * parses as the table says. */
 #include "../core/include/q4.h"
+#include "../core/optim/optim.h"
 #include "../core/util/json.h"
 #include <stddef.h>
 
@@ -126,7 +127,9 @@ static void test_recipes_and_differences(void) {
         c.epochs = 7;
         q4_error err = {0};
         CHECK(q4_config_set(&c, "recipe", name, &err) == Q4_OK, "recipe %s: %s", name, err.message);
-        CHECK(c.seed == 99 && c.epochs == 7, "recipe %s reset settings that are not the recipe's", name);
+        /* only fast15 sets a plan (15 epochs) */
+        CHECK(c.seed == 99 && c.epochs == (strcmp(name, "fast15") == 0 ? 15 : 7),
+              "recipe %s reset settings that are not the recipe's", name);
         CHECK(c.learning_rate != 0.5, "recipe %s kept a recipe setting", name);
         CHECK(q4_config_check(&c, &err) == Q4_OK, "recipe %s fails the check: %s", name, err.message);
         char text[64];
@@ -143,6 +146,35 @@ static void test_recipes_and_differences(void) {
               strstr(definition, "optimizer sgd") && strstr(definition, "schedule onecycle"),
           "the fast recipe reads: %s", definition);
     CHECK(q4_config_recipe_definition(99, definition, sizeof definition) == -1, "a recipe that does not exist has a definition");
+    /* fast15 is what the README's recipe table says: the fast recipe's settings, flips
+     * alternating, 15 planned epochs; its schedule warms up over the first 20% of 15 epochs of
+     * 782 steps (11730 steps, 2346 of warm-up), peaks at 0.07 and ends at 0 after step 11730 */
+    {
+        q4_config fast, fast15;
+        q4_error err = {0};
+        q4_config_default(&fast), q4_config_default(&fast15);
+        CHECK(q4_config_set(&fast, "recipe", "fast", &err) == Q4_OK && q4_config_set(&fast15, "recipe", "fast15", &err) == Q4_OK,
+              "%s", err.message);
+        char changes[512];
+        CHECK(q4_config_differences(&fast, &fast15, changes, sizeof changes) == 2 && strstr(changes, "recipe fast -> fast15") &&
+                  strstr(changes, "flip random -> alternate"),
+              "fast15 against fast: %s", changes);
+        CHECK(fast15.epochs == 15 && fast15.batch_size == 64 && fast15.optimizer == Q4_OPTIMIZER_SGD &&
+                  fast15.learning_rate == 0.07 && fast15.momentum == 0.9 && fast15.nesterov == 1 &&
+                  fast15.weight_decay == 5e-4 && fast15.schedule == Q4_SCHEDULE_ONECYCLE && fast15.warmup == 0.2 &&
+                  fast15.label_smoothing == 0.2 && fast15.dropout == 0 && fast15.clip_norm == 0 && fast15.crop == 2 &&
+                  fast15.tta == Q4_TTA_FLIP_TRANSLATE && fast15.flip == Q4_FLIP_ALTERNATE && fast15.weight_bits == 4 &&
+                  fast15.tanh_bound == 3 && fast15.cutout == 0 && fast15.ema == 0,
+              "fast15's settings are not the README's");
+        int steps = 782; /* 50,000 images at batch 64 */
+        double first = q4_learning_rate(&fast15, 0, 0, steps), peak = q4_learning_rate(&fast15, 2, 781, steps),
+               after_peak = q4_learning_rate(&fast15, 3, 1, steps), last = q4_learning_rate(&fast15, 14, 781, steps),
+               past = q4_learning_rate(&fast15, 15, 0, steps);
+        CHECK(first == 0.07 / 2346 && peak == 0.07 && after_peak == 0.07 * (11730 - 2347) / 9384 &&
+                  last == 0.07 / 9384 && past == 0,
+              "fast15's schedule: %g at the first step, %g at step 2346, %g at step 2348, %g at the last, %g past the plan",
+              first, peak, after_peak, last, past);
+    }
     q4_config a, b;
     q4_config_default(&a);
     b = a;
@@ -165,6 +197,7 @@ static void test_choice_enums(void) {
         {"recipe", "paper", Q4_RECIPE_PAPER, offsetof(q4_config, recipe)},
         {"recipe", "plain-adamw", Q4_RECIPE_PLAIN_ADAMW, offsetof(q4_config, recipe)},
         {"recipe", "fast", Q4_RECIPE_FAST, offsetof(q4_config, recipe)},
+        {"recipe", "fast15", Q4_RECIPE_FAST15, offsetof(q4_config, recipe)},
         {"optimizer", "adamw", Q4_OPTIMIZER_ADAMW, offsetof(q4_config, optimizer)},
         {"optimizer", "sgd", Q4_OPTIMIZER_SGD, offsetof(q4_config, optimizer)},
         {"schedule", "cosine", Q4_SCHEDULE_COSINE, offsetof(q4_config, schedule)},

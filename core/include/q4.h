@@ -146,7 +146,7 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
 #define Q4_FIELD_RECIPE 8u
 
 #define Q4_CONFIG_FIELDS(X)                                                                                          \
-    X(CHOICE, recipe, 0, 0, 0, "paper,plain-adamw,fast", Q4_FIELD_RECIPE,                                                 \
+    X(CHOICE, recipe, 0, 0, 0, "paper,plain-adamw,fast,fast15", Q4_FIELD_RECIPE,                                                 \
       "the recipe the settings start from; setting it resets every recipe setting to the recipe's value")           \
     X(INT, num_classes, 10, 2, Q4_MAX_CLASSES, NULL, 0, "classes of the data and outputs of the last layer")        \
     X(INT, train_limit, 0, 0, 1000000, NULL, 0, "train on the first N training images (0: all)")                   \
@@ -194,7 +194,7 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "own exp/log/tanh; slower")
 
 /* The CHOICE settings' values, in the order of their choices above (test_config checks). */
-enum { Q4_RECIPE_PAPER = 0, Q4_RECIPE_PLAIN_ADAMW = 1, Q4_RECIPE_FAST = 2 };
+enum { Q4_RECIPE_PAPER = 0, Q4_RECIPE_PLAIN_ADAMW = 1, Q4_RECIPE_FAST = 2, Q4_RECIPE_FAST15 = 3 };
 enum { Q4_OPTIMIZER_ADAMW = 0, Q4_OPTIMIZER_SGD = 1 };
 enum { Q4_SCHEDULE_COSINE = 0, Q4_SCHEDULE_ONECYCLE = 1 };
 enum { Q4_TTA_NONE = 0, Q4_TTA_FLIP = 1, Q4_TTA_FLIP_TRANSLATE = 2 };

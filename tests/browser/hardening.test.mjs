@@ -172,7 +172,7 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   await p1.waitForFunction(() => document.getElementById('s-epochs').value === '15');
   const form = await p1.evaluate(() => ['recipe', 'epochs', 'flip', 'cutout', 'train_limit', 'learning_rate', 'batch_size']
     .map((n) => document.getElementById(`s-${n}`).value).join(' '));
-  assert.equal(form, 'fast 15 alternate 0 0 0.07 64');
+  assert.equal(form, 'fast15 15 alternate 0 0 0.07 64');
   await c1.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
