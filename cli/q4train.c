@@ -714,7 +714,7 @@ static int run_main(const options *o, run *r) {
     q4_progress p;
     q4_session_progress(r->session, &p);
     if (p.best_epoch) printf("best test accuracy %.2f%% at epoch %d\n", 100.0 * p.best_accuracy, p.best_epoch);
-    printf("peak memory %.1f MB (resident), engine %.1f MB, total time %.1f s\n", peak_memory_mb(),
+    printf("peak memory %.1f MiB (resident), engine %.1f MiB, total time %.1f s\n", peak_memory_mb(),
            q4_session_memory_bytes(r->session) / 1048576.0, q4_now() - start);
     return rc;
 }

@@ -57,5 +57,5 @@ for (const name of ['index.html', 'app.js', 'worker.js', 'wasm/q4.js', 'sw.js'])
 }
 const bytes = (dir) => fs.readdirSync(dir, { withFileTypes: true })
   .reduce((s, e) => s + (e.isDirectory() ? bytes(path.join(dir, e.name)) : fs.statSync(path.join(dir, e.name)).size), 0);
-console.log(`site: ${out}/ (${(bytes(out) / 1048576).toFixed(1)} MB, version ${version}, ` +
+console.log(`site: ${out}/ (${(bytes(out) / 1048576).toFixed(1)} MiB, version ${version}, ` +
   `${withData ? 'with' : 'without'} the CIFAR-10 shards): serve it from any static host, at any path`);

@@ -341,7 +341,7 @@ function onMessage(m) {
     }
     case 'saved':
       if (m.status === 'in progress' || m.status === 'finished')
-        $('run-status').textContent = `Epoch ${m.epoch} done; the run is saved in this browser (${(m.bytes / 1048576).toFixed(1)} MB).`;
+        $('run-status').textContent = `Epoch ${m.epoch} done; the run is saved in this browser (${(m.bytes / 1048576).toFixed(1)} MiB).`;
       break;
     case 'card-text':
       download(new TextEncoder().encode(m.text), `q4-run-step${m.step}.json`);

@@ -73,14 +73,14 @@ test('a 2-bit and a 4-bit run overlaid; the model answers about a photo and a te
   // a test image from the grid
   // (the top 5 still shows the photo's answer: wait for the model's view to become the clicked
   // image, pixel for pixel, and for a new top 5)
-  const before = await page.$eval('#top5', (l) => l.textContent);
+  const previous = await page.$eval("#top5", (l) => l.textContent);
   await page.click('#image-grid .cell:nth-child(3)');
   await page.waitForFunction((old) => {
     const pixels = (c) => c.getContext('2d').getImageData(0, 0, 32, 32).data.join();
     const cell = document.querySelector('#image-grid .cell:nth-child(3) canvas');
     return pixels(document.getElementById('seen-image')) === pixels(cell) &&
       document.querySelectorAll('#top5 li').length === 5 && document.getElementById('top5').textContent !== old;
-  }, before);
+  }, previous);
   // conv1's filters: both halves drawn
   const painted = await page.$eval('#chart-filters', (c) => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
