@@ -31,7 +31,7 @@ LIB      := $(BUILD)/libq4.a
 UNIT_TESTS := test_config test_training test_archive test_exact test_kernels test_quant test_gradcheck test_golden test_checkpoint test_data
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
-.PHONY: all build help setup data test headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
+.PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
         test-browser bench bench-conv clean wasm demo site curve
 all: build
 
@@ -81,8 +81,11 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 # unit and sanitizer programs run TEST_JOBS at a time (scripts/run-tests.sh); timing-free
 TEST_JOBS ?= 2
 test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
-	$(MAKE) test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
+	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
+
+check-readme: ## the README's result tables against the run logs under results/ they come from
+	node scripts/check-readme.mjs
 
 test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/q4bench ## unit, golden, checkpoint and data tests (the kernels this CPU runs best)
 	@echo "kernels: $$($(BUILD)/q4bench --kernels)"
@@ -162,7 +165,7 @@ curve: build ## train the paper and fast recipes EPOCHS epochs (SEEDS) with --lo
 HEADLINE_RECIPE := --recipe fast15
 headline: build ## train the headline runs missing from results/headline/ (hours), draw results/headline/curve.svg
 	node scripts/curve.mjs --logs results/headline --out results/headline/curve.svg --epochs 15 --seeds 0,1 \
-	  --artifacts --paper-lines --title "CIFAR-10 test accuracy per epoch, fast recipe, 15 epochs (q4, natively)" \
+	  --artifacts --paper-lines --title "CIFAR-10 test accuracy per epoch, fast15 recipe, 15 epochs (q4, natively)" \
 	  --run "4bit=$(HEADLINE_RECIPE)" --run "fp32=$(HEADLINE_RECIPE) --fp32"
 
 # the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)

@@ -1,0 +1,138 @@
+// check-readme.mjs - `make check-readme` (part of `make test`): every accuracy figure in the
+// README's result tables is compared with the run log under results/ it comes from, and the
+// script fails, naming the row and the cell, when one differs or a log is missing. The tables
+// and their logs are listed below, table by table; a row the list names must exist.
+//
+// Usage: node scripts/check-readme.mjs [README.md]
+import fs from 'node:fs';
+import path from 'node:path';
+
+const readme = process.argv[2] || 'README.md';
+
+/** The epoch lines of a run log (JSON lines; the first line, {"run": ...}, describes the run). */
+function epochs(file) {
+  if (!fs.existsSync(file)) return null;
+  return fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l))
+    .filter((l) => typeof l.epoch === 'number');
+}
+
+/** What a cell shows, from a log: `e7` the test accuracy after epoch 7, `tta` the test-time
+ * augmentation accuracy of the last epoch, `-` a cell not checked. Percentages, 2 decimals;
+ * '' (a cell without a number) where the log has no such figure. */
+function expected(lines, what) {
+  if (what === '-') return null;
+  if (what === 'tta') {
+    const last = lines[lines.length - 1];
+    return last && last.tta_accuracy != null ? (100 * last.tta_accuracy).toFixed(2) : '';
+  }
+  const line = lines.find((l) => l.epoch === Number(what.slice(1)));
+  return line ? (100 * line.test_accuracy).toFixed(2) : '';
+}
+
+const slug = (label) => label.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, ''); // as scripts/curve.mjs
+const range = (first, last) => Array.from({ length: last - first + 1 }, (_, i) => `e${first + i}`);
+const headline = (name) => `results/headline/${name}.jsonl`;
+
+/** Per table: the section it sits in, and for each row checked its first cells (the row's
+ * start, as written), its log, and what each following cell must show. */
+const TABLES = [
+  { section: '### Accuracy per epoch', rows: [
+    ['| paper recipe, seed 0 |', 'results/logs/paper-recipe-s0.jsonl', range(1, 10)],
+    ['| fast recipe, 10 planned epochs, seed 0 |', 'results/logs/fast-recipe-s0.jsonl', range(1, 10)],
+    ['| the same with engine 0.10\'s kernels', 'results/logs/v0.10/fast-recipe-s0.jsonl', range(1, 10)],
+    ['| 0 (the seed the recipe was chosen on) |', 'results/logs/fast-recipe-search/e3-b64-crop2.jsonl', range(1, 3)],
+    ['| 1 |', 'results/logs/fast-3-epochs/fast-recipe-s1.jsonl', [...range(1, 3), 'tta']],
+  ] },
+  { section: '### The headline', rows: [
+    ['| 4-bit | 0 |', headline('4bit-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit | 1 |', headline('4bit-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| FP32 | 0 |', headline('fp32-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| FP32 | 1 |', headline('fp32-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, cutout 8 | 0 |', headline('4bit-cutout8-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, cutout 8 | 1 |', headline('4bit-cutout8-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, moving average 0.999 | 0 |', headline('4bit-ema999-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 3 epochs | 0 |', headline('4bit-e3-s0'), ['e1', 'e2', 'e3', 'tta']],
+    ['| 3 epochs | 1 |', headline('4bit-e3-s1'), ['e1', 'e2', 'e3', 'tta']],
+    ['| 3 epochs | 3 |', headline('4bit-e3-s3'), ['e1', 'e2', 'e3', 'tta']],
+    ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
+  ] },
+  // rows that name their run in backticks: results/logs/fast-recipe-search/NAME.jsonl
+  { section: '### How the fast recipe was chosen', byName: (name) => `results/logs/fast-recipe-search/${name}.jsonl`,
+    cells: range(1, 3) },
+  // rows named as `make curve` names their logs
+  { section: '### The paper\'s ablation', byLabel: (label) => `results/logs/short-budget/${slug(label)}-s0.jsonl`,
+    cells: ['e2'] },
+];
+
+const lines = fs.readFileSync(readme, 'utf8').split('\n');
+const problems = [];
+let checked = 0;
+
+/** The README's lines of a section: from its heading to the next heading of its level or above. */
+function sectionLines(heading) {
+  const start = lines.findIndex((l) => l.startsWith(heading));
+  if (start < 0) return null;
+  const level = heading.match(/^#+/)[0].length;
+  let end = start + 1;
+  while (end < lines.length && !(/^#+ /.test(lines[end]) && lines[end].match(/^#+/)[0].length <= level)) end++;
+  return lines.slice(start, end).map((text, i) => ({ text, number: start + i + 1 }));
+}
+
+/** Compares a table row's cells (after its first `skip`) with what its log says. */
+function checkRow(row, skip, log, cells) {
+  const found = epochs(log);
+  if (!found) {
+    problems.push(`${readme}:${row.number}: its log ${log} is missing`);
+    return;
+  }
+  const shown = row.text.split('|').slice(1, -1).map((c) => c.trim()).slice(skip);
+  cells.forEach((what, i) => {
+    const want = expected(found, what);
+    if (want === null) return;
+    const cell = shown[i] ?? '';
+    const number = (cell.replace(/\*/g, '').match(/^-?\d+(\.\d+)?/) || [''])[0];
+    checked++;
+    if (number !== want)
+      problems.push(`${readme}:${row.number}: '${cell}' where ${log} says ${want || 'nothing'} ` +
+        `(${what === 'tta' ? 'TTA' : `epoch ${what.slice(1)}`})`);
+  });
+}
+
+for (const table of TABLES) {
+  const section = sectionLines(table.section);
+  if (!section) {
+    problems.push(`${readme}: no section '${table.section}'`);
+    continue;
+  }
+  const rows = section.filter((l) => l.text.startsWith('|') && !/^\|\s*-/.test(l.text));
+  if (table.rows) {
+    for (const [start, log, cells] of table.rows) {
+      const matches = rows.filter((r) => r.text.startsWith(start));
+      if (matches.length !== 1) {
+        problems.push(`${readme}: section '${table.section}' has ${matches.length} rows starting '${start}', not 1`);
+        continue;
+      }
+      // the cells the row's start covers (a start may end inside its label cell)
+      const pipes = start.split('|').length - 1;
+      checkRow(matches[0], start.trim().endsWith('|') ? pipes - 1 : pipes, log, cells);
+    }
+  } else {
+    for (const row of rows.slice(1)) { // the first row is the table's header
+      const label = row.text.split('|')[1].trim();
+      if (table.byName) {
+        const name = (label.match(/`([^`]+)`/) || [])[1];
+        if (name) checkRow(row, 1, table.byName(name), table.cells);
+      } else if (fs.existsSync(table.byLabel(label))) {
+        checkRow(row, 1, table.byLabel(label), table.cells);
+      } else if (!/^the paper|^weights|^run/.test(label)) {
+        problems.push(`${readme}:${row.number}: no log ${table.byLabel(label)} for '${label}'`);
+      }
+    }
+  }
+}
+
+if (problems.length) {
+  console.error(`check-readme: ${problems.length} README figure(s) differ from results/:\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`check-readme: ${checked} figures in the README's result tables match their logs under results/`);
