@@ -20,6 +20,7 @@ function setState(state) {
     verifying: 'Checking a run card…' };
   $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
   if (state === 'running') ui.resumeNote = null;
+  if (ui.offerUpdate) ui.offerUpdate();
 }
 
 /** Which buttons and inputs work in the current state. */
@@ -595,14 +596,16 @@ function wire() {
 async function isolateSite() {
   if (!SITE) return null;
   if (!('serviceWorker' in navigator)) return 'this browser offers no service worker to the page';
+  let registration;
   try {
-    await navigator.serviceWorker.register('sw.js');
+    registration = await navigator.serviceWorker.register('sw.js');
     await navigator.serviceWorker.ready;
   } catch (e) {
     return `its service worker could not start (${e.message})`;
   }
   if (crossOriginIsolated) {
     sessionStorage.removeItem('q4-isolating');
+    watchUpdates(registration);
     return null;
   }
   if (sessionStorage.getItem('q4-isolating') === '1') return 'its service worker could not isolate the page';
@@ -615,6 +618,36 @@ async function isolateSite() {
   }
   location.reload();
   return new Promise(() => {});
+}
+
+/**
+ * A new deploy of the site (sw.js: its worker installs and waits). The page switches to it at
+ * once while nothing would be lost: no run shown, no data but the site's own (which the browser
+ * keeps), nothing loading or being checked. Otherwise a banner offers the reload, and the run
+ * goes on with the files it started with. The browser looks for a new sw.js at each visit.
+ */
+function watchUpdates(registration) {
+  const waiting = () => (navigator.serviceWorker.controller ? registration.waiting : null);
+  let switching = false;
+  navigator.serviceWorker.addEventListener('controllerchange', () => switching && location.reload());
+  const takeOver = () => {
+    const worker = waiting();
+    if (!worker || switching) return;
+    switching = true;
+    worker.postMessage('q4-take-over');
+  };
+  ui.offerUpdate = () => {
+    if (!waiting()) return;
+    const nothingToLose = ui.epochs.length === 0 && ui.losses.length === 0 &&
+      (ui.state === 'idle' || (ui.state === 'ready' && ui.dataSource === 'default'));
+    if (nothingToLose) takeOver();
+    else $('update-banner').hidden = false;
+  };
+  $('update-now').addEventListener('click', takeOver);
+  const follow = (worker) => worker && worker.addEventListener('statechange', () => worker.state === 'installed' && ui.offerUpdate());
+  registration.addEventListener('updatefound', () => follow(registration.installing));
+  follow(registration.installing);
+  ui.offerUpdate();
 }
 
 wire();

@@ -11,8 +11,20 @@ const PRECACHE = __PRECACHE__; // the page and the engine, relative to this file
 const SHELL = `q4-shell-${VERSION}`;
 const DATA = 'q4-data'; // shards are large and change never: kept across versions
 
+// A first visit's worker takes over at once. A new deploy's worker (a new VERSION) installs beside
+// the one in use and waits: an open page keeps the files it started with, never half of each
+// version. The page tells it to take over (the message below) when nothing would be lost, or
+// when its visitor asks, and reloads (app.js, watchUpdates). The files are fetched past the
+// HTTP cache: a host's max-age must not put the old files under the new version.
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(PRECACHE)).then(() => self.skipWaiting()));
+  const first = !self.registration.active;
+  event.waitUntil(caches.open(SHELL)
+    .then((cache) => cache.addAll(PRECACHE.map((file) => new Request(file, { cache: 'reload' }))))
+    .then(() => first && self.skipWaiting()));
+});
+
+self.addEventListener('message', (event) => {
+  if (event.data === 'q4-take-over') self.skipWaiting();
 });
 
 self.addEventListener('activate', (event) => {

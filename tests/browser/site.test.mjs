@@ -1,10 +1,13 @@
 // site.test.mjs - the built site (make site: dist/) as a teacher hosts it: served by a plain
 // static server without COOP/COEP headers, under a sub-path. The page isolates itself with its
 // service worker, trains on 2 threads, shows a test accuracy; a reload downloads nothing again;
-// offline, the page still loads and trains. And the page fits a phone's screen.
+// offline, the page still loads and trains. A new deploy replaces the cached page and engine at
+// the next visit and keeps the cached data, and waits while a run is open. And the page fits a
+// phone's screen.
 // Run by `make test-browser` (which runs `make site` first).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
@@ -63,6 +66,110 @@ test('served plainly under a sub-path, the site isolates itself, trains on 2 thr
   await shot(page, '21-site-offline');
   assert.deepEqual(errors.filter((e) => !/net::ERR_INTERNET_DISCONNECTED/.test(e)), []);
   await context.close();
+});
+
+/** dist/ copied to `to` (the data linked, not copied: it is never changed). */
+function copySite(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const a = path.join(from, entry.name), b = path.join(to, entry.name);
+    if (entry.isDirectory()) copySite(a, b);
+    else if (a.includes(`${path.sep}data${path.sep}`)) fs.linkSync(a, b);
+    else fs.copyFileSync(a, b);
+  }
+}
+
+/** What `make site` would write for a new version: the page, the engine and sw.js changed. */
+function deploy(root, n) {
+  const edit = (name, change) => fs.writeFileSync(path.join(root, name), change(fs.readFileSync(path.join(root, name), 'utf8')));
+  edit('index.html', (t) => t.replace(/\n {2}<meta name="q4-deploy"[^>]*>/, '')
+    .replace('<meta charset="utf-8">', `<meta charset="utf-8">\n  <meta name="q4-deploy" content="${n}">`));
+  edit('wasm/q4.js', (t) => `${t}\n// deploy ${n}\n`);
+  edit('sw.js', (t) => t.replace(/const VERSION = '([0-9a-f]+)[^']*'/, `const VERSION = '$1-deploy${n}'`));
+}
+
+/** Waits (through the page's own reloads) until the page of deploy n is up with its engine. */
+async function waitForDeploy(page, n) {
+  for (let i = 0; i < 1200; i++) {
+    try {
+      if (await page.evaluate((d) => document.querySelector(`meta[name="q4-deploy"][content="${d}"]`) !== null &&
+        window.q4test.ready, n)) return;
+    } catch { /* the page is navigating */ }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`the page of deploy ${n} never came up`);
+}
+
+/** What Cache Storage holds: the shell caches, and the tail of the cached engine (wasm/q4.js). */
+const cached = (page) => page.evaluate(async () => {
+  const keys = await caches.keys();
+  const shells = keys.filter((k) => k.startsWith('q4-shell-'));
+  const engine = await (await caches.open(shells[0])).match(new URL('wasm/q4.js', location.href).href);
+  const data = await (await caches.open('q4-data')).keys();
+  return { shells, engineTail: engine ? (await engine.text()).trim().split('\n').pop() : null, data: data.length };
+});
+
+test('a new deploy replaces the cached page and engine, keeps the cached data, and waits while a run is open', async () => {
+  const root = path.resolve('test-output/deployed-site');
+  fs.rmSync(root, { recursive: true, force: true });
+  copySite('dist', root);
+  const seen = [];
+  const host = await startServer({ port: 0, quiet: true, isolation: false, root, base: '/course/q4/',
+    open: (file) => { seen.push(path.relative(root, file)); return fs.createReadStream(file); } });
+  try {
+    const { context, page, errors } = await openPage(browser, `${host.url}${RUN}`);
+    await page.click('#start');
+    await waitForState(page, 'finished', 300000);
+    const first = await cached(page);
+    assert.equal(first.shells.length, 1);
+    assert.ok(first.data >= 2, `the data is cached (${first.data} files)`);
+
+    // deploy 2 while the page is open; the next visit brings it, and the data stays cached
+    deploy(root, 2);
+    let from = seen.length;
+    await page.reload();
+    await waitForDeploy(page, 2);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+    const second = await cached(page);
+    assert.deepEqual(second.shells, [`${first.shells[0]}-deploy2`], 'the old version\'s files are gone');
+    assert.equal(second.engineTail, '// deploy 2', 'the new engine is cached');
+    assert.equal(second.data, first.data, 'the data is still cached');
+    const fetched = seen.slice(from);
+    assert.ok(fetched.includes('index.html') && fetched.includes(path.join('wasm', 'q4.js')), `fetched: ${fetched.join(' ')}`);
+    from = seen.length;
+    await page.click('#start');
+    await waitForState(page, 'finished', 300000);
+    assert.deepEqual(seen.slice(from).filter((f) => f.includes('data')), [], 'the new version trains on the cached data');
+
+    // deploy 3 while a run is paused: the page offers the reload and keeps its files until asked
+    await page.goto(`${host.url}?preset=custom&epochs=1&train_limit=4096&test_limit=256&batch_size=64&threads=2`);
+    await waitForDeploy(page, 2);
+    await page.click('#start');
+    await page.waitForFunction(() => window.q4test.losses.length >= 2, null, { timeout: 120000 });
+    await page.click('#pause');
+    await waitForState(page, 'paused');
+    deploy(root, 3);
+    await page.evaluate(() => navigator.serviceWorker.getRegistration().then((r) => r.update()));
+    await page.waitForSelector('#update-banner:not([hidden])', { timeout: 60000 });
+    await shot(page, '23-update-offered');
+    const during = await cached(page);
+    assert.ok(during.shells.includes(`${first.shells[0]}-deploy2`), 'the open run keeps its version\'s files');
+    const steps = await page.evaluate(() => window.q4test.losses.length);
+    await page.click('#resume');
+    await page.waitForFunction((s) => window.q4test.losses.length >= s + 2, steps, { timeout: 120000 });
+    assert.equal(await page.evaluate(() => document.querySelector('meta[name="q4-deploy"]').content), '2', 'no reload during the run');
+    await page.click('#stop');
+    await waitForState(page, 'stopped');
+    await page.click('#update-now');
+    await waitForDeploy(page, 3);
+    const third = await cached(page);
+    assert.deepEqual(third.shells, [`${first.shells[0]}-deploy3`]);
+    assert.equal(third.engineTail, '// deploy 3');
+    assert.deepEqual(errors, []);
+    await context.close();
+  } finally {
+    host.server.close();
+  }
 });
 
 test('the page fits a phone: nothing wider than 390 px', async () => {
