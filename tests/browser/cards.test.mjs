@@ -1,7 +1,8 @@
 // cards.test.mjs - run cards across the native trainer and the page, in exact mode: a card
 // made natively verifies in the page bit for bit, a card made in the page verifies natively,
 // a tampered card fails with the step named, a forged accuracy with the figure named, a card
-// without fingerprints is refused before any training, and a check can be cancelled. The
+// without fingerprints is refused before any training, the fast recipe is as exact as the
+// paper's, and a check can be cancelled. The
 // verdicts come from the core's verifier, the same code as `q4train --verify`. Run by
 // `make test-browser`.
 import assert from 'node:assert/strict';
@@ -66,6 +67,22 @@ test('a card made natively in exact mode verifies in the page bit for bit; a tam
   assert.match(await verifyInPage(page, twice), /^ERROR: .*the card has the key 'engine' twice/);
   const partial = await verifyInPage(page, card, 5);
   assert.match(partial, /^Partly checked: the first 5 of the card's 8 steps identical \(6 fingerprints, 4 figures\); NOT checked: epochs 2-2/);
+  await context.close();
+});
+
+test('the fast recipe in exact mode: a native card verifies in the page bit for bit', async () => {
+  // SGD with Nesterov momentum, the per-step one-cycle schedule, label smoothing, alternating
+  // flips and test-time augmentation: none of it in the paper recipe the test above uses
+  const card = path.join(OUT, 'native-fast15-card.json');
+  execFileSync(Q4, ['--data', 'data', ...RUN, '--recipe', 'fast15', '--seed', '6', '--exact', '1',
+    '--card', card, '--quiet']);
+  const json = JSON.parse(fs.readFileSync(card, 'utf8'));
+  assert.equal(json.config.recipe, 'fast15');
+  const { context, page } = await openPage(env.browser, env.url);
+  assert.match(await verifyInPage(page, card),
+    /^Verified: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints \(8 steps, 2 epochs\)/);
+  const forged = altered(card, 'forged-fast15-card.json', (c) => { c.steps[7] = c.steps[7].replace(/^./, (x) => (x === '0' ? '1' : '0')); });
+  assert.match(await verifyInPage(page, forged), /^DIFFERENT: the training state after step 8 differs from the card's/);
   await context.close();
 });
 
