@@ -220,7 +220,7 @@ function showRuns(runs) {
   if (ui.offered) {
     const r = ui.offered;
     $('resume-text').textContent = `A run saved in this browser can be resumed: ${r.name}; epoch ${r.epoch} of ` +
-      `${r.config.epochs} done, best test accuracy ${r.bestAccuracy ? percent(r.bestAccuracy) : '–'}, ` +
+      `${r.config.epochs} done${r.stepInEpoch ? ` and step ${r.stepInEpoch} of epoch ${r.epoch + 1}` : ''}, best test accuracy ${r.bestAccuracy ? percent(r.bestAccuracy) : '–'}, ` +
       `saved ${new Date(r.savedAt).toISOString().slice(0, 16).replace('T', ' ')} UTC.`;
   }
   $('resume-banner').hidden = !ui.offered;
@@ -343,6 +343,8 @@ function onMessage(m) {
     case 'saved':
       if (m.status === 'in progress' || m.status === 'finished')
         $('run-status').textContent = `Epoch ${m.epoch} done; the run is saved in this browser (${(m.bytes / 1048576).toFixed(1)} MiB).`;
+      else if ((m.status === 'paused' || m.status === 'stopped') && ui.state === m.status)
+        $('run-status').textContent = `${$('run-status').textContent.replace(/ The run is saved.*$/, '')} The run is saved in this browser.`;
       break;
     case 'card-text':
       download(new TextEncoder().encode(m.text), `q4-run-step${m.step}.json`);

@@ -1,7 +1,7 @@
 // page.test.mjs - the browser trainer as its users meet it, in Debian's Chromium: it loads
 // cleanly and isolated, trains and updates every metric, learns (accuracy threshold from
 // several seeds), pauses and resumes, exchanges checkpoints with the native trainer in both
-// directions, offers to resume after a reload, refuses a foreign file and trains after it,
+// directions, resumes after a reload or a crash bit-identical to a run never interrupted, refuses a foreign file and trains after it,
 // keeps the main thread responsive, and trains on one thread when not isolated.
 // Run by `make test-browser` (node --test). Screenshots: test-output/screenshots/.
 import assert from 'node:assert/strict';
@@ -173,23 +173,64 @@ test('a checkpoint from the page resumes natively with identical weights, and th
   await second.context.close();
 });
 
-test('after a reload the page offers to resume the saved run', async () => {
-  const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train_limit=512&test_limit=256&batch_size=64`);
+/** The weights of the run on `page`, from the checkpoint it offers for download. */
+async function pageWeights(page, name) {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-checkpoint')]);
+  const file = path.join(OUT, name);
+  await download.saveAs(file);
+  return checkpointParameters(fs.readFileSync(file));
+}
+
+test('a run resumed in the page, mid-epoch after a reload or after a crash, ends bit-identical to one never interrupted', async () => {
+  // 512 images at batch 64: 8 steps an epoch, 2 epochs
+  const link = `${env.url}?preset=custom&epochs=2&train_limit=512&test_limit=256&batch_size=64&seed=7`;
+  const whole = await openPage(env.browser, link, { acceptDownloads: true });
+  await whole.page.click('#start');
+  await waitForState(whole.page, 'finished', 300000);
+  const reference = await pageWeights(whole.page, 'uninterrupted.ckpt');
+  await whole.context.close();
+
+  // paused in the middle of epoch 1, the page reloaded: the run resumes at its step
+  const { context, page } = await openPage(env.browser, link, { acceptDownloads: true });
   await page.click('#start');
-  await page.waitForFunction(() => window.q4test.epochs.length >= 1 && /the run is saved in this browser/.test(
-    document.getElementById('run-status').textContent), null, { timeout: 300000 });
-  await page.click('#stop');
-  await waitForState(page, 'stopped');
+  await page.waitForFunction(() => window.q4test.losses.length >= 3, null, { timeout: 180000 });
+  await page.click('#pause');
+  await waitForState(page, 'paused');
+  const pausedAt = await page.evaluate(() => window.q4test.losses.length);
+  assert.ok(pausedAt < 8, `paused inside epoch 1 (after step ${pausedAt})`);
+  await page.waitForFunction(() => /The run is saved in this browser/.test(document.getElementById('run-status').textContent));
   await page.reload();
   await waitForReady(page);
   assert.equal(await page.isVisible('#resume-banner'), true, 'the resume offer is shown');
-  assert.match(await text(page, 'resume-text'), /epoch 1 of 2/);
+  assert.match(await text(page, 'resume-text'), new RegExp(`epoch 0 of 2 done and step ${pausedAt} of epoch 1,`));
   await shot(page, '06-resume-offer');
   await page.click('#resume-saved');
-  await waitForState(page, ['running', 'finished'], 180000);
+  await waitForState(page, ['running', 'paused', 'finished'], 180000);
+  if (await page.evaluate(() => window.q4test.state) === 'paused') await page.click('#resume');
   await waitForState(page, 'finished', 300000);
-  const epochs = await page.evaluate(() => window.q4test.epochs.map((e) => e.epoch));
-  assert.deepEqual(epochs, [2], 'the resumed run trained epoch 2 only');
+  assert.deepEqual(await page.evaluate(() => window.q4test.losses.map((l) => l[0])),
+    Array.from({ length: 16 - pausedAt }, (_, i) => pausedAt + 1 + i), 'the resumed run trained the remaining steps only');
+  assert.deepEqual(await pageWeights(page, 'resumed-mid-epoch.ckpt'), reference, 'resumed mid-epoch: the same weights bit for bit');
+
+  // a crash in epoch 2 (the tab dies without a word): the run resumes from the end of epoch 1
+  const crashed = await context.newPage();
+  await crashed.goto(link);
+  await waitForReady(crashed);
+  await crashed.click('#start');
+  await crashed.waitForFunction(() => window.q4test.losses.length >= 10, null, { timeout: 180000 });
+  await page.close();
+  await crashed.close({ runBeforeUnload: false });
+  const after = await context.newPage();
+  await after.goto(link);
+  await waitForReady(after);
+  assert.equal(await after.isVisible('#resume-banner'), true, 'the resume offer is shown after the crash');
+  assert.match(await text(after, 'resume-text'), /epoch 1 of 2 done,/);
+  await after.click('#resume-saved');
+  await waitForState(after, ['running', 'paused', 'finished'], 180000);
+  if (await after.evaluate(() => window.q4test.state) === 'paused') await after.click('#resume');
+  await waitForState(after, 'finished', 300000);
+  assert.deepEqual(await after.evaluate(() => window.q4test.epochs.map((e) => e.epoch)), [2], 'the resumed run trained epoch 2 only');
+  assert.deepEqual(await pageWeights(after, 'resumed-after-crash.ckpt'), reference, 'resumed after the crash: the same weights bit for bit');
   await context.close();
 });
 
