@@ -55,6 +55,7 @@ const TABLES = [
     ['| 3 epochs | 1 |', headline('4bit-e3-s1'), ['e1', 'e2', 'e3', 'tta']],
     ['| 3 epochs | 3 |', headline('4bit-e3-s3'), ['e1', 'e2', 'e3', 'tta']],
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
+    ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
   ] },
   // rows that name their run in backticks: results/logs/fast-recipe-search/NAME.jsonl
   { section: '### How the fast recipe was chosen', byName: (name) => `results/logs/fast-recipe-search/${name}.jsonl`,
