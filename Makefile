@@ -138,7 +138,7 @@ test-cli: build ## the trainer as a user runs it: bad data, resume, export, log,
 test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
 	$(BUILD)/tests/test_accuracy $(DATA_DIR)/cifar-10-batches-bin
 
-test-browser: build wasm site ## the page and the built site in headless Chromium (Playwright), and the dev server
+test-browser: build wasm site ## the page and the built site in headless Chromium (Playwright), the site in Firefox ESR and WebKitGTK, and the dev server
 	node --test --test-reporter=spec tests/browser/
 
 bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run

@@ -1,7 +1,8 @@
 // bench.mjs - `make bench`: in one run on this machine, training and evaluation images/s
 // and GFLOP/s at batch 128 for the native build (build/q4bench) and the WebAssembly build in
-// headless Chromium (scripts/bench-wasm.mjs), each at 1 and 2 threads, and in exact mode at the
-// highest thread count, beside the PyTorch reference (scripts/torch_ref.py --bench with
+// headless Chromium, Firefox ESR and WebKitGTK (scripts/bench-wasm.mjs; BENCH_BROWSERS to
+// choose), each at 1 and 2 threads, and in exact mode at the highest thread count (native and
+// Chromium), beside the PyTorch reference (scripts/torch_ref.py --bench with
 // Debian's python3-torch, when installed); the ratios ours/PyTorch and WASM/native; and where
 // one training step spends its time, per layer. Each figure is the median of BENCH_REPS runs
 // (default 3), the programs interleaved: this machine is shared and its speed drifts by 5-20%
@@ -11,6 +12,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { FIREFOX, WEBKIT_DRIVER } from '../tests/browser/engines.mjs';
 
 const reps = Number(process.env.BENCH_REPS || 3);
 const threadCounts = (process.env.BENCH_THREADS || '1,2').split(',').map(Number);
@@ -29,15 +31,19 @@ function nativeRun(threads, exact = false, isa = '') {
     phases: x.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })) };
 }
 
-/** One Chromium launch measuring the given thread counts: a run per thread count. */
-const wasmRun = (counts, exact = false) =>
-  execFileSync('node', ['scripts/bench-wasm.mjs', '--threads', counts.join(','), '--steps', '6', ...(exact ? ['--exact'] : [])],
-    { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
+/** One browser launch measuring the given thread counts: a run per thread count. */
+const wasmRun = (counts, exact = false, browser = 'chromium') =>
+  execFileSync('node', ['scripts/bench-wasm.mjs', '--browser', browser, '--threads', counts.join(','), '--steps', '6',
+    ...(exact ? ['--exact'] : [])], { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
     const x = JSON.parse(line);
+    if (x.skipped) return { threads: x.threads, missing: x.skipped, browser: x.browser };
     return { threads: x.threads, train: x.trainImagesPerSecond, eval: x.evalImagesPerSecond, trainGflops: x.trainGflops,
-      evalGflops: x.evalGflops, kernels: x.kernels, memory: x.wasmMemory,
+      evalGflops: x.evalGflops, kernels: x.kernels, memory: x.wasmMemory, browser: x.browser,
       phases: x.phases.map((p) => ({ name: p.name, ms: p.msPerStep, gflops: p.gflops })) };
   });
+// the browsers: Chromium always; Firefox ESR and WebKitGTK where installed (scripts/setup.sh)
+const browsers = (process.env.BENCH_BROWSERS || 'chromium,firefox,webkit').split(',').filter((b) =>
+  b === 'chromium' || (b === 'firefox' && fs.existsSync(FIREFOX)) || (b === 'webkit' && fs.existsSync(WEBKIT_DRIVER)));
 
 /** Medians over runs; the per-layer split of the run with the median training speed. */
 function summary(runs) {
@@ -95,6 +101,7 @@ const missing = torchMissing();
 if (!missing) console.log(`PyTorch: ${torchKernels()}`);
 
 const runs = { native: new Map(), wasm: new Map(), torch: new Map(), nativeExact: [], wasmExact: [],
+  browsers: new Map(browsers.filter((b) => b !== 'chromium').map((b) => [b, new Map()])),
   other: new Map(otherIsas.map((i) => [i, new Map()])) };
 const add = (map, key, value) => map.set(key, [...(map.get(key) || []), value]);
 for (let r = 0; r < reps; r++) {
@@ -103,6 +110,7 @@ for (let r = 0; r < reps; r++) {
   runs.nativeExact.push(nativeRun(top, true));
   for (const x of wasmRun(threadCounts)) add(runs.wasm, x.threads, x);
   runs.wasmExact.push(wasmRun([top], true)[0]);
+  for (const [b, m] of runs.browsers) for (const x of wasmRun(threadCounts, false, b)) add(m, x.threads, x);
   if (!missing) for (const t of threadCounts) add(runs.torch, t, torchRun(t));
 }
 const results = { native: new Map(), wasm: new Map(), torch: new Map() };
@@ -114,6 +122,8 @@ for (const t of threadCounts) {
     spread: spread(tr) });
 }
 const nativeExact = summary(runs.nativeExact), wasmExact = summary(runs.wasmExact);
+const inBrowsers = new Map([...runs.browsers].map(([b, m]) => [b, new Map(threadCounts.map((t) =>
+  [t, m.get(t).some((x) => x.missing) ? m.get(t)[0] : summary(m.get(t))]))]));
 const other = new Map(otherIsas.map((i) => [i, new Map(threadCounts.map((t) => [t, summary(runs.other.get(i).get(t))]))]));
 const flopsPerImage = 932739072, forwardFlops = 309770240;
 
@@ -132,16 +142,21 @@ for (const [i, m] of other) for (const t of threadCounts) console.log(row(`nativ
 console.log(row(`native exact ${nativeExact.kernels}`, top, nativeExact, results.torch.get(top)));
 for (const t of threadCounts) console.log(row(`wasm ${results.wasm.get(t)?.kernels || ''}`, t, results.wasm.get(t), results.torch.get(t)));
 console.log(row(`wasm exact ${wasmExact.kernels}`, top, wasmExact, results.torch.get(top)));
+for (const [b, m] of inBrowsers) for (const t of threadCounts) console.log(row(`wasm in ${b}`, t, m.get(t), results.torch.get(t)));
 for (const t of threadCounts) console.log(row('pytorch 1.13 (torch_ref)', t, results.torch.get(t)));
 const flagged = [...results.native.values(), ...results.wasm.values(), ...results.torch.values(), nativeExact, wasmExact,
-  ...[...other.values()].flatMap((m) => [...m.values()])]
+  ...[...other.values(), ...inBrowsers.values()].flatMap((m) => [...m.values()])].filter((r) => !r.missing)
   .filter((r) => r.spread > 1.1);
 if (flagged.length) console.log(`\n  WARNING: ${flagged.length} figure(s) above come from runs more than 10% apart: the machine was busy or drifting; run again.`);
 
+console.log(`\n  browsers: ${[results.wasm.get(top), ...[...inBrowsers.values()].map((m) => m.get(top))].map((r) => r.browser).join(', ')}` +
+  ' (the rows "wasm" and "wasm exact" are Chromium)');
 console.log('\n  ratios');
 for (const t of threadCounts) {
   const n = results.native.get(t), w = results.wasm.get(t);
-  if (w) console.log(`    WASM / native at ${t} thread${t > 1 ? 's' : ''}: train ${(w.train / n.train).toFixed(2)}, eval ${(w.eval / n.eval).toFixed(2)}`);
+  if (w) console.log(`    WASM / native at ${t} thread${t > 1 ? 's' : ''}: train ${(w.train / n.train).toFixed(2)}, eval ${(w.eval / n.eval).toFixed(2)}` +
+    [...inBrowsers].filter(([, m]) => !m.get(t).missing)
+      .map(([b, m]) => `; ${b} train ${(m.get(t).train / n.train).toFixed(2)}, eval ${(m.get(t).eval / n.eval).toFixed(2)}`).join(''));
 }
 console.log(`    exact mode / default at ${top} threads: native train ${(nativeExact.train / results.native.get(top).train).toFixed(2)}, ` +
   `WASM train ${(wasmExact.train / results.wasm.get(top).train).toFixed(2)}`);

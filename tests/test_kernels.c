@@ -471,6 +471,12 @@ static void test_pool(void) {
         CHECK(p.bad == 0 && missing == 0, "pool of %d threads: %ld tasks run twice or on a bad thread, %ld not run",
               p.threads, p.bad, missing);
     }
+    /* the probe the page uses to offer threads: it runs and reports a time (never a speed:
+     * timings are benchmarks' business, not a test's) */
+    for (int threads = 1; threads <= 3; threads++) {
+        double seconds = q4_threads_probe(threads);
+        CHECK(seconds > 0 && seconds < 60, "q4_threads_probe(%d) = %g s", threads, seconds);
+    }
 }
 
 /* The rooms the model allocates (q4_winograd_*_floats for 256 channels, as vgg.c asks) must

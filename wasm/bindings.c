@@ -65,6 +65,9 @@ EMSCRIPTEN_KEEPALIVE void q4w_free(void *p) { free(p); }
 /* bytes allocated and not freed (the WebAssembly memory itself never shrinks) */
 EMSCRIPTEN_KEEPALIVE double q4w_memory_in_use(void) { return (double)mallinfo().uordblks; }
 
+/* q4_threads_probe: seconds for a fixed amount of arithmetic on `threads` threads (negative: none) */
+EMSCRIPTEN_KEEPALIVE double q4w_threads_probe(int threads) { return q4_threads_probe(threads); }
+
 /* ------------------------------------------------------------ settings */
 
 /* The configuration table: [{name, type, default, lowest, highest, choices, ...}] */

@@ -257,14 +257,61 @@
   }
 
   /**
-   * Loads the engine. base: URL of the folder with q4-mt.js / q4-st.js. Threads need a
-   * cross-origin isolated context (SharedArrayBuffer); otherwise the single-threaded build
-   * loads and `reason` says why.
+   * Why this browser cannot run the threaded build, or null when it can. What the build needs
+   * is tested, not a global's name: a cross-origin isolated context, Atomics, and a shared
+   * WebAssembly.Memory that can be posted to another worker (the threads are workers that get
+   * the memory by postMessage). WebKitGTK 2.50 isolates the page and creates shared memory but
+   * refuses to post it (DataCloneError): it turns SharedArrayBuffer off.
+   */
+  function noThreadsReason() {
+    if (typeof crossOriginIsolated === 'undefined' || !crossOriginIsolated)
+      return 'the page is not cross-origin isolated (serve it with COOP/COEP headers for threads)';
+    if (typeof Atomics === 'undefined') return 'this browser has no Atomics';
+    const refused = 'this browser does not share memory between workers (its SharedArrayBuffer is turned off)';
+    try {
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+      if (Object.prototype.toString.call(memory.buffer) !== '[object SharedArrayBuffer]') return refused;
+      const channel = new MessageChannel(); // posting serializes at once: a refusal throws here
+      try {
+        channel.port1.postMessage(memory);
+      } finally {
+        channel.port1.close();
+        channel.port2.close();
+      }
+    } catch {
+      return refused;
+    }
+    return null;
+  }
+
+  /**
+   * The most threads worth offering: the cores the browser reports (at most 16), less those a
+   * measurement shows do not pay. Each count from 3 up is timed on a fixed amount of arithmetic
+   * (q4_threads_probe) and kept only if it saves at least half the time that perfect scaling
+   * from the count kept last would save. WebKitGTK reports 4 cores on a 2-core machine.
+   */
+  function usefulThreads(probe, reported) {
+    if (reported <= 2) return reported;
+    let useful = 2;
+    let time = probe(2);
+    if (!(time > 0)) return reported;
+    for (let t = 3; t <= reported; t++) {
+      const s = probe(t);
+      if (s > 0 && s <= time * (1 - 0.5 * (1 - useful / t))) {
+        useful = t;
+        time = s;
+      }
+    }
+    return useful;
+  }
+
+  /**
+   * Loads the engine. base: URL of the folder with q4-mt.js / q4-st.js. The threaded build
+   * loads where the browser can run it; otherwise the single-threaded one, and `reason` says why.
    */
   async function load(base, { forceSingleThread = false } = {}) {
-    const isolated = typeof crossOriginIsolated !== 'undefined' && crossOriginIsolated &&
-      typeof SharedArrayBuffer !== 'undefined';
-    const threaded = isolated && !forceSingleThread;
+    const missing = noThreadsReason();
+    const threaded = !missing && !forceSingleThread;
     const script = `${base}/${threaded ? 'q4-mt.js' : 'q4-st.js'}`;
     root.importScripts(script);
     let memory = null;
@@ -275,11 +322,11 @@
     }
     const module = await root.createQ4Module(options);
     const engine = new Engine(module, memory, threaded);
-    engine.maxThreads = threaded ? Math.min(root.navigator.hardwareConcurrency || 2, 16) : 1;
-    engine.reason = threaded ? 'threads on' : (forceSingleThread ? 'one thread requested'
-      : 'one thread: the page is not cross-origin isolated (serve it with COOP/COEP headers for threads)');
+    engine.reportedCores = root.navigator.hardwareConcurrency || 2;
+    engine.maxThreads = threaded ? usefulThreads((t) => module._q4w_threads_probe(t), Math.min(engine.reportedCores, 16)) : 1;
+    engine.reason = threaded ? 'threads on' : (forceSingleThread ? 'one thread requested' : `one thread: ${missing}`);
     return engine;
   }
 
-  root.Q4 = { load, Engine, Q4Error, settingsText };
+  root.Q4 = { load, Engine, Q4Error, settingsText, noThreadsReason, usefulThreads };
 })(typeof self !== 'undefined' ? self : globalThis);

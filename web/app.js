@@ -244,7 +244,10 @@ function onMessage(m) {
       ui.fields = m.fields;
       buildSettingsForm();
       $('engine-status').textContent = `Engine ready: WebAssembly ${m.kernels} kernels, ${m.reason}` +
-        (m.threaded ? ` (up to ${m.maxThreads} threads on this machine).` : ui.isolationNote ? ` (${ui.isolationNote}).` : '.');
+        (!m.threaded ? (ui.isolationNote ? ` (${ui.isolationNote}).` : '.')
+          : m.maxThreads < Math.min(m.reportedCores, 16)
+            ? ` (up to ${m.maxThreads} threads: the browser reports ${m.reportedCores} cores, and more than ${m.maxThreads} threads measured no faster).`
+            : ` (up to ${m.maxThreads} threads on this machine).`);
       $('engine-status').className = m.threaded ? 'status ok' : 'status warn';
       setState('idle');
       settingsFromUrl().then((valid) => {
@@ -319,7 +322,7 @@ function onMessage(m) {
       $('m-train').textContent = percent(p.epoch_accuracy);
       $('m-lr').textContent = p.learning_rate.toExponential(3);
       $('m-speed').textContent = `${m.imagesPerSecond.toFixed(1)} · ${formatTime(m.etaSeconds)}`;
-      $('m-memory').textContent = `${(m.memoryInUse / 1048576).toFixed(0)} of ${(m.memory / 1048576).toFixed(0)} MB`;
+      $('m-memory').textContent = `${(m.memoryInUse / 1048576).toFixed(0)} of ${(m.memory / 1048576).toFixed(0)} MiB`;
       scheduleDraw('loss');
       break;
     }

@@ -424,7 +424,7 @@ self.onmessage = async (event) => {
         engine = await Q4.load(new URL(m.base || 'wasm/', self.location.href).href.replace(/\/$/, ''),
           { forceSingleThread: !!m.forceSingleThread });
         post({ type: 'ready', kernels: engine.kernels, threaded: engine.threaded, maxThreads: engine.maxThreads,
-          reason: engine.reason, fields: engine.fields });
+          reportedCores: engine.reportedCores, reason: engine.reason, fields: engine.fields });
         await postRuns();
         break;
       }

@@ -519,6 +519,11 @@ const char *q4_kernels_name(void);
 const char *q4_kernels_available(void);
 /* Seconds on a monotonic clock. */
 double q4_now(void);
+/* Seconds that `threads` threads of the pool take for a fixed amount of arithmetic (64
+ * tasks of about half a millisecond on one core, no memory traffic); negative if the threads
+ * could not be had. Front ends compare thread counts with it: a browser may report more
+ * cores than it runs (WebKit says 4 on 2). */
+double q4_threads_probe(int threads);
 
 #ifdef __cplusplus
 }

@@ -75,3 +75,23 @@ export function checkpointParameters(bytes) {
   const at = 16 + header + 4 + view.getUint32(16 + header, true);
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset + at, bytes.byteOffset + at + 4 * count));
 }
+
+/* The page's short run (page.test.mjs; its thresholds measured by scripts/measure-page-run.mjs):
+ * 2,000 training images, 2 epochs, batch 128, 1,000 test images; the seed is added. */
+export const SHORT_RUN = 'preset=custom&epochs=2&train_limit=2000&test_limit=1000&batch_size=128&learning_rate=0.001&weight_bits=4';
+
+/** Resident memory of Chromium's renderer processes (the page and its workers). */
+export function renderersRss() {
+  let total = 0;
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('chromium') || !cmd.includes('--type=renderer')) continue;
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      total += 1024 * Number(/VmRSS:\s+(\d+)/.exec(status)[1]);
+    } catch {
+      /* the process ended */
+    }
+  }
+  return total;
+}
