@@ -105,7 +105,9 @@ for (const table of TABLES) {
     problems.push(`${readme}: no section '${table.section}'`);
     continue;
   }
-  const rows = section.filter((l) => l.text.startsWith('|') && !/^\|\s*-/.test(l.text));
+  // a table's rows: not its separator (| --- |) and not its header (the row just above one)
+  const separator = (l) => l && /^\|\s*-/.test(l.text);
+  const rows = section.filter((l, i) => l.text.startsWith('|') && !separator(l) && !separator(section[i + 1]));
   if (table.rows) {
     for (const [start, log, cells] of table.rows) {
       const matches = rows.filter((r) => r.text.startsWith(start));
@@ -118,14 +120,14 @@ for (const table of TABLES) {
       checkRow(matches[0], start.trim().endsWith('|') ? pipes - 1 : pipes, log, cells);
     }
   } else {
-    for (const row of rows.slice(1)) { // the first row is the table's header
+    for (const row of rows) {
       const label = row.text.split('|')[1].trim();
       if (table.byName) {
         const name = (label.match(/`([^`]+)`/) || [])[1];
         if (name) checkRow(row, 1, table.byName(name), table.cells);
       } else if (fs.existsSync(table.byLabel(label))) {
         checkRow(row, 1, table.byLabel(label), table.cells);
-      } else if (!/^the paper|^weights|^run/.test(label)) {
+      } else {
         problems.push(`${readme}:${row.number}: no log ${table.byLabel(label)} for '${label}'`);
       }
     }
