@@ -1,7 +1,8 @@
 // check-readme.mjs - `make check-readme` (part of `make test`): every accuracy figure in the
 // README's result tables is compared with the run log under results/ it comes from, and the
 // script fails, naming the row and the cell, when one differs or a log is missing. The tables
-// and their logs are listed below, table by table; a row the list names must exist.
+// and their logs (JSON-lines run logs, or the text of scripts/measure-thresholds.sh) are listed
+// below, table by table; a row the list names must exist.
 //
 // Usage: node scripts/check-readme.mjs [README.md]
 import fs from 'node:fs';
@@ -16,11 +17,21 @@ function epochs(file) {
     .filter((l) => typeof l.epoch === 'number');
 }
 
+/** The measurements of a text log (scripts/measure-thresholds.sh): 'NAME: test accuracy X%'
+ * lines, as a Map from NAME to X. */
+function measurements(file) {
+  if (!fs.existsSync(file)) return null;
+  const found = new Map();
+  for (const m of fs.readFileSync(file, 'utf8').matchAll(/^(.+?): test accuracy ([\d.]+)%/gm)) found.set(m[1], m[2]);
+  return found;
+}
+
 /** What a cell shows, from a log: `e7` the test accuracy after epoch 7, `tta` the test-time
  * augmentation accuracy of the last epoch, `-` a cell not checked. Percentages, 2 decimals;
  * '' (a cell without a number) where the log has no such figure. */
 function expected(lines, what) {
   if (what === '-') return null;
+  if (lines instanceof Map) return lines.get(what) ?? ''; // a text log: the measurement's name
   if (what === 'tta') {
     const last = lines[lines.length - 1];
     return last && last.tta_accuracy != null ? (100 * last.tta_accuracy).toFixed(2) : '';
@@ -56,7 +67,14 @@ const TABLES = [
     ['| 3 epochs | 3 |', headline('4bit-e3-s3'), ['e1', 'e2', 'e3', 'tta']],
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
+    ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'tta']],
+    ['| 20 epochs | 1 |', headline('4bit-e20-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'tta']],
   ] },
+  { section: '### The accuracy test', rows: [0, 1, 2].map((i) => {
+    const [start, name] = [['| paper recipe, 4-bit |', 'paper-4bit'], ['| paper recipe, FP32 switch |', 'paper-fp32'],
+      ['| fast recipe, 4-bit |', 'fast-4bit']][i];
+    return [start, 'results/logs/thresholds.txt', [0, 1, 2, 3, 4].map((seed) => `${name} seed ${seed}`)];
+  }) },
   // rows that name their run in backticks: results/logs/fast-recipe-search/NAME.jsonl
   { section: '### How the fast recipe was chosen', byName: (name) => `results/logs/fast-recipe-search/${name}.jsonl`,
     cells: range(1, 3) },
@@ -81,7 +99,7 @@ function sectionLines(heading) {
 
 /** Compares a table row's cells (after its first `skip`) with what its log says. */
 function checkRow(row, skip, log, cells) {
-  const found = epochs(log);
+  const found = log.endsWith('.txt') ? measurements(log) : epochs(log);
   if (!found) {
     problems.push(`${readme}:${row.number}: its log ${log} is missing`);
     return;
