@@ -16,14 +16,15 @@ import {
 const OUT = path.resolve('test-output');
 const Q4 = path.resolve('build/q4train');
 /* THRESHOLDS of the short run (SHORT_RUN in harness.mjs), from scripts/measure-page-run.mjs
- * (results/logs/thresholds.txt: Chromium 156, the 2-core AMD EPYC, engine 0.10, seeds 0-4):
- * test accuracy 40.70% on seed 0 (make test, results/logs/make-test.txt); the engine's memory
- * in use while training 283 MiB; the renderer processes' resident memory 723 MiB. The accuracy
- * must clear 30% (chance is 10%); memory in use may grow 10% over the measurement (a buffer
- * kept per step or per layer shows), resident memory 40% (it is the browser's as much as ours). */
-const MIN_SHORT_RUN_ACCURACY = 0.30;
+ * (results/logs/thresholds.txt: Chromium 156, the 2-core AMD EPYC, engine 0.10), seeds 0-4:
+ * test accuracy 40.70 / 38.80 / 38.60 / 38.50 / 43.20%; the engine's memory in use while it
+ * trains 283 MiB every seed; the renderer processes' resident memory 696-700 MiB. Accuracy must
+ * clear 34% (4.5 points under the lowest seed; a seed moves up to 4 points when float additions
+ * are reordered; chance is 10%); memory in use may grow 10% (a buffer kept per step or per
+ * layer shows), resident memory 40% (it is the browser's as much as ours). */
+const MIN_SHORT_RUN_ACCURACY = 0.34;
 const MAX_ENGINE_MEMORY_MIB = 283 * 1.1;
-const MAX_RENDERER_RSS_MIB = 723 * 1.4;
+const MAX_RENDERER_RSS_MIB = 700 * 1.4;
 
 let env;
 before(async () => {
