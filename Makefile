@@ -141,7 +141,7 @@ test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_
 test-browser: build wasm site ## the page and the built site in headless Chromium (Playwright), the site in Firefox ESR and WebKitGTK, and the dev server
 	node --test --test-reporter=spec tests/browser/
 
-bench: build wasm ## native, WASM-in-Chromium and PyTorch images/s at batch 128, in one run
+bench: build wasm ## native, WASM in Chromium, Firefox ESR and WebKitGTK, and PyTorch images/s at batch 128, in one run
 	node scripts/bench.mjs
 
 # where the Winograd thresholds come from (kernels/winograd.c): each convolution of the network by
