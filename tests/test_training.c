@@ -118,6 +118,45 @@ static void test_clips_off(void) {
     q4_session_destroy(s);
 }
 
+/* decay_all 0: weight decay on conv and linear weights only. One SGD step without momentum at
+ * lr 0.5 (a power of two, so w - lr*g is exact) and decay 0.1: every bias and BN parameter moves
+ * by exactly -lr*g, every weight by -lr*(g + 0.1*w); with decay_all 1 the BN scales (1 at the
+ * start) are decayed too. */
+static void test_decay_groups(void) {
+    for (int all = 0; all <= 1; all++) {
+        char settings[200];
+        snprintf(settings, sizeof settings,
+                 "clip_norm=0\ntanh_bound=0\noptimizer=sgd\nmomentum=0\nweight_decay=0.1\nlearning_rate=0.5\ndecay_all=%d", all);
+        q4_session *s = session_with(settings);
+        q4_vgg *m = &s->model;
+        long p = m->param_count;
+        float *before = malloc(p * 4);
+        memcpy(before, m->params, p * 4);
+        test_steps(s, 1);
+        long undecayed = 0, decayed = 0, others = 0, bad = 0;
+        for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+            const q4_tensor_info *info = &m->tensors[t];
+            int decay = all || info->role == Q4_ROLE_WEIGHT;
+            for (long i = info->offset; i < info->offset + info->count; i++) {
+                float plain = before[i] - 0.5f * m->grads[i];
+                float with_decay = before[i] - 0.5f * (m->grads[i] + 0.1f * before[i]);
+                if (before[i] == 0.0f) continue; /* decay cannot show */
+                others++;
+                if (decay) {
+                    if (fabsf(m->params[i] - with_decay) > 1e-6f * (1.0f + fabsf(with_decay))) bad++;
+                    else decayed++;
+                } else if (m->params[i] != plain) bad++;
+                else undecayed++;
+            }
+        }
+        CHECK(bad == 0, "decay_all %d: %ld of %ld parameters moved otherwise than their group's rule", all, bad, others);
+        CHECK(all ? undecayed == 0 && decayed == others : undecayed >= 1000 && decayed > 3000000,
+              "decay_all %d: %ld decayed, %ld not", all, decayed, undecayed);
+        free(before);
+        q4_session_destroy(s);
+    }
+}
+
 /* the moving average follows avg = d*avg + (1-d)*w with d = min(ema, (1+t)/(10+t)) */
 static void test_moving_average(void) {
     q4_session *s = session_with("ema=0.9");
@@ -367,6 +406,7 @@ int main(void) {
     test_sgd(&fast);
     make_data();
     test_clips_off();
+    test_decay_groups();
     test_moving_average();
     test_augmentation();
     test_tta();

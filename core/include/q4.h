@@ -163,7 +163,10 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(INT, threads, 1, 1, 256, NULL, Q4_FIELD_RUNTIME, "threads including the caller (results do not depend on it)") \
     X(U64, seed, 0, 0, 0, NULL, 0, "fixes initialisation, shuffling, augmentation and dropout")                    \
     X(REAL, learning_rate, 1e-3, 1e-9, 10, NULL, Q4_FIELD_METHOD, "peak learning rate")                             \
-    X(REAL, weight_decay, 5e-4, 0, 1, NULL, Q4_FIELD_METHOD, "weight decay on every parameter (decoupled for AdamW)") \
+    X(REAL, weight_decay, 5e-4, 0, 1, NULL, Q4_FIELD_METHOD, "weight decay (decoupled for AdamW)")                 \
+    X(INT, decay_all, 1, 0, 1, NULL, Q4_FIELD_METHOD,                                                                \
+      "1: weight decay on every parameter (the paper's); 0: on conv and linear weights only, not on biases and "     \
+      "BatchNorm scales and shifts")                                                                                 \
     X(REAL, beta1, 0.9, 0, 0.999999, NULL, Q4_FIELD_METHOD, "AdamW: first-moment decay")                            \
     X(REAL, beta2, 0.999, 0, 0.999999999, NULL, Q4_FIELD_METHOD, "AdamW: second-moment decay")                      \
     X(REAL, adam_eps, 1e-8, 1e-30, 1, NULL, Q4_FIELD_METHOD, "AdamW: epsilon")                                      \

@@ -17,8 +17,8 @@ typedef struct optim_job {
     long chunk_begin[MAX_CHUNKS], chunk_end[MAX_CHUNKS]; /* offsets into the parameter array */
     double chunk_sum[MAX_CHUNKS];
     float clip_coefficient;
-    q4_adamw_params adam;
-    q4_sgd_params sgd;
+    q4_adamw_params adam, adam_no_decay; /* the second for biases and BN when decay_all is 0 */
+    q4_sgd_params sgd, sgd_no_decay;
     int use_sgd;
     int soft_clip;
     float bound;
@@ -51,9 +51,12 @@ static void update_task(void *context, int c, int thread) {
     q4_vgg *m = job->m;
     long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
     if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
-    if (job->use_sgd) m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n, &job->sgd);
-    else m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n, &job->adam);
-    if (job->soft_clip && m->tensors[job->chunk_tensor[c]].role == Q4_ROLE_WEIGHT)
+    int weight = m->tensors[job->chunk_tensor[c]].role == Q4_ROLE_WEIGHT;
+    if (job->use_sgd) m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n, weight ? &job->sgd : &job->sgd_no_decay);
+    else
+        m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n,
+                         weight ? &job->adam : &job->adam_no_decay);
+    if (job->soft_clip && weight)
         m->kernels.tanh_clip(m->params + b, n, job->bound);
 }
 
@@ -115,6 +118,12 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     job.sgd.momentum = (float)config->momentum;
     job.sgd.weight_decay = (float)config->weight_decay;
     job.sgd.nesterov = config->nesterov;
+    job.adam_no_decay = job.adam;
+    job.sgd_no_decay = job.sgd;
+    if (!config->decay_all) {
+        job.adam_no_decay.decay = 1.0f;
+        job.sgd_no_decay.weight_decay = 0.0f;
+    }
     job.soft_clip = config->weight_bits < Q4_FP32_BITS && config->tanh_bound > 0;
     job.bound = (float)config->tanh_bound;
     q4_pool_run(m->compute.pool, job.chunks, update_task, &job);
