@@ -55,7 +55,13 @@ self.addEventListener('fetch', (event) => {
     const hit = await cache.match(request, { ignoreSearch: true });
     if (hit) return isolated(hit);
     const response = await fetch(request);
-    if (response.ok && (data || request.mode === 'navigate')) await cache.put(request, response.clone());
+    if (response.ok && (data || request.mode === 'navigate')) {
+      try {
+        await cache.put(request, response.clone());
+      } catch {
+        // the browser's storage for the site is full (QuotaExceededError): served, not kept
+      }
+    }
     return isolated(response);
   })());
 });

@@ -65,7 +65,8 @@ function transact(db, stores, mode, work) {
     const tx = db.transaction(stores, mode);
     let result;
     tx.oncomplete = () => resolve(result);
-    tx.onerror = () => reject(tx.error || new Error('storage error'));
+    // the failed request's error (Firefox reports a full storage there, QuotaExceededError, before the transaction has one)
+    tx.onerror = (e) => reject((e.target && e.target.error) || tx.error || new Error('storage error'));
     tx.onabort = () => reject(tx.error || new DOMException('the browser aborted the save', 'AbortError'));
     result = work(tx);
   });

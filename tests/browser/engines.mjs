@@ -3,7 +3,8 @@
 // (npm puppeteer-core, which starts `firefox-esr --headless` with a fresh profile), WebKitGTK's
 // MiniBrowser through WebKitWebDriver (W3C WebDriver over HTTP, spoken here with fetch) under
 // Xvfb. Each browser gives pages with the same few calls: evaluate (a function and its
-// arguments, awaited), waitFor, click, upload, close. Debian packages: firefox-esr,
+// arguments, awaited), waitFor, click, upload, resize (the page's viewport, or WebKit's window),
+// close. Debian packages: firefox-esr,
 // webkit2gtk-driver, xvfb (scripts/setup.sh installs them).
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -54,12 +55,14 @@ function withHelpers(page) {
 
 /* ---------------------------------------------------------------- Firefox (WebDriver BiDi) */
 
-export async function firefox() {
+/** Firefox ESR, headless, with a fresh profile; `prefs` are added to it (e.g. a storage limit). */
+export async function firefox({ prefs = {} } = {}) {
   const puppeteer = (await import('puppeteer-core')).default;
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'q4-firefox-'));
   const browser = await puppeteer.launch({
     browser: 'firefox', executablePath: FIREFOX, headless: true, userDataDir: profile, protocol: 'webDriverBiDi',
     protocolTimeout: 900000, // a benchmark is one long evaluate
+    extraPrefsFirefox: prefs,
   });
   const version = (await browser.version()).replace(/^firefox\//i, 'Firefox ');
   return {
@@ -78,6 +81,7 @@ export async function firefox() {
           const input = await tab.$(selector);
           await input.uploadFile(file);
         },
+        resize: (width, height) => tab.setViewport({ width, height }),
         close: () => context.close(),
       });
     },
@@ -90,11 +94,13 @@ export async function firefox() {
 
 /* ---------------------------------------------------------------- WebKitGTK (WebDriver) */
 
-export async function webkit() {
+/** WebKitGTK's MiniBrowser under Xvfb; with `home`, the browser's home folder (where it keeps its
+ * data and saves downloads: MiniBrowser under automation saves them there without asking). */
+export async function webkit({ home } = {}) {
   const display = await freePort() % 1000 + 100; // an X display number nobody uses (Xvfb says if taken)
   const xvfb = spawn('Xvfb', [`:${display}`, '-screen', '0', '1400x1000x24', '-nolisten', 'tcp'], { stdio: 'ignore' });
   const port = await freePort();
-  const driver = spawn(WEBKIT_DRIVER, [`--port=${port}`], { stdio: 'ignore', env: { ...process.env, DISPLAY: `:${display}` } });
+  const driver = spawn(WEBKIT_DRIVER, [`--port=${port}`], { stdio: 'ignore', env: { ...process.env, DISPLAY: `:${display}`, ...(home ? { HOME: home } : {}) } });
   const base = `http://127.0.0.1:${port}`;
   const call = async (method, where, body) => {
     const response = await fetch(`${base}${where}`, { method, headers: { 'Content-Type': 'application/json' },
@@ -145,6 +151,8 @@ export async function webkit() {
           const element = await call('POST', s('/element'), { using: 'css selector', value: selector });
           await call('POST', s(`/element/${Object.values(element)[0]}/value`), { text: file });
         },
+        /* WebDriver sizes the window; the page gets what the window's frame leaves */
+        resize: (width, height) => call('POST', s('/window/rect'), { width, height }),
         async close() {
           await call('POST', s('/url'), { url: 'about:blank' });
           open = false;

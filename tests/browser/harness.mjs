@@ -65,6 +65,26 @@ export async function shot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
+/** dist/ copied to `to` (the data linked, not copied: it is never changed). */
+export function copySite(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
+    const a = path.join(from, entry.name), b = path.join(to, entry.name);
+    if (entry.isDirectory()) copySite(a, b);
+    else if (a.includes(`${path.sep}data${path.sep}`)) fs.linkSync(a, b);
+    else fs.copyFileSync(a, b);
+  }
+}
+
+/** What `make site` would write for a new version: the page, the engine and sw.js changed. */
+export function deploy(root, n) {
+  const edit = (name, change) => fs.writeFileSync(path.join(root, name), change(fs.readFileSync(path.join(root, name), 'utf8')));
+  edit('index.html', (t) => t.replace(/\n {2}<meta name="q4-deploy"[^>]*>/, '')
+    .replace('<meta charset="utf-8">', `<meta charset="utf-8">\n  <meta name="q4-deploy" content="${n}">`));
+  edit('wasm/q4.js', (t) => `${t}\n// deploy ${n}\n`);
+  edit('sw.js', (t) => t.replace(/const VERSION = '([0-9a-f]+)[^']*'/, `const VERSION = '$1-deploy${n}'`));
+}
+
 /** The float parameters of a checkpoint file (version 2, core/session/checkpoint.c: a 16-byte
  * preamble, the header, the settings text with its length, then the parameters). */
 export function checkpointParameters(bytes) {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
-import { ARGS, openPage, shot, text, waitForState } from './harness.mjs';
+import { ARGS, copySite, deploy, openPage, shot, text, waitForState } from './harness.mjs';
 
 const RUN = '?preset=custom&epochs=1&train_limit=512&test_limit=256&batch_size=64&threads=2';
 let browser, server, url;
@@ -67,26 +67,6 @@ test('served plainly under a sub-path, the site isolates itself, trains on 2 thr
   assert.deepEqual(errors.filter((e) => !/net::ERR_INTERNET_DISCONNECTED/.test(e)), []);
   await context.close();
 });
-
-/** dist/ copied to `to` (the data linked, not copied: it is never changed). */
-function copySite(from, to) {
-  fs.mkdirSync(to, { recursive: true });
-  for (const entry of fs.readdirSync(from, { withFileTypes: true })) {
-    const a = path.join(from, entry.name), b = path.join(to, entry.name);
-    if (entry.isDirectory()) copySite(a, b);
-    else if (a.includes(`${path.sep}data${path.sep}`)) fs.linkSync(a, b);
-    else fs.copyFileSync(a, b);
-  }
-}
-
-/** What `make site` would write for a new version: the page, the engine and sw.js changed. */
-function deploy(root, n) {
-  const edit = (name, change) => fs.writeFileSync(path.join(root, name), change(fs.readFileSync(path.join(root, name), 'utf8')));
-  edit('index.html', (t) => t.replace(/\n {2}<meta name="q4-deploy"[^>]*>/, '')
-    .replace('<meta charset="utf-8">', `<meta charset="utf-8">\n  <meta name="q4-deploy" content="${n}">`));
-  edit('wasm/q4.js', (t) => `${t}\n// deploy ${n}\n`);
-  edit('sw.js', (t) => t.replace(/const VERSION = '([0-9a-f]+)[^']*'/, `const VERSION = '$1-deploy${n}'`));
-}
 
 /** Waits (through the page's own reloads) until the page of deploy n is up with its engine. */
 async function waitForDeploy(page, n) {
