@@ -64,8 +64,10 @@ static void usage(FILE *out) {
           "  --log FILE.jsonl       append one JSON line per epoch (after a line describing the run)\n"
           "  --eval-model FILE      evaluate an exported model on the test set and exit (with --card: beside the card's)\n"
           "  --card FILE.json       write a run card: settings, data MD5s, state fingerprints of the first 20 steps\n"
-          "                         and of every epoch (continued when resuming)\n"
+          "                         and of every epoch (continued when resuming; a new card of a resumed run\n"
+          "                         begins at its checkpoint, whose step and state SHA-256 it records)\n"
           "  --verify FILE.json     re-run a run card and report bit-identical or the first step that differs\n"
+          "                         (a card that began at a checkpoint: give that checkpoint with --resume)\n"
           "  --steps N              with --verify: compare the first N steps only\n"
           "  --stats                print per-class counts and channel mean/std of the training set and exit\n"
           "  --quiet                only the final summary\n"
@@ -186,10 +188,9 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (add_setting(o, a, a + 2, v)) return -1;
     }
     if (!o->data) return fail("--data PATH is required (see --help; `make data` fetches CIFAR-10 into data/)"), -1;
-    if (o->verify && (o->resume || o->card || o->checkpoint || o->export_path || o->eval_model || o->log || o->stats ||
-                      o->max_steps))
-        return fail("--verify runs a card on its own: leave out --resume, --card, --checkpoint, --export, --eval-model, "
-                    "--log, --stats, --max-steps"), -1;
+    if (o->verify && (o->card || o->checkpoint || o->export_path || o->eval_model || o->log || o->stats || o->max_steps))
+        return fail("--verify runs a card on its own (with --resume: the checkpoint a resumed run's card began from): "
+                    "leave out --card, --checkpoint, --export, --eval-model, --log, --stats, --max-steps"), -1;
     if (o->eval_model && (o->resume || o->checkpoint || o->export_path || o->log || o->stats || o->max_steps))
         return fail("--eval-model evaluates a model and trains nothing: leave out --resume, --checkpoint, --export, "
                     "--log, --stats, --max-steps (--card compares with a run card)"), -1;
@@ -616,10 +617,19 @@ static int verify(const options *o, run *r, long cores) {
         return fail("%s: the options change the card's settings (%s)", o->verify, differences);
     q4_card_summary cs;
     q4_card_summarize(card, &cs);
+    if (cs.start_step > 0 && !o->resume)
+        return fail("%s: this card's run resumed a checkpoint at step %lld (training state SHA-256 %.12s...): give that "
+                    "checkpoint with --resume", o->verify, cs.start_step, cs.start_sha256);
+    if (cs.start_step == 0 && o->resume)
+        return fail("%s: this card's run began at step 0, not from a checkpoint: verify it without --resume", o->verify);
     if (!(r->session = q4_session_create(&config, &r->cifar.train, &r->cifar.test, &err))) return fail("%s", err.message);
     q4_session *s = r->session;
+    if (o->resume && (read_file(o->resume, &r->resume_bytes, &r->resume_size) ||
+                      q4_session_load(s, r->resume_bytes, r->resume_size)))
+        return r->resume_bytes ? fail("%s: %s", o->resume, q4_session_error(s)) : 1;
     printf("verifying %s: made by %s with %s%s; this is %s with %s\n", o->verify, cs.engine, cs.kernels,
            config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, q4_session_kernels(s));
+    if (cs.start_step > 0) printf("  the card's run resumed a checkpoint at step %lld: %s\n", cs.start_step, o->resume);
     if (!config.exact && strcmp(cs.kernels, q4_session_kernels(s)) != 0)
         printf("  (not in exact mode: only the same kernels reproduce a run bit for bit)\n");
     if (strcmp(cs.engine, "q4 " Q4_VERSION) != 0)
@@ -638,8 +648,8 @@ static int verify(const options *o, run *r, long cores) {
             goto done;
         }
         if (v->different) break;
-        if (!o->quiet && v->step <= cs.steps) printf("  step %lld: identical\n", v->step);
-        if (v->epoch_ended && v->epoch_ended <= cs.epochs)
+        if (!o->quiet && v->step - cs.start_step <= cs.steps) printf("  step %lld: identical\n", v->step);
+        if (v->epoch_ended && v->epoch_ended - cs.start_epoch <= cs.epochs)
             printf("  epoch %d (step %lld): identical; test accuracy %.2f%%, as the card claims\n", v->epoch_ended, v->step,
                    100.0 * v->report.test.accuracy);
     }
@@ -675,7 +685,7 @@ static int run_main(const options *o, run *r) {
     }
     if (o->verify) return verify(o, r, cores);
     if (open_session(o, r, cores)) return 1;
-    if (o->card) { /* a resumed run goes on with its card */
+    if (o->card) { /* a resumed run goes on with its card; without one, its card begins at the checkpoint */
         struct stat st;
         if (o->resume && stat(o->card, &st) == 0) {
             if (!(r->card = read_card(o->card))) return 1;
@@ -683,12 +693,6 @@ static int run_main(const options *o, run *r) {
             if (q4_config_differences(q4_card_config(r->card), q4_session_config(r->session), differences,
                                       sizeof differences))
                 return fail("%s: this card belongs to another run (%s)", o->card, differences);
-        } else if (o->resume) {
-            q4_progress p;
-            q4_session_progress(r->session, &p);
-            return fail("%s: a run card covers a run from its first step, and this run resumes %s at step %lld: give the "
-                        "card the run began with, or begin a new run with --card",
-                        o->card, o->resume, p.global_step);
         } else if (!(r->card = q4_card_create(r->session, &r->cifar, &err))) {
             return fail("%s: %s", o->card, err.message);
         }

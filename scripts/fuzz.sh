@@ -30,8 +30,12 @@ fuzz_one() {
     # the empty input is the valid file, the seeds below a version-1 header and a short file
     fuzz_checkpoint) printf 'Q4CKPT\r\n\x02\x00\x00\x00\x80\x00\x00\x00' >"$corpus/seed-v2"
                      printf 'Q4CKPT\r\n\x01\x00\x00\x00\x00\x01\x00\x00' >"$corpus/seed-v1" ;;
+    # a card from step 0, and one of a resumed run (with its "start")
     fuzz_card) build/q4train --data data --train-limit 2 --test-limit 1 --batch 2 --epochs 1 --card "$corpus/seed-card" \
-                 --quiet >/dev/null ;;
+                 --quiet >/dev/null
+               build/q4train --data data --train-limit 4 --test-limit 1 --batch 2 --epochs 1 --max-steps 1 \
+                 --checkpoint "$work/card-step1.ckpt" --quiet >/dev/null
+               build/q4train --data data --resume "$work/card-step1.ckpt" --card "$corpus/seed-resumed" --quiet >/dev/null ;;
     fuzz_model) printf 'Q4MODEL\n\x01\x00\x00\x00\x0a\x00\x00\x00\x04\x00\x00\x00' >"$corpus/seed-model" ;;
   esac
   echo "== $target for ${seconds}s"

@@ -198,10 +198,35 @@ expect_verdict "eval-model against a forged accuracy" 1 "DIFFERENT: the card $OU
   --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/forged.json"
 expect_verdict "eval-model --card on other test images" 1 "test-limit 1000: the card's run was tested on the first 500 test images" \
   --data "$DATA" --test-limit 1000 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
-# a card begun on a resumed run could prove nothing: refused
-expect_verdict "--resume with a new --card" 1 "fresh.json: a run card covers a run from its first step" \
-  --data "$DATA" --resume "$OUT/straight.ckpt" --card "$OUT/fresh.json"
-[ ! -e "$OUT/fresh.json" ] || fail "a refused card was written"
+# a new card of a resumed run begins at its checkpoint (step and training state SHA-256), records
+# what the run did from there, and is verified from that checkpoint and no other
+"$Q4" "${common[@]}" --quiet --max-steps 4 --checkpoint "$OUT/k4.ckpt" >/dev/null 2>&1 || fail "run to step 4"
+"$Q4" "${common[@]}" --quiet --max-steps 3 --checkpoint "$OUT/k3.ckpt" >/dev/null 2>&1 || fail "run to step 3"
+"$Q4" --data "$DATA" --resume "$OUT/k4.ckpt" --card "$OUT/resumed.json" --quiet >/dev/null 2>&1 || fail "resumed run with a new --card"
+node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1])), f=JSON.parse(require("fs").readFileSync(process.argv[2]));
+  if (c.start.step !== 4 || c.start.epoch !== 1 || c.steps.length !== 2 || c.epochs.length !== 1 || c.epochs[0].epoch !== 2) throw new Error(JSON.stringify(c.start));
+  if (c.epochs[0].sha256 !== f.epochs[1].sha256) throw new Error("the resumed run did not end where the uninterrupted one did");' \
+  "$OUT/resumed.json" "$OUT/card.json" && pass "a resumed run's card starts at step 4 (epoch 1 ended) and ends on the uninterrupted run's state" ||
+  fail "the resumed run's card"
+expect_verdict "a resumed run's card verified from its checkpoint" 0 "VERIFIED: every claim of the card recomputed and identical: 2 steps trained from its checkpoint at step 4 (training state SHA-256 identical), 3 fingerprints (2 steps, 1 epochs)" \
+  --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k4.ckpt" --threads 1 --quiet
+expect_verdict "a resumed run's card without its checkpoint" 1 "resumed.json: this card's run resumed a checkpoint at step 4 (training state SHA-256 [0-9a-f]*...): give that checkpoint with --resume" \
+  --data "$DATA" --verify "$OUT/resumed.json"
+expect_verdict "a resumed run's card from another checkpoint" 1 "resumed.json: the checkpoint is not the one the run card began from (step 3" \
+  --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k3.ckpt"
+# alter_card(from, name, javascript on the card c): OUT/name.json
+alter_card() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$3"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/$1.json" "$OUT/$2.json"; }
+alter_card resumed forged-start 'c.start.sha256=c.start.sha256.replace(/^./,(x)=>x==="0"?"1":"0")'
+expect_verdict "a resumed run's card with another start" 1 "forged-start.json: the checkpoint is not the one the run card began from (step 4" \
+  --data "$DATA" --verify "$OUT/forged-start.json" --resume "$OUT/k4.ckpt"
+alter_card resumed renumbered 'c.epochs[0].epoch=1'
+expect_verdict "a resumed run's card with its epochs counted from 1" 1 "renumbered.json: run card: the epochs must follow the start's epoch 1 in order (2, 3...); entry 1 is epoch 1" \
+  --data "$DATA" --verify "$OUT/renumbered.json" --resume "$OUT/k4.ckpt"
+alter_card resumed late-start 'c.start.epoch=0;c.epochs[0].epoch=1'
+expect_verdict "a resumed run's card whose start is in the wrong epoch" 1 "late-start.json: the run card says it began in epoch 1 at step 4; its settings make 3 steps per epoch" \
+  --data "$DATA" --verify "$OUT/late-start.json" --resume "$OUT/k4.ckpt"
+expect_verdict "a card from step 0 with --resume" 1 "card.json: this card's run began at step 0, not from a checkpoint: verify it without --resume" \
+  --data "$DATA" --verify "$OUT/card.json" --resume "$OUT/k4.ckpt"
 
 # ---- inputs that are not regular files are refused at once (a FIFO would block a reader forever)
 rm -f "$OUT/fifo" && mkfifo "$OUT/fifo"

@@ -368,11 +368,18 @@ EMSCRIPTEN_KEEPALIVE int q4w_export(int h, double *out) {
     return 0;
 }
 
+/* Loads a checkpoint into session h; its run card now begins at the checkpoint (a saved run's
+ * own card replaces it through q4w_card_continue). */
 EMSCRIPTEN_KEEPALIVE int q4w_load(int h, const uint8_t *bytes, double size) {
     q4_session *s = session_of(h);
     if (!s) return -Q4_ERR_ARGUMENT;
     q4_status st = q4_session_load(s, bytes, (size_t)size);
-    return st ? session_fail(s, st) : 0;
+    if (st) return session_fail(s, st);
+    q4_error err = {0};
+    q4_cifar *cifar = cifar_of(session_data[h]);
+    q4_card_free(session_card[h]);
+    session_card[h] = cifar ? q4_card_create(s, cifar, &err) : NULL; /* NULL: no card, training goes on */
+    return 0;
 }
 
 /* What a checkpoint holds: {version, config, train_count, test_count, epoch, ...} */
@@ -389,7 +396,7 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_checkpoint_info(const uint8_t *bytes, doubl
 
 /* ------------------------------------------------------------ run cards */
 
-/* The session's run card as JSON (a card covers a run from its first step). */
+/* The session's run card as JSON (from its first step, or from the checkpoint it resumed). */
 EMSCRIPTEN_KEEPALIVE const char *q4w_card(int h) {
     q4_session *s = session_of(h);
     if (!s) return NULL;

@@ -247,7 +247,7 @@ async function saveRun(status) {
     try {
       run.meta.card = engine.card();
     } catch {
-      run.meta.card = null; /* a run resumed from a file has no card from its start */
+      run.meta.card = null; /* no card (out of memory when the run began): training goes on */
     }
     await putRun(run.meta, bytes);
     post({ type: 'saved', epoch: p.epoch, step: p.step_in_epoch, bytes: bytes.length, id: run.meta.id, status });

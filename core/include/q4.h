@@ -453,7 +453,9 @@ q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4
 #define Q4_CARD_STEPS 20
 typedef struct q4_card q4_card;
 
-/* A card for the run `session` makes on `data`. */
+/* A card for the run `session` makes on `data`: from step 0, or, for a session loaded from a
+ * checkpoint, from that checkpoint's step and training state (which the card records, and
+ * which verifying it requires). */
 q4_card *q4_card_create(const q4_session *session, const q4_cifar *data, q4_error *err);
 /* After each training step: the state's fingerprint while within the first Q4_CARD_STEPS
  * steps; with the report of q4_session_end_epoch, the epoch's figures and fingerprint. */
@@ -471,6 +473,7 @@ q4_status q4_card_check_data(const q4_card *card, const q4_cifar *data, q4_error
  * after each step and epoch the card records, and every figure it claims for an epoch (loss,
  * training, test and TTA accuracy) exactly. Same kernels, or exact mode, give the same bits. */
 typedef struct q4_card_verification {
+    long long start;     /* the step the card's run began at: 0, or its checkpoint's */
     long long last;      /* the card's last recorded step */
     long long stop;      /* where this verification ends: last, or an earlier step asked for */
     long long step;      /* steps trained so far */
@@ -500,6 +503,9 @@ size_t q4_card_verification_json(const q4_card_verification *verification, const
                                  size_t size);
 typedef struct q4_card_summary {
     char engine[64], kernels[64];
+    long long start_step;  /* 0, or the step of the checkpoint the card's run resumed */
+    int start_epoch;       /* epochs ended at that step */
+    char start_sha256[65]; /* the training state there ("" for step 0) */
     int steps, epochs;     /* fingerprints recorded */
     long long last_step;   /* of the last recorded epoch */
     double test_accuracy, tta_accuracy; /* of the last recorded epoch (-1: none) */

@@ -6,7 +6,11 @@
  *   {"card":1, "engine":"q4 VERSION", "kernels":"...", "exact":0|1, "config":{...},
  *    "data":{"kind":10|100, "files":{"data_batch_1.bin":"md5", ...}},
  *    "steps":["sha256 after step 1", ...], "epochs":[{"epoch":1, "step":391, "loss":...,
- *    "train_accuracy":..., "test_accuracy":..., "tta_accuracy":...|null, "sha256":"..."}, ...]} */
+ *    "train_accuracy":..., "test_accuracy":..., "tta_accuracy":...|null, "sha256":"..."}, ...]}
+ * A run resumed from a checkpoint that has no card of its own gets a card of what it ran, which
+ * says where it began: "start":{"step":S, "epoch":E, "sha256":"the training state's, as loaded"}
+ * (after "exact"; absent from a card that begins at step 0). Its "steps" are steps S+1...,
+ * its "epochs" E+1...; it is verified from that checkpoint and no other. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,10 @@ typedef struct card_epoch {
 struct q4_card {
     char engine[64], kernels[64];
     q4_config config;
+    /* where the run began: step 0, or a checkpoint's position (start_epoch epochs ended) and state */
+    long long start_step;
+    int start_epoch;
+    char start_sha256[65];
     int kind;
     int n_files;
     char file_names[MAX_FILES][32], file_md5[MAX_FILES][33];
@@ -48,6 +56,13 @@ q4_card *q4_card_create(const q4_session *s, const q4_cifar *data, q4_error *err
     snprintf(card->kernels, sizeof card->kernels, "%s", s->model.kernels.gemm->name);
     card->config = s->config;
     card->kind = (int)data->kind;
+    q4_progress p;
+    q4_session_progress(s, &p);
+    if (p.global_step > 0) { /* a resumed run: its card begins where the checkpoint left it */
+        card->start_step = p.global_step;
+        card->start_epoch = (int)(p.global_step / p.steps_per_epoch);
+        q4_session_state_sha256(s, card->start_sha256);
+    }
     /* the files the run reads: those holding its first train_limit and test_limit images */
     char names[MAX_FILES][32], md5[MAX_FILES][33];
     int n = q4_cifar_md5(data, names, md5, MAX_FILES), file = 0;
@@ -77,9 +92,10 @@ void q4_card_free(q4_card *card) {
 const q4_config *q4_card_config(const q4_card *card) { return &card->config; }
 
 void q4_card_record(q4_card *card, const q4_session *s, const q4_epoch_report *report) {
-    if (s->global_step == card->n_steps + 1 && card->n_steps < Q4_CARD_STEPS)
+    if (s->global_step == card->start_step + card->n_steps + 1 && card->n_steps < Q4_CARD_STEPS)
         q4_session_state_sha256(s, card->steps[card->n_steps++]);
-    if (!report || report->epoch != card->n_epochs + 1) return; /* a card has every epoch from the first */
+    /* a card has every epoch from its first */
+    if (!report || report->epoch != card->start_epoch + card->n_epochs + 1) return;
     if (card->n_epochs == card->capacity) {
         int capacity = card->capacity ? 2 * card->capacity : 16;
         card_epoch *grown = realloc(card->epochs, (size_t)capacity * sizeof *grown);
@@ -107,6 +123,13 @@ size_t q4_card_json(const q4_card *card, char *out, size_t size) {
     q4_json_string(&j, "engine", card->engine);
     q4_json_string(&j, "kernels", card->kernels);
     q4_json_int(&j, "exact", card->config.exact);
+    if (card->start_step > 0) {
+        q4_json_open(&j, "start", '{');
+        q4_json_int(&j, "step", card->start_step);
+        q4_json_int(&j, "epoch", card->start_epoch);
+        q4_json_string(&j, "sha256", card->start_sha256);
+        q4_json_close(&j);
+    }
     q4_json_raw(&j, "config", config);
     q4_json_open(&j, "data", '{');
     q4_json_int(&j, "kind", card->kind);
@@ -233,7 +256,9 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
         st = q4_fail(err, Q4_ERR_FORMAT, "not a run card (not a JSON object)");
         goto done;
     }
-    static const char *const top_keys[] = {"card", "engine", "kernels", "exact", "config", "data", "steps", "epochs", NULL};
+    static const char *const top_keys[] = {"card", "engine", "kernels", "exact", "start", "config", "data", "steps", "epochs",
+                                           NULL};
+    static const char *const start_keys[] = {"step", "epoch", "sha256", NULL};
     static const char *const data_keys[] = {"kind", "files", NULL};
     static const char *const epoch_keys[] = {"epoch", "step", "loss", "train_accuracy", "test_accuracy", "tta_accuracy",
                                              "sha256", NULL};
@@ -278,6 +303,21 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
     if (exact != card->config.exact) {
         st = q4_fail(err, Q4_ERR_FORMAT, "run card: 'exact' is %lld, its settings say %d", exact, card->config.exact);
         goto done;
+    }
+    int start = q4_json_find(text, t, 0, "start");
+    if (start >= 0) { /* a run resumed from a checkpoint: where it began */
+        long long start_epoch = 0;
+        if ((st = check_object(text, t, start, start_keys, "the start (\"start\")", err)) ||
+            (st = whole(text, t, start, "step", 1, 1LL << 40, &card->start_step, "the start", err)) ||
+            (st = whole(text, t, start, "epoch", 0, CARD_MAX_EPOCHS, &start_epoch, "the start", err)) ||
+            (st = field(text, t, start, "sha256", Q4_JSON_STRING, card->start_sha256, sizeof card->start_sha256,
+                        "the start", err)))
+            goto done;
+        if (!is_hex(card->start_sha256, 64)) {
+            st = q4_fail(err, Q4_ERR_FORMAT, "run card: the start: 'sha256' is not 64 hexadecimal digits");
+            goto done;
+        }
+        card->start_epoch = (int)start_epoch;
     }
     int data = q4_json_find(text, t, 0, "data"), files = q4_json_find(text, t, data, "files");
     long long kind = 0;
@@ -345,9 +385,14 @@ q4_card *q4_card_parse(const char *text, size_t size, q4_error *err) {
             st = q4_fail(err, Q4_ERR_FORMAT, "run card: %s: 'sha256' is not 64 hexadecimal digits", what);
             goto done;
         }
-        if (epoch != k + 1) {
-            st = q4_fail(err, Q4_ERR_FORMAT, "run card: the epochs must be 1, 2, 3... in order; entry %d is epoch %lld",
-                         k + 1, epoch);
+        if (epoch != card->start_epoch + k + 1) {
+            if (card->start_step > 0)
+                st = q4_fail(err, Q4_ERR_FORMAT,
+                             "run card: the epochs must follow the start's epoch %d in order (%d, %d...); entry %d is epoch %lld",
+                             card->start_epoch, card->start_epoch + 1, card->start_epoch + 2, k + 1, epoch);
+            else
+                st = q4_fail(err, Q4_ERR_FORMAT, "run card: the epochs must be 1, 2, 3... in order; entry %d is epoch %lld",
+                             k + 1, epoch);
             goto done;
         }
         out->epoch = (int)epoch;
@@ -391,7 +436,23 @@ q4_status q4_card_verify_begin(const q4_card *card, const q4_session *s, long lo
     memset(v, 0, sizeof *v);
     q4_progress p;
     q4_session_progress(s, &p);
-    if (p.global_step != 0) return q4_fail(err, Q4_ERR_STATE, "a card is verified from a new session (this one is at step %lld)", p.global_step);
+    long long start = card->start_step;
+    if (start == 0 && p.global_step != 0)
+        return q4_fail(err, Q4_ERR_STATE, "a card is verified from a new session (this one is at step %lld)", p.global_step);
+    if (start > 0 && p.global_step == 0)
+        return q4_fail(err, Q4_ERR_ARGUMENT,
+                       "the run card continues a checkpoint at step %lld (training state SHA-256 %.12s...): it is "
+                       "verified from that checkpoint (q4train --verify CARD --resume CHECKPOINT)",
+                       start, card->start_sha256);
+    if (start > 0) {
+        char hex[65];
+        q4_session_state_sha256(s, hex);
+        if (p.global_step != start || strcmp(hex, card->start_sha256) != 0)
+            return q4_fail(err, Q4_ERR_MISMATCH,
+                           "the checkpoint is not the one the run card began from (step %lld, training state SHA-256 "
+                           "%.12s...; the card began at step %lld from %.12s...)",
+                           p.global_step, hex, start, card->start_sha256);
+    }
     if (q4_config_differences(&card->config, &s->config, v->message, sizeof v->message))
         return q4_fail(err, Q4_ERR_MISMATCH, "the session's settings are not the card's (%s)", v->message);
     if (card->n_steps + card->n_epochs == 0)
@@ -399,25 +460,32 @@ q4_status q4_card_verify_begin(const q4_card *card, const q4_session *s, long lo
     /* what an honest card holds follows from its settings: epoch k ends at step k * steps per epoch,
      * there are no more epochs than planned, and the first steps are all fingerprinted */
     long long per_epoch = p.steps_per_epoch, planned = (long long)card->config.epochs * per_epoch;
-    if (card->n_epochs > card->config.epochs)
-        return q4_fail(err, Q4_ERR_FORMAT, "the run card records %d epochs, its settings plan %d", card->n_epochs,
-                       card->config.epochs);
-    for (int k = 0; k < card->n_epochs; k++)
-        if (card->epochs[k].step != (k + 1) * per_epoch)
+    if (start > 0 && card->start_epoch != start / per_epoch)
+        return q4_fail(err, Q4_ERR_FORMAT, "the run card says it began in epoch %d at step %lld; its settings make %lld "
+                       "steps per epoch", card->start_epoch + 1, start, per_epoch);
+    if (card->start_epoch + card->n_epochs > card->config.epochs)
+        return q4_fail(err, Q4_ERR_FORMAT, "the run card records epochs up to %d, its settings plan %d",
+                       card->start_epoch + card->n_epochs, card->config.epochs);
+    for (int k = 0; k < card->n_epochs; k++) {
+        long long end = (card->start_epoch + k + 1) * per_epoch;
+        if (card->epochs[k].step != end)
             return q4_fail(err, Q4_ERR_FORMAT,
                            "the run card says epoch %d ended at step %lld; its settings make %lld steps per epoch, so "
                            "it ends at step %lld",
-                           k + 1, card->epochs[k].step, per_epoch, (k + 1) * per_epoch);
-    long long last_epoch_step = card->n_epochs ? card->epochs[card->n_epochs - 1].step : 0;
-    long long fewest = last_epoch_step < Q4_CARD_STEPS ? last_epoch_step : Q4_CARD_STEPS;
-    long long most = planned < Q4_CARD_STEPS ? planned : Q4_CARD_STEPS;
+                           card->start_epoch + k + 1, card->epochs[k].step, per_epoch, end);
+    }
+    long long last_epoch_step = card->n_epochs ? card->epochs[card->n_epochs - 1].step : start;
+    long long ran = last_epoch_step - start, left = planned > start ? planned - start : 0;
+    long long fewest = ran < Q4_CARD_STEPS ? ran : Q4_CARD_STEPS;
+    long long most = left < Q4_CARD_STEPS ? left : Q4_CARD_STEPS;
     if (card->n_steps < fewest || card->n_steps > most)
         return q4_fail(err, Q4_ERR_FORMAT,
-                       "the run card records %d step fingerprints; a run of its settings that reached step %lld records "
+                       "the run card records %d step fingerprints; a run of its settings that reached step %lld%s records "
                        "%lld to %lld",
-                       card->n_steps, last_epoch_step, fewest, most);
-    v->last = last_epoch_step > card->n_steps ? last_epoch_step : card->n_steps;
-    v->stop = steps > 0 && steps < v->last ? steps : v->last;
+                       card->n_steps, last_epoch_step, start > 0 ? " from its start" : "", fewest, most);
+    v->start = start;
+    v->last = last_epoch_step > start + card->n_steps ? last_epoch_step : start + card->n_steps;
+    v->stop = steps > 0 && start + steps < v->last ? start + steps : v->last;
     v->claimed_epochs = card->n_epochs;
     return Q4_OK;
 }
@@ -460,9 +528,10 @@ q4_status q4_card_verify_step(const q4_card *card, q4_session *s, q4_card_verifi
     if (q4_session_train(s, 1, &p)) return q4_fail(err, Q4_ERR_STATE, "%s", q4_session_error(s));
     v->step = p.global_step;
     char hex[65];
-    if (v->step <= card->n_steps) {
+    long long index = v->step - v->start; /* steps since the card's start, from 1 */
+    if (index <= card->n_steps) {
         q4_session_state_sha256(s, hex);
-        if (strcmp(hex, card->steps[v->step - 1]) != 0) {
+        if (strcmp(hex, card->steps[index - 1]) != 0) {
             fingerprint_differs(v, 0);
             return Q4_OK;
         }
@@ -470,9 +539,9 @@ q4_status q4_card_verify_step(const q4_card *card, q4_session *s, q4_card_verifi
     }
     if (p.epoch_done) {
         if (q4_session_end_epoch(s, &v->report)) return q4_fail(err, Q4_ERR_STATE, "%s", q4_session_error(s));
-        int epoch = v->epoch_ended = v->report.epoch;
-        if (epoch <= card->n_epochs) { /* within the card: the state and every figure it claims */
-            const card_epoch *e = &card->epochs[epoch - 1];
+        int epoch = v->epoch_ended = v->report.epoch, nth = epoch - card->start_epoch;
+        if (nth >= 1 && nth <= card->n_epochs) { /* within the card: the state and every figure it claims */
+            const card_epoch *e = &card->epochs[nth - 1];
             q4_session_state_sha256(s, hex);
             if (strcmp(hex, e->sha256) != 0) {
                 fingerprint_differs(v, epoch);
@@ -484,27 +553,32 @@ q4_status q4_card_verify_step(const q4_card *card, q4_session *s, q4_card_verifi
                 differs(v->report.test.accuracy, e->test_accuracy, "test accuracy", epoch, 1, v) ||
                 differs(v->report.tta_accuracy, e->tta_accuracy, "test accuracy with test-time augmentation", epoch, 1, v))
                 return Q4_OK;
-            v->verified_epochs = epoch;
+            v->verified_epochs = nth;
         }
     }
     if (v->step < v->stop) return Q4_OK;
     v->done = 1;
-    int steps_covered = (int)(v->step < card->n_steps ? v->step : card->n_steps);
+    long long trained = v->step - v->start;
+    int steps_covered = (int)(trained < card->n_steps ? trained : card->n_steps);
+    char from[96] = "";
+    if (v->start > 0)
+        snprintf(from, sizeof from, " from its checkpoint at step %lld (training state SHA-256 identical)", v->start);
     if (v->stop == v->last)
         snprintf(v->message, sizeof v->message,
-                 "every claim of the card recomputed and identical: %lld steps trained, %d fingerprints "
+                 "every claim of the card recomputed and identical: %lld steps trained%s, %d fingerprints "
                  "(%d steps, %d epochs) and %d figures (loss, training, test and TTA accuracy of %d epochs)",
-                 v->step, v->fingerprints, steps_covered, v->verified_epochs, v->claims, v->verified_epochs);
+                 trained, from, v->fingerprints, steps_covered, v->verified_epochs, v->claims, v->verified_epochs);
     else if (v->verified_epochs < card->n_epochs)
         snprintf(v->message, sizeof v->message,
-                 "the first %lld of the card's %lld steps identical (%d fingerprints, %d figures); NOT checked: epochs "
+                 "the first %lld of the card's %lld steps identical%s (%d fingerprints, %d figures); NOT checked: epochs "
                  "%d-%d of the card, their fingerprints and figures (verify without a step limit to check them)",
-                 v->step, v->last, v->fingerprints, v->claims, v->verified_epochs + 1, card->n_epochs);
+                 trained, v->last - v->start, from, v->fingerprints, v->claims,
+                 card->start_epoch + v->verified_epochs + 1, card->start_epoch + card->n_epochs);
     else
         snprintf(v->message, sizeof v->message,
-                 "the first %lld of the card's %lld steps identical (%d fingerprints, %d figures); NOT checked: the "
-                 "fingerprints of steps %lld to %d",
-                 v->step, v->last, v->fingerprints, v->claims, v->step + 1, card->n_steps);
+                 "the first %lld of the card's %lld steps identical%s (%d fingerprints, %d figures); NOT checked: the "
+                 "fingerprints of steps %lld to %lld",
+                 trained, v->last - v->start, from, v->fingerprints, v->claims, v->step + 1, v->start + card->n_steps);
     return Q4_OK;
 }
 
@@ -539,6 +613,9 @@ void q4_card_summarize(const q4_card *card, q4_card_summary *out) {
     memset(out, 0, sizeof *out);
     snprintf(out->engine, sizeof out->engine, "%s", card->engine);
     snprintf(out->kernels, sizeof out->kernels, "%s", card->kernels);
+    out->start_step = card->start_step;
+    out->start_epoch = card->start_epoch;
+    snprintf(out->start_sha256, sizeof out->start_sha256, "%s", card->start_sha256);
     out->steps = card->n_steps;
     out->epochs = card->n_epochs;
     out->test_accuracy = -1;
@@ -551,5 +628,6 @@ void q4_card_summarize(const q4_card *card, q4_card_summary *out) {
 }
 
 double q4_card_epoch_accuracy(const q4_card *card, int epoch) {
-    return epoch >= 1 && epoch <= card->n_epochs ? card->epochs[epoch - 1].test_accuracy : -1.0;
+    int nth = epoch - card->start_epoch;
+    return nth >= 1 && nth <= card->n_epochs ? card->epochs[nth - 1].test_accuracy : -1.0;
 }

@@ -2,7 +2,8 @@
 // made natively verifies in the page bit for bit, a card made in the page verifies natively,
 // a tampered card fails with the step named, a forged accuracy with the figure named, a card
 // without fingerprints is refused before any training, the fast recipe is as exact as the
-// paper's, and a check can be cancelled. The
+// paper's, a run resumed in the page has a card that begins at its checkpoint (verified natively
+// from it), and a check can be cancelled. The
 // verdicts come from the core's verifier, the same code as `q4train --verify`. Run by
 // `make test-browser`.
 import assert from 'node:assert/strict';
@@ -121,4 +122,36 @@ test('a card made in the page in exact mode verifies natively', async () => {
   const native = spawnSync(Q4, ['--data', 'data', '--verify', card, '--quiet'], { encoding: 'utf8' });
   assert.equal(native.status, 0, native.stdout + native.stderr);
   assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints/);
+});
+
+test('a run resumed in the page from a native checkpoint: its card begins there, equals the native one, and verifies natively from that checkpoint only', async () => {
+  const settings = ['--data', 'data', ...RUN, '--seed', '4', '--exact', '1', '--quiet'];
+  const checkpoint = path.join(OUT, 'cards-step3.ckpt'), nativeCard = path.join(OUT, 'cards-resumed-native.json');
+  fs.rmSync(nativeCard, { force: true });
+  execFileSync(Q4, [...settings, '--max-steps', '3', '--checkpoint', checkpoint]);
+  execFileSync(Q4, ['--data', 'data', '--resume', checkpoint, '--card', nativeCard, '--threads', '2', '--quiet']);
+  const { context, page, errors } = await openPage(env.browser, env.url, { acceptDownloads: true });
+  await page.setInputFiles('#checkpoint-input', checkpoint);
+  await waitForState(page, 'paused', 180000);
+  await page.click('#resume');
+  await waitForState(page, 'finished', 300000);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-card')]);
+  const card = path.join(OUT, 'cards-resumed-page.json');
+  await download.saveAs(card);
+  const json = JSON.parse(fs.readFileSync(card, 'utf8'));
+  assert.deepEqual([json.start.step, json.start.epoch, json.steps.length, json.epochs.length], [3, 0, 5, 2]);
+  const withoutKernels = (t) => t.replace(/"kernels":"[^"]*",/, '').trimEnd();
+  assert.equal(withoutKernels(fs.readFileSync(card, 'utf8')), withoutKernels(fs.readFileSync(nativeCard, 'utf8')),
+    'the page\'s card of the resumed run is the native trainer\'s but for its kernels');
+  // the page cannot verify it without the checkpoint, and says how
+  const verdict = await verifyInPage(page, card);
+  assert.match(verdict, /^ERROR: .*continues a checkpoint at step 3 .*--resume CHECKPOINT/);
+  await context.close();
+  assert.deepEqual(errors, []);
+  const native = spawnSync(Q4, ['--data', 'data', '--verify', card, '--resume', checkpoint, '--quiet'], { encoding: 'utf8' });
+  assert.equal(native.status, 0, native.stdout + native.stderr);
+  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 5 steps trained from its checkpoint at step 3/);
+  const wrong = spawnSync(Q4, ['--data', 'data', '--verify', card], { encoding: 'utf8' });
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /this card's run resumed a checkpoint at step 3/);
 });
