@@ -3,6 +3,7 @@
  * spends its time, per layer and direction. Prints text, or one JSON object with --json.
  * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]
  *        q4bench --kernels | --isas   (the kernels it would use; the ISAs this CPU has)
+ *        q4bench --plan [--exact]     (the algorithm of each convolution in each pass)
  * Q4_ISA (avx512, avx2, scalar) and Q4_GEMM_VARIANT choose the kernels, as for q4train. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -12,7 +13,7 @@
 #include "../core/include/q4.h"
 
 int main(int argc, char **argv) {
-    int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, eval_images = 1024;
+    int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, plan = 0, eval_images = 1024;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -20,6 +21,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
         else if (!strcmp(argv[i], "--exact")) exact = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--plan")) plan = 1;
         else if (!strcmp(argv[i], "--kernels") || !strcmp(argv[i], "--isas")) {
             q4_error err = {0};
             if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) {
@@ -29,7 +31,8 @@ int main(int argc, char **argv) {
             puts(!strcmp(argv[i], "--isas") ? q4_kernels_available() : q4_kernels_name());
             return 0;
         } else {
-            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]\n");
+            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json] | --plan | "
+                            "--kernels | --isas\n");
             return 2;
         }
     }
@@ -63,6 +66,15 @@ int main(int argc, char **argv) {
     if (!s) {
         fprintf(stderr, "q4bench: %s\n", err.message);
         return 1;
+    }
+    if (plan) {
+        char text[2048];
+        q4_session_plan(s, 0, text, sizeof text);
+        printf("q4 %s%s (this CPU: %s)\n%s", q4_session_kernels(s), exact ? ", exact mode" : "", q4_kernels_available(), text);
+        q4_session_destroy(s);
+        free(pixels);
+        free(labels);
+        return 0;
     }
     q4_progress p;
     q4_session_train(s, 2, &p); /* warm-up: first touches of every buffer */

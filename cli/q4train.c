@@ -549,6 +549,11 @@ static int train(const options *o, run *r) {
                q4_session_kernels(s), q4_kernels_available(), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
                q4_session_parameter_count(s), recipe, bits, config->batch_size,
                config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
+    if (!o->quiet) {
+        char plan[1024];
+        q4_session_plan(s, 1, plan, sizeof plan);
+        printf("plan: %s\n", plan);
+    }
     fflush(stdout);
     if (r->log) {
         log_run(r->log, r, &p, o->resume != NULL);

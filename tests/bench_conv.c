@@ -54,12 +54,13 @@ int main(int argc, char **argv) {
                 double best = 1e9;
                 for (int r = 0; r < reps; r++) {
                     double t0 = q4_now();
+                    int algorithm = f == 0 ? Q4_CONV_DIRECT : f == 1 ? Q4_CONV_F2 : Q4_CONV_F4;
                     if (pass == 0) /* as in evaluation: training's forward pass never takes F(4x4) */
-                        q4_conv3x3_forward(&cc, y, x, w, NULL, n, ci, co, h, h, 0);
+                        q4_conv3x3_forward(&cc, y, x, w, NULL, n, ci, co, h, h, algorithm);
                     else if (pass == 1)
-                        q4_conv3x3_backward_input(&cc, dx, y, w, fl, n, ci, co, h, h);
+                        q4_conv3x3_backward_input(&cc, dx, y, w, fl, n, ci, co, h, h, algorithm);
                     else
-                        q4_conv3x3_backward_weights(&cc, dw, db, y, x, n, ci, co, h, h);
+                        q4_conv3x3_backward_weights(&cc, dw, db, y, x, n, ci, co, h, h, algorithm);
                     double dt = q4_now() - t0;
                     if (dt < best)
                         best = dt;

@@ -77,7 +77,8 @@ typedef struct conv_case {
 
 static double conv_loss(void *context) {
     conv_case *c = context;
-    q4_conv3x3_forward(&cc, c->y, c->x, c->quantized ? c->wq : c->w, c->b, c->n, c->ci, c->co, c->h, c->wd, 1);
+    q4_conv3x3_forward(&cc, c->y, c->x, c->quantized ? c->wq : c->w, c->b, c->n, c->ci, c->co, c->h, c->wd,
+                       q4_conv_plan(cc.kernels->gemm, c->ci, c->co, c->h, c->wd, Q4_PASS_TRAIN_FORWARD));
     return dot(c->y, c->r, (long)c->co * c->n * c->h * c->wd);
 }
 
@@ -97,8 +98,10 @@ static void test_conv(int n, int ci, int co, int h, int w, int quantized) {
         kernels.quantize(c.wq, c.w, ws, c.scale, (float)q4_max_level(quantized));
     }
     const float *weights = quantized ? c.wq : c.w;
-    q4_conv3x3_backward_input(&cc, dx, c.r, weights, flipped, n, ci, co, h, w);
-    q4_conv3x3_backward_weights(&cc, dw, db, c.r, c.x, n, ci, co, h, w);
+    q4_conv3x3_backward_input(&cc, dx, c.r, weights, flipped, n, ci, co, h, w,
+                              q4_conv_plan(cc.kernels->gemm, ci, co, h, w, Q4_PASS_BACKWARD_INPUT));
+    q4_conv3x3_backward_weights(&cc, dw, db, c.r, c.x, n, ci, co, h, w,
+                                q4_conv_plan(cc.kernels->gemm, ci, co, h, w, Q4_PASS_BACKWARD_WEIGHTS));
     char what[96];
     char mode[16] = "";
     if (quantized) snprintf(mode, sizeof mode, "-%dbit", quantized);

@@ -162,8 +162,12 @@ static void test_conv_layers(const q4_kernels *k) {
         int done[5][5] = {{0}}; /* Winograd tile sides (forward, backward) already tested for this shape */
         for (int path = 0; path < PATHS; path++) {
             q4_compute *one = &paths[path][0], *eight = &paths[path][1];
-            int mf = path ? q4_winograd_applies(&forced[path], ci, co, h, w, 0) : 0;
-            int mb = path ? q4_winograd_applies(&forced[path], ci, co, h, w, 1) : 0;
+            /* each pass by its plan under this path's thresholds (path 0: the direct GEMM everywhere) */
+            int plan[Q4_PASSES];
+            for (int pass = 0; pass < Q4_PASSES; pass++) plan[pass] = path ? q4_conv_plan(&forced[path], ci, co, h, w, pass) : 0;
+            int mf = plan[Q4_PASS_TRAIN_FORWARD], mb = plan[Q4_PASS_BACKWARD_INPUT];
+            CHECK(plan[Q4_PASS_EVAL_FORWARD] == mb && plan[Q4_PASS_BACKWARD_WEIGHTS] == mb,
+                  "conv %d->%d %dx%d: evaluation and both backward passes take one form", ci, co, h, w);
             if (path && done[mf][mb]) continue;
             done[mf][mb] = 1;
             /* float sums of ci*9 terms; Winograd's transforms add roundings, F(4x4)'s (with
@@ -174,25 +178,25 @@ static void test_conv_layers(const q4_kernels *k) {
             const char *form[5] = {"im2col GEMM", "", "Winograd F(2x2)", "", "Winograd F(4x4)"};
             snprintf(what, sizeof what, "%s conv n%d ci%d co%d %dx%d (%s: forward %s, backward %s)", k->name, n, ci, co,
                      h, w, names[path], form[mf], form[mb]);
-            q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w, 1);
-            q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w, 1);
+            q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w, mf);
+            q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w, mf);
             snprintf(part, sizeof part, "%s forward", what);
             compare_floats(part, y, yr, ys, tol, tol);
             CHECK(memcmp(y, y8, ys * 4) == 0, "%s: thread counts differ", part);
             /* evaluation's forward pass takes the backward passes' form */
-            q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w, 0);
-            q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w, 0);
+            q4_conv3x3_forward(one, y, x, wt, b, n, ci, co, h, w, plan[Q4_PASS_EVAL_FORWARD]);
+            q4_conv3x3_forward(eight, y8, x, wt, b, n, ci, co, h, w, plan[Q4_PASS_EVAL_FORWARD]);
             snprintf(part, sizeof part, "%s forward (evaluation)", what);
             double tol_eval = 4e-6 * sqrt(ci * 9.0) * 3 * (mb == 4 ? 4 : 1);
             compare_floats(part, y, yr, ys, tol_eval, tol_eval);
             CHECK(memcmp(y, y8, ys * 4) == 0, "%s: thread counts differ", part);
-            q4_conv3x3_backward_input(one, dx, dy, wt, flip, n, ci, co, h, w);
-            q4_conv3x3_backward_input(eight, dx8, dy, wt, flip, n, ci, co, h, w);
+            q4_conv3x3_backward_input(one, dx, dy, wt, flip, n, ci, co, h, w, plan[Q4_PASS_BACKWARD_INPUT]);
+            q4_conv3x3_backward_input(eight, dx8, dy, wt, flip, n, ci, co, h, w, plan[Q4_PASS_BACKWARD_INPUT]);
             snprintf(part, sizeof part, "%s backward input", what);
             compare_floats(part, dx, dxr, xs, tol_in, tol_in);
             CHECK(memcmp(dx, dx8, xs * 4) == 0, "%s: thread counts differ", part);
-            q4_conv3x3_backward_weights(one, dw, db, dy, x, n, ci, co, h, w);
-            q4_conv3x3_backward_weights(eight, dw8, db, dy, x, n, ci, co, h, w);
+            q4_conv3x3_backward_weights(one, dw, db, dy, x, n, ci, co, h, w, plan[Q4_PASS_BACKWARD_WEIGHTS]);
+            q4_conv3x3_backward_weights(eight, dw8, db, dy, x, n, ci, co, h, w, plan[Q4_PASS_BACKWARD_WEIGHTS]);
             snprintf(part, sizeof part, "%s backward weights", what);
             compare_floats(part, dw, dwr, ws, tolw, tolw);
             compare_floats(part, db, dbr, co, tolw, tolw);
@@ -246,9 +250,15 @@ static void report_winograd_error(const q4_kernels *k) {
         for (int pass = 0; pass < 3; pass++) {
             const double *exact = pass == 0 ? ey : pass == 1 ? edx : edw;
             long count = pass == 0 ? ys : pass == 1 ? xs : ws;
-            if (pass == 0) q4_conv3x3_forward(&cc, out, x, wt, NULL, n, ci, co, h, w, 0); /* as in evaluation */
-            if (pass == 1) q4_conv3x3_backward_input(&cc, out, dy, wt, flip, n, ci, co, h, w);
-            if (pass == 2) q4_conv3x3_backward_weights(&cc, out, db, dy, x, n, ci, co, h, w);
+            if (pass == 0) /* as in evaluation */
+                q4_conv3x3_forward(&cc, out, x, wt, NULL, n, ci, co, h, w,
+                                   q4_conv_plan(&forced[p], ci, co, h, w, Q4_PASS_EVAL_FORWARD));
+            if (pass == 1)
+                q4_conv3x3_backward_input(&cc, out, dy, wt, flip, n, ci, co, h, w,
+                                          q4_conv_plan(&forced[p], ci, co, h, w, Q4_PASS_BACKWARD_INPUT));
+            if (pass == 2)
+                q4_conv3x3_backward_weights(&cc, out, db, dy, x, n, ci, co, h, w,
+                                            q4_conv_plan(&forced[p], ci, co, h, w, Q4_PASS_BACKWARD_WEIGHTS));
             double err = 0, scale = 0;
             for (long e = 0; e < count; e++) err = fmax(err, fabs(out[e] - exact[e])), scale = fmax(scale, fabs(exact[e]));
             worst[pass] = err / scale;
@@ -495,21 +505,20 @@ static void test_winograd_rooms(const q4_kernels *k) {
         /* the plan (README, the per-layer table of the convolution paths): conv2-6 take F(2x2) in
          * the training forward pass and F(4x4) in evaluation and the backward passes, with every
          * variant; conv1 (3 channels in) none */
-        for (int allow4 = 0; allow4 <= 1; allow4++) {
-            int m = q4_winograd_applies(k->gemm, ci, co, h, h, allow4), planned = allow4 ? 4 : 2;
-            CHECK(m == planned, "%s: conv %d->%d %dx%d takes %s, not F(%dx%d)", k->gemm->name, ci, co, h, h,
-                  m ? (m == 2 ? "F(2x2)" : "F(4x4)") : "no Winograd", planned, planned);
-            CHECK(q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, allow4),
-                  "%s: conv %d->%d %dx%d cannot take F(%dx%d) in the rooms the model allocates", k->gemm->name, ci, co,
-                  h, h, planned, planned);
+        for (int pass = 0; pass < Q4_PASSES; pass++) {
+            int m = q4_conv_plan(k->gemm, ci, co, h, h, pass), planned = pass == Q4_PASS_TRAIN_FORWARD ? 2 : 4;
+            CHECK(m == planned, "%s: conv %d->%d %dx%d takes %s in pass %d, not F(%dx%d)", k->gemm->name, ci, co, h, h,
+                  q4_conv_algorithm_name(m), pass, planned, planned);
+            int done = pass == Q4_PASS_BACKWARD_WEIGHTS ? q4_conv3x3_winograd_backward_weights(&cc, dw, y, x, n, ci, co, h, h, m)
+                                                        : q4_conv3x3_winograd(&cc, y, x, w, NULL, n, ci, co, h, h, m);
+            CHECK(done, "%s: conv %d->%d %dx%d cannot take %s in pass %d in the rooms the model allocates",
+                  k->gemm->name, ci, co, h, h, q4_conv_algorithm_name(m), pass);
         }
-        CHECK(q4_conv3x3_winograd_backward_weights(&cc, dw, y, x, n, ci, co, h, h),
-              "%s: the weight gradient of conv %d->%d %dx%d cannot take Winograd in the rooms the model allocates",
-              k->gemm->name, ci, co, h, h);
         free(x), free(y), free(w), free(dw);
     }
-    CHECK(q4_winograd_applies(k->gemm, 3, 64, 32, 32, 1) == 0, "%s: conv1 (3 channels in) takes Winograd",
-          k->gemm->name);
+    for (int pass = 0; pass < Q4_PASSES; pass++)
+        CHECK(q4_conv_plan(k->gemm, 3, 64, 32, 32, pass) == Q4_CONV_DIRECT, "%s: conv1 (3 channels in) takes Winograd",
+              k->gemm->name);
     free_compute(&cc);
 }
 

@@ -350,6 +350,9 @@ void q4_session_state_sha256(const q4_session *session, char hex[65]);
 const q4_config *q4_session_config(const q4_session *session);
 /* The GEMM variant this session runs (exact mode has its own), e.g. "f32-gemm-4x24-avx2". */
 const char *q4_session_kernels(const q4_session *session);
+/* The algorithm each convolution takes in each pass (direct GEMM, Winograd F(2x2) or F(4x4)),
+ * chosen once when the session is made: a table, or (compact) one line. Like snprintf. */
+size_t q4_session_plan(const q4_session *session, int compact, char *out, size_t size);
 long long q4_session_parameter_count(const q4_session *session);
 size_t q4_session_memory_bytes(const q4_session *session);
 

@@ -45,8 +45,8 @@ static q4_operand im2col(q4_operand_kind kind, const float *x, int channels, int
 }
 
 void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
-                        const float *bias, int n, int ci, int co, int h, int wd, int training) {
-    if (q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd, !training)) return;
+                        const float *bias, int n, int ci, int co, int h, int wd, int algorithm) {
+    if (algorithm && q4_conv3x3_winograd(cc, y, x, w, bias, n, ci, co, h, wd, algorithm)) return;
     long pixels = (long)n * h * wd;
     q4_operand A = q4_dense(w, (long)ci * 9, 1);
     q4_operand B = im2col(Q4_IM2COL, x, ci, n, h, wd);
@@ -55,13 +55,13 @@ void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const fl
 }
 
 void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
-                               float *flipped, int n, int ci, int co, int h, int wd) {
+                               float *flipped, int n, int ci, int co, int h, int wd, int algorithm) {
     /* dx = correlation of dy with the kernel flipped in space and transposed in channels */
     for (int o = 0; o < co; o++)
         for (int i = 0; i < ci; i++)
             for (int t = 0; t < 9; t++)
                 flipped[((long)i * co + o) * 9 + (8 - t)] = w[((long)o * ci + i) * 9 + t];
-    if (q4_conv3x3_winograd(cc, dx, dy, flipped, NULL, n, co, ci, h, wd, 1)) return;
+    if (algorithm && q4_conv3x3_winograd(cc, dx, dy, flipped, NULL, n, co, ci, h, wd, algorithm)) return;
     long pixels = (long)n * h * wd;
     q4_operand A = q4_dense(flipped, (long)co * 9, 1);
     q4_operand B = im2col(Q4_IM2COL, dy, co, n, h, wd);
@@ -69,9 +69,9 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
 }
 
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
-                                 const float *x, int n, int ci, int co, int h, int wd) {
+                                 const float *x, int n, int ci, int co, int h, int wd, int algorithm) {
     long pixels = (long)n * h * wd;
-    if (!q4_conv3x3_winograd_backward_weights(cc, dw, dy, x, n, ci, co, h, wd)) {
+    if (!algorithm || !q4_conv3x3_winograd_backward_weights(cc, dw, dy, x, n, ci, co, h, wd, algorithm)) {
         q4_operand A = q4_dense(dy, pixels, 1);
         q4_operand B = im2col(Q4_IM2COL_T, x, ci, n, h, wd);
         q4_gemm(cc, co, ci * 9, (int)pixels, &A, &B, dw, (long)ci * 9, 0);

@@ -176,15 +176,15 @@ void q4_gemm(const q4_compute *cc, int M, int N, int K, const q4_operand *A, con
 /* ---------------------------------------------------------------- layer-level kernels
  * 3x3 convolution, stride 1, padding 1; x: [ci][n][h][w], y: [co][n][h][w],
  * w: [co][ci][3][3] (PyTorch layout). */
-/* training = 0 (evaluation) may take Winograd F(4x4, 3x3), training never does (winograd.c) */
+/* Each by the algorithm its pass's plan gives (q4_conv_plan: Q4_CONV_DIRECT, _F2 or _F4). */
 void q4_conv3x3_forward(const q4_compute *cc, float *y, const float *x, const float *w,
-                        const float *bias, int n, int ci, int co, int h, int wd, int training);
+                        const float *bias, int n, int ci, int co, int h, int wd, int algorithm);
 /* dx = conv_transpose(dy, w); flipped: scratch of ci*co*9 floats */
 void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy, const float *w,
-                               float *flipped, int n, int ci, int co, int h, int wd);
+                               float *flipped, int n, int ci, int co, int h, int wd, int algorithm);
 /* dw = dy (x) im2col(x)^T, dbias = row sums of dy (overwritten) */
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
-                                 const float *x, int n, int ci, int co, int h, int wd);
+                                 const float *x, int n, int ci, int co, int h, int wd, int algorithm);
 /* linear: x [in][n], y [out][n], w [out][in] */
 void q4_linear_forward(const q4_compute *cc, float *y, const float *x, const float *w,
                        const float *bias, int n, int in, int out);
@@ -193,17 +193,32 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
 
-/* Winograd F(2x2, 3x3) or F(4x4, 3x3) (only if allow4) for the same convolution, forward or
- * backward to the input (with the transposed-flipped kernel), or backward to the weights (dw
- * only; the caller sums dbias). They return 0, having done nothing, when Winograd does not
- * apply (fewer than the variant's winograd_min_channels in or out, odd sides) or the compute
- * context lacks room. q4_winograd_applies returns the output tile side m it would use (2 or
- * 4), or 0. */
-int q4_winograd_applies(const q4_gemm_variant *variant, int ci, int co, int h, int wd, int allow4);
+/* The passes of a 3x3 convolution, and the algorithm each takes: the direct GEMM (0) or Winograd
+ * F(m x m, 3x3) with output tiles of side m = 2 or 4. q4_conv_plan is the one place the choice is
+ * made, from the GEMM variant's thresholds (measured per ISA: make bench-conv) and the layer's
+ * shape: Winograd from winograd_min_channels in and out with even sides, F(4x4) from
+ * winograd4_min_channels with sides a multiple of 4, but never in the training forward pass
+ * (winograd.c says why). The model makes its plan once (q4_vgg.conv_plan) and every pass reads it. */
+typedef enum {
+    Q4_PASS_TRAIN_FORWARD,
+    Q4_PASS_EVAL_FORWARD,
+    Q4_PASS_BACKWARD_INPUT,
+    Q4_PASS_BACKWARD_WEIGHTS,
+    Q4_PASSES
+} q4_conv_pass;
+enum { Q4_CONV_DIRECT = 0, Q4_CONV_F2 = 2, Q4_CONV_F4 = 4 };
+int q4_conv_plan(const q4_gemm_variant *variant, int ci, int co, int h, int wd, q4_conv_pass pass);
+/* "direct", "F(2x2)" or "F(4x4)" */
+const char *q4_conv_algorithm_name(int algorithm);
+
+/* Winograd F(m x m, 3x3), m = 2 or 4, for the same convolution, forward or backward to the input
+ * (with the transposed-flipped kernel), or backward to the weights (dw only; the caller sums
+ * dbias). They return 0, having done nothing, when the compute context lacks room for it (the
+ * model allocates room for its plan; test_kernels checks that it suffices). */
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd, int allow4);
+                        int ci, int co, int h, int wd, int m);
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
-                                         int ci, int co, int h, int wd);
+                                         int ci, int co, int h, int wd, int m);
 /* room they need for the largest layers: per-thread scratch, shared and weight-gradient floats */
 size_t q4_winograd_scratch_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);

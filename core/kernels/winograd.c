@@ -31,24 +31,25 @@ typedef struct form {
 } form;
 static const form F2 = {2, 4, 16, 96, 65536}, F4 = {4, 6, 36, 48, 16384};
 
-/* F(4x4) only where allow4 says (the backward passes and evaluation): its rounding (about
- * 1e-5 of the largest value, against 5e-7 for F(2x2) and the direct GEMM: test_kernels) in the
- * training forward pass flips ReLU and max-pool decisions, which the PyTorch golden test sees
- * as 0.1-1% gradient differences after one step; backward, the golden test cannot tell it
- * from the direct GEMM, and evaluation makes no step */
-static const form *choose(const q4_gemm_variant *v, int ci, int co, int h, int wd, int allow4) {
+/* F(4x4) never in the training forward pass: its rounding (about 1e-5 of the largest value,
+ * against 5e-7 for F(2x2) and the direct GEMM: test_kernels) there flips ReLU and max-pool
+ * decisions, which the PyTorch golden test sees as 0.1-1% gradient differences after one step;
+ * backward, the golden test cannot tell it from the direct GEMM, and evaluation makes no step */
+int q4_conv_plan(const q4_gemm_variant *v, int ci, int co, int h, int wd, q4_conv_pass pass) {
     int c = ci < co ? ci : co;
-    if (v->nr > MAX_LANES) return NULL;
-    if (allow4 && v->winograd4_min_channels && c >= v->winograd4_min_channels && h % 4 == 0 && wd % 4 == 0)
-        return &F4;
-    if (c >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0) return &F2;
-    return NULL;
+    if (v->nr > MAX_LANES) return Q4_CONV_DIRECT;
+    if (pass != Q4_PASS_TRAIN_FORWARD && v->winograd4_min_channels && c >= v->winograd4_min_channels && h % 4 == 0 &&
+        wd % 4 == 0)
+        return Q4_CONV_F4;
+    if (c >= v->winograd_min_channels && h % 2 == 0 && wd % 2 == 0) return Q4_CONV_F2;
+    return Q4_CONV_DIRECT;
 }
 
-int q4_winograd_applies(const q4_gemm_variant *v, int ci, int co, int h, int wd, int allow4) {
-    const form *f = choose(v, ci, co, h, wd, allow4);
-    return f ? f->m : 0;
+const char *q4_conv_algorithm_name(int algorithm) {
+    return algorithm == Q4_CONV_F4 ? "F(4x4)" : algorithm == Q4_CONV_F2 ? "F(2x2)" : "direct";
 }
+
+static const form *form_of(int m) { return m == 4 ? &F4 : m == 2 ? &F2 : NULL; }
 
 static int tiles_per_task(const q4_gemm_variant *v, const form *f) {
     return (f->tiles_per_task + v->nr - 1) / v->nr * v->nr;
@@ -314,9 +315,9 @@ static void tile_task(void *context, int task, int thread) {
 }
 
 int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const float *w, const float *bias, int n,
-                        int ci, int co, int h, int wd, int allow4) {
+                        int ci, int co, int h, int wd, int m) {
     const q4_gemm_variant *v = cc->kernels->gemm;
-    const form *f = choose(v, ci, co, h, wd, allow4);
+    const form *f = v->nr > MAX_LANES ? NULL : form_of(m);
     int co_pad = (co + v->mr - 1) / v->mr * v->mr, per_task = f ? tiles_per_task(v, f) : 0;
     size_t u_stride = f ? point_stride((size_t)co_pad * ci) : 0;
     if (!f || !cc->shared || f->points * u_stride > cc->shared_floats ||
@@ -390,8 +391,8 @@ static void gradient_weight_task(void *context, int o, int thread) {
 }
 
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
-                                         int ci, int co, int h, int wd) {
-    const form *f = choose(cc->kernels->gemm, ci, co, h, wd, 1);
+                                         int ci, int co, int h, int wd, int m) {
+    const form *f = cc->kernels->gemm->nr > MAX_LANES ? NULL : form_of(m);
     if (!f || !cc->winograd) return 0;
     long tiles = (long)n * (h / f->m) * (wd / f->m), chunk = gradient_chunk(f, ci, co);
     size_t du_stride = point_stride((size_t)co * ci), dm_stride = point_stride((size_t)co * chunk),

@@ -6,6 +6,7 @@
 #include "vgg.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,6 +210,11 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_c
     m->exact = exact;
     q4_kernels_init(&m->kernels, exact);
     m->compute.kernels = &m->kernels;
+    for (int l = 0; l < Q4_NUM_CONV; l++)
+        for (int pass = 0; pass < Q4_PASSES; pass++) {
+            const q4_conv_spec *c = &q4_conv_specs[l];
+            m->conv_plan[l][pass] = q4_conv_plan(m->kernels.gemm, c->in_channels, c->out_channels, c->size, c->size, pass);
+        }
 
     q4_status st;
     long quant_total = m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] +
@@ -358,6 +364,64 @@ void q4_vgg_quantize(q4_vgg *m) {
     q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }
 
+/* appends to out (of size bytes) at *used, counting what does not fit (like snprintf) */
+static void put(char *out, size_t size, size_t *used, const char *format, ...) {
+    char line[256];
+    va_list args;
+    va_start(args, format);
+    int k = vsnprintf(line, sizeof line, format, args);
+    va_end(args);
+    if (k <= 0) return;
+    if (out && *used < size) snprintf(out + *used, size - *used, "%s", line);
+    *used += (size_t)k;
+}
+
+/* The plan as text: a table of every conv layer's algorithm per pass, or (compact) one line
+ * that groups neighbouring layers with the same plan. */
+size_t q4_vgg_plan_text(const q4_vgg *m, int compact, char *out, size_t size) {
+    static const char *const pass_names[Q4_PASSES] = {"training forward", "evaluation forward", "backward to input",
+                                                      "backward to weights"};
+    size_t used = 0;
+#define PUT(...) put(out, size, &used, __VA_ARGS__)
+    if (out && size) out[0] = '\0';
+    if (!compact) {
+        PUT("%-6s %-15s", "layer", "channels, side");
+        for (int p = 0; p < Q4_PASSES; p++) PUT(p + 1 < Q4_PASSES ? " %-20s" : " %s", pass_names[p]);
+        PUT("\n");
+        for (int l = 0; l < Q4_NUM_CONV; l++) {
+            const q4_conv_spec *c = &q4_conv_specs[l];
+            char shape[32];
+            snprintf(shape, sizeof shape, "%d->%d, %dx%d", c->in_channels, c->out_channels, c->size, c->size);
+            PUT("conv%-2d %-15s", l + 1, shape);
+            for (int p = 0; p < Q4_PASSES; p++)
+                PUT(p + 1 < Q4_PASSES ? " %-20s" : " %s", q4_conv_algorithm_name(m->conv_plan[l][p]));
+            PUT("\n");
+        }
+        PUT("fc1, fc2: the GEMM (%s)\n", m->kernels.gemm->name);
+        return used;
+    }
+    for (int l = 0; l < Q4_NUM_CONV;) {
+        int last = l;
+        while (last + 1 < Q4_NUM_CONV && !memcmp(m->conv_plan[last + 1], m->conv_plan[l], sizeof m->conv_plan[l])) last++;
+        const int *a = m->conv_plan[l];
+        if (l) PUT("; ");
+        if (last > l) PUT("conv%d-%d ", l + 1, last + 1);
+        else PUT("conv%d ", l + 1);
+        int rest_same = a[Q4_PASS_EVAL_FORWARD] == a[Q4_PASS_BACKWARD_INPUT] &&
+                        a[Q4_PASS_BACKWARD_INPUT] == a[Q4_PASS_BACKWARD_WEIGHTS];
+        if (rest_same && a[Q4_PASS_TRAIN_FORWARD] == a[Q4_PASS_EVAL_FORWARD]) PUT("%s", q4_conv_algorithm_name(a[0]));
+        else if (rest_same)
+            PUT("%s in the training forward pass, %s elsewhere", q4_conv_algorithm_name(a[Q4_PASS_TRAIN_FORWARD]),
+                q4_conv_algorithm_name(a[Q4_PASS_EVAL_FORWARD]));
+        else
+            for (int p = 0; p < Q4_PASSES; p++)
+                PUT("%s%s %s", p ? ", " : "", pass_names[p], q4_conv_algorithm_name(a[p]));
+        l = last + 1;
+    }
+#undef PUT
+    return used;
+}
+
 const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
     if (!m->quantized) return m->params + m->tensors[m->weight_tensor[layer]].offset;
     return m->qweights + m->qweight_offset[layer];
@@ -373,7 +437,8 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
         q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
-                           s->in_channels, s->out_channels, s->size, s->size, train);
+                           s->in_channels, s->out_channels, s->size, s->size,
+                           m->conv_plan[l][train ? Q4_PASS_TRAIN_FORWARD : Q4_PASS_EVAL_FORWARD]);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
@@ -437,20 +502,20 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0) {
             q4_conv3x3_forward(cc, m->work, m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n, s1->in_channels,
-                               s1->out_channels, size, size, 1);
+                               s1->out_channels, size, size, m->conv_plan[0][Q4_PASS_TRAIN_FORWARD]);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l2], m->grad.conv_bias[l2], m->conv_out[l2], m->work, n,
-                                    s2->in_channels, s2->out_channels, size, size);
+                                    s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_WEIGHTS]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
-                                  s2->in_channels, s2->out_channels, size, size);
+                                  s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_INPUT]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l2, &t);
         if (block == 0) { /* conv_out[0] shares conv_out[1]'s storage, free again now */
             q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n,
-                               s1->in_channels, s1->out_channels, size, size, 1);
+                               s1->in_channels, s1->out_channels, size, size, m->conv_plan[0][Q4_PASS_TRAIN_FORWARD]);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
@@ -464,12 +529,12 @@ void q4_vgg_backward(q4_vgg *m, int n) {
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }
         q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->conv_out[l1], block_in, n,
-                                    s1->in_channels, s1->out_channels, size, size);
+                                    s1->in_channels, s1->out_channels, size, size, m->conv_plan[l1][Q4_PASS_BACKWARD_WEIGHTS]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {
             float *dprev = block == 2 ? m->grad_b : m->grad_a;
             q4_conv3x3_backward_input(cc, dprev, m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,
-                                      s1->in_channels, s1->out_channels, size, size);
+                                      s1->in_channels, s1->out_channels, size, size, m->conv_plan[l1][Q4_PASS_BACKWARD_INPUT]);
             q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l1, &t);
             dpool = dprev;
         }

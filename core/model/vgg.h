@@ -74,6 +74,8 @@ extern const char *const q4_phase_names[Q4_PHASE_COUNT];
 
 typedef struct q4_vgg {
     int num_classes;
+    /* each conv layer's algorithm in each pass (q4_conv_plan), made once with the kernels */
+    int conv_plan[Q4_NUM_CONV][Q4_PASSES];
     int quantized;   /* weight_bits < 32 */
     int weight_bits;
     int max_level;   /* 2^(bits-1) - 1: 7 for 4 bits */
@@ -144,6 +146,8 @@ void q4_vgg_init(q4_vgg *model, uint64_t seed);
 void q4_vgg_quantize(q4_vgg *model);
 /* Weights used by layer i in the forward pass (quantized, or FP32 for FP32 runs). */
 const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);
+/* The conv plan as text (a table, or one compact line); returns the length (like snprintf). */
+size_t q4_vgg_plan_text(const q4_vgg *model, int compact, char *out, size_t size);
 
 /* Forward pass of n images already in model->input. train: batch statistics (and running
  * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */

@@ -211,6 +211,10 @@ q4_status q4_session_set_epochs(q4_session *s, int epochs) {
 
 const q4_config *q4_session_config(const q4_session *s) { return &s->config; }
 const char *q4_session_kernels(const q4_session *s) { return s->model.kernels.gemm->name; }
+
+size_t q4_session_plan(const q4_session *s, int compact, char *out, size_t size) {
+    return q4_vgg_plan_text(&s->model, compact, out, size);
+}
 long long q4_session_parameter_count(const q4_session *s) { return s->model.param_count; }
 
 size_t q4_session_memory_bytes(const q4_session *s) {
