@@ -184,6 +184,16 @@ static void ew_affine_relu_backward_apply(float *dx, const float *da, const floa
  * Two vectors of a row at a time: their even and odd columns are the windows' left and right
  * values. A row's width must be a multiple of 2 * EW_LANES (else the reference runs). */
 
+/* EW_LANES windows' values, top left (a), top right (b), bottom left (c), bottom right (d),
+ * from two rows of 2 * EW_LANES floats */
+static inline void ew_windows(const float *top, const float *bottom, ew_f *a, ew_f *b, ew_f *c, ew_f *d) {
+    ew_f u0 = ew_load(top), u1 = ew_load(top + EW_LANES), l0 = ew_load(bottom), l1 = ew_load(bottom + EW_LANES);
+    *a = __builtin_shufflevector(u0, u1, EW_EVEN);
+    *b = __builtin_shufflevector(u0, u1, EW_ODD);
+    *c = __builtin_shufflevector(l0, l1, EW_EVEN);
+    *d = __builtin_shufflevector(l0, l1, EW_ODD);
+}
+
 static void ew_maxpool2_forward(float *out, const float *in, long planes, int h, int w) {
     if (w % (2 * EW_LANES)) {
         q4_ref_maxpool2_forward(out, in, planes, h, w);
@@ -195,10 +205,8 @@ static void ew_maxpool2_forward(float *out, const float *in, long planes, int h,
             const float *r0 = in + (p * h + 2 * y) * w, *r1 = r0 + w;
             float *o = out + (p * (h / 2) + y) * ow;
             for (int x = 0; x < w; x += 2 * EW_LANES) {
-                ew_f u0 = ew_load(r0 + x), u1 = ew_load(r0 + x + EW_LANES);
-                ew_f l0 = ew_load(r1 + x), l1 = ew_load(r1 + x + EW_LANES);
-                ew_f a = __builtin_shufflevector(u0, u1, EW_EVEN), b = __builtin_shufflevector(u0, u1, EW_ODD);
-                ew_f c = __builtin_shufflevector(l0, l1, EW_EVEN), d = __builtin_shufflevector(l0, l1, EW_ODD);
+                ew_f a, b, c, d;
+                ew_windows(r0 + x, r1 + x, &a, &b, &c, &d);
                 ew_store(o + x / 2, EW_MAX(EW_MAX(a, b), EW_MAX(c, d)));
             }
         }
@@ -215,10 +223,8 @@ static void ew_maxpool2_backward(float *a_inout, const float *dout, long planes,
             float *r0 = a_inout + (p * h + 2 * y) * w, *r1 = r0 + w;
             const float *g = dout + (p * (h / 2) + y) * ow;
             for (int x = 0; x < w; x += 2 * EW_LANES) {
-                ew_f u0 = ew_load(r0 + x), u1 = ew_load(r0 + x + EW_LANES);
-                ew_f l0 = ew_load(r1 + x), l1 = ew_load(r1 + x + EW_LANES);
-                ew_f a = __builtin_shufflevector(u0, u1, EW_EVEN), b = __builtin_shufflevector(u0, u1, EW_ODD);
-                ew_f c = __builtin_shufflevector(l0, l1, EW_EVEN), d = __builtin_shufflevector(l0, l1, EW_ODD);
+                ew_f a, b, c, d;
+                ew_windows(r0 + x, r1 + x, &a, &b, &c, &d);
                 ew_f m = EW_MAX(EW_MAX(a, b), EW_MAX(c, d));
                 /* the first maximum in window order a, b, c, d takes the gradient */
                 ew_i ea = a == m, eb = (b == m) & ~ea, taken = ea | eb, ec = (c == m) & ~taken, ed = ~(taken | ec);
