@@ -98,6 +98,15 @@ static void carve_views(const q4_vgg *m, float *block, q4_vgg_tensors *views) {
         *(float **)((char *)views + m->tensors[t].view) = block + m->tensors[t].offset;
 }
 
+void q4_vgg_point_params(q4_vgg *m, float *block) {
+    m->params = block;
+    carve_views(m, m->params, &m->param);
+    for (int i = 0; i < Q4_NUM_BN; i++) {
+        m->bn[i].gamma = m->param.bn_gamma[i];
+        m->bn[i].beta = m->param.bn_beta[i];
+    }
+}
+
 const q4_tensor_info *q4_vgg_tensor(const q4_vgg *m, const char *name) {
     for (int t = 0; t < Q4_NUM_TENSORS; t++)
         if (strcmp(m->tensors[t].name, name) == 0) return &m->tensors[t];
@@ -232,15 +241,13 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_c
     }
     m->running_var = m->running_mean + m->bn_total;
     float *batch_stats = m->running_var + m->bn_total; /* mean, invstd, scale, shift */
-    carve_views(m, m->params, &m->param);
     carve_views(m, m->grads, &m->grad);
+    q4_vgg_point_params(m, m->params);
     for (int i = 0; i < Q4_NUM_BN; i++) {
         long at = m->bn_offset[i];
         q4_batchnorm *bn = &m->bn[i];
         bn->channels = m->bn_channels[i];
         bn->momentum = 0.1;
-        bn->gamma = m->param.bn_gamma[i];
-        bn->beta = m->param.bn_beta[i];
         bn->dgamma = m->grad.bn_gamma[i];
         bn->dbeta = m->grad.bn_beta[i];
         bn->running_mean = m->running_mean + at;

@@ -127,6 +127,9 @@ static inline void q4_phase_end(q4_vgg *m, int phase, double *t) {
 
 /* Fills only the tensor tables (names, shapes, offsets, counts): nothing is allocated. */
 void q4_vgg_describe(q4_vgg *model, int num_classes);
+/* The parameters the model computes with become the param_count floats at block (its named
+ * views follow): the session points the model at the moving average and back. */
+void q4_vgg_point_params(q4_vgg *model, float *block);
 /* A tensor by its PyTorch name ("conv3.bias"), or NULL. */
 const q4_tensor_info *q4_vgg_tensor(const q4_vgg *model, const char *name);
 /* Creates the model for batches up to batch_capacity with the given threads, on the

@@ -119,6 +119,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
 
 void q4_session_destroy(q4_session *s) {
     if (!s) return;
+    q4_session_use_live(s); /* the model frees its own parameters, the session the average */
     q4_vgg_destroy(&s->model);
     q4_free_aligned(s->moments);
     free(s->order);
@@ -163,12 +164,14 @@ static void ema_update(q4_session *s) {
     m->kernels.ema(s->ema + m->param_count, m->running_mean, 2 * m->bn_total, job.decay, job.one_minus);
 }
 
+/* The model's parameters become the average's (the model points at them; nothing is copied)
+ * and its BN running statistics the average's (the live ones kept in running_backup). */
 void q4_session_use_average(q4_session *s) {
     if (!s->ema || s->averaged_in) return;
     q4_vgg *m = &s->model;
-    size_t p = (size_t)m->param_count * sizeof(float), bn = 2 * (size_t)m->bn_total * sizeof(float);
-    memcpy(m->grads, m->params, p); /* free until the next backward pass */
-    memcpy(m->params, s->ema, p);
+    s->live_params = m->params;
+    q4_vgg_point_params(m, s->ema);
+    size_t bn = 2 * (size_t)m->bn_total * sizeof(float);
     memcpy(s->running_backup, m->running_mean, bn);
     memcpy(m->running_mean, s->ema + m->param_count, bn);
     s->averaged_in = 1;
@@ -177,7 +180,8 @@ void q4_session_use_average(q4_session *s) {
 void q4_session_use_live(q4_session *s) {
     if (!s->averaged_in) return;
     q4_vgg *m = &s->model;
-    memcpy(m->params, m->grads, (size_t)m->param_count * sizeof(float));
+    q4_vgg_point_params(m, s->live_params);
+    s->live_params = NULL;
     memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
     s->averaged_in = 0;
 }

@@ -23,7 +23,9 @@ struct q4_session {
     int *tta_confusion;    /* num_classes^2: the evaluation with test-time augmentation */
     float *ema;            /* config.ema > 0: the moving average of params, running means and
                               variances (param_count + 2 x bn_total floats); else NULL */
-    int averaged_in;       /* the moving average stands in the model (its params are in grads) */
+    int averaged_in;       /* the moving average stands in the model: its parameters are the
+                              first floats of ema, the live ones wait in live_params */
+    float *live_params;
 
     /* position */
     int epoch;             /* epoch in progress */
