@@ -124,41 +124,80 @@ static size_t shared_floats(const q4_vgg *m) {
     return gemm > winograd ? gemm : winograd;
 }
 
-/* Carves the activation block; with base NULL only counts. Returns floats used. */
+/* The memory plan: every buffer of the activation block, in its order, with its size (floats
+ * per image of the batch and fixed floats; two sizes come from the kernels) and what it holds
+ * in which pass. One allocation holds them all (plan_activations). */
+typedef struct buffer_spec {
+    const char *name;
+    size_t member;           /* offsetof(q4_vgg, its pointer) */
+    size_t per_image, fixed; /* floats */
+    int sized_by;            /* 0: the sizes above; CLASSES: per_image x the classes; PACKED, WINOGRAD: the
+                                kernels' room for the packed conv weights, for Winograd's weight gradient */
+    const char *holds;
+} buffer_spec;
+
+enum { SIZES = 0, CLASSES, PACKED, WINOGRAD };
+#define MEMBER(field) offsetof(q4_vgg, field)
+static const buffer_spec buffers[] = {
+    {"input", MEMBER(input), 3 * 1024, 0, 0, "the batch's images, normalized: conv1's input in both passes"},
+    {"conv2.out", MEMBER(conv_out[1]), 64 * 1024, 0, 0,
+     "conv2's output y2; before it, conv1's y1 (recomputed in the backward pass once y2 is no longer needed)"},
+    {"work", MEMBER(work), 64 * 1024, 0, 0,
+     "forward: the BatchNorm+ReLU output of the layer at hand; backward: the activation recomputed, then its gradient"},
+    {"conv3.out", MEMBER(conv_out[2]), 128 * 256, 0, 0, "conv3's output y3, then its gradient"},
+    {"conv4.out", MEMBER(conv_out[3]), 128 * 256, 0, 0, "conv4's output y4, then its gradient"},
+    {"conv5.out", MEMBER(conv_out[4]), 256 * 64, 0, 0, "conv5's output y5, then its gradient"},
+    {"conv6.out", MEMBER(conv_out[5]), 256 * 64, 0, 0, "conv6's output y6, then its gradient"},
+    {"block_a", MEMBER(block_a), 64 * 256, 0, 0,
+     "forward: pool1's output, then pool3's; backward: pool3's gradient, then pool1's (pool1's output recomputed "
+     "when conv3's weight gradient needs it)"},
+    {"block_b", MEMBER(block_b), 128 * 64, 0, 0,
+     "forward: pool2's output; backward: fc1's input gradient, then pool2's gradient (pool2's output recomputed "
+     "when conv5's weight gradient needs it)"},
+    {"fc_in", MEMBER(fc_in), Q4_FC_IN, 0, 0, "pool3's output flattened: fc1's input"},
+    {"fc1.out", MEMBER(fc1_out), Q4_FC_HIDDEN, 0, 0, "fc1's output, then its gradient"},
+    {"fc1.act", MEMBER(fc1_act), Q4_FC_HIDDEN, 0, 0, "BatchNorm+ReLU(+dropout) of fc1's output: fc2's input"},
+    {"fc1.grad", MEMBER(fc1_grad), Q4_FC_HIDDEN, 0, 0, "the gradient of fc2's input"},
+    {"logits", MEMBER(logits), 1, 0, CLASSES, "fc2's output"},
+    {"dlogits", MEMBER(dlogits), 1, 0, CLASSES, "the loss's gradient"},
+    {"dropout_mask", MEMBER(dropout_mask), Q4_FC_HIDDEN, 0, 0, "0 or 1/(1-p) per unit of fc1"},
+    {"flipped", MEMBER(flipped), 0, 256 * 256 * 9, 0, "a conv's weights transposed and flipped (backward to the input)"},
+    {"packed_weights", MEMBER(compute.shared), 0, 0, PACKED, "the weights of the conv at hand, packed for the GEMM or Winograd"},
+    {"winograd_gradient", MEMBER(compute.winograd), 0, 0, WINOGRAD, "Winograd's weight-gradient matrices"},
+};
+#define BUFFER_COUNT (int)(sizeof buffers / sizeof buffers[0])
+
+/* Names for a buffer's contents at other times: a view is the buffer it lives in. */
+typedef struct view_spec {
+    size_t member, in;
+} view_spec;
+static const view_spec views[] = {
+    {MEMBER(conv_out[0]), MEMBER(conv_out[1])}, /* conv1's output, recomputed when needed */
+    {MEMBER(pool_out[0]), MEMBER(block_a)},     /* pool1's output, then pool1's gradient */
+    {MEMBER(pool_out[1]), MEMBER(block_b)},     /* pool2's output, then pool2's gradient */
+    {MEMBER(pool_out[2]), MEMBER(block_a)},     /* pool3's output, then pool3's gradient */
+    {MEMBER(fc_in_grad), MEMBER(block_b)},      /* fc1's input gradient */
+};
+#undef MEMBER
+
+static size_t buffer_floats(const q4_vgg *m, const buffer_spec *b) {
+    if (b->sized_by == PACKED) return shared_floats(m);
+    if (b->sized_by == WINOGRAD) return q4_winograd_gradient_floats(m->kernels.gemm, 256, 256);
+    size_t per_image = b->sized_by == CLASSES ? b->per_image * (size_t)m->num_classes : b->per_image;
+    return per_image * (size_t)m->batch_capacity + b->fixed;
+}
+
+static float **pointer(q4_vgg *m, size_t member) { return (float **)((char *)m + member); }
+
+/* Carves the activation block by the plan; with base NULL only counts. Returns floats used. */
 static size_t plan_activations(q4_vgg *m, float *base) {
     size_t at = 0;
-    size_t n = (size_t)m->batch_capacity, k = (size_t)m->num_classes;
-#define CARVE(ptr, count)                                \
-    do {                                                 \
-        if (base) (ptr) = base + at;                     \
-        at += round16(count);                            \
-    } while (0)
-    CARVE(m->input, 3 * n * 1024);
-    CARVE(m->conv_out[1], 64 * n * 1024);
-    CARVE(m->work, 64 * n * 1024);
-    CARVE(m->conv_out[2], 128 * n * 256);
-    CARVE(m->conv_out[3], 128 * n * 256);
-    CARVE(m->conv_out[4], 256 * n * 64);
-    CARVE(m->conv_out[5], 256 * n * 64);
-    /* block outputs and their gradients share two buffers: forward, grad_a holds pool 1's
-     * output then pool 3's, grad_b pool 2's; backward, grad_a holds dP3 then dP1, grad_b
-     * d fc_in then dP2; the pooled inputs of conv3 and conv5 are recomputed when their
-     * weight gradients need them */
-    CARVE(m->grad_a, 64 * n * 256);
-    CARVE(m->grad_b, 128 * n * 64);
-    CARVE(m->fc_in, (size_t)Q4_FC_IN * n);
-    CARVE(m->fc1_out, (size_t)Q4_FC_HIDDEN * n);
-    CARVE(m->fc1_act, (size_t)Q4_FC_HIDDEN * n);
-    CARVE(m->fc1_grad, (size_t)Q4_FC_HIDDEN * n);
-    CARVE(m->logits, k * n);
-    CARVE(m->dlogits, k * n);
-    CARVE(m->dropout_mask, (size_t)Q4_FC_HIDDEN * n);
-    CARVE(m->flipped, 256 * 256 * 9);
-    CARVE(m->compute.shared, shared_floats(m)); /* packed conv weights, any tile */
-    CARVE(m->compute.winograd, q4_winograd_gradient_floats(m->kernels.gemm, 256, 256));
-#undef CARVE
+    for (int i = 0; i < BUFFER_COUNT; i++) {
+        if (base) *pointer(m, buffers[i].member) = base + at;
+        at += round16(buffer_floats(m, &buffers[i]));
+    }
     if (base) {
-        m->conv_out[0] = m->conv_out[1];
+        for (size_t i = 0; i < sizeof views / sizeof views[0]; i++) *pointer(m, views[i].member) = *pointer(m, views[i].in);
         m->compute.shared_floats = shared_floats(m);
         m->compute.winograd_floats = q4_winograd_gradient_floats(m->kernels.gemm, 256, 256);
     }
@@ -240,6 +279,7 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_c
         return st;
     }
     m->running_var = m->running_mean + m->bn_total;
+    m->running_floats = 2 * m->bn_total;
     float *batch_stats = m->running_var + m->bn_total; /* mean, invstd, scale, shift */
     carve_views(m, m->grads, &m->grad);
     q4_vgg_point_params(m, m->params);
@@ -440,7 +480,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     const q4_compute *cc = &m->compute;
     const float *in = m->input;
     double t = q4_now();
-    for (int l = 0; l < Q4_NUM_CONV; l++) {
+    for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
         q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
@@ -450,22 +490,23 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
-            float *pooled = l == 3 ? m->grad_b : m->grad_a;
-            q4_maxpool2_forward(cc, pooled, m->work, s->out_channels, n, s->size);
-            in = pooled;
+            q4_maxpool2_forward(cc, m->pool_out[pool], m->work, s->out_channels, n, s->size);
+            in = m->pool_out[pool++];
         }
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
     }
-    q4_flatten(m->fc_in, in, 256, n, 16);
-    q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, 6), m->param.fc1_bias, n, Q4_FC_IN, Q4_FC_HIDDEN);
-    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, train, &m->bn[6]);
+    const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
+    q4_flatten(m->fc_in, in, last->out_channels, n, last->size * last->size / 4);
+    q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, Q4_LAYER_FC1), m->param.fc1_bias, n, Q4_FC_IN,
+                      Q4_FC_HIDDEN);
+    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, train, &m->bn[Q4_BN_FC1]);
     if (train && m->dropout > 0.0f) {
         long count = (long)Q4_FC_HIDDEN * n;
         if (m->dropout_override) memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
         else q4_dropout_mask(m->dropout_mask, count, m->dropout, seed, step);
         q4_dropout_apply(m->fc1_act, m->dropout_mask, count);
     }
-    q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, 7), m->param.fc2_bias, n, Q4_FC_HIDDEN,
+    q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, Q4_LAYER_FC2), m->param.fc2_bias, n, Q4_FC_HIDDEN,
                       m->num_classes);
     q4_phase_end(m, Q4_PHASE_FC, &t);
 }
@@ -486,17 +527,20 @@ void q4_vgg_backward(q4_vgg *m, int n) {
     double t = q4_now();
     /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
     q4_linear_backward_weights(cc, m->grad.fc2_weight, m->grad.fc2_bias, m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
-    q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, 7), n, Q4_FC_HIDDEN, k);
+    q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, Q4_LAYER_FC2), n, Q4_FC_HIDDEN, k);
     if (m->dropout > 0.0f) q4_dropout_apply(m->fc1_grad, m->dropout_mask, (long)Q4_FC_HIDDEN * n);
-    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, &m->bn[6]);
+    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, &m->bn[Q4_BN_FC1]);
     q4_linear_backward_weights(cc, m->grad.fc1_weight, m->grad.fc1_bias, m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
-    q4_linear_backward_input(cc, m->grad_b, m->fc1_out, q4_vgg_layer_weights(m, 6), n, Q4_FC_IN, Q4_FC_HIDDEN);
-    q4_unflatten(m->grad_a, m->grad_b, 256, n, 16);
+    q4_linear_backward_input(cc, m->fc_in_grad, m->fc1_out, q4_vgg_layer_weights(m, Q4_LAYER_FC1), n, Q4_FC_IN,
+                             Q4_FC_HIDDEN);
+    const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
+    q4_unflatten(m->pool_out[Q4_NUM_POOLS - 1], m->fc_in_grad, last->out_channels, n, last->size * last->size / 4);
     q4_phase_end(m, Q4_PHASE_FC, &t);
 
-    /* conv blocks, last first; `work` holds recomputed activations, then gradients */
-    float *dpool = m->grad_a;
-    for (int block = 2; block >= 0; block--) {
+    /* conv blocks, last first; `work` holds recomputed activations, then gradients; a block's
+     * pooled output buffer receives the gradient of that output */
+    for (int block = Q4_NUM_POOLS - 1; block >= 0; block--) {
+        const float *dpool = m->pool_out[block];
         int l1 = 2 * block, l2 = l1 + 1;
         const q4_conv_spec *s1 = &q4_conv_specs[l1], *s2 = &q4_conv_specs[l2];
         int size = s2->size;
@@ -520,7 +564,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
                                   s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_INPUT]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l2, &t);
-        if (block == 0) { /* conv_out[0] shares conv_out[1]'s storage, free again now */
+        if (block == 0) { /* conv1's output shares conv2's storage, free again now */
             q4_conv3x3_forward(cc, m->conv_out[0], m->input, q4_vgg_layer_weights(m, 0), m->param.conv_bias[0], n,
                                s1->in_channels, s1->out_channels, size, size, m->conv_plan[0][Q4_PASS_TRAIN_FORWARD]);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
@@ -530,20 +574,17 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         const float *block_in = m->input;
         if (block > 0) { /* pool(relu(bn(y))) of the previous block again, where dP will go */
             const q4_conv_spec *prev = &q4_conv_specs[l1 - 1];
-            float *pooled = block == 2 ? m->grad_b : m->grad_a;
-            q4_batchnorm_relu_maxpool(cc, pooled, m->conv_out[l1 - 1], n, prev->size, &m->bn[l1 - 1]);
-            block_in = pooled;
+            q4_batchnorm_relu_maxpool(cc, m->pool_out[block - 1], m->conv_out[l1 - 1], n, prev->size, &m->bn[l1 - 1]);
+            block_in = m->pool_out[block - 1];
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }
         q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->conv_out[l1], block_in, n,
                                     s1->in_channels, s1->out_channels, size, size, m->conv_plan[l1][Q4_PASS_BACKWARD_WEIGHTS]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {
-            float *dprev = block == 2 ? m->grad_b : m->grad_a;
-            q4_conv3x3_backward_input(cc, dprev, m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,
+            q4_conv3x3_backward_input(cc, m->pool_out[block - 1], m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,
                                       s1->in_channels, s1->out_channels, size, size, m->conv_plan[l1][Q4_PASS_BACKWARD_INPUT]);
             q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_INPUT + l1, &t);
-            dpool = dprev;
         }
     }
 }

@@ -15,6 +15,10 @@
 #define Q4_NUM_CONV 6
 #define Q4_NUM_BN 7
 #define Q4_NUM_TENSORS 30 /* PyTorch's parameters() order */
+#define Q4_NUM_POOLS 3 /* one after each block of two convolutions */
+#define Q4_LAYER_FC1 Q4_NUM_CONV /* the quantized layers: the convolutions, then fc1 and fc2 */
+#define Q4_LAYER_FC2 (Q4_NUM_CONV + 1)
+#define Q4_BN_FC1 Q4_NUM_CONV /* the BatchNorms: one after each convolution, then fc1's */
 #define Q4_FC_IN 4096
 #define Q4_FC_HIDDEN 512
 
@@ -98,16 +102,24 @@ typedef struct q4_vgg {
     int bn_channels[Q4_NUM_BN];
     long bn_offset[Q4_NUM_BN];
     long bn_total;
-    float *running_mean, *running_var; /* one allocation with the batch statistics, bn_total each */
+    /* The running statistics are one block of running_floats = 2 x bn_total floats, every
+     * layer's means, then every layer's variances (running_var = running_mean + bn_total): a
+     * checkpoint, the moving average and the state fingerprint take them as one array. The
+     * batch statistics follow them in the same allocation. */
+    float *running_mean, *running_var;
+    long running_floats;
     q4_batchnorm bn[Q4_NUM_BN];        /* views into params, grads and that allocation */
 
-    /* activations: one allocation, carved in vgg.c (see plan_activations) */
+    /* activations: one allocation, carved by the memory plan in vgg.c (buffers[], views[]),
+     * which says what each buffer holds in which pass and what shares it */
     float *activations;
     size_t activation_floats;
     float *input;            /* [3][n][32][32] */
-    float *conv_out[Q4_NUM_CONV]; /* conv_out[0] aliases conv_out[1]: conv1 is recomputed */
+    float *conv_out[Q4_NUM_CONV]; /* each conv's output y; conv1's shares conv2's */
     float *work;             /* [64][n][32][32] */
-    float *grad_a, *grad_b;  /* gradients w.r.t. block outputs */
+    float *block_a, *block_b; /* the blocks' pooled outputs and their gradients, in turn */
+    float *pool_out[Q4_NUM_POOLS]; /* each block's pooled output, then its gradient: in block_a, block_b, block_a */
+    float *fc_in_grad;       /* fc1's input gradient (in block_b) */
     float *fc_in, *fc1_out, *fc1_act, *fc1_grad, *logits, *dlogits;
     float *dropout_mask;     /* [512][n], 0 or 1/(1-p) */
     float *flipped;          /* scratch for transposed-flipped conv weights */

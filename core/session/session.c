@@ -92,7 +92,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->order = malloc((size_t)train->count * sizeof(int));
     s->labels = malloc((size_t)config->batch_size);
     s->predictions = malloc((size_t)config->batch_size);
-    s->running_backup = malloc(2 * (size_t)s->model.bn_total * sizeof(float));
+    s->running_backup = malloc((size_t)s->model.running_floats * sizeof(float));
     s->confusion = calloc((size_t)classes * classes, sizeof(int));
     s->tta_confusion = calloc((size_t)classes * classes, sizeof(int));
     if (config->ema > 0) s->ema = q4_alloc_aligned((size_t)q4_session_ema_floats(s) * sizeof(float));
@@ -112,7 +112,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->model.global_scale = config->scale == Q4_SCALE_GLOBAL;
     if (s->ema) { /* the average starts at the initial weights */
         memcpy(s->ema, s->model.params, (size_t)p * sizeof(float));
-        memcpy(s->ema + p, s->model.running_mean, 2 * (size_t)s->model.bn_total * sizeof(float));
+        memcpy(s->ema + p, s->model.running_mean, (size_t)s->model.running_floats * sizeof(float));
     }
     return s;
 }
@@ -135,7 +135,7 @@ void q4_session_destroy(q4_session *s) {
 /* ------------------------------------------------------------ the moving average */
 
 long long q4_session_ema_floats(const q4_session *s) {
-    return s->config.ema > 0 ? s->model.param_count + 2 * s->model.bn_total : 0;
+    return s->config.ema > 0 ? s->model.param_count + s->model.running_floats : 0;
 }
 
 #define EMA_CHUNK 65536
@@ -161,7 +161,7 @@ static void ema_update(q4_session *s) {
     if (d > s->config.ema) d = s->config.ema;
     ema_job job = {s, (float)d, (float)(1.0 - d)};
     q4_pool_run(m->compute.pool, (int)((m->param_count + EMA_CHUNK - 1) / EMA_CHUNK), ema_task, &job);
-    m->kernels.ema(s->ema + m->param_count, m->running_mean, 2 * m->bn_total, job.decay, job.one_minus);
+    m->kernels.ema(s->ema + m->param_count, m->running_mean, m->running_floats, job.decay, job.one_minus);
 }
 
 /* The model's parameters become the average's (the model points at them; nothing is copied)
@@ -171,7 +171,7 @@ void q4_session_use_average(q4_session *s) {
     q4_vgg *m = &s->model;
     s->live_params = m->params;
     q4_vgg_point_params(m, s->ema);
-    size_t bn = 2 * (size_t)m->bn_total * sizeof(float);
+    size_t bn = (size_t)m->running_floats * sizeof(float);
     memcpy(s->running_backup, m->running_mean, bn);
     memcpy(m->running_mean, s->ema + m->param_count, bn);
     s->averaged_in = 1;
@@ -182,7 +182,7 @@ void q4_session_use_live(q4_session *s) {
     q4_vgg *m = &s->model;
     q4_vgg_point_params(m, s->live_params);
     s->live_params = NULL;
-    memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
+    memcpy(m->running_mean, s->running_backup, (size_t)m->running_floats * sizeof(float));
     s->averaged_in = 0;
 }
 
@@ -264,13 +264,13 @@ static q4_status train_step(q4_session *s) {
     q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, &augmentation, s->epoch, position);
     q4_phase_end(m, Q4_PHASE_BATCH, &t);
 
-    memcpy(s->running_backup, m->running_mean, 2 * (size_t)m->bn_total * sizeof(float));
+    memcpy(s->running_backup, m->running_mean, (size_t)m->running_floats * sizeof(float));
     q4_vgg_quantize(m);
     q4_vgg_forward(m, n, 1, c->seed, s->global_step);
     int correct = 0;
     double loss = q4_vgg_loss(m, n, s->labels, (float)c->label_smoothing, &correct, NULL);
     if (!isfinite(loss)) {
-        memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
+        memcpy(m->running_mean, s->running_backup, (size_t)m->running_floats * sizeof(float));
         return q4_session_fail(s, Q4_ERR_NUMERIC, "the loss became %s at epoch %d, step %d: training stopped, the "
                                "weights are those before this step", isnan(loss) ? "NaN" : "infinite", s->epoch + 1,
                                s->step_in_epoch + 1);
@@ -283,7 +283,7 @@ static q4_status train_step(q4_session *s) {
     q4_status optimized = q4_optimizer_step(m, s->moments, moment2, s->global_step + 1, lr, c, &norm);
     q4_phase_end(m, Q4_PHASE_OPTIMIZER, &t);
     if (optimized) {
-        memcpy(m->running_mean, s->running_backup, 2 * (size_t)m->bn_total * sizeof(float));
+        memcpy(m->running_mean, s->running_backup, (size_t)m->running_floats * sizeof(float));
         return q4_session_fail(s, Q4_ERR_NUMERIC, "the gradient norm became %s at epoch %d, step %d: training "
                                "stopped, the weights are those before this step", isnan(norm) ? "NaN" : "infinite",
                                s->epoch + 1, s->step_in_epoch + 1);
@@ -482,7 +482,7 @@ void q4_session_state_sha256(const q4_session *s, char hex[65]) {
     q4_put_u64(position + 8, (uint64_t)s->global_step);
     q4_sha256_update(&c, position, sizeof position);
     hash_floats(&c, m->params, m->param_count);
-    hash_floats(&c, m->running_mean, 2 * m->bn_total);
+    hash_floats(&c, m->running_mean, m->running_floats);
     hash_floats(&c, s->moments, 2 * m->param_count);
     hash_floats(&c, s->ema, q4_session_ema_floats(s));
     q4_sha256_final(&c, NULL, hex);
