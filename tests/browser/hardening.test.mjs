@@ -39,7 +39,7 @@ async function downloadCheckpoint(page, name) {
 
 test('threads change while training and while paused: no hang, and the weights do not depend on it', async () => {
   // 24 steps (not SMALL's 8): under load, a run of 8 steps could end before the pause arrived
-  const url = `${env.url}?preset=custom&epochs=1&train_limit=1536&test_limit=256&batch_size=64&threads=2&seed=4`;
+  const url = `${env.url}?preset=custom&epochs=1&train_limit=768&test_limit=128&batch_size=32&threads=2&seed=4`;
   const { context, page, errors } = await openPage(env.browser, url, { acceptDownloads: true });
   await page.click('#start');
   await waitSteps(page, 2);

@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
 import { ARGS, copySite, deploy, openPage, shot, text, waitForState } from './harness.mjs';
 
-const RUN = '?preset=custom&epochs=1&train_limit=512&test_limit=256&batch_size=64&threads=2';
+const RUN = '?preset=custom&epochs=1&train_limit=256&test_limit=128&batch_size=64&threads=2';
 let browser, server, url;
 const requests = [];
 
