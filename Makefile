@@ -128,8 +128,8 @@ build/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_OBJ) -o $@ -lm
 -include $(FUZZ_OBJ:.o=.d)
 
-FUZZ_SECONDS ?= 8
-test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (8 s; make test-fuzz FUZZ_SECONDS=600 for a longer search), two at a time (about 30 s, and 1 min to build them)
+FUZZ_SECONDS ?= 4
+test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SECONDS (4 s; make test-fuzz FUZZ_SECONDS=600 for a longer search), two at a time (about 15 s, and 1 min to build them)
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZERS)
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
