@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser bench bench-conv clean wasm demo site curve
+        test-browser bench bench-conv bench-elementwise clean wasm demo site curve
 all: build
 
 help: ## list the targets
@@ -150,6 +150,12 @@ BENCH_CONV_THREADS ?= 2
 bench-conv: $(BUILD)/tests/bench_conv $(BUILD)/q4bench build/wasm-node/bench_conv.js ## per-layer ms of the direct GEMM, Winograd F(2x2) and F(4x4), natively (each ISA) and in WASM
 	@for isa in $$($(BUILD)/q4bench --isas); do [ $$isa = scalar ] || Q4_ISA=$$isa $(BUILD)/tests/bench_conv $(BENCH_CONV_THREADS); done
 	$(WASM_NODE) build/wasm-node/bench_conv.js $(BENCH_CONV_THREADS)
+
+# milliseconds per call of each optimizer and quantizer kernel over the model's 3.25M parameters,
+# the ISA's kernel beside the scalar reference, natively and in WebAssembly (Node.js)
+bench-elementwise: $(BUILD)/tests/bench_elementwise build/wasm-node/bench_elementwise.js ## ms per call of the elementwise kernels, each ISA against scalar, natively and in WASM
+	$(BUILD)/tests/bench_elementwise
+	$(WASM_NODE) build/wasm-node/bench_elementwise.js
 
 # test accuracy per epoch of the recipes side by side (results/curve.svg); hours: run it with nohup.
 # The logs it finds complete in results/logs/ are drawn, not trained again.

@@ -70,7 +70,8 @@ int main(int argc, char **argv) {
     if (plan) {
         char text[2048];
         q4_session_plan(s, 0, text, sizeof text);
-        printf("q4 %s%s (this CPU: %s)\n%s", q4_session_kernels(s), exact ? ", exact mode" : "", q4_kernels_available(), text);
+        printf("q4 %s%s (this CPU: %s)\nISA: %s\n%s", q4_session_kernels(s), exact ? ", exact mode" : "",
+               q4_kernels_available(), q4_kernels_choice(), text);
         q4_session_destroy(s);
         free(pixels);
         free(labels);

@@ -552,7 +552,7 @@ static int train(const options *o, run *r) {
     if (!o->quiet) {
         char plan[1024];
         q4_session_plan(s, 1, plan, sizeof plan);
-        printf("plan: %s\n", plan);
+        printf("plan: %s\nISA: %s\n", plan, q4_kernels_choice());
     }
     fflush(stdout);
     if (r->log) {

@@ -522,11 +522,27 @@ static void test_winograd_rooms(const q4_kernels *k) {
     free_compute(&cc);
 }
 
+/* The table that gives a CPU family its default ISA: a row counts only for its vendor and
+ * family and only where that ISA is available */
+static void test_isa_preference(void) {
+    const q4_isa_preference *zen5 = q4_isa_preference_find("AuthenticAMD", 0x1a, "avx512 avx2 scalar");
+    CHECK(zen5 && !strcmp(zen5->isa, "avx512") && strstr(zen5->why, "images/s"),
+          "AMD family 1Ah with AVX-512: %s", zen5 ? zen5->isa : "no row");
+    CHECK(!q4_isa_preference_find("AuthenticAMD", 0x1a, "avx2 scalar"), "a CPU without AVX-512 took the AVX-512 row");
+    CHECK(!q4_isa_preference_find("AuthenticAMD", 0x1a, "xavx512 avx2"), "a row matched part of an ISA's name");
+    CHECK(!q4_isa_preference_find("GenuineIntel", 0x1a, "avx512 avx2 scalar"), "another vendor took AMD's row");
+    CHECK(!q4_isa_preference_find("AuthenticAMD", 0x19, "avx512 avx2 scalar"), "family 19h took 1Ah's row");
+    const char *choice = q4_kernels_choice();
+    CHECK(choice && *choice, "no reason given for the ISA");
+    printf("default ISA: %s\n", choice);
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
     printf("kernels: %s\n", fast.name);
     test_pool();
+    test_isa_preference();
     for (const q4_gemm_variant *const *v = q4_gemm_variants(NULL); *v; v++) {
         printf("GEMM variant %s (%dx%d, kc %d)\n", (*v)->name, (*v)->mr, (*v)->nr, (*v)->kc);
         test_gemm_variant(*v);

@@ -527,6 +527,9 @@ double q4_card_epoch_accuracy(const q4_card *card, int epoch);
 q4_status q4_kernels_select(const char *isa, const char *variant, q4_error *err);
 /* The kernels sessions use: the ISA and the GEMM variant, e.g. "avx2 f32-gemm-4x24-avx2". */
 const char *q4_kernels_name(void);
+/* Which ISA sessions use and why: chosen by the caller, measured faster on this CPU family
+ * (a table in kernels.c), or the widest this CPU runs. */
+const char *q4_kernels_choice(void);
 /* The instruction sets this CPU and build can use, best first, e.g. "avx512 avx2 scalar". */
 const char *q4_kernels_available(void);
 /* Seconds on a monotonic clock. */

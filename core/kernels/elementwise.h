@@ -55,10 +55,15 @@ static inline ew_f ew_load(const float *p) {
     return v;
 }
 static inline void ew_store(float *p, ew_f v) { memcpy(p, &v, sizeof v); }
+/* x in every lane, as an initializer list: Emscripten's clang turned a lane-by-lane loop into
+ * stores and a reload through the stack in every iteration of the loops that use it (the
+ * SIMD128 tanh clip took 26 times as long as with wasm_f32x4_splat) */
 static inline ew_f ew_splat(float x) {
-    ew_f v;
-    for (int l = 0; l < EW_LANES; l++) v[l] = x;
-    return v;
+#if EW_LANES == 8
+    return (ew_f){x, x, x, x, x, x, x, x};
+#else
+    return (ew_f){x, x, x, x};
+#endif
 }
 /* a where mask is set (all ones), else b */
 static inline ew_f ew_select(ew_i mask, ew_f a, ew_f b) { return (ew_f)((mask & (ew_i)a) | (~mask & (ew_i)b)); }
@@ -271,14 +276,18 @@ static void ew_quantize(float *y, const float *x, long n, float scale, float max
 
 /* ------------------------------------------------------------ optimizers */
 
+/* The optimizers take their scalars into locals first: w and the buffers might alias *p as far
+ * as the compiler knows, which made it reload and re-broadcast each one in every iteration. */
 static void ew_sgd(float *w, const float *g, float *b, long n, const q4_sgd_params *p) {
+    const ew_f lr = ew_splat(p->lr), mu = ew_splat(p->momentum), wd = ew_splat(p->weight_decay);
+    const int nesterov = p->nesterov;
     long i = 0;
     for (; i + EW_LANES <= n; i += EW_LANES) {
         ew_f wi = ew_load(w + i);
-        ew_f d = ew_load(g + i) + p->weight_decay * wi;
-        ew_f bi = p->momentum * ew_load(b + i) + d;
-        d = p->nesterov ? d + p->momentum * bi : bi;
-        ew_store(w + i, wi - p->lr * d);
+        ew_f d = ew_load(g + i) + wd * wi;
+        ew_f bi = mu * ew_load(b + i) + d;
+        d = nesterov ? d + mu * bi : bi;
+        ew_store(w + i, wi - lr * d);
         ew_store(b + i, bi);
     }
     q4_ref_sgd(w + i, g + i, b + i, n - i, p);
@@ -291,14 +300,17 @@ static void ew_ema(float *avg, const float *x, long n, float decay, float one_mi
 }
 
 static void ew_adamw(float *w, const float *g, float *m, float *v, long n, const q4_adamw_params *p) {
+    const ew_f decay = ew_splat(p->decay), beta1 = ew_splat(p->beta1), beta2 = ew_splat(p->beta2),
+               one_minus_beta1 = ew_splat(p->one_minus_beta1), one_minus_beta2 = ew_splat(p->one_minus_beta2),
+               bc2_sqrt = ew_splat(p->bc2_sqrt), eps = ew_splat(p->eps), neg_step_size = ew_splat(p->neg_step_size);
     long i = 0;
     for (; i + EW_LANES <= n; i += EW_LANES) {
         ew_f gv = ew_load(g + i);
-        ew_f wi = ew_load(w + i) * p->decay;
-        ew_f mi = ew_load(m + i) * p->beta1 + p->one_minus_beta1 * gv;
-        ew_f vi = ew_load(v + i) * p->beta2 + p->one_minus_beta2 * gv * gv;
-        ew_f denom = EW_SQRT(vi) / p->bc2_sqrt + p->eps;
-        ew_store(w + i, wi + p->neg_step_size * mi / denom);
+        ew_f wi = ew_load(w + i) * decay;
+        ew_f mi = ew_load(m + i) * beta1 + one_minus_beta1 * gv;
+        ew_f vi = ew_load(v + i) * beta2 + one_minus_beta2 * gv * gv;
+        ew_f denom = EW_SQRT(vi) / bc2_sqrt + eps;
+        ew_store(w + i, wi + neg_step_size * mi / denom);
         ew_store(m + i, mi);
         ew_store(v + i, vi);
     }

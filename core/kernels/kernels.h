@@ -146,6 +146,17 @@ typedef struct q4_kernels {
 void q4_kernels_init(q4_kernels *table, int exact);
 /* The same with a given GEMM variant (tests walk them all). */
 void q4_kernels_init_with(q4_kernels *table, const q4_gemm_variant *variant);
+/* A row of the table that gives a CPU family its default ISA (kernels.c): cpuid's vendor and
+ * family (base + extended), the ISA, and the measurement it rests on. */
+typedef struct q4_isa_preference {
+    const char *vendor;
+    int family;
+    const char *isa;
+    const char *why;
+} q4_isa_preference;
+/* The row for this vendor and family whose ISA is among `available` (space-separated, as
+ * q4_kernels_available gives), or NULL: the CPU gets the widest ISA it runs. */
+const q4_isa_preference *q4_isa_preference_find(const char *vendor, int family, const char *available);
 /* The scalar reference table (tests compare every fast kernel with it). */
 const q4_kernels *q4_kernels_reference(void);
 /* GEMM variants of an ISA (NULL: the one in use), NULL-terminated. */
