@@ -80,7 +80,14 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 # ---------------------------------------------------------------- tests
 # unit and sanitizer programs run TEST_JOBS at a time (scripts/run-tests.sh); timing-free
 TEST_JOBS ?= 2
+# every program the suite runs, built first TEST_JOBS at a time (on a clean clone the C, sanitizer,
+# fuzzer and WebAssembly builds take minutes one file after the other); the tests then run in order
+TEST_PROGRAMS = build/q4train build/q4bench $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/tests/test_accuracy \
+  $(UNIT_TESTS:%=build/sanitize/%) $(FUZZERS:%=build/fuzz/%) \
+  $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js test_exact.js) \
+  $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js
 test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
+	$(MAKE) -j$(TEST_JOBS) $(TEST_PROGRAMS)
 	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 

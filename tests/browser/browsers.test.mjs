@@ -21,9 +21,9 @@ import { checkpointParameters } from './harness.mjs';
 
 const OUT = path.resolve('test-output');
 const Q4 = path.resolve('build/q4train');
-// 256 images at batch 64: 4 steps an epoch, 2 epochs, exact mode, in both trainers
-const LINK = '?preset=custom&epochs=2&train_limit=256&test_limit=100&batch_size=64&seed=4&exact=1&threads=2';
-const NATIVE = ['--data', 'data', '--train-limit', '256', '--test-limit', '100', '--batch', '64', '--epochs', '2',
+// 128 images at batch 64: 2 steps an epoch, 2 epochs, exact mode, in both trainers
+const LINK = '?preset=custom&epochs=2&train_limit=128&test_limit=100&batch_size=64&seed=4&exact=1&threads=2';
+const NATIVE = ['--data', 'data', '--train-limit', '128', '--test-limit', '100', '--batch', '64', '--epochs', '2',
   '--seed', '4', '--exact', '1', '--quiet'];
 
 let server, url;
@@ -44,11 +44,11 @@ before(async () => {
   ({ server, url } = await startServer({ port: 0, quiet: true, isolation: false, root: 'dist', base: '/course/q4/' }));
   native.card = path.join(OUT, 'browsers-native-card.json');
   execFileSync(Q4, [...NATIVE, '--threads', '2', '--card', native.card]);
-  native.checkpoint = path.join(OUT, 'browsers-native-step3.ckpt');
-  execFileSync(Q4, [...NATIVE, '--max-steps', '3', '--checkpoint', native.checkpoint]);
+  native.checkpoint = path.join(OUT, 'browsers-native-step1.ckpt');
+  execFileSync(Q4, [...NATIVE, '--max-steps', '1', '--checkpoint', native.checkpoint]);
   const end = path.join(OUT, 'browsers-native-end.ckpt');
   execFileSync(Q4, ['--data', 'data', '--resume', native.checkpoint, '--checkpoint', end, '--quiet']);
-  native.step3 = weightsDigest(native.checkpoint);
+  native.step1 = weightsDigest(native.checkpoint);
   native.end = weightsDigest(end);
 });
 after(() => server && server.close());
@@ -139,28 +139,28 @@ for (const name of Object.keys(BROWSERS)) {
         const v = document.getElementById('verify-status').textContent;
         return (!error.hidden && `ERROR: ${error.textContent}`) || (/^(Verified|Partly|DIFFERENT|Cancelled)/.test(v) && v);
       }, [], { timeout: 300000, what: 'the verdict' });
-      assert.match(verdict, /^Verified: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints/);
+      assert.match(verdict, /^Verified: every claim of the card recomputed and identical: 4 steps trained, 6 fingerprints/);
       await state(page, ['ready', 'idle', 'finished', 'stopped']);
 
       // a native checkpoint resumes here; the page's download holds its weights; the run ends on the native weights
       await page.upload('#checkpoint-input', native.checkpoint);
       await state(page, ['paused'], 120000);
-      assert.match(await page.text('run-status'), /Resumed at epoch 1, step 3/);
+      assert.match(await page.text('run-status'), /Resumed at epoch 1, step 1/);
       await page.click('#download-checkpoint');
       const first = await page.waitFor(() => window.q4rec.checkpoints[0], [], { what: 'the checkpoint download' });
-      assert.equal(first.name, 'q4-step3.ckpt');
-      assert.equal(first.weights, native.step3, 'the downloaded checkpoint holds the native weights');
+      assert.equal(first.name, 'q4-step1.ckpt');
+      assert.equal(first.weights, native.step1, 'the downloaded checkpoint holds the native weights');
       await page.click('#resume');
       await state(page, ['finished']);
       await page.click('#download-checkpoint');
       const last = await page.waitFor(() => window.q4rec.checkpoints[1], [], { what: 'the second download' });
-      assert.equal(last.name, 'q4-step8.ckpt');
+      assert.equal(last.name, 'q4-step4.ckpt');
       assert.equal(last.weights, native.end, 'the resumed run ends on the native run\'s weights');
       assert.deepEqual(page.errors, []);
       assert.deepEqual(await page.evaluate(() => window.q4rec.errors), []);
       console.log(`# ${browser.version}: isolated and ready ${(isolation / 1000).toFixed(1)} s after opening the page ` +
         `(browser start ${((opened - started) / 1000).toFixed(1)} s); ${status.replace(/^Engine ready: /, '')}; ` +
-        `2 epochs of 256 images in ${seconds.toFixed(1)} s (the page's speed: ${speed}); card, verification and checkpoints identical`);
+        `2 epochs of 128 images in ${seconds.toFixed(1)} s (the page's speed: ${speed}); card, verification and checkpoints identical`);
     } finally {
       if (page) await page.close().catch(() => {});
       await browser.close();

@@ -15,8 +15,8 @@ import { launch, openPage, shot, text, waitForState } from './harness.mjs';
 
 const OUT = path.resolve('test-output');
 const Q4 = path.resolve('build/q4train');
-// 256 images at batch 64: 4 steps an epoch, 2 epochs: 8 step fingerprints and 2 epoch ones
-const RUN = ['--train-limit', '256', '--test-limit', '100', '--batch', '64', '--epochs', '2'];
+// 128 images at batch 64: 2 steps an epoch, 2 epochs: 4 step fingerprints and 2 epoch ones
+const RUN = ['--train-limit', '128', '--test-limit', '100', '--batch', '64', '--epochs', '2'];
 
 let env;
 before(async () => {
@@ -52,7 +52,7 @@ test('a card made natively in exact mode verifies in the page bit for bit; a tam
   execFileSync(Q4, ['--data', 'data', ...RUN, '--seed', '3', '--exact', '1', '--card', card, '--quiet']);
   const { context, page } = await openPage(env.browser, env.url);
   const status = await verifyInPage(page, card);
-  assert.match(status, /^Verified: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints \(8 steps, 2 epochs\) and 8 figures/);
+  assert.match(status, /^Verified: every claim of the card recomputed and identical: 4 steps trained, 6 fingerprints \(4 steps, 2 epochs\) and 8 figures/);
   assert.match(status, /epoch 2: test accuracy [\d.]+% \(the card: [\d.]+%\)/);
   await shot(page, '30-card-verified');
 
@@ -66,8 +66,8 @@ test('a card made natively in exact mode verifies in the page bit for bit; a tam
   const twice = path.join(OUT, 'twice-card.json'); // the same key twice: JSON.parse would take the last
   fs.writeFileSync(twice, fs.readFileSync(card, 'utf8').replace('"card":1,', '"card":1,"engine":"q4 9.9",'));
   assert.match(await verifyInPage(page, twice), /^ERROR: .*the card has the key 'engine' twice/);
-  const partial = await verifyInPage(page, card, 5);
-  assert.match(partial, /^Partly checked: the first 5 of the card's 8 steps identical \(6 fingerprints, 4 figures\); NOT checked: epochs 2-2/);
+  const partial = await verifyInPage(page, card, 3);
+  assert.match(partial, /^Partly checked: the first 3 of the card's 4 steps identical \(4 fingerprints, 4 figures\); NOT checked: epochs 2-2/);
   await context.close();
 });
 
@@ -81,9 +81,9 @@ test('the fast recipe in exact mode: a native card verifies in the page bit for 
   assert.equal(json.config.recipe, 'fast15');
   const { context, page } = await openPage(env.browser, env.url);
   assert.match(await verifyInPage(page, card),
-    /^Verified: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints \(8 steps, 2 epochs\)/);
-  const forged = altered(card, 'forged-fast15-card.json', (c) => { c.steps[7] = c.steps[7].replace(/^./, (x) => (x === '0' ? '1' : '0')); });
-  assert.match(await verifyInPage(page, forged), /^DIFFERENT: the training state after step 8 differs from the card's/);
+    /^Verified: every claim of the card recomputed and identical: 4 steps trained, 6 fingerprints \(4 steps, 2 epochs\)/);
+  const forged = altered(card, 'forged-fast15-card.json', (c) => { c.steps[3] = c.steps[3].replace(/^./, (x) => (x === '0' ? '1' : '0')); });
+  assert.match(await verifyInPage(page, forged), /^DIFFERENT: the training state after step 4 differs from the card's/);
   await context.close();
 });
 
@@ -108,7 +108,7 @@ test('a verification can be cancelled, and says what it did not check', async ()
 
 test('a card made in the page in exact mode verifies natively', async () => {
   const { context, page } = await openPage(env.browser,
-    `${env.url}?preset=custom&epochs=2&train_limit=256&test_limit=100&batch_size=64&seed=4&exact=1`, { acceptDownloads: true });
+    `${env.url}?preset=custom&epochs=2&train_limit=128&test_limit=100&batch_size=64&seed=4&exact=1`, { acceptDownloads: true });
   await page.click('#start');
   await waitForState(page, 'finished', 300000);
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-card')]);
@@ -117,19 +117,19 @@ test('a card made in the page in exact mode verifies natively', async () => {
   await context.close();
   const json = JSON.parse(fs.readFileSync(card, 'utf8'));
   assert.equal(json.exact, 1);
-  assert.equal(json.steps.length, 8);
+  assert.equal(json.steps.length, 4);
   assert.equal(json.epochs.length, 2);
   assert.match(json.kernels, /wasmsimd/);
   const native = spawnSync(Q4, ['--data', 'data', '--verify', card, '--quiet'], { encoding: 'utf8' });
   assert.equal(native.status, 0, native.stdout + native.stderr);
-  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 8 steps trained, 10 fingerprints/);
+  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 4 steps trained, 6 fingerprints/);
 });
 
 test('a run resumed in the page from a native checkpoint: its card begins there, equals the native one, and verifies natively from that checkpoint only', async () => {
   const settings = ['--data', 'data', ...RUN, '--seed', '4', '--exact', '1', '--quiet'];
-  const checkpoint = path.join(OUT, 'cards-step3.ckpt'), nativeCard = path.join(OUT, 'cards-resumed-native.json');
+  const checkpoint = path.join(OUT, 'cards-step1.ckpt'), nativeCard = path.join(OUT, 'cards-resumed-native.json');
   fs.rmSync(nativeCard, { force: true });
-  execFileSync(Q4, [...settings, '--max-steps', '3', '--checkpoint', checkpoint]);
+  execFileSync(Q4, [...settings, '--max-steps', '1', '--checkpoint', checkpoint]);
   execFileSync(Q4, ['--data', 'data', '--resume', checkpoint, '--card', nativeCard, '--threads', '2', '--quiet']);
   const { context, page, errors } = await openPage(env.browser, env.url, { acceptDownloads: true });
   await page.setInputFiles('#checkpoint-input', checkpoint);
@@ -140,19 +140,19 @@ test('a run resumed in the page from a native checkpoint: its card begins there,
   const card = path.join(OUT, 'cards-resumed-page.json');
   await download.saveAs(card);
   const json = JSON.parse(fs.readFileSync(card, 'utf8'));
-  assert.deepEqual([json.start.step, json.start.epoch, json.steps.length, json.epochs.length], [3, 0, 5, 2]);
+  assert.deepEqual([json.start.step, json.start.epoch, json.steps.length, json.epochs.length], [1, 0, 3, 2]);
   const withoutKernels = (t) => t.replace(/"kernels":"[^"]*",/, '').trimEnd();
   assert.equal(withoutKernels(fs.readFileSync(card, 'utf8')), withoutKernels(fs.readFileSync(nativeCard, 'utf8')),
     'the page\'s card of the resumed run is the native trainer\'s but for its kernels');
   // the page cannot verify it without the checkpoint, and says how
   const verdict = await verifyInPage(page, card);
-  assert.match(verdict, /^ERROR: .*continues a checkpoint at step 3 .*--resume CHECKPOINT/);
+  assert.match(verdict, /^ERROR: .*continues a checkpoint at step 1 .*--resume CHECKPOINT/);
   await context.close();
   assert.deepEqual(errors, []);
   const native = spawnSync(Q4, ['--data', 'data', '--verify', card, '--resume', checkpoint, '--quiet'], { encoding: 'utf8' });
   assert.equal(native.status, 0, native.stdout + native.stderr);
-  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 5 steps trained from its checkpoint at step 3/);
+  assert.match(native.stdout, /VERIFIED: every claim of the card recomputed and identical: 3 steps trained from its checkpoint at step 1/);
   const wrong = spawnSync(Q4, ['--data', 'data', '--verify', card], { encoding: 'utf8' });
   assert.equal(wrong.status, 1);
-  assert.match(wrong.stderr, /this card's run resumed a checkpoint at step 3/);
+  assert.match(wrong.stderr, /this card's run resumed a checkpoint at step 1/);
 });
