@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser bench bench-conv bench-elementwise clean wasm demo site curve
+        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve
 all: build
 
 help: ## list the targets
@@ -86,8 +86,9 @@ TEST_PROGRAMS = build/q4train build/q4bench $(UNIT_TESTS:%=$(BUILD)/tests/%) $(B
   $(UNIT_TESTS:%=build/sanitize/%) $(FUZZERS:%=build/fuzz/%) \
   $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js test_exact.js) \
   $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js
+test-programs: $(TEST_PROGRAMS)
 test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
-	$(MAKE) -j$(TEST_JOBS) $(TEST_PROGRAMS)
+	$(MAKE) -j$(TEST_JOBS) test-programs
 	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
 	@echo "make test: everything passed"
 
