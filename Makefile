@@ -86,7 +86,6 @@ TEST_PROGRAMS = build/q4train build/q4bench $(UNIT_TESTS:%=$(BUILD)/tests/%) $(B
   $(UNIT_TESTS:%=build/sanitize/%) $(FUZZERS:%=build/fuzz/%) \
   $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js test_exact.js) \
   $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js
-test-programs: $(TEST_PROGRAMS)
 test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
 	$(MAKE) -j$(TEST_JOBS) test-programs
 	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
@@ -254,3 +253,6 @@ test-exact: $(BUILD)/tests/test_exact $(BUILD)/q4bench build/wasm-node/test_exac
 	@echo "test-exact: $$($(BUILD)/q4bench --isas) and WebAssembly agree bit for bit"
 test-wasm: $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js) ## kernel, quantizer, gradient and golden tests of the WASM build under Node.js
 	@scripts/run-tests.sh $(TEST_JOBS) $(foreach t,test_kernels test_quant test_gradcheck test_golden,"$(WASM_NODE) build/wasm-node/$(t).js")
+
+# (last: its prerequisites are expanded as the rule is read, and name the WebAssembly outputs)
+test-programs: $(TEST_PROGRAMS) ## build every program make test runs, TEST_JOBS at a time
