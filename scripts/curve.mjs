@@ -3,7 +3,7 @@
 // epoch for every run side by side as an SVG, with the paper's published log points for
 // reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
 // Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
-//          [--run "LABEL=q4train options"]... [--epochs N] [--seeds 0,1] [--title TEXT]
+//          [--run "LABEL=q4train options"]... [--epochs N] (a run's own --epochs plans its budget) [--seeds 0,1] [--title TEXT]
 //          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines]
 // --artifacts: each run also writes its run card and exported model beside its log
 // (LOGS/LABEL-sSEED.card.json, .q4). --paper-lines: the paper's final results (92.34% 4-bit, its
@@ -28,7 +28,11 @@ const paperLog = !args.includes('--no-paper-log');
 const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper', 'fast recipe=--recipe fast'])
   .map((spec) => {
     const at = spec.indexOf('=');
-    return { label: spec.slice(0, at).trim(), options: spec.slice(at + 1).trim().split(/\s+/).filter(Boolean) };
+    const options = spec.slice(at + 1).trim().split(/\s+/).filter(Boolean);
+    // a run may plan its own budget (--epochs N among its options); the others plan EPOCHS
+    const own = options.indexOf('--epochs');
+    return { label: spec.slice(0, at).trim(), epochs: own >= 0 ? Number(options[own + 1]) : epochs,
+      options: own >= 0 ? options.filter((_, i) => i !== own && i !== own + 1) : options };
   });
 /** The paper's own log (PAPER.md: "CIFAR-10 log checkpoints"), drawn as reference points. */
 const PAPER_LOG = [[1, 66.84], [5, 81.59], [10, 84.65], [20, 87.32], [50, 89.97], [75, 91.11], [100, 92.21]];
@@ -51,6 +55,7 @@ function readLog(file) {
 function train(run, seed) {
   const file = logPath(run, seed);
   const done = readLog(file);
+  const epochs = run.epochs;
   if (done.length >= epochs) return;
   fs.mkdirSync(logs, { recursive: true });
   const checkpoint = path.join('build', 'curve', slug(logs), `${slug(run.label)}-s${seed}.ckpt`);
