@@ -146,7 +146,7 @@ static void run(const char *path, int quantized, int threads) {
 
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, CLASSES, quantized ? 4 : Q4_FP32_BITS, BATCH, threads, 0.5f, 0, &err)) {
+    if (q4_vgg_create(&m, CLASSES, quantized ? 4 : Q4_FP32_BITS, BATCH, 0, threads, 0.5f, 0, &err)) {
         CHECK(0, "create: %s", err.message);
         fclose(r.file);
         return;

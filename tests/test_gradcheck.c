@@ -168,7 +168,7 @@ typedef struct bn_case {
 
 static double bn_loss(void *context) {
     bn_case *c = context;
-    q4_batchnorm_relu_forward(&cc, c->out, c->y, c->plane, 1, &c->bn);
+    q4_batchnorm_relu_forward(&cc, c->out, c->y, c->plane, 0, 1, &c->bn);
     return dot(c->out, c->r, c->channels * c->plane);
 }
 
@@ -193,7 +193,7 @@ static void test_batchnorm(int channels, long plane) {
     }
     bn_loss(&c);
     memcpy(dy, c.y, size * 4);
-    q4_batchnorm_relu_backward(&cc, dy, c.r, plane, &c.bn); /* dy: y in, dL/dy out */
+    q4_batchnorm_relu_backward(&cc, dy, c.r, plane, 0, &c.bn); /* dy: y in, dL/dy out */
     char what[96];
     snprintf(what, sizeof what, "batchnorm+relu %dx%ld dy", channels, plane);
     check_gradient(what, c.y, size, dy, bn_loss, &c, 2e-3f, 3e-3, 3e-3, 300);
@@ -254,7 +254,7 @@ static double dropout_loss(void *context) {
 
 static double cross_entropy_loss(void *context) {
     small_case *c = context;
-    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, c->smoothing, 0, NULL, NULL);
+    return q4_softmax_cross_entropy(NULL, c->x, c->labels, c->classes, c->batch, 0, c->smoothing, 0, NULL, NULL);
 }
 
 static void test_small_layers(void) {
@@ -286,7 +286,7 @@ static void test_small_layers(void) {
     c.x = logits;
     for (int k = 0; k < 2; k++) { /* plain, and with label smoothing 0.2 */
         c.smoothing = k ? 0.2f : 0.0f;
-        q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, c.smoothing, 0, NULL, NULL);
+        q4_softmax_cross_entropy(dlogits, logits, c.labels, c.classes, c.batch, 0, c.smoothing, 0, NULL, NULL);
         check_gradient(k ? "softmax cross-entropy dlogits (label smoothing 0.2)" : "softmax cross-entropy dlogits", logits,
                        35, dlogits, cross_entropy_loss, &c, 1e-3f, 1e-3, 1e-3, 64);
     }
@@ -340,7 +340,7 @@ static double net_loss(void *context) {
 static void test_network(void) {
     q4_error err = {0};
     q4_vgg m;
-    if (q4_vgg_create(&m, 10, Q4_FP32_BITS, 4, 2, 0.5f, 0, &err)) {
+    if (q4_vgg_create(&m, 10, Q4_FP32_BITS, 4, 0, 2, 0.5f, 0, &err)) {
         CHECK(0, "%s", err.message);
         return;
     }

@@ -152,6 +152,10 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(INT, train_limit, 0, 0, 1000000, NULL, 0, "train on the first N training images (0: all)")                   \
     X(INT, test_limit, 0, 0, 1000000, NULL, 0, "evaluate on the first N test images (0: all)")                     \
     X(INT, batch_size, 128, 2, 1024, NULL, Q4_FIELD_METHOD, "images per training step")                             \
+    X(INT, micro_batch, 0, 0, 1024, NULL, Q4_FIELD_METHOD,                                                           \
+      "images per micro-batch: the sums over a batch (BatchNorm statistics and their gradients, weight gradients, "  \
+      "the loss) taken per micro-batch and added in micro-batch order, the order data-parallel training keeps "     \
+      "for any number of processes; 0, or the batch size or more: the whole batch at once")                        \
     X(INT, epochs, 150, 1, 10000, NULL, Q4_FIELD_PLAN, "planned epochs (for the ETA and schedules that end with the run)") \
     X(INT, weight_bits, 4, 2, 32, NULL, 0,                                                                            \
       "bits per weight: 2 to 8 (levels -(2^(b-1)-1) .. 2^(b-1)-1; 4 is the paper's), or 32: FP32 weights, no quantizer, " \

@@ -13,7 +13,7 @@ typedef struct bias_job {
     const float *bias;
     float *dbias;
     const float *dy;
-    long plane;
+    long plane, stride; /* values per channel, and from one channel's to the next's (sum_rows) */
 } bias_job;
 
 static void add_bias_task(void *context, int c, int thread) {
@@ -26,16 +26,16 @@ static void add_bias_task(void *context, int c, int thread) {
 static void sum_rows_task(void *context, int c, int thread) {
     (void)thread;
     const bias_job *job = context;
-    job->dbias[c] = (float)job->k->sum(job->dy + (long)c * job->plane, job->plane);
+    job->dbias[c] = (float)job->k->sum(job->dy + (long)c * job->stride, job->plane);
 }
 
 static void add_bias(const q4_compute *cc, float *y, const float *bias, int channels, long plane) {
-    bias_job job = {cc->kernels, y, bias, NULL, NULL, plane};
+    bias_job job = {cc->kernels, y, bias, NULL, NULL, plane, plane};
     q4_pool_run(cc->pool, channels, add_bias_task, &job);
 }
 
-static void sum_rows(const q4_compute *cc, float *dbias, const float *dy, int channels, long plane) {
-    bias_job job = {cc->kernels, NULL, NULL, dbias, dy, plane};
+static void sum_rows(const q4_compute *cc, float *dbias, const float *dy, int channels, long plane, long stride) {
+    bias_job job = {cc->kernels, NULL, NULL, dbias, dy, plane, stride};
     q4_pool_run(cc->pool, channels, sum_rows_task, &job);
 }
 
@@ -68,15 +68,42 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
     q4_gemm(cc, ci, (int)pixels, co * 9, &A, &B, dx, pixels, 0);
 }
 
-void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
-                                 const float *x, int n, int ci, int co, int h, int wd, int algorithm) {
-    long pixels = (long)n * h * wd;
-    if (!algorithm || !q4_conv3x3_winograd_backward_weights(cc, dw, dy, x, n, ci, co, h, wd, algorithm)) {
-        q4_operand A = q4_dense(dy, pixels, 1);
+/* The weight and bias gradients of images [b0, b0 + count) of dy and x, which hold n images
+ * (channel planes of n*h*wd values): the operands start at image b0 and keep n as their stride. */
+static void conv_backward_weights_range(const q4_compute *cc, float *dw, float *dbias, const float *dy, const float *x,
+                                        int n, int b0, int count, int ci, int co, int h, int wd, int algorithm) {
+    long hw = (long)h * wd, pixels = (long)count * hw;
+    dy += b0 * hw;
+    x += b0 * hw;
+    if (!algorithm || !q4_conv3x3_winograd_backward_weights_strided(cc, dw, dy, x, n, count, ci, co, h, wd, algorithm)) {
+        q4_operand A = q4_dense(dy, (long)n * hw, 1);
         q4_operand B = im2col(Q4_IM2COL_T, x, ci, n, h, wd);
         q4_gemm(cc, co, ci * 9, (int)pixels, &A, &B, dw, (long)ci * 9, 0);
     }
-    if (dbias) sum_rows(cc, dbias, dy, co, pixels);
+    if (dbias) sum_rows(cc, dbias, dy, co, pixels, (long)n * hw);
+}
+
+void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                 const float *x, int n, int ci, int co, int h, int wd, int algorithm) {
+    conv_backward_weights_range(cc, dw, dbias, dy, x, n, 0, n, ci, co, h, wd, algorithm);
+}
+
+/* to += from, element by element (a micro-batch's gradient added to the sum of those before it) */
+static void add_into(float *to, const float *from, long count) {
+    for (long i = 0; i < count; i++) to[i] += from[i];
+}
+
+void q4_conv3x3_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
+                                       const float *x, int n, int micro, int ci, int co, int h, int wd, int algorithm) {
+    if (micro <= 0 || micro >= n) micro = n;
+    long weights = (long)co * ci * 9;
+    conv_backward_weights_range(cc, dw, dbias, dy, x, n, 0, micro, ci, co, h, wd, algorithm);
+    for (int b0 = micro; b0 < n; b0 += micro) {
+        conv_backward_weights_range(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
+                                    n - b0 < micro ? n - b0 : micro, ci, co, h, wd, algorithm);
+        add_into(dw, partial, weights);
+        if (dbias) add_into(dbias, partial + weights, co);
+    }
 }
 
 void q4_linear_forward(const q4_compute *cc, float *y, const float *x, const float *w,
@@ -92,9 +119,28 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
     q4_gemm(cc, in, n, out, &A, &B, dx, n, 0);
 }
 
+/* images [b0, b0 + count) of dy [out][n] and x [in][n] */
+static void linear_backward_weights_range(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                          const float *x, int n, int b0, int count, int in, int out) {
+    q4_operand A = q4_dense(dy + b0, n, 1), B = q4_dense(x + b0, 1, n);
+    q4_gemm(cc, out, in, count, &A, &B, dw, in, 0);
+    if (dbias) sum_rows(cc, dbias, dy + b0, out, count, n);
+}
+
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out) {
-    q4_operand A = q4_dense(dy, n, 1), B = q4_dense(x, 1, n);
-    q4_gemm(cc, out, in, n, &A, &B, dw, in, 0);
-    if (dbias) sum_rows(cc, dbias, dy, out, n);
+    linear_backward_weights_range(cc, dw, dbias, dy, x, n, 0, n, in, out);
+}
+
+void q4_linear_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
+                                      const float *x, int n, int micro, int in, int out) {
+    if (micro <= 0 || micro >= n) micro = n;
+    long weights = (long)out * in;
+    linear_backward_weights_range(cc, dw, dbias, dy, x, n, 0, micro, in, out);
+    for (int b0 = micro; b0 < n; b0 += micro) {
+        linear_backward_weights_range(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
+                                      n - b0 < micro ? n - b0 : micro, in, out);
+        add_into(dw, partial, weights);
+        if (dbias) add_into(dbias, partial + weights, out);
+    }
 }

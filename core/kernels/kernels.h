@@ -196,6 +196,12 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
 /* dw = dy (x) im2col(x)^T, dbias = row sums of dy (overwritten) */
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                  const float *x, int n, int ci, int co, int h, int wd, int algorithm);
+/* The same sums split by micro-batch (setting micro_batch): the gradient of images [0, micro)
+ * into dw and dbias, then each next micro-batch's into `partial` (room for dw and dbias after
+ * it) and added to them in micro-batch order. micro <= 0 or >= n: the whole batch at once, as
+ * q4_conv3x3_backward_weights. */
+void q4_conv3x3_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
+                                       const float *x, int n, int micro, int ci, int co, int h, int wd, int algorithm);
 /* linear: x [in][n], y [out][n], w [out][in] */
 void q4_linear_forward(const q4_compute *cc, float *y, const float *x, const float *w,
                        const float *bias, int n, int in, int out);
@@ -203,6 +209,8 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
                               int n, int in, int out);
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
+void q4_linear_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
+                                      const float *x, int n, int micro, int in, int out);
 
 /* The passes of a 3x3 convolution, and the algorithm each takes: the direct GEMM (0) or Winograd
  * F(m x m, 3x3) with output tiles of side m = 2 or 4. q4_conv_plan is the one place the choice is
@@ -230,6 +238,9 @@ int q4_conv3x3_winograd(const q4_compute *cc, float *y, const float *x, const fl
                         int ci, int co, int h, int wd, int m);
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
                                          int ci, int co, int h, int wd, int m);
+/* the same for `count` images of tensors whose channel planes hold `stride` images each */
+int q4_conv3x3_winograd_backward_weights_strided(const q4_compute *cc, float *dw, const float *dy, const float *x,
+                                                 int stride, int count, int ci, int co, int h, int wd, int m);
 /* room they need for the largest layers: per-thread scratch, shared and weight-gradient floats */
 size_t q4_winograd_scratch_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);

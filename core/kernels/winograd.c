@@ -338,7 +338,7 @@ typedef struct gradient_job {
     const form *f;
     float *dw;
     const float *dy, *x;
-    int n, ci, co, h, wd;
+    int n, ci, co, h, wd;  /* n: images per channel plane of dy and x (their stride) */
     long t0, count, chunk; /* this chunk's tiles; rows of dm and vt are `chunk` long */
     float *du, *dm, *vt;   /* points x [co][ci], points x [co][chunk], points x [ci][chunk] */
     size_t du_stride, dm_stride, vt_stride; /* from one point's matrix to the next: point_stride */
@@ -392,9 +392,14 @@ static void gradient_weight_task(void *context, int o, int thread) {
 
 int q4_conv3x3_winograd_backward_weights(const q4_compute *cc, float *dw, const float *dy, const float *x, int n,
                                          int ci, int co, int h, int wd, int m) {
+    return q4_conv3x3_winograd_backward_weights_strided(cc, dw, dy, x, n, n, ci, co, h, wd, m);
+}
+
+int q4_conv3x3_winograd_backward_weights_strided(const q4_compute *cc, float *dw, const float *dy, const float *x,
+                                                 int n, int count, int ci, int co, int h, int wd, int m) {
     const form *f = cc->kernels->gemm->nr > MAX_LANES ? NULL : form_of(m);
     if (!f || !cc->winograd) return 0;
-    long tiles = (long)n * (h / f->m) * (wd / f->m), chunk = gradient_chunk(f, ci, co);
+    long tiles = (long)count * (h / f->m) * (wd / f->m), chunk = gradient_chunk(f, ci, co);
     size_t du_stride = point_stride((size_t)co * ci), dm_stride = point_stride((size_t)co * chunk),
            vt_stride = point_stride((size_t)ci * chunk);
     if (f->points * (du_stride + dm_stride + vt_stride) > cc->winograd_floats) return 0;

@@ -17,9 +17,12 @@ typedef struct bn_job {
     float *y;        /* backward: in y, out dy */
     const float *in; /* forward input */
     const float *da;
-    long plane;
+    long plane, segment; /* segment: values per channel of one micro-batch (its sums added in order) */
     int train;
 } bn_job;
+
+/* the length of the micro-batch segment of a channel's plane that starts at `at` */
+static long seg_len(const bn_job *job, long at) { return job->plane - at < job->segment ? job->plane - at : job->segment; }
 
 static void bn_forward_task(void *context, int c, int thread) {
     (void)thread;
@@ -30,9 +33,20 @@ static void bn_forward_task(void *context, int c, int thread) {
     float mean, invstd;
     if (job->train) {
         /* batch statistics accumulated in double, as PyTorch's CPU kernel does */
-        double n = (double)job->plane;
-        double mu = k->sum(y, job->plane) / n;
-        double var_sum = k->centered_sum_squares(y, job->plane, mu);
+        double n = (double)job->plane, mu, var_sum = 0.0;
+        if (job->segment >= job->plane) {
+            mu = k->sum(y, job->plane) / n;
+            var_sum = k->centered_sum_squares(y, job->plane, mu);
+        } else { /* per micro-batch, added in micro-batch order */
+            double total = 0.0;
+            for (long at = 0; at < job->plane; at += job->segment)
+                total = at ? total + k->sum(y + at, seg_len(job, at)) : k->sum(y, seg_len(job, at));
+            mu = total / n;
+            for (long at = 0; at < job->plane; at += job->segment) {
+                double part = k->centered_sum_squares(y + at, seg_len(job, at), mu);
+                var_sum = at ? var_sum + part : part;
+            }
+        }
         double inv = 1.0 / sqrt(var_sum / n + (double)Q4_BN_EPS);
         double unbiased = job->plane > 1 ? var_sum / (n - 1.0) : var_sum;
         bn->running_mean[c] = (float)(bn->momentum * mu + (1.0 - bn->momentum) * bn->running_mean[c]);
@@ -52,9 +66,9 @@ static void bn_forward_task(void *context, int c, int thread) {
     k->affine_relu(job->out + (long)c * job->plane, y, job->plane, scale, shift);
 }
 
-void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, int train,
+void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, long segment, int train,
                                const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, out, NULL, y, NULL, plane, train};
+    bn_job job = {cc, bn, out, NULL, y, NULL, plane, segment > 0 && segment < plane ? segment : plane, train};
     q4_pool_run(cc->pool, bn->channels, bn_forward_task, &job);
 }
 
@@ -66,7 +80,7 @@ static void bn_reapply_task(void *context, int c, int thread) {
 }
 
 void q4_batchnorm_relu_reapply(const q4_compute *cc, float *out, const float *y, long plane, const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, out, NULL, y, NULL, plane, 0};
+    bn_job job = {cc, bn, out, NULL, y, NULL, plane, plane, 0};
     q4_pool_run(cc->pool, bn->channels, bn_reapply_task, &job);
 }
 
@@ -79,7 +93,16 @@ static void bn_backward_task(void *context, int c, int thread) {
     const float *da = job->da + (long)c * job->plane;
     float scale = bn->scale[c], shift = bn->shift[c], mean = bn->mean[c], invstd = bn->invstd[c];
     double sums[2] = {0.0, 0.0};
-    k->affine_relu_backward_sums(sums, da, y, job->plane, scale, shift, mean, invstd);
+    if (job->segment >= job->plane) {
+        k->affine_relu_backward_sums(sums, da, y, job->plane, scale, shift, mean, invstd);
+    } else { /* per micro-batch from zero, added in micro-batch order */
+        for (long at = 0; at < job->plane; at += job->segment) {
+            double part[2] = {0.0, 0.0};
+            k->affine_relu_backward_sums(part, da + at, y + at, seg_len(job, at), scale, shift, mean, invstd);
+            sums[0] = at ? sums[0] + part[0] : part[0];
+            sums[1] = at ? sums[1] + part[1] : part[1];
+        }
+    }
     bn->dgamma[c] = (float)sums[1]; /* sum dz * xhat */
     bn->dbeta[c] = (float)sums[0];  /* sum dz */
     double n = (double)job->plane;
@@ -87,9 +110,9 @@ static void bn_backward_task(void *context, int c, int thread) {
                                   (float)(sums[0] / n), (float)(sums[1] / n));
 }
 
-void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane,
+void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane, long segment,
                                 const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, NULL, y_to_dy, NULL, da, plane, 1};
+    bn_job job = {cc, bn, NULL, y_to_dy, NULL, da, plane, segment > 0 && segment < plane ? segment : plane, 1};
     q4_pool_run(cc->pool, bn->channels, bn_backward_task, &job);
 }
 
@@ -183,10 +206,11 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
 }
 
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                float smoothing, int exact, int *correct, uint8_t *predictions) {
+                                int micro, float smoothing, int exact, int *correct, uint8_t *predictions) {
     double (*exp_fn)(double) = exact ? q4_exact_exp : exp, (*log_fn)(double) = exact ? q4_exact_log : log;
     int right = 0;
-    double total = 0.0, spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing;
+    if (micro <= 0 || micro > n) micro = n;
+    double total = 0.0, part = 0.0, spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing;
     for (int b = 0; b < n; b++) {
         float best = logits[b];
         int arg = 0;
@@ -199,11 +223,15 @@ double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8
         for (int c = 0; c < classes; c++) sum += exp_fn((double)logits[(long)c * n + b] - best);
         double log_sum = log_fn(sum) + best;
         if (smoothing == 0.0f) {
-            total += log_sum - logits[(long)labels[b] * n + b];
+            part += log_sum - logits[(long)labels[b] * n + b];
         } else {
             double mean_logit = 0.0;
             for (int c = 0; c < classes; c++) mean_logit += logits[(long)c * n + b];
-            total += log_sum - keep * logits[(long)labels[b] * n + b] - (double)smoothing * mean_logit / classes;
+            part += log_sum - keep * logits[(long)labels[b] * n + b] - (double)smoothing * mean_logit / classes;
+        }
+        if ((b + 1) % micro == 0 || b + 1 == n) { /* a micro-batch's sum, added in micro-batch order */
+            total = b < micro ? part : total + part;
+            part = 0.0;
         }
         if (dlogits)
             for (int c = 0; c < classes; c++) {

@@ -26,14 +26,16 @@ typedef struct q4_batchnorm {
 
 /* out = relu(bn(y)), per channel over plane = n*h*w values. train: batch statistics (mean,
  * biased variance; running statistics updated with the unbiased one, bn->momentum);
- * otherwise the running statistics. out may alias y. */
-void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, int train,
+ * otherwise the running statistics. out may alias y. segment: the values per channel of one
+ * micro-batch (setting micro_batch): the batch statistics' sums taken per micro-batch and added
+ * in micro-batch order; 0 or >= plane: over the plane at once. */
+void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, long segment, int train,
                                const q4_batchnorm *bn);
 /* out = relu(bn(y)) again with the statistics of the last forward pass (recomputation). */
 void q4_batchnorm_relu_reapply(const q4_compute *cc, float *out, const float *y, long plane, const q4_batchnorm *bn);
 /* Backward of a training forward: y (pre-BN values) is replaced by dL/dy, given da = dL/d
- * relu-output; dgamma, dbeta are overwritten. */
-void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane,
+ * relu-output; dgamma, dbeta are overwritten. segment: as in the forward pass. */
+void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane, long segment,
                                 const q4_batchnorm *bn);
 
 /* out = maxpool2(relu(bn(y))) with the last forward pass's statistics, y [channels][n][size][size],
@@ -57,10 +59,11 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
 
 /* Mean softmax cross-entropy of logits [classes][n] against targets that put 1 - smoothing
  * on the label and smoothing / classes on every class (smoothing 0: plain cross-entropy);
- * dlogits (may be NULL) = d(mean loss)/d logits = (softmax - target) / n; correct counts
+ * dlogits (may be NULL) = d(mean loss)/d logits = (softmax - target) / n; the loss summed per
+ * micro-batch of `micro` images and added in micro-batch order (micro <= 0 or > n: one sum); correct counts
  * argmax hits (first maximum); predictions (may be NULL) gets the argmax. exact: exp and log of
  * exactmath.h (the same bits in every build) instead of libm's. */
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
-                                float smoothing, int exact, int *correct, uint8_t *predictions);
+                                int micro, float smoothing, int exact, int *correct, uint8_t *predictions);
 
 #endif

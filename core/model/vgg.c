@@ -132,11 +132,12 @@ typedef struct buffer_spec {
     size_t member;           /* offsetof(q4_vgg, its pointer) */
     size_t per_image, fixed; /* floats */
     int sized_by;            /* 0: the sizes above; CLASSES: per_image x the classes; PACKED, WINOGRAD: the
-                                kernels' room for the packed conv weights, for Winograd's weight gradient */
+                                kernels' room for the packed conv weights, for Winograd's weight gradient;
+                                MICRO: the fixed size where the model has micro-batches, else none */
     const char *holds;
 } buffer_spec;
 
-enum { SIZES = 0, CLASSES, PACKED, WINOGRAD };
+enum { SIZES = 0, CLASSES, PACKED, WINOGRAD, MICRO };
 #define MEMBER(field) offsetof(q4_vgg, field)
 static const buffer_spec buffers[] = {
     {"input", MEMBER(input), 3 * 1024, 0, 0, "the batch's images, normalized: conv1's input in both passes"},
@@ -164,6 +165,9 @@ static const buffer_spec buffers[] = {
     {"flipped", MEMBER(flipped), 0, 256 * 256 * 9, 0, "a conv's weights transposed and flipped (backward to the input)"},
     {"packed_weights", MEMBER(compute.shared), 0, 0, PACKED, "the weights of the conv at hand, packed for the GEMM or Winograd"},
     {"winograd_gradient", MEMBER(compute.winograd), 0, 0, WINOGRAD, "Winograd's weight-gradient matrices"},
+    {"micro_grad", MEMBER(micro_grad), 0, (size_t)Q4_FC_IN * Q4_FC_HIDDEN + Q4_FC_HIDDEN, MICRO,
+     "one micro-batch's weight and bias gradient of the layer at hand (the largest: fc1), before it is added to "
+     "those of the micro-batches before it"},
 };
 #define BUFFER_COUNT (int)(sizeof buffers / sizeof buffers[0])
 
@@ -183,6 +187,7 @@ static const view_spec views[] = {
 static size_t buffer_floats(const q4_vgg *m, const buffer_spec *b) {
     if (b->sized_by == PACKED) return shared_floats(m);
     if (b->sized_by == WINOGRAD) return q4_winograd_gradient_floats(m->kernels.gemm, 256, 256);
+    if (b->sized_by == MICRO) return m->micro_batch > 0 && m->micro_batch < m->batch_capacity ? b->fixed : 0;
     size_t per_image = b->sized_by == CLASSES ? b->per_image * (size_t)m->num_classes : b->per_image;
     return per_image * (size_t)m->batch_capacity + b->fixed;
 }
@@ -241,7 +246,7 @@ q4_status q4_vgg_set_threads(q4_vgg *m, int threads, q4_error *err) {
     return Q4_OK;
 }
 
-q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_capacity, int threads,
+q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_capacity, int micro_batch, int threads,
                         float dropout, int exact, q4_error *err) {
     int quantized = weight_bits < Q4_FP32_BITS;
     memset(m, 0, sizeof *m);
@@ -254,6 +259,7 @@ q4_status q4_vgg_create(q4_vgg *m, int num_classes, int weight_bits, int batch_c
     m->weight_bits = weight_bits;
     m->max_level = quantized ? q4_max_level(weight_bits) : 0;
     m->batch_capacity = batch_capacity;
+    m->micro_batch = micro_batch > 0 && micro_batch < batch_capacity ? micro_batch : 0;
     m->dropout = dropout;
     m->exact = exact;
     q4_kernels_init(&m->kernels, exact);
@@ -487,7 +493,8 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
                            s->in_channels, s->out_channels, s->size, s->size,
                            m->conv_plan[l][train ? Q4_PASS_TRAIN_FORWARD : Q4_PASS_EVAL_FORWARD]);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
-        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, train, &m->bn[l]);
+        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, (long)m->micro_batch * s->size * s->size, train,
+                                  &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
             q4_maxpool2_forward(cc, m->pool_out[pool], m->work, s->out_channels, n, s->size);
@@ -499,7 +506,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     q4_flatten(m->fc_in, in, last->out_channels, n, last->size * last->size / 4);
     q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, Q4_LAYER_FC1), m->param.fc1_bias, n, Q4_FC_IN,
                       Q4_FC_HIDDEN);
-    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, train, &m->bn[Q4_BN_FC1]);
+    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, m->micro_batch, train, &m->bn[Q4_BN_FC1]);
     if (train && m->dropout > 0.0f) {
         long count = (long)Q4_FC_HIDDEN * n;
         if (m->dropout_override) memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
@@ -513,7 +520,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
 
 double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, float smoothing, int *correct, uint8_t *predictions) {
     double t = q4_now();
-    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, smoothing, m->exact,
+    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, m->micro_batch, smoothing, m->exact,
                                            correct, predictions);
     q4_phase_end(m, Q4_PHASE_LOSS, &t);
     return loss;
@@ -526,11 +533,14 @@ void q4_vgg_backward(q4_vgg *m, int n) {
     int k = m->num_classes;
     double t = q4_now();
     /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
-    q4_linear_backward_weights(cc, m->grad.fc2_weight, m->grad.fc2_bias, m->dlogits, m->fc1_act, n, Q4_FC_HIDDEN, k);
+    const int micro = m->micro_batch;
+    q4_linear_backward_weights_micro(cc, m->grad.fc2_weight, m->grad.fc2_bias, m->micro_grad, m->dlogits, m->fc1_act, n,
+                                     micro, Q4_FC_HIDDEN, k);
     q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, Q4_LAYER_FC2), n, Q4_FC_HIDDEN, k);
     if (m->dropout > 0.0f) q4_dropout_apply(m->fc1_grad, m->dropout_mask, (long)Q4_FC_HIDDEN * n);
-    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, &m->bn[Q4_BN_FC1]);
-    q4_linear_backward_weights(cc, m->grad.fc1_weight, m->grad.fc1_bias, m->fc1_out, m->fc_in, n, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, micro, &m->bn[Q4_BN_FC1]);
+    q4_linear_backward_weights_micro(cc, m->grad.fc1_weight, m->grad.fc1_bias, m->micro_grad, m->fc1_out, m->fc_in, n,
+                                     micro, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_linear_backward_input(cc, m->fc_in_grad, m->fc1_out, q4_vgg_layer_weights(m, Q4_LAYER_FC1), n, Q4_FC_IN,
                              Q4_FC_HIDDEN);
     const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
@@ -544,11 +554,11 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         int l1 = 2 * block, l2 = l1 + 1;
         const q4_conv_spec *s1 = &q4_conv_specs[l1], *s2 = &q4_conv_specs[l2];
         int size = s2->size;
-        long plane = (long)n * size * size;
+        long plane = (long)n * size * size, segment = (long)micro * size * size;
         /* max pool: work = relu(bn(y2)), then the routed gradient in place; y2 -> dy2 */
         q4_batchnorm_relu_reapply(cc, m->work, m->conv_out[l2], plane, &m->bn[l2]);
         q4_maxpool2_backward(cc, m->work, dpool, s2->out_channels, n, size);
-        q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, &m->bn[l2]);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, segment, &m->bn[l2]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l2, &t);
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0) {
@@ -558,8 +568,9 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
-        q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l2], m->grad.conv_bias[l2], m->conv_out[l2], m->work, n,
-                                    s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_WEIGHTS]);
+        q4_conv3x3_backward_weights_micro(cc, m->grad.conv_weight[l2], m->grad.conv_bias[l2], m->micro_grad, m->conv_out[l2],
+                                          m->work, n, micro, s2->in_channels, s2->out_channels, size, size,
+                                          m->conv_plan[l2][Q4_PASS_BACKWARD_WEIGHTS]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
                                   s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_INPUT]);
@@ -569,7 +580,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
                                s1->in_channels, s1->out_channels, size, size, m->conv_plan[0][Q4_PASS_TRAIN_FORWARD]);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
-        q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, &m->bn[l1]);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, segment, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         const float *block_in = m->input;
         if (block > 0) { /* pool(relu(bn(y))) of the previous block again, where dP will go */
@@ -578,8 +589,9 @@ void q4_vgg_backward(q4_vgg *m, int n) {
             block_in = m->pool_out[block - 1];
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }
-        q4_conv3x3_backward_weights(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->conv_out[l1], block_in, n,
-                                    s1->in_channels, s1->out_channels, size, size, m->conv_plan[l1][Q4_PASS_BACKWARD_WEIGHTS]);
+        q4_conv3x3_backward_weights_micro(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->micro_grad, m->conv_out[l1],
+                                          block_in, n, micro, s1->in_channels, s1->out_channels, size, size,
+                                          m->conv_plan[l1][Q4_PASS_BACKWARD_WEIGHTS]);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {
             q4_conv3x3_backward_input(cc, m->pool_out[block - 1], m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,

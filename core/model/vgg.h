@@ -86,6 +86,7 @@ typedef struct q4_vgg {
     int global_scale; /* one quantizer scale for all layers (the paper's ablation) */
     int exact;       /* exact mode: the same bits in every build (kernels, loss, initialisation) */
     int batch_capacity;
+    int micro_batch; /* images per micro-batch of the training passes' sums (0: the whole batch) */
     float dropout;
 
     long param_count;
@@ -123,6 +124,7 @@ typedef struct q4_vgg {
     float *fc_in, *fc1_out, *fc1_act, *fc1_grad, *logits, *dlogits;
     float *dropout_mask;     /* [512][n], 0 or 1/(1-p) */
     float *flipped;          /* scratch for transposed-flipped conv weights */
+    float *micro_grad;       /* one micro-batch's gradient of a layer, before it is added (micro_batch) */
     const float *dropout_override; /* tests: use this mask instead of drawing one */
 
     q4_kernels kernels;
@@ -145,8 +147,8 @@ void q4_vgg_point_params(q4_vgg *model, float *block);
 /* A tensor by its PyTorch name ("conv3.bias"), or NULL. */
 const q4_tensor_info *q4_vgg_tensor(const q4_vgg *model, const char *name);
 /* Creates the model for batches up to batch_capacity with the given threads, on the
- * kernels q4_kernels_select chose. */
-q4_status q4_vgg_create(q4_vgg *model, int num_classes, int weight_bits, int batch_capacity,
+ * kernels q4_kernels_select chose; micro_batch: the setting (0: the whole batch). */
+q4_status q4_vgg_create(q4_vgg *model, int num_classes, int weight_bits, int batch_capacity, int micro_batch,
                         int threads, float dropout, int exact, q4_error *err);
 void q4_vgg_destroy(q4_vgg *model);
 q4_status q4_vgg_set_threads(q4_vgg *model, int threads, q4_error *err);

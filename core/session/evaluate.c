@@ -46,7 +46,7 @@ q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evalu
             }
         }
         int correct = 0;
-        double loss = q4_softmax_cross_entropy(NULL, logits, labels, classes, n, 0.0f, m->exact, &correct,
+        double loss = q4_softmax_cross_entropy(NULL, logits, labels, classes, n, 0, 0.0f, m->exact, &correct,
                                                batch_predictions);
         if (!isfinite(loss)) return Q4_ERR_NUMERIC;
         loss_sum += loss * n;

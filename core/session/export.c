@@ -114,7 +114,7 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
                        size < expected ? "truncated" : "too long", size, expected);
     if (!q4_checksum_matches(q4_crc32(0, bytes, size - 4), q4_get_u32(bytes + size - 4)))
         return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
-    q4_status st = q4_vgg_create(m, classes, bits, 128, threads, 0.0f, exact, err);
+    q4_status st = q4_vgg_create(m, classes, bits, 128, 0, threads, 0.0f, exact, err);
     if (st) return st;
     const uint8_t *p = bytes + 20;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {

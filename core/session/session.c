@@ -81,7 +81,8 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->config.test_limit = test->count;
     s->train = *train;
     s->test = *test;
-    if (q4_vgg_create(&s->model, config->num_classes, config->weight_bits, config->batch_size, config->threads,
+    if (q4_vgg_create(&s->model, config->num_classes, config->weight_bits, config->batch_size, config->micro_batch,
+                      config->threads,
                       (float)config->dropout, config->exact, err)) {
         free(s);
         return NULL;
