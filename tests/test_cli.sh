@@ -187,6 +187,16 @@ sed 's/"card":1,/"card":1,"kernels":"other",/' "$OUT/card.json" >"$OUT/twice.jso
 expect_verdict "a key given twice" 1 "twice.json: run card: the card has the key 'kernels' twice" --data "$DATA" --verify "$OUT/twice.json" --quiet
 expect_verdict "a check of the first 4 steps says what it left out" 0 "PARTLY CHECKED: the first 4 of the card's 6 steps identical (5 fingerprints, 4 figures); NOT checked: epochs 2-2" \
   --data "$DATA" --verify "$OUT/card.json" --steps 4 --quiet
+# micro-batches (issue 24): the card records them, a verification recomputes with them, and a card
+# that claims the whole batch for a run in micro-batches differs at its first step
+"$Q4" --data "$DATA" --train-limit 256 --test-limit 100 --batch 64 --epochs 1 --micro-batch 24 --threads 1 \
+  --card "$OUT/micro.json" --quiet >/dev/null 2>&1 || fail "run in micro-batches with --card"
+grep -q '"micro_batch":24' "$OUT/micro.json" || fail "the card of a run in micro-batches does not say micro_batch 24"
+expect_verdict "a card of a run in micro-batches of 24, verified on 2 threads" 0 "VERIFIED: every claim of the card recomputed and identical: 4 steps" \
+  --data "$DATA" --verify "$OUT/micro.json" --threads 2 --quiet
+sed 's/"micro_batch":24/"micro_batch":0/' "$OUT/micro.json" >"$OUT/micro-whole.json"
+expect_verdict "the same card claiming the whole batch" 1 "DIFFERENT: the training state after step 1 differs" \
+  --data "$DATA" --verify "$OUT/micro-whole.json" --quiet
 mkdir -p "$OUT/other/cifar-10-batches-bin"
 cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/other/cifar-10-batches-bin/"
 printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=100 conv=notrunc status=none
