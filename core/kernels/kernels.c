@@ -1,5 +1,6 @@
 /* kernels.c - fills the kernel table. Natively on x86-64 the ISA is chosen at run time from
- * cpuid: AVX-512 (F), AVX2+FMA or the portable scalar C, best first, unless a front end asks
+ * cpuid: the one a table of measured CPU families names for this CPU (preferences[] below), else
+ * the widest it runs, AVX-512 (F), AVX2+FMA or the portable scalar C, unless a front end asks
  * for another through q4_kernels_select (e.g. from Q4_ISA). Only the kernel files are
  * compiled for their ISA (Makefile), so one binary runs on every x86-64 CPU. The WebAssembly
  * build has one ISA, SIMD128. Within an ISA the GEMM variant (tile sizes) is chosen by name,
