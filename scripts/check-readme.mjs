@@ -69,8 +69,9 @@ const TABLES = [
     ['| 3 epochs | 3 |', headline('4bit-e3-s3'), ['e1', 'e2', 'e3', 'tta']],
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
-    ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'tta']],
-    ['| 20 epochs | 1 |', headline('4bit-e20-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'tta']],
+    ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
+    ['| 20 epochs | 1 |', headline('4bit-e20-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
+    ['| 25 epochs | 1 |', headline('4bit-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
   ] },
   { section: '### The accuracy test', rows: [0, 1, 2].map((i) => {
     const [start, name] = [['| paper recipe, 4-bit |', 'paper-4bit'], ['| paper recipe, FP32 switch |', 'paper-fp32'],
