@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve
+        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve mpi
 all: build
 
 help: ## list the targets
@@ -52,8 +52,20 @@ $(LIB): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/q4train: $(BUILD)/cli/q4train.o $(LIB)
+$(BUILD)/q4train: $(BUILD)/cli/q4train.o $(BUILD)/cli/front_single.o $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+# data-parallel training over Open MPI (README, "Several processes"): the same q4train object
+# with the MPI front (cli/front_mpi.c) instead of the single-process one; the core has no MPI
+MPICC := mpicc
+mpi: build/q4train-mpi ## build build/q4train-mpi: q4train as mpirun's ranks, the same bits for any number of them
+$(BUILD)/cli/front_mpi.o: cli/front_mpi.c
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -c $< -o $@
+$(BUILD)/q4train-mpi: $(BUILD)/cli/q4train.o $(BUILD)/cli/front_mpi.o $(LIB)
+	$(MPICC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+build/q4train-mpi: $(BUILD)/q4train-mpi
+	cp $< $@
 
 $(BUILD)/q4bench: $(BUILD)/cli/q4bench.o $(LIB)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)

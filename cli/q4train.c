@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../core/include/q4.h"
+#include "front.h"
 
 #define MAX_SETTINGS 64
 
@@ -45,7 +46,8 @@ static void on_signal(int sig) {
 static int fail(const char *format, ...) {
     va_list args;
     va_start(args, format);
-    fputs("q4train: ", stderr);
+    if (front_processes() > 1) fprintf(stderr, "%s (rank %d of %d): ", front_name(), front_rank(), front_processes());
+    else fprintf(stderr, "%s: ", front_name());
     vfprintf(stderr, format, args);
     fputc('\n', stderr);
     va_end(args);
@@ -480,13 +482,29 @@ static void print_stats(const options *o, const q4_cifar *cifar) {
            st.std[0], st.std[1], st.std[2]);
 }
 
+/* one of front_processes() processes: with several, training is data-parallel (micro-batches) */
+static int attach(q4_session *s) {
+    char message[512];
+    if (front_attach(s, message, sizeof message))
+        return fail("%s%s", message, front_processes() > 1 && q4_session_config(s)->micro_batch <= 0
+                                         ? " (e.g. --micro-batch 8; one process gives the same bits with the same setting)"
+                                         : "");
+    return 0;
+}
+
+/* the threads of each process by default: this machine's cores shared by its processes */
+static int default_threads(long cores) {
+    long each = cores > 0 ? cores / front_local_processes() : 1;
+    return each < 1 ? 1 : each > 256 ? 256 : (int)each;
+}
+
 /* The configuration of a new run, or of the checkpoint to resume (with the settings the
  * command line may change); creates the session. */
 static int open_session(const options *o, run *r, long cores) {
     q4_config config;
     q4_config_default(&config);
     config.num_classes = r->cifar.num_classes;
-    config.threads = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
+    config.threads = default_threads(cores);
     q4_error err = {0};
     if (o->resume) {
         if (read_file(o->resume, &r->resume_bytes, &r->resume_size)) return 1;
@@ -512,7 +530,7 @@ static int open_session(const options *o, run *r, long cores) {
     if (!r->session) return fail("%s", err.message);
     if (r->resume_bytes && q4_session_load(r->session, r->resume_bytes, r->resume_size))
         return fail("%s: %s", o->resume, q4_session_error(r->session));
-    return 0;
+    return attach(r->session);
 }
 
 /* The log's first line of each (re)start: what ran, on what. */
@@ -543,12 +561,17 @@ static int train(const options *o, run *r) {
         snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (the paper's with %s)", changes);
     if (q4_config_recipe_changes(config, changes, sizeof changes))
         snprintf(recipe + strlen(recipe), sizeof recipe - strlen(recipe), " (changed: %s)", changes);
+    char processes[96];
+    if (front_processes() > 1)
+        snprintf(processes, sizeof processes, "%d processes x %d threads, micro-batches of %d", front_processes(),
+                 config->threads, config->micro_batch);
+    else snprintf(processes, sizeof processes, "%d threads", config->threads);
     if (!o->quiet)
         printf("q4 %s (this CPU: %s): %s, %d train / %d test images, %lld parameters, recipe %s, %s weights, batch %d, "
-               "%d threads, seed %llu%s\n",
+               "%s, seed %llu%s\n",
                q4_session_kernels(s), q4_kernels_available(), o->kind == Q4_CIFAR10 ? "CIFAR-10" : "CIFAR-100", config->train_limit, config->test_limit,
                q4_session_parameter_count(s), recipe, bits, config->batch_size,
-               config->threads, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
+               processes, (unsigned long long)config->seed, o->resume ? " (resumed)" : "");
     if (!o->quiet) {
         char plan[1024];
         q4_session_plan(s, 1, plan, sizeof plan);
@@ -564,7 +587,8 @@ static int train(const options *o, run *r) {
         int report_every = p.steps_per_epoch / 10 > 0 ? p.steps_per_epoch / 10 : 1;
         /* a step at a time, so that the bar, --max-steps and Ctrl-C act between steps */
         do {
-            if ((o->max_steps && p.global_step >= o->max_steps) || interrupted) {
+            if ((o->max_steps && p.global_step >= o->max_steps) || front_any(interrupted)) {
+                interrupted = interrupted || !(o->max_steps && p.global_step >= o->max_steps);
                 /* stopped inside an epoch: save so that --resume continues from this step */
                 if (r->card && write_card(o->card, r->card)) return 1;
                 if (o->checkpoint) {
@@ -615,7 +639,7 @@ static int verify(const options *o, run *r, long cores) {
     q4_error err = {0};
     if (q4_card_check_data(card, &r->cifar, &err)) return fail("%s: %s", o->verify, err.message);
     q4_config config = *q4_card_config(card);
-    config.threads = cores > 0 ? (int)(cores < 256 ? cores : 256) : 1;
+    config.threads = default_threads(cores);
     if (apply_settings(o, &config)) return 1;
     char differences[1024];
     if (q4_config_differences(q4_card_config(card), &config, differences, sizeof differences))
@@ -632,6 +656,7 @@ static int verify(const options *o, run *r, long cores) {
     if (o->resume && (read_file(o->resume, &r->resume_bytes, &r->resume_size) ||
                       q4_session_load(s, r->resume_bytes, r->resume_size)))
         return r->resume_bytes ? fail("%s: %s", o->resume, q4_session_error(s)) : 1;
+    if (attach(s)) return 1;
     printf("verifying %s: made by %s with %s%s; this is %s with %s\n", o->verify, cs.engine, cs.kernels,
            config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, q4_session_kernels(s));
     if (cs.start_step > 0) printf("  the card's run resumed a checkpoint at step %lld: %s\n", cs.start_step, o->resume);
@@ -725,15 +750,28 @@ static int run_main(const options *o, run *r) {
     if (p.best_epoch) printf("best test accuracy %.2f%% at epoch %d\n", 100.0 * p.best_accuracy, p.best_epoch);
     printf("peak memory %.1f MiB (resident), engine %.1f MiB, total time %.1f s\n", peak_memory_mb(),
            q4_session_memory_bytes(r->session) / 1048576.0, q4_now() - start);
+    double combine_seconds, combine_bytes;
+    long long combine_calls;
+    front_combine_stats(&combine_seconds, &combine_bytes, &combine_calls);
+    if (front_processes() > 1 && p.global_step > 0)
+        printf("combining (%d processes): %.1f s in all, %.2f ms per step; %.1f MB sent per step by this process\n",
+               front_processes(), combine_seconds, 1e3 * combine_seconds / p.global_step,
+               combine_bytes / 1e6 / p.global_step);
     return rc;
 }
 
 int main(int argc, char **argv) {
+    if (front_start(&argc, &argv)) return fail("could not start the processes"), 1;
     options o;
-    if (parse_options(argc, argv, &o)) return 2;
+    if (parse_options(argc, argv, &o)) return front_finish(2);
+    if (front_rank() > 0) { /* rank 0 alone writes: files and what it prints */
+        o.checkpoint = o.export_path = o.log = o.card = NULL;
+        if (!freopen("/dev/null", "w", stdout)) return front_finish(fail("cannot silence rank %d", front_rank()));
+    }
     run r;
     memset(&r, 0, sizeof r);
     int rc = run_main(&o, &r);
     run_free(&r);
-    return rc;
+    /* a stop every process agreed on (Ctrl-C) ends them normally; a failure ends them all at once */
+    return rc == 130 ? (front_finish(0), 130) : front_finish(rc);
 }

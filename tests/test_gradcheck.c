@@ -168,7 +168,7 @@ typedef struct bn_case {
 
 static double bn_loss(void *context) {
     bn_case *c = context;
-    q4_batchnorm_relu_forward(&cc, c->out, c->y, c->plane, 0, 1, &c->bn);
+    q4_batchnorm_relu_forward(&cc, c->out, c->y, c->plane, 1, 1, NULL, &c->bn);
     return dot(c->out, c->r, c->channels * c->plane);
 }
 
@@ -193,7 +193,7 @@ static void test_batchnorm(int channels, long plane) {
     }
     bn_loss(&c);
     memcpy(dy, c.y, size * 4);
-    q4_batchnorm_relu_backward(&cc, dy, c.r, plane, 0, &c.bn); /* dy: y in, dL/dy out */
+    q4_batchnorm_relu_backward(&cc, dy, c.r, plane, 1, NULL, &c.bn); /* dy: y in, dL/dy out */
     char what[96];
     snprintf(what, sizeof what, "batchnorm+relu %dx%ld dy", channels, plane);
     check_gradient(what, c.y, size, dy, bn_loss, &c, 2e-3f, 3e-3, 3e-3, 300);

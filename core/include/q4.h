@@ -289,6 +289,33 @@ q4_status q4_session_set_threads(q4_session *session, int threads);
 /* Changes the planned epochs (the ETA; and schedules that end with the run). */
 q4_status q4_session_set_epochs(q4_session *session, int epochs);
 
+/* Data-parallel training (setting micro_batch > 0): P processes each run one session, the
+ * same settings and data in all, and hold part of every training step's batch. The step's M
+ * micro-batches are split into contiguous runs, process r holding [r*M/P, (r+1)*M/P)
+ * (q4_micro_share; a process may hold none). Every sum over the batch (BatchNorm's statistics
+ * and their gradients, the weight and bias gradients, the loss and the correct count) is
+ * taken per micro-batch and the micro-batches' sums are added in micro-batch order, never in
+ * an order set by P: every process ends each step with the same bits, the bits one process
+ * gets with the same micro_batch. The combiner is how the processes meet; the session calls
+ * its functions at fixed points of every training step, in the same order in every process.
+ * They return nothing: a transport that fails ends the processes (MPI's default). */
+typedef struct q4_combiner {
+    void *context;
+    int processes, rank;
+    /* rows: [micro_total][row_values] doubles of which this process has filled the rows it
+     * holds; on return every row holds its micro-batch's values, in every process */
+    void (*gather)(void *context, double *rows, long row_values, int micro_total);
+    /* out[count] = the micro-batches' arrays added in micro-batch order, ((g0 + g1) + g2) + ...
+     * (float additions); held: this process's arrays, [held][count] */
+    void (*sum)(void *context, float *out, const float *held, long count, int micro_total);
+} q4_combiner;
+/* the micro-batches process `rank` of `processes` holds of a step's micro_total */
+void q4_micro_share(int micro_total, int processes, int rank, int *first, int *held);
+/* Makes the session one of combiner->processes (the combiner must outlive it; NULL: alone
+ * again). Needs micro_batch > 0. Evaluation is not split: every process evaluates the whole
+ * test set, with the same result. */
+q4_status q4_session_set_combiner(q4_session *session, const q4_combiner *combiner);
+
 typedef struct q4_progress {
     int epoch;            /* epoch in progress (0-based), or the next one after epoch_done */
     int step_in_epoch;    /* steps done in the current epoch */

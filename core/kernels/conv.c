@@ -70,7 +70,7 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
 
 /* The weight and bias gradients of images [b0, b0 + count) of dy and x, which hold n images
  * (channel planes of n*h*wd values): the operands start at image b0 and keep n as their stride. */
-static void conv_backward_weights_range(const q4_compute *cc, float *dw, float *dbias, const float *dy, const float *x,
+void q4_conv3x3_backward_weights_images(const q4_compute *cc, float *dw, float *dbias, const float *dy, const float *x,
                                         int n, int b0, int count, int ci, int co, int h, int wd, int algorithm) {
     long hw = (long)h * wd, pixels = (long)count * hw;
     dy += b0 * hw;
@@ -85,7 +85,7 @@ static void conv_backward_weights_range(const q4_compute *cc, float *dw, float *
 
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                  const float *x, int n, int ci, int co, int h, int wd, int algorithm) {
-    conv_backward_weights_range(cc, dw, dbias, dy, x, n, 0, n, ci, co, h, wd, algorithm);
+    q4_conv3x3_backward_weights_images(cc, dw, dbias, dy, x, n, 0, n, ci, co, h, wd, algorithm);
 }
 
 /* to += from, element by element (a micro-batch's gradient added to the sum of those before it) */
@@ -97,9 +97,9 @@ void q4_conv3x3_backward_weights_micro(const q4_compute *cc, float *dw, float *d
                                        const float *x, int n, int micro, int ci, int co, int h, int wd, int algorithm) {
     if (micro <= 0 || micro >= n) micro = n;
     long weights = (long)co * ci * 9;
-    conv_backward_weights_range(cc, dw, dbias, dy, x, n, 0, micro, ci, co, h, wd, algorithm);
+    q4_conv3x3_backward_weights_images(cc, dw, dbias, dy, x, n, 0, micro, ci, co, h, wd, algorithm);
     for (int b0 = micro; b0 < n; b0 += micro) {
-        conv_backward_weights_range(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
+        q4_conv3x3_backward_weights_images(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
                                     n - b0 < micro ? n - b0 : micro, ci, co, h, wd, algorithm);
         add_into(dw, partial, weights);
         if (dbias) add_into(dbias, partial + weights, co);
@@ -120,7 +120,7 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
 }
 
 /* images [b0, b0 + count) of dy [out][n] and x [in][n] */
-static void linear_backward_weights_range(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+void q4_linear_backward_weights_images(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                           const float *x, int n, int b0, int count, int in, int out) {
     q4_operand A = q4_dense(dy + b0, n, 1), B = q4_dense(x + b0, 1, n);
     q4_gemm(cc, out, in, count, &A, &B, dw, in, 0);
@@ -129,16 +129,16 @@ static void linear_backward_weights_range(const q4_compute *cc, float *dw, float
 
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out) {
-    linear_backward_weights_range(cc, dw, dbias, dy, x, n, 0, n, in, out);
+    q4_linear_backward_weights_images(cc, dw, dbias, dy, x, n, 0, n, in, out);
 }
 
 void q4_linear_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
                                       const float *x, int n, int micro, int in, int out) {
     if (micro <= 0 || micro >= n) micro = n;
     long weights = (long)out * in;
-    linear_backward_weights_range(cc, dw, dbias, dy, x, n, 0, micro, in, out);
+    q4_linear_backward_weights_images(cc, dw, dbias, dy, x, n, 0, micro, in, out);
     for (int b0 = micro; b0 < n; b0 += micro) {
-        linear_backward_weights_range(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
+        q4_linear_backward_weights_images(cc, partial, dbias ? partial + weights : NULL, dy, x, n, b0,
                                       n - b0 < micro ? n - b0 : micro, in, out);
         add_into(dw, partial, weights);
         if (dbias) add_into(dbias, partial + weights, out);

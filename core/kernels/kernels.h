@@ -196,6 +196,10 @@ void q4_conv3x3_backward_input(const q4_compute *cc, float *dx, const float *dy,
 /* dw = dy (x) im2col(x)^T, dbias = row sums of dy (overwritten) */
 void q4_conv3x3_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                  const float *x, int n, int ci, int co, int h, int wd, int algorithm);
+/* The same over images [b0, b0 + count) of dy and x, which hold n images (data-parallel
+ * training: one micro-batch's gradient) */
+void q4_conv3x3_backward_weights_images(const q4_compute *cc, float *dw, float *dbias, const float *dy, const float *x,
+                                        int n, int b0, int count, int ci, int co, int h, int wd, int algorithm);
 /* The same sums split by micro-batch (setting micro_batch): the gradient of images [0, micro)
  * into dw and dbias, then each next micro-batch's into `partial` (room for dw and dbias after
  * it) and added to them in micro-batch order. micro <= 0 or >= n: the whole batch at once, as
@@ -209,6 +213,8 @@ void q4_linear_backward_input(const q4_compute *cc, float *dx, const float *dy, 
                               int n, int in, int out);
 void q4_linear_backward_weights(const q4_compute *cc, float *dw, float *dbias, const float *dy,
                                 const float *x, int n, int in, int out);
+void q4_linear_backward_weights_images(const q4_compute *cc, float *dw, float *dbias, const float *dy,
+                                       const float *x, int n, int b0, int count, int in, int out);
 void q4_linear_backward_weights_micro(const q4_compute *cc, float *dw, float *dbias, float *partial, const float *dy,
                                       const float *x, int n, int micro, int in, int out);
 

@@ -8,21 +8,97 @@
 #include "../util/exactmath.h"
 #include "../util/util.h"
 
+/* ------------------------------------------------------------ micro-batches */
+
+void q4_micro_share(int micro_total, int processes, int rank, int *first, int *held) {
+    if (processes < 1) processes = 1;
+    long begin = (long)rank * micro_total / processes, end = (long)(rank + 1) * micro_total / processes;
+    *first = (int)begin;
+    *held = (int)(end - begin);
+}
+
+void q4_micro_plan(q4_micro *mc, int size, int images, const q4_combiner *combiner) {
+    mc->size = size > 0 && size < images ? size : 0;
+    mc->images = images;
+    mc->combiner = combiner;
+    mc->total = mc->size ? (images + mc->size - 1) / mc->size : 1;
+    if (combiner) q4_micro_share(mc->total, combiner->processes, combiner->rank, &mc->first, &mc->held);
+    else mc->first = 0, mc->held = mc->total;
+    if (combiner && !mc->size) mc->size = images; /* one micro-batch, held by one process */
+}
+
+int q4_micro_images(const q4_micro *mc, int *first_image) {
+    if (!mc->size) {
+        if (first_image) *first_image = 0;
+        return mc->images;
+    }
+    long first = (long)mc->first * mc->size, end = (long)(mc->first + mc->held) * mc->size;
+    if (end > mc->images) end = mc->images;
+    if (first_image) *first_image = (int)first;
+    return end > first ? (int)(end - first) : 0;
+}
+
+/* values per channel of held micro-batch j, whose channel run starts at j * size * per_image */
+static long micro_len(const q4_micro *mc, int j, long plane, long per_image) {
+    long at = (long)j * mc->size * per_image;
+    return plane - at < (long)mc->size * per_image ? plane - at : (long)mc->size * per_image;
+}
+
+/* every process's rows made known to all (alone: it holds them all already) */
+static void micro_gather(const q4_micro *mc, double *rows, long row_values) {
+    if (mc->combiner) mc->combiner->gather(mc->combiner->context, rows, row_values, mc->total);
+}
+
+/* value `at` of every micro-batch's row added in micro-batch order */
+static double micro_fold(const q4_micro *mc, const double *rows, long row_values, long at) {
+    double total = rows[at];
+    for (int j = 1; j < mc->total; j++) total += rows[(long)j * row_values + at];
+    return total;
+}
+
 /* ------------------------------------------------------------ BatchNorm + ReLU */
 
 typedef struct bn_job {
     const q4_compute *cc;
     const q4_batchnorm *bn;
+    const q4_micro *micro; /* NULL or size 0: the plane's sums at once */
     float *out;
     float *y;        /* backward: in y, out dy */
     const float *in; /* forward input */
     const float *da;
-    long plane, segment; /* segment: values per channel of one micro-batch (its sums added in order) */
+    long plane, per_image; /* values per channel held here; of one image */
+    double count;          /* values per channel in the whole batch (all processes) */
     int train;
 } bn_job;
 
-/* the length of the micro-batch segment of a channel's plane that starts at `at` */
-static long seg_len(const bn_job *job, long at) { return job->plane - at < job->segment ? job->plane - at : job->segment; }
+static int split(const bn_job *job) { return job->micro && job->micro->size; }
+
+/* the rows of micro-batch sums: [total][channels] per value kind (forward: sums, then centered squares) */
+static double *rows_of(const bn_job *job, int kind) {
+    return job->micro->sums + (long)kind * job->micro->total * job->bn->channels;
+}
+
+static void bn_sum_task(void *context, int c, int thread) { /* forward, phase 1: each held micro-batch's sum */
+    (void)thread;
+    const bn_job *job = context;
+    const q4_micro *mc = job->micro;
+    const float *y = job->in + (long)c * job->plane;
+    double *rows = rows_of(job, 0);
+    for (int j = 0; j < mc->held; j++)
+        rows[(long)(mc->first + j) * job->bn->channels + c] =
+            job->cc->kernels->sum(y + (long)j * mc->size * job->per_image, micro_len(mc, j, job->plane, job->per_image));
+}
+
+static void bn_squares_task(void *context, int c, int thread) { /* phase 2: the centered squares, per micro-batch */
+    (void)thread;
+    const bn_job *job = context;
+    const q4_micro *mc = job->micro;
+    const float *y = job->in + (long)c * job->plane;
+    double mu = micro_fold(mc, rows_of(job, 0), job->bn->channels, c) / job->count, *rows = rows_of(job, 1);
+    for (int j = 0; j < mc->held; j++)
+        rows[(long)(mc->first + j) * job->bn->channels + c] = job->cc->kernels->centered_sum_squares(
+            y + (long)j * mc->size * job->per_image, micro_len(mc, j, job->plane, job->per_image), mu);
+}
 
 static void bn_forward_task(void *context, int c, int thread) {
     (void)thread;
@@ -33,22 +109,16 @@ static void bn_forward_task(void *context, int c, int thread) {
     float mean, invstd;
     if (job->train) {
         /* batch statistics accumulated in double, as PyTorch's CPU kernel does */
-        double n = (double)job->plane, mu, var_sum = 0.0;
-        if (job->segment >= job->plane) {
+        double n = job->count, mu, var_sum;
+        if (!split(job)) {
             mu = k->sum(y, job->plane) / n;
             var_sum = k->centered_sum_squares(y, job->plane, mu);
-        } else { /* per micro-batch, added in micro-batch order */
-            double total = 0.0;
-            for (long at = 0; at < job->plane; at += job->segment)
-                total = at ? total + k->sum(y + at, seg_len(job, at)) : k->sum(y, seg_len(job, at));
-            mu = total / n;
-            for (long at = 0; at < job->plane; at += job->segment) {
-                double part = k->centered_sum_squares(y + at, seg_len(job, at), mu);
-                var_sum = at ? var_sum + part : part;
-            }
+        } else { /* the micro-batches' sums, added in micro-batch order */
+            mu = micro_fold(job->micro, rows_of(job, 0), bn->channels, c) / n;
+            var_sum = micro_fold(job->micro, rows_of(job, 1), bn->channels, c);
         }
         double inv = 1.0 / sqrt(var_sum / n + (double)Q4_BN_EPS);
-        double unbiased = job->plane > 1 ? var_sum / (n - 1.0) : var_sum;
+        double unbiased = n > 1 ? var_sum / (n - 1.0) : var_sum;
         bn->running_mean[c] = (float)(bn->momentum * mu + (1.0 - bn->momentum) * bn->running_mean[c]);
         bn->running_var[c] = (float)(bn->momentum * unbiased + (1.0 - bn->momentum) * bn->running_var[c]);
         mean = (float)mu;
@@ -66,9 +136,16 @@ static void bn_forward_task(void *context, int c, int thread) {
     k->affine_relu(job->out + (long)c * job->plane, y, job->plane, scale, shift);
 }
 
-void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, long segment, int train,
-                               const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, out, NULL, y, NULL, plane, segment > 0 && segment < plane ? segment : plane, train};
+void q4_batchnorm_relu_forward(const q4_compute *cc, float *out, const float *y, long plane, long per_image, int train,
+                               const q4_micro *micro, const q4_batchnorm *bn) {
+    bn_job job = {cc, bn, micro, out, NULL, y, NULL, plane, per_image, (double)plane, train};
+    if (train && split(&job)) {
+        job.count = (double)micro->images * per_image;
+        q4_pool_run(cc->pool, bn->channels, bn_sum_task, &job);
+        micro_gather(micro, rows_of(&job, 0), bn->channels);
+        q4_pool_run(cc->pool, bn->channels, bn_squares_task, &job);
+        micro_gather(micro, rows_of(&job, 1), bn->channels);
+    }
     q4_pool_run(cc->pool, bn->channels, bn_forward_task, &job);
 }
 
@@ -80,8 +157,26 @@ static void bn_reapply_task(void *context, int c, int thread) {
 }
 
 void q4_batchnorm_relu_reapply(const q4_compute *cc, float *out, const float *y, long plane, const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, out, NULL, y, NULL, plane, plane, 0};
+    bn_job job = {cc, bn, NULL, out, NULL, y, NULL, plane, 1, (double)plane, 0};
     q4_pool_run(cc->pool, bn->channels, bn_reapply_task, &job);
+}
+
+static void bn_backward_sums_task(void *context, int c, int thread) { /* phase 1: each held micro-batch's two sums */
+    (void)thread;
+    const bn_job *job = context;
+    const q4_batchnorm *bn = job->bn;
+    const q4_micro *mc = job->micro;
+    const float *y = job->y + (long)c * job->plane, *da = job->da + (long)c * job->plane;
+    double *rows = mc->sums;
+    for (int j = 0; j < mc->held; j++) {
+        long at = (long)j * mc->size * job->per_image;
+        double part[2] = {0.0, 0.0};
+        job->cc->kernels->affine_relu_backward_sums(part, da + at, y + at, micro_len(mc, j, job->plane, job->per_image),
+                                                    bn->scale[c], bn->shift[c], bn->mean[c], bn->invstd[c]);
+        double *row = rows + (long)(mc->first + j) * 2 * bn->channels + 2 * c;
+        row[0] = part[0];
+        row[1] = part[1];
+    }
 }
 
 static void bn_backward_task(void *context, int c, int thread) {
@@ -93,26 +188,27 @@ static void bn_backward_task(void *context, int c, int thread) {
     const float *da = job->da + (long)c * job->plane;
     float scale = bn->scale[c], shift = bn->shift[c], mean = bn->mean[c], invstd = bn->invstd[c];
     double sums[2] = {0.0, 0.0};
-    if (job->segment >= job->plane) {
+    if (!split(job)) {
         k->affine_relu_backward_sums(sums, da, y, job->plane, scale, shift, mean, invstd);
-    } else { /* per micro-batch from zero, added in micro-batch order */
-        for (long at = 0; at < job->plane; at += job->segment) {
-            double part[2] = {0.0, 0.0};
-            k->affine_relu_backward_sums(part, da + at, y + at, seg_len(job, at), scale, shift, mean, invstd);
-            sums[0] = at ? sums[0] + part[0] : part[0];
-            sums[1] = at ? sums[1] + part[1] : part[1];
-        }
+    } else { /* the micro-batches' sums, added in micro-batch order */
+        sums[0] = micro_fold(job->micro, job->micro->sums, 2 * bn->channels, 2 * c);
+        sums[1] = micro_fold(job->micro, job->micro->sums, 2 * bn->channels, 2 * c + 1);
     }
     bn->dgamma[c] = (float)sums[1]; /* sum dz * xhat */
     bn->dbeta[c] = (float)sums[0];  /* sum dz */
-    double n = (double)job->plane;
+    double n = job->count;
     k->affine_relu_backward_apply(y, da, y, job->plane, scale, shift, mean, invstd, bn->gamma[c] * invstd,
                                   (float)(sums[0] / n), (float)(sums[1] / n));
 }
 
-void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane, long segment,
-                                const q4_batchnorm *bn) {
-    bn_job job = {cc, bn, NULL, y_to_dy, NULL, da, plane, segment > 0 && segment < plane ? segment : plane, 1};
+void q4_batchnorm_relu_backward(const q4_compute *cc, float *y_to_dy, const float *da, long plane, long per_image,
+                                const q4_micro *micro, const q4_batchnorm *bn) {
+    bn_job job = {cc, bn, micro, NULL, y_to_dy, NULL, da, plane, per_image, (double)plane, 1};
+    if (split(&job)) {
+        job.count = (double)micro->images * per_image;
+        q4_pool_run(cc->pool, bn->channels, bn_backward_sums_task, &job);
+        micro_gather(micro, micro->sums, 2 * bn->channels);
+    }
     q4_pool_run(cc->pool, bn->channels, bn_backward_task, &job);
 }
 
@@ -179,12 +275,19 @@ void q4_maxpool2_backward(const q4_compute *cc, float *a_to_da, const float *dou
 
 /* ------------------------------------------------------------ dropout, flatten, loss */
 
-void q4_dropout_mask(float *mask, long count, float p, uint64_t seed, long long step) {
+void q4_dropout_mask_images(float *mask, int units, int n, int first, int images, float p, uint64_t seed,
+                            long long step) {
     float keep = 1.0f - p, scale = 1.0f / keep;
-    for (long i = 0; i < count; i++) {
-        double u = q4_random_unit(q4_random(seed, Q4_STREAM_DROPOUT, (uint64_t)step, (uint64_t)i));
-        mask[i] = u < keep ? scale : 0.0f;
-    }
+    for (int u = 0; u < units; u++)
+        for (int b = 0; b < n; b++) {
+            uint64_t i = (uint64_t)u * (uint64_t)images + (uint64_t)(first + b); /* its place in the whole batch */
+            double r = q4_random_unit(q4_random(seed, Q4_STREAM_DROPOUT, (uint64_t)step, i));
+            mask[(long)u * n + b] = r < keep ? scale : 0.0f;
+        }
+}
+
+void q4_dropout_mask(float *mask, long count, float p, uint64_t seed, long long step) {
+    q4_dropout_mask_images(mask, 1, (int)count, 0, (int)count, p, seed, step);
 }
 
 void q4_dropout_apply(float *x, const float *mask, long count) {
@@ -205,43 +308,73 @@ void q4_unflatten(float *out, const float *in, int channels, int n, int position
                 out[((long)c * n + b) * positions + p] = in[((long)c * positions + p) * n + b];
 }
 
+/* image b's loss; its dlogits (d loss / d logits divided by `scale_n`) when dlogits is not NULL;
+ * its prediction (the first maximum) in *arg */
+static double image_loss(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n, int b,
+                         double scale_n, float smoothing, int exact, int *arg) {
+    double (*exp_fn)(double) = exact ? q4_exact_exp : exp, (*log_fn)(double) = exact ? q4_exact_log : log;
+    double spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing, loss;
+    float best = logits[b];
+    *arg = 0;
+    for (int c = 1; c < classes; c++)
+        if (logits[(long)c * n + b] > best) {
+            best = logits[(long)c * n + b];
+            *arg = c;
+        }
+    double sum = 0.0;
+    for (int c = 0; c < classes; c++) sum += exp_fn((double)logits[(long)c * n + b] - best);
+    double log_sum = log_fn(sum) + best;
+    if (smoothing == 0.0f) {
+        loss = log_sum - logits[(long)labels[b] * n + b];
+    } else {
+        double mean_logit = 0.0;
+        for (int c = 0; c < classes; c++) mean_logit += logits[(long)c * n + b];
+        loss = log_sum - keep * logits[(long)labels[b] * n + b] - (double)smoothing * mean_logit / classes;
+    }
+    if (dlogits)
+        for (int c = 0; c < classes; c++) {
+            double p = exp_fn((double)logits[(long)c * n + b] - log_sum);
+            double target = smoothing == 0.0f ? (c == labels[b] ? 1.0 : 0.0) : (c == labels[b] ? keep : 0.0) + spread;
+            dlogits[(long)c * n + b] = (float)((p - target) / scale_n);
+        }
+    return loss;
+}
+
 double q4_softmax_cross_entropy(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
                                 int micro, float smoothing, int exact, int *correct, uint8_t *predictions) {
-    double (*exp_fn)(double) = exact ? q4_exact_exp : exp, (*log_fn)(double) = exact ? q4_exact_log : log;
     int right = 0;
     if (micro <= 0 || micro > n) micro = n;
-    double total = 0.0, part = 0.0, spread = (double)smoothing / classes, keep = 1.0 - (double)smoothing;
+    double total = 0.0, part = 0.0;
     for (int b = 0; b < n; b++) {
-        float best = logits[b];
-        int arg = 0;
-        for (int c = 1; c < classes; c++)
-            if (logits[(long)c * n + b] > best) {
-                best = logits[(long)c * n + b];
-                arg = c;
-            }
-        double sum = 0.0;
-        for (int c = 0; c < classes; c++) sum += exp_fn((double)logits[(long)c * n + b] - best);
-        double log_sum = log_fn(sum) + best;
-        if (smoothing == 0.0f) {
-            part += log_sum - logits[(long)labels[b] * n + b];
-        } else {
-            double mean_logit = 0.0;
-            for (int c = 0; c < classes; c++) mean_logit += logits[(long)c * n + b];
-            part += log_sum - keep * logits[(long)labels[b] * n + b] - (double)smoothing * mean_logit / classes;
-        }
+        int arg;
+        part += image_loss(dlogits, logits, labels, classes, n, b, n, smoothing, exact, &arg);
         if ((b + 1) % micro == 0 || b + 1 == n) { /* a micro-batch's sum, added in micro-batch order */
             total = b < micro ? part : total + part;
             part = 0.0;
         }
-        if (dlogits)
-            for (int c = 0; c < classes; c++) {
-                double p = exp_fn((double)logits[(long)c * n + b] - log_sum);
-                double target = smoothing == 0.0f ? (c == labels[b] ? 1.0 : 0.0) : (c == labels[b] ? keep : 0.0) + spread;
-                dlogits[(long)c * n + b] = (float)((p - target) / n);
-            }
         if (arg == labels[b]) right++;
         if (predictions) predictions[b] = (uint8_t)arg;
     }
     if (correct) *correct = right;
     return total / n;
+}
+
+double q4_softmax_cross_entropy_micro(float *dlogits, const float *logits, const uint8_t *labels, int classes, int n,
+                                      const q4_micro *mc, float smoothing, int exact, int *correct, uint8_t *predictions) {
+    double *rows = mc->sums; /* per micro-batch: the loss sum, the correct count */
+    for (int j = 0; j < mc->held; j++) {
+        double part = 0.0;
+        int right = 0, end = (j + 1) * mc->size < n ? (j + 1) * mc->size : n;
+        for (int b = j * mc->size; b < end; b++) {
+            int arg;
+            part += image_loss(dlogits, logits, labels, classes, n, b, mc->images, smoothing, exact, &arg);
+            if (arg == labels[b]) right++;
+            if (predictions) predictions[b] = (uint8_t)arg;
+        }
+        rows[2L * (mc->first + j)] = part;
+        rows[2L * (mc->first + j) + 1] = right;
+    }
+    micro_gather(mc, rows, 2);
+    if (correct) *correct = (int)micro_fold(mc, rows, 2, 1);
+    return micro_fold(mc, rows, 2, 0) / mc->images;
 }

@@ -133,11 +133,12 @@ typedef struct buffer_spec {
     size_t per_image, fixed; /* floats */
     int sized_by;            /* 0: the sizes above; CLASSES: per_image x the classes; PACKED, WINOGRAD: the
                                 kernels' room for the packed conv weights, for Winograd's weight gradient;
-                                MICRO: the fixed size where the model has micro-batches, else none */
+                                MICRO: the fixed size where the model has micro-batches, else none;
+                                MICRO_ROWS: the fixed size per micro-batch of a full batch, or none */
     const char *holds;
 } buffer_spec;
 
-enum { SIZES = 0, CLASSES, PACKED, WINOGRAD, MICRO };
+enum { SIZES = 0, CLASSES, PACKED, WINOGRAD, MICRO, MICRO_ROWS };
 #define MEMBER(field) offsetof(q4_vgg, field)
 static const buffer_spec buffers[] = {
     {"input", MEMBER(input), 3 * 1024, 0, 0, "the batch's images, normalized: conv1's input in both passes"},
@@ -168,6 +169,9 @@ static const buffer_spec buffers[] = {
     {"micro_grad", MEMBER(micro_grad), 0, (size_t)Q4_FC_IN * Q4_FC_HIDDEN + Q4_FC_HIDDEN, MICRO,
      "one micro-batch's weight and bias gradient of the layer at hand (the largest: fc1), before it is added to "
      "those of the micro-batches before it"},
+    {"micro_sums", MEMBER(micro_sums), 0, 2 * 2 * Q4_MICRO_ROW, MICRO_ROWS,
+     "per micro-batch, two doubles per channel: the sums BatchNorm and the loss take per micro-batch, before they are "
+     "added in micro-batch order (data-parallel training: every process's)"},
 };
 #define BUFFER_COUNT (int)(sizeof buffers / sizeof buffers[0])
 
@@ -184,10 +188,14 @@ static const view_spec views[] = {
 };
 #undef MEMBER
 
+/* the micro-batches of a full batch */
+static int micro_rows(const q4_vgg *m) { return (m->batch_capacity + m->micro_batch - 1) / m->micro_batch; }
+
 static size_t buffer_floats(const q4_vgg *m, const buffer_spec *b) {
     if (b->sized_by == PACKED) return shared_floats(m);
     if (b->sized_by == WINOGRAD) return q4_winograd_gradient_floats(m->kernels.gemm, 256, 256);
     if (b->sized_by == MICRO) return m->micro_batch > 0 && m->micro_batch < m->batch_capacity ? b->fixed : 0;
+    if (b->sized_by == MICRO_ROWS) return m->micro_batch > 0 ? b->fixed * (size_t)micro_rows(m) : 0;
     size_t per_image = b->sized_by == CLASSES ? b->per_image * (size_t)m->num_classes : b->per_image;
     return per_image * (size_t)m->batch_capacity + b->fixed;
 }
@@ -315,13 +323,54 @@ void q4_vgg_destroy(q4_vgg *m) {
     q4_free_aligned(m->qweights);
     q4_free_aligned(m->running_mean);
     q4_free_aligned(m->activations);
+    q4_free_aligned(m->held_grads);
     memset(m, 0, sizeof *m);
+}
+
+/* a conv or linear layer's weight and bias gradients, one array (the bias after the weights) */
+static long layer_gradient_floats(const q4_vgg *m, int layer) {
+    const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
+    return w->count + w->shape[0];
+}
+
+q4_status q4_vgg_set_combiner(q4_vgg *m, const q4_combiner *combiner, q4_error *err) {
+    q4_free_aligned(m->held_grads);
+    m->held_grads = NULL;
+    m->held_grads_floats = 0;
+    m->combiner = NULL;
+    if (!combiner) return Q4_OK;
+    if (m->micro_batch <= 0)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "data-parallel training needs micro-batches (micro_batch > 0): they fix "
+                       "the order of every sum over the batch");
+    if (combiner->processes < 1 || combiner->rank < 0 || combiner->rank >= combiner->processes)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "process %d of %d does not exist", combiner->rank, combiner->processes);
+    long largest = 0;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]], *b = w + 1;
+        if (b->offset != w->offset + w->count || b->count != w->shape[0]) /* the combiner sums them as one array */
+            return q4_fail(err, Q4_ERR_STATE, "%s does not follow %s in the parameters", b->name, w->name);
+        if (layer_gradient_floats(m, layer) > largest) largest = layer_gradient_floats(m, layer);
+    }
+    int total = micro_rows(m), held = (total + combiner->processes - 1) / combiner->processes;
+    size_t bytes = (size_t)held * (size_t)largest * sizeof(float);
+    if (!(m->held_grads = q4_alloc_aligned(bytes)))
+        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating the gradients of %d micro-batches (%.1f MB)", held,
+                       bytes / 1e6);
+    m->held_grads_floats = (size_t)held * (size_t)largest;
+    m->combiner = combiner;
+    return Q4_OK;
+}
+
+int q4_vgg_plan_step(q4_vgg *m, int images, int *first_image) {
+    q4_micro_plan(&m->step, m->micro_batch, images, m->combiner);
+    m->step.sums = (double *)m->micro_sums;
+    return q4_micro_images(&m->step, first_image);
 }
 
 size_t q4_vgg_memory_bytes(const q4_vgg *m) {
     size_t quant = m->quantized ? (size_t)(m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] + m->tensors[m->weight_tensor[Q4_NUM_QUANT_LAYERS - 1]].count) : 16;
     size_t floats = 2 * (size_t)m->param_count + quant + 6 * (size_t)m->bn_total + m->activation_floats +
-                    (size_t)q4_pool_threads(m->compute.pool) * m->compute.scratch_floats;
+                    (size_t)q4_pool_threads(m->compute.pool) * m->compute.scratch_floats + m->held_grads_floats;
     return floats * sizeof(float);
 }
 
@@ -486,6 +535,10 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     const q4_compute *cc = &m->compute;
     const float *in = m->input;
     double t = q4_now();
+    int first_image = 0;
+    if (train && !m->combiner) q4_vgg_plan_step(m, n, &first_image); /* alone: the whole step is here */
+    else if (train) q4_micro_images(&m->step, &first_image);
+    const q4_micro *micro = train ? &m->step : NULL;
     for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
@@ -493,8 +546,7 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
                            s->in_channels, s->out_channels, s->size, s->size,
                            m->conv_plan[l][train ? Q4_PASS_TRAIN_FORWARD : Q4_PASS_EVAL_FORWARD]);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
-        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, (long)m->micro_batch * s->size * s->size, train,
-                                  &m->bn[l]);
+        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, (long)s->size * s->size, train, micro, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
             q4_maxpool2_forward(cc, m->pool_out[pool], m->work, s->out_channels, n, s->size);
@@ -506,11 +558,11 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     q4_flatten(m->fc_in, in, last->out_channels, n, last->size * last->size / 4);
     q4_linear_forward(cc, m->fc1_out, m->fc_in, q4_vgg_layer_weights(m, Q4_LAYER_FC1), m->param.fc1_bias, n, Q4_FC_IN,
                       Q4_FC_HIDDEN);
-    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, m->micro_batch, train, &m->bn[Q4_BN_FC1]);
+    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, 1, train, micro, &m->bn[Q4_BN_FC1]);
     if (train && m->dropout > 0.0f) {
         long count = (long)Q4_FC_HIDDEN * n;
         if (m->dropout_override) memcpy(m->dropout_mask, m->dropout_override, (size_t)count * sizeof(float));
-        else q4_dropout_mask(m->dropout_mask, count, m->dropout, seed, step);
+        else q4_dropout_mask_images(m->dropout_mask, Q4_FC_HIDDEN, n, first_image, m->step.images, m->dropout, seed, step);
         q4_dropout_apply(m->fc1_act, m->dropout_mask, count);
     }
     q4_linear_forward(cc, m->logits, m->fc1_act, q4_vgg_layer_weights(m, Q4_LAYER_FC2), m->param.fc2_bias, n, Q4_FC_HIDDEN,
@@ -520,27 +572,58 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
 
 double q4_vgg_loss(q4_vgg *m, int n, const uint8_t *labels, float smoothing, int *correct, uint8_t *predictions) {
     double t = q4_now();
-    double loss = q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, m->micro_batch, smoothing, m->exact,
-                                           correct, predictions);
+    double loss = m->combiner || (m->step.size && m->step.images == n)
+                      ? q4_softmax_cross_entropy_micro(m->dlogits, m->logits, labels, m->num_classes, n, &m->step,
+                                                       smoothing, m->exact, correct, predictions)
+                      : q4_softmax_cross_entropy(m->dlogits, m->logits, labels, m->num_classes, n, 0, smoothing,
+                                                 m->exact, correct, predictions);
     q4_phase_end(m, Q4_PHASE_LOSS, &t);
     return loss;
 }
 
 /* ------------------------------------------------------------ backward */
 
+/* A conv layer's (conv >= 0) or a linear layer's weight and bias gradients of the n images
+ * here: alone, per micro-batch added in order (q4_*_backward_weights_micro); with a combiner,
+ * each held micro-batch's apart, then every process's added in micro-batch order. */
+static void weight_gradients(q4_vgg *m, int layer, const float *dy, const float *x, int n) {
+    const q4_compute *cc = &m->compute;
+    const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
+    float *dw = m->grads + w->offset, *dbias = dw + w->count;
+    const q4_micro *mc = &m->step;
+    int conv = layer < Q4_NUM_CONV, in = (int)(w->count / w->shape[0]), out = w->shape[0];
+    const q4_conv_spec *s = conv ? &q4_conv_specs[layer] : NULL;
+    int algorithm = conv ? m->conv_plan[layer][Q4_PASS_BACKWARD_WEIGHTS] : 0;
+    if (!m->combiner) {
+        if (conv)
+            q4_conv3x3_backward_weights_micro(cc, dw, dbias, m->micro_grad, dy, x, n, mc->size, s->in_channels,
+                                              s->out_channels, s->size, s->size, algorithm);
+        else q4_linear_backward_weights_micro(cc, dw, dbias, m->micro_grad, dy, x, n, mc->size, in, out);
+        return;
+    }
+    long count = layer_gradient_floats(m, layer);
+    for (int j = 0; j < mc->held; j++) {
+        int b0 = j * mc->size, images = n - b0 < mc->size ? n - b0 : mc->size;
+        float *row = m->held_grads + (long)j * count;
+        if (conv)
+            q4_conv3x3_backward_weights_images(cc, row, row + w->count, dy, x, n, b0, images, s->in_channels,
+                                               s->out_channels, s->size, s->size, algorithm);
+        else q4_linear_backward_weights_images(cc, row, row + w->count, dy, x, n, b0, images, in, out);
+    }
+    m->combiner->sum(m->combiner->context, dw, m->held_grads, count, mc->total);
+}
+
 void q4_vgg_backward(q4_vgg *m, int n) {
     const q4_compute *cc = &m->compute;
     int k = m->num_classes;
     double t = q4_now();
     /* fc2, dropout, bn7 + ReLU (fc1_out becomes its gradient), fc1 */
-    const int micro = m->micro_batch;
-    q4_linear_backward_weights_micro(cc, m->grad.fc2_weight, m->grad.fc2_bias, m->micro_grad, m->dlogits, m->fc1_act, n,
-                                     micro, Q4_FC_HIDDEN, k);
+    const q4_micro *micro = &m->step;
+    weight_gradients(m, Q4_LAYER_FC2, m->dlogits, m->fc1_act, n);
     q4_linear_backward_input(cc, m->fc1_grad, m->dlogits, q4_vgg_layer_weights(m, Q4_LAYER_FC2), n, Q4_FC_HIDDEN, k);
     if (m->dropout > 0.0f) q4_dropout_apply(m->fc1_grad, m->dropout_mask, (long)Q4_FC_HIDDEN * n);
-    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, micro, &m->bn[Q4_BN_FC1]);
-    q4_linear_backward_weights_micro(cc, m->grad.fc1_weight, m->grad.fc1_bias, m->micro_grad, m->fc1_out, m->fc_in, n,
-                                     micro, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_batchnorm_relu_backward(cc, m->fc1_out, m->fc1_grad, n, 1, micro, &m->bn[Q4_BN_FC1]);
+    weight_gradients(m, Q4_LAYER_FC1, m->fc1_out, m->fc_in, n);
     q4_linear_backward_input(cc, m->fc_in_grad, m->fc1_out, q4_vgg_layer_weights(m, Q4_LAYER_FC1), n, Q4_FC_IN,
                              Q4_FC_HIDDEN);
     const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
@@ -554,11 +637,11 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         int l1 = 2 * block, l2 = l1 + 1;
         const q4_conv_spec *s1 = &q4_conv_specs[l1], *s2 = &q4_conv_specs[l2];
         int size = s2->size;
-        long plane = (long)n * size * size, segment = (long)micro * size * size;
+        long plane = (long)n * size * size, per_image = (long)size * size;
         /* max pool: work = relu(bn(y2)), then the routed gradient in place; y2 -> dy2 */
         q4_batchnorm_relu_reapply(cc, m->work, m->conv_out[l2], plane, &m->bn[l2]);
         q4_maxpool2_backward(cc, m->work, dpool, s2->out_channels, n, size);
-        q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, segment, &m->bn[l2]);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l2], m->work, plane, per_image, micro, &m->bn[l2]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l2, &t);
         /* conv l2's input relu(bn(y1)); conv1's output y1 is recomputed from the images */
         if (block == 0) {
@@ -568,9 +651,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
-        q4_conv3x3_backward_weights_micro(cc, m->grad.conv_weight[l2], m->grad.conv_bias[l2], m->micro_grad, m->conv_out[l2],
-                                          m->work, n, micro, s2->in_channels, s2->out_channels, size, size,
-                                          m->conv_plan[l2][Q4_PASS_BACKWARD_WEIGHTS]);
+        weight_gradients(m, l2, m->conv_out[l2], m->work, n);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
         q4_conv3x3_backward_input(cc, m->work, m->conv_out[l2], q4_vgg_layer_weights(m, l2), m->flipped, n,
                                   s2->in_channels, s2->out_channels, size, size, m->conv_plan[l2][Q4_PASS_BACKWARD_INPUT]);
@@ -580,7 +661,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
                                s1->in_channels, s1->out_channels, size, size, m->conv_plan[0][Q4_PASS_TRAIN_FORWARD]);
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
-        q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, segment, &m->bn[l1]);
+        q4_batchnorm_relu_backward(cc, m->conv_out[l1], m->work, plane, per_image, micro, &m->bn[l1]);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         const float *block_in = m->input;
         if (block > 0) { /* pool(relu(bn(y))) of the previous block again, where dP will go */
@@ -589,9 +670,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
             block_in = m->pool_out[block - 1];
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }
-        q4_conv3x3_backward_weights_micro(cc, m->grad.conv_weight[l1], m->grad.conv_bias[l1], m->micro_grad, m->conv_out[l1],
-                                          block_in, n, micro, s1->in_channels, s1->out_channels, size, size,
-                                          m->conv_plan[l1][Q4_PASS_BACKWARD_WEIGHTS]);
+        weight_gradients(m, l1, m->conv_out[l1], block_in, n);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l1, &t);
         if (block > 0) {
             q4_conv3x3_backward_input(cc, m->pool_out[block - 1], m->conv_out[l1], q4_vgg_layer_weights(m, l1), m->flipped, n,

@@ -125,6 +125,11 @@ typedef struct q4_vgg {
     float *dropout_mask;     /* [512][n], 0 or 1/(1-p) */
     float *flipped;          /* scratch for transposed-flipped conv weights */
     float *micro_grad;       /* one micro-batch's gradient of a layer, before it is added (micro_batch) */
+    float *micro_sums;       /* room for the micro-batches' rows of sums, doubles (q4_micro) */
+    q4_micro step;           /* the training step's micro-batches: q4_vgg_plan_step */
+    const q4_combiner *combiner; /* data-parallel training: how this process meets the others; or NULL */
+    float *held_grads;       /* with a combiner: each held micro-batch's gradient of the layer at hand */
+    size_t held_grads_floats;
     const float *dropout_override; /* tests: use this mask instead of drawing one */
 
     q4_kernels kernels;
@@ -165,6 +170,15 @@ void q4_vgg_quantize(q4_vgg *model);
 const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);
 /* The conv plan as text (a table, or one compact line); returns the length (like snprintf). */
 size_t q4_vgg_plan_text(const q4_vgg *model, int compact, char *out, size_t size);
+
+/* Data-parallel training: the combiner (q4.h) this model's training steps meet the other
+ * processes through (NULL: alone). Needs micro_batch > 0; allocates room for the gradients of
+ * the micro-batches a process holds. */
+q4_status q4_vgg_set_combiner(q4_vgg *model, const q4_combiner *combiner, q4_error *err);
+/* Plans a training step of `images` images (all processes'): returns how many this process
+ * holds, from *first_image (may be NULL) on; model->input must then hold those. Alone, the
+ * training forward pass plans its own step. */
+int q4_vgg_plan_step(q4_vgg *model, int images, int *first_image);
 
 /* Forward pass of n images already in model->input. train: batch statistics (and running
  * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */

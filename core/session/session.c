@@ -214,6 +214,13 @@ q4_status q4_session_set_epochs(q4_session *s, int epochs) {
     return Q4_OK;
 }
 
+q4_status q4_session_set_combiner(q4_session *s, const q4_combiner *combiner) {
+    q4_error err;
+    q4_error_clear(&err);
+    q4_status st = q4_vgg_set_combiner(&s->model, combiner, &err);
+    return st ? q4_session_fail(s, st, "%s", err.message) : Q4_OK;
+}
+
 const q4_config *q4_session_config(const q4_session *s) { return &s->config; }
 const char *q4_session_kernels(const q4_session *s) { return s->model.kernels.gemm->name; }
 
@@ -261,22 +268,25 @@ static q4_status train_step(q4_session *s) {
     long position = (long)s->step_in_epoch * c->batch_size;
     int n = s->train.count - position < c->batch_size ? (int)(s->train.count - position) : c->batch_size;
     double t = q4_now();
+    /* the images this process holds: with a combiner some micro-batches of the step, else all */
+    int first = 0, held = m->combiner ? q4_vgg_plan_step(m, n, &first) : n;
     q4_augmentation augmentation = {c->augment, c->crop, c->flip, c->cutout, c->seed};
-    q4_make_batch(m->input, s->labels, &s->train, s->order + position, n, &augmentation, s->epoch, position);
+    q4_make_batch(m->input, s->labels, &s->train, s->order + position + first, held, &augmentation, s->epoch,
+                  position + first);
     q4_phase_end(m, Q4_PHASE_BATCH, &t);
 
     memcpy(s->running_backup, m->running_mean, (size_t)m->running_floats * sizeof(float));
     q4_vgg_quantize(m);
-    q4_vgg_forward(m, n, 1, c->seed, s->global_step);
+    q4_vgg_forward(m, held, 1, c->seed, s->global_step);
     int correct = 0;
-    double loss = q4_vgg_loss(m, n, s->labels, (float)c->label_smoothing, &correct, NULL);
+    double loss = q4_vgg_loss(m, held, s->labels, (float)c->label_smoothing, &correct, NULL);
     if (!isfinite(loss)) {
         memcpy(m->running_mean, s->running_backup, (size_t)m->running_floats * sizeof(float));
         return q4_session_fail(s, Q4_ERR_NUMERIC, "the loss became %s at epoch %d, step %d: training stopped, the "
                                "weights are those before this step", isnan(loss) ? "NaN" : "infinite", s->epoch + 1,
                                s->step_in_epoch + 1);
     }
-    q4_vgg_backward(m, n);
+    q4_vgg_backward(m, held);
     double lr = q4_learning_rate(c, s->epoch, s->step_in_epoch, s->steps_per_epoch);
     double norm = 0.0;
     float *moment2 = s->moments + m->param_count;
