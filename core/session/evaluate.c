@@ -3,6 +3,7 @@
  * (the logits of several views of each image averaged). Shared by training sessions and
  * exported models; the weights are used as they are (callers quantize first where needed). */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../data/batch.h"
@@ -20,6 +21,41 @@ static const view flip_views[] = {{0, 0, 0, 0.5f}, {0, 0, 1, 0.5f}};
 static const view translate_views[] = {{0, 0, 0, 0.25f},   {0, 0, 1, 0.25f},   {-1, -1, 0, 0.125f},
                                        {-1, -1, 1, 0.125f}, {1, 1, 0, 0.125f}, {1, 1, 1, 0.125f}};
 
+/* The logits of batch `first` (n images) of the test set, its views averaged, into *logits;
+ * labels and the batch's predictions; returns its mean loss. */
+static double evaluate_batch(q4_vgg *m, const q4_dataset *test, const view *views, int n_views, int first, int n,
+                             uint8_t *labels, uint8_t *batch_predictions) {
+    int classes = m->num_classes, order[1024];
+    float *averaged = m->dlogits; /* no backward pass follows an evaluation */
+    for (int i = 0; i < n; i++) order[i] = first + i;
+    const float *logits = m->logits;
+    if (n_views > 1) memset(averaged, 0, (size_t)classes * n * sizeof(float));
+    for (int v = 0; v < n_views; v++) {
+        q4_make_view_batch(m->input, labels, test, order, n, views[v].dx, views[v].dy, views[v].flip);
+        q4_vgg_forward(m, n, 0, 0, 0);
+        if (n_views > 1) {
+            for (long k = 0; k < (long)classes * n; k++) averaged[k] += views[v].weight * m->logits[k];
+            logits = averaged;
+        }
+    }
+    return q4_softmax_cross_entropy(NULL, logits, labels, classes, n, 0, 0.0f, m->exact, NULL, batch_predictions);
+}
+
+/* adds a batch's results to the evaluation, in batch order */
+static void count_batch(q4_evaluation *e, int *confusion, int classes, int first, int n, double loss, double *loss_sum,
+                        const uint8_t *labels, const uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
+    *loss_sum += loss * n;
+    for (int i = 0; i < n; i++) {
+        e->class_total[labels[i]]++;
+        if (batch_predictions[i] == labels[i]) {
+            e->class_correct[labels[i]]++;
+            e->correct++;
+        }
+        confusion[labels[i] * classes + batch_predictions[i]]++;
+        if (predictions && first + i < n_predictions) predictions[first + i] = batch_predictions[i];
+    }
+}
+
 q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evaluation *e, int *confusion,
                             uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
     const view *views = tta == Q4_TTA_FLIP ? flip_views : tta == Q4_TTA_FLIP_TRANSLATE ? translate_views : plain_views;
@@ -29,34 +65,44 @@ q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evalu
     memset(confusion, 0, (size_t)classes * classes * sizeof(int));
     e->num_classes = classes;
     e->confusion = confusion;
-    int order[1024];
     double loss_sum = 0.0;
-    float *averaged = m->dlogits; /* no backward pass follows an evaluation */
-    for (int first = 0; first < test->count; first += batch) {
-        int n = test->count - first < batch ? test->count - first : batch;
-        for (int i = 0; i < n; i++) order[i] = first + i;
-        const float *logits = m->logits;
-        if (n_views > 1) memset(averaged, 0, (size_t)classes * n * sizeof(float));
-        for (int v = 0; v < n_views; v++) {
-            q4_make_view_batch(m->input, labels, test, order, n, views[v].dx, views[v].dy, views[v].flip);
-            q4_vgg_forward(m, n, 0, 0, 0);
-            if (n_views > 1) {
-                for (long k = 0; k < (long)classes * n; k++) averaged[k] += views[v].weight * m->logits[k];
-                logits = averaged;
+    int batches = (test->count + batch - 1) / batch;
+    const q4_combiner *cb = m->combiner;
+    if (!cb || cb->processes == 1) {
+        for (int b = 0; b < batches; b++) {
+            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
+            double loss = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
+            if (!isfinite(loss)) return Q4_ERR_NUMERIC;
+            count_batch(e, confusion, classes, first, n, loss, &loss_sum, labels, batch_predictions, predictions,
+                        n_predictions);
+        }
+    } else { /* data-parallel: each process evaluates its run of batches; their rows (loss, predictions) gathered */
+        long row = 1 + batch;
+        double *rows = malloc((size_t)batches * (size_t)row * sizeof(double));
+        if (!rows) return Q4_ERR_NOMEM;
+        int mine, held;
+        q4_micro_share(batches, cb->processes, cb->rank, &mine, &held);
+        for (int b = mine; b < mine + held; b++) {
+            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
+            double *r = rows + (long)b * row;
+            r[0] = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
+            for (int i = 0; i < n; i++) r[1 + i] = batch_predictions[i];
+        }
+        cb->gather(cb->context, rows, row, batches);
+        q4_status st = Q4_OK;
+        for (int b = 0; b < batches && !st; b++) {
+            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
+            const double *r = rows + (long)b * row;
+            if (!isfinite(r[0])) st = Q4_ERR_NUMERIC;
+            for (int i = 0; i < n; i++) {
+                labels[i] = (uint8_t)q4_dataset_label(test, first + i);
+                batch_predictions[i] = (uint8_t)r[1 + i];
             }
+            count_batch(e, confusion, classes, first, n, r[0], &loss_sum, labels, batch_predictions, predictions,
+                        n_predictions);
         }
-        int correct = 0;
-        double loss = q4_softmax_cross_entropy(NULL, logits, labels, classes, n, 0, 0.0f, m->exact, &correct,
-                                               batch_predictions);
-        if (!isfinite(loss)) return Q4_ERR_NUMERIC;
-        loss_sum += loss * n;
-        e->correct += correct;
-        for (int i = 0; i < n; i++) {
-            e->class_total[labels[i]]++;
-            if (batch_predictions[i] == labels[i]) e->class_correct[labels[i]]++;
-            confusion[labels[i] * classes + batch_predictions[i]]++;
-            if (predictions && first + i < n_predictions) predictions[first + i] = batch_predictions[i];
-        }
+        free(rows);
+        if (st) return st;
     }
     e->count = test->count;
     e->accuracy = test->count ? (double)e->correct / test->count : 0.0;
