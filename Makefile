@@ -32,7 +32,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve mpi test-mpi
+        test-browser test-programs bench bench-conv bench-elementwise clean wasm demo site curve mpi test-mpi bench-mpi
 all: build
 
 help: ## list the targets
@@ -153,6 +153,9 @@ test-fuzz: build $(FUZZERS:%=build/fuzz/%) ## each libFuzzer target for FUZZ_SEC
 
 test-cli: build ## the trainer as a user runs it: bad data, resume, export, log, statistics
 	tests/test_cli.sh build/q4train $(DATA_DIR)
+
+bench-mpi: build mpi ## one process x 2 threads against 2 ranks x 1 thread (interleaved): images/s, combining time and bytes per step
+	scripts/bench-mpi.sh 3 $(DATA_DIR)
 
 test-mpi: build mpi ## data-parallel training: 2 and 3 ranks against one process, byte for byte; a rank killed; resumes on other counts
 	tests/test_mpi.sh build/q4train build/q4train-mpi $(DATA_DIR)
