@@ -163,7 +163,7 @@ test-mpi: build mpi ## data-parallel training: 2 and 3 ranks against one process
 test-accuracy: $(BUILD)/tests/test_accuracy ## one epoch of real CIFAR-10 (data_batch_1), 4-bit and FP32
 	$(BUILD)/tests/test_accuracy $(DATA_DIR)/cifar-10-batches-bin
 
-test-browser: build wasm site ## the page and the built site in headless Chromium (Playwright), the site in Firefox ESR and WebKitGTK, and the dev server
+test-browser: build mpi wasm site ## the page and the built site in headless Chromium (Playwright), the site in Firefox ESR and WebKitGTK, and the dev server
 	node --test --test-reporter=spec tests/browser/
 
 bench: build wasm ## native, WASM in Chromium, Firefox ESR and WebKitGTK, and PyTorch images/s at batch 128, in one run

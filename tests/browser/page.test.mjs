@@ -136,7 +136,7 @@ test('pause stops between steps and resume continues', async () => {
   await context.close();
 });
 
-test('a checkpoint from the page resumes natively with identical weights, and the reverse', async () => {
+test('a checkpoint from the page resumes natively with identical weights, and the reverse (from 2 MPI ranks)', async () => {
   // page -> native
   const { context, page } = await openPage(env.browser, `${env.url}?preset=custom&epochs=2&train_limit=1024&test_limit=256&batch_size=64`,
     { acceptDownloads: true });
@@ -162,10 +162,13 @@ test('a checkpoint from the page resumes natively with identical weights, and th
   assert.notDeepEqual(checkpointParameters(onward), checkpointParameters(pageBytes), 'and its weights changed');
   await context.close();
 
-  // native -> page
+  // native -> page: a checkpoint of 2 MPI ranks in micro-batches of 8 (the very bytes one process
+  // writes with --micro-batch 8: make test-mpi), which the page continues in micro-batches
   const fromNative = path.join(OUT, 'from-native.ckpt');
-  execFileSync(Q4, ['--data', 'data', '--train-limit', '1024', '--test-limit', '256', '--batch', '64', '--epochs', '2',
-    '--max-steps', '3', '--checkpoint', fromNative, '--quiet', '--seed', '5']);
+  execFileSync('mpirun', ['--oversubscribe', '-n', '2', path.resolve('build/q4train-mpi'), '--data', 'data',
+    '--train-limit', '1024', '--test-limit', '256', '--batch', '64', '--epochs', '2', '--micro-batch', '8',
+    '--max-steps', '3', '--checkpoint', fromNative, '--quiet', '--seed', '5', '--threads', '1'],
+  { env: { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' } });
   const second = await openPage(env.browser, env.url, { acceptDownloads: true });
   await second.page.setInputFiles('#checkpoint-input', fromNative);
   await waitForState(second.page, 'paused', 180000);
