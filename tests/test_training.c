@@ -3,6 +3,8 @@
  * without Nesterov momentum against PyTorch's update written out, gradient clipping and tanh
  * clipping switched off, the moving average of the weights (its recurrence, what evaluation
  * and export use, resume), cutout and alternating flips in a batch, and test-time views. */
+#include <pthread.h>
+
 #include "../core/data/batch.h"
 #include "../core/optim/optim.h"
 #include "../core/session/session.h"
@@ -200,6 +202,139 @@ static void test_micro_batch(void) {
     q4_session_destroy(whole);
     q4_session_destroy(same);
     q4_session_destroy(micro);
+}
+
+/* ---- data-parallel training (q4_combiner) without MPI: P threads stand for P processes, each
+ * with its own session, meeting through shared memory and a barrier. */
+#define MAX_MEMBERS 3
+typedef struct meeting {
+    pthread_barrier_t barrier;
+    int processes;
+    double *rows[MAX_MEMBERS];
+    const float *held[MAX_MEMBERS];
+} meeting;
+typedef struct member {
+    q4_combiner combiner;
+    meeting *meeting;
+    q4_session *session;
+    q4_epoch_report report;
+    char sha[65];
+    int failed;
+} member;
+
+static void meet_gather(void *context, double *rows, long row_values, int micro_total) {
+    member *me = context;
+    meeting *m = me->meeting;
+    m->rows[me->combiner.rank] = rows;
+    pthread_barrier_wait(&m->barrier);
+    for (int p = 0; p < m->processes; p++) {
+        int first, held;
+        q4_micro_share(micro_total, m->processes, p, &first, &held);
+        if (p != me->combiner.rank)
+            memcpy(rows + (long)first * row_values, m->rows[p] + (long)first * row_values,
+                   (size_t)held * (size_t)row_values * sizeof(double));
+    }
+    pthread_barrier_wait(&m->barrier); /* nobody's rows change before everyone has copied */
+}
+
+static void meet_sum(void *context, float *out, const float *held_rows, long count, int micro_total) {
+    member *me = context;
+    meeting *m = me->meeting;
+    m->held[me->combiner.rank] = held_rows;
+    pthread_barrier_wait(&m->barrier);
+    for (int j = 0; j < micro_total; j++) { /* micro-batch j: from the process holding it */
+        const float *row = NULL;
+        for (int p = 0; p < m->processes && !row; p++) {
+            int first, held;
+            q4_micro_share(micro_total, m->processes, p, &first, &held);
+            if (j >= first && j < first + held) row = m->held[p] + (long)(j - first) * count;
+        }
+        for (long i = 0; i < count; i++) out[i] = j ? out[i] + row[i] : row[i];
+    }
+    pthread_barrier_wait(&m->barrier);
+}
+
+static void *member_run(void *context) {
+    member *me = context;
+    q4_progress p;
+    do
+        if (q4_session_train(me->session, 1, &p)) me->failed = 1;
+    while (!me->failed && !p.epoch_done);
+    if (!me->failed && q4_session_end_epoch(me->session, &me->report)) me->failed = 1;
+    q4_session_state_sha256(me->session, me->sha);
+    return NULL;
+}
+
+/* One epoch (100 images at batch 32 in micro-batches of 12: three steps of 12 + 12 + 8, then one
+ * of 4; with dropout, cutout, alternating flips, the moving average, test-time views) alone and
+ * as 3 processes (each holds one micro-batch of a full step; two hold none of the last step, and
+ * one none of the 2 test batches): every process ends with the same state hash as one process,
+ * and the same evaluation. A process combining in another order would not. */
+static void test_data_parallel(void) {
+#define PARALLEL_SETTINGS                                                                                        \
+    "recipe=fast\nbatch_size=32\ntrain_limit=100\nepochs=1\nmicro_batch=12\nthreads=1\ndropout=0.3\ncutout=8\nema=0.9\n" \
+    "flip=alternate"
+    q4_session *alone = session_with(PARALLEL_SETTINGS);
+    member one = {.session = alone};
+    member_run(&one);
+    CHECK(!one.failed, "one process: %s", q4_session_error(alone));
+    CHECK(one.report.tta_accuracy >= 0, "the last epoch evaluates with test-time views");
+    CHECK(alone->config.batch_size == 32 && alone->steps_per_epoch == 4, "the plan: batch %d, %d steps",
+          alone->config.batch_size, alone->steps_per_epoch);
+    for (int processes = MAX_MEMBERS; processes <= MAX_MEMBERS; processes++) {
+        meeting m = {.processes = processes};
+        pthread_barrier_init(&m.barrier, NULL, (unsigned)processes);
+        member members[MAX_MEMBERS];
+        pthread_t threads[MAX_MEMBERS];
+        for (int r = 0; r < processes; r++) {
+            members[r] = (member){{&members[r], processes, r, meet_gather, meet_sum}, &m, session_with(PARALLEL_SETTINGS),
+                                  {0}, {0}, 0};
+            CHECK(q4_session_set_combiner(members[r].session, &members[r].combiner) == Q4_OK, "set_combiner: %s",
+                  q4_session_error(members[r].session));
+        }
+        for (int r = 0; r < processes; r++) pthread_create(&threads[r], NULL, member_run, &members[r]);
+        for (int r = 0; r < processes; r++) pthread_join(threads[r], NULL);
+        for (int r = 0; r < processes; r++) {
+            const q4_epoch_report *a = &one.report, *b = &members[r].report;
+            CHECK(!members[r].failed, "%d processes, rank %d: %s", processes, r, q4_session_error(members[r].session));
+            CHECK(!strcmp(one.sha, members[r].sha), "%d processes, rank %d: state %.12s..., one process %.12s...", processes,
+                  r, members[r].sha, one.sha);
+            CHECK(a->train_loss == b->train_loss && a->train_accuracy == b->train_accuracy &&
+                      a->test.correct == b->test.correct && a->test.loss == b->test.loss &&
+                      a->tta_accuracy == b->tta_accuracy && !memcmp(a->predictions, b->predictions, (size_t)a->n_predictions),
+                  "%d processes, rank %d: the epoch's report differs from one process's (loss %.9g against %.9g, test "
+                  "correct %d against %d)", processes, r, b->train_loss, a->train_loss, b->test.correct, a->test.correct);
+            q4_session_destroy(members[r].session);
+        }
+        pthread_barrier_destroy(&m.barrier);
+    }
+    /* and without micro-batches there is no order to keep: refused */
+    q4_session *whole = session_with("threads=1");
+    q4_combiner two = {NULL, 2, 0, meet_gather, meet_sum};
+    CHECK(q4_session_set_combiner(whole, &two) == Q4_ERR_ARGUMENT &&
+              strstr(q4_session_error(whole), "needs micro-batches"),
+          "a combiner without micro-batches: %s", q4_session_error(whole));
+    /* the shares: contiguous, in rank order, covering every micro-batch once, at most one apart */
+    for (int total = 1; total <= 9; total++)
+        for (int processes = 1; processes <= 5; processes++) {
+            int next = 0, least = total, most = 0;
+            for (int r = 0; r < processes; r++) {
+                int first, held;
+                q4_micro_share(total, processes, r, &first, &held);
+                CHECK(first == next && held >= 0, "share of %d among %d: rank %d starts at %d", total, processes, r, first);
+                next = first + held;
+                least = held < least ? held : least;
+                most = held > most ? held : most;
+            }
+            CHECK(next == total && most - least <= 1, "share of %d among %d: %d covered, %d..%d each", total, processes,
+                  next, least, most);
+        }
+    printf("data-parallel: 3 processes (threads meeting through shared memory) end an epoch with one process's "
+           "state hash %.12s... and its evaluation (test %d of %d right, TTA %.4f)\n", one.sha, one.report.test.correct,
+           one.report.test.count, one.report.tta_accuracy);
+    q4_session_destroy(whole);
+    q4_session_destroy(alone);
+#undef PARALLEL_SETTINGS
 }
 
 /* the moving average follows avg = d*avg + (1-d)*w with d = min(ema, (1+t)/(10+t)) */
@@ -453,6 +588,7 @@ int main(void) {
     test_clips_off();
     test_decay_groups();
     test_micro_batch();
+    test_data_parallel();
     test_moving_average();
     test_augmentation();
     test_tta();
