@@ -19,6 +19,8 @@ const char *front_name(void);
 /* Makes a session one of the processes (its micro_batch must be > 0 when there are several
  * of them; alone nothing changes). 0 or a message in err. */
 int front_attach(q4_session *session, char *err, size_t size);
+/* The first rank whose `text` differs from rank 0's, or -1 when every rank's is the same. */
+int front_first_different(const char *text);
 /* 1 when any process has `flag` set: every process stops at the same step (Ctrl-C reaches
  * them at different moments). */
 int front_any(int flag);

@@ -131,6 +131,19 @@ int front_attach(q4_session *session, char *err, size_t size) {
     return 1;
 }
 
+int front_first_different(const char *text) {
+    int length = (int)strlen(text) + 1;
+    MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    char *first = malloc((size_t)length);
+    if (!first) MPI_Abort(MPI_COMM_WORLD, 3);
+    if (rank == 0) memcpy(first, text, (size_t)length);
+    MPI_Bcast(first, length, MPI_CHAR, 0, MPI_COMM_WORLD);
+    int mine = strcmp(first, text) ? rank : processes, lowest = processes;
+    free(first);
+    MPI_Allreduce(&mine, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    return lowest < processes ? lowest : -1;
+}
+
 int front_any(int flag) {
     int any = 0;
     MPI_Allreduce(&flag, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);

@@ -43,14 +43,19 @@ static void on_signal(int sig) {
     interrupted = 1;
 }
 
+/* one line on stderr, written at once (ranks of q4train-mpi share the terminal) */
 static int fail(const char *format, ...) {
+    char line[2048];
+    int at = front_processes() > 1
+                 ? snprintf(line, sizeof line, "%s (rank %d of %d): ", front_name(), front_rank(), front_processes())
+                 : snprintf(line, sizeof line, "%s: ", front_name());
     va_list args;
     va_start(args, format);
-    if (front_processes() > 1) fprintf(stderr, "%s (rank %d of %d): ", front_name(), front_rank(), front_processes());
-    else fprintf(stderr, "%s: ", front_name());
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
+    vsnprintf(line + at, sizeof line - (size_t)at - 1, format, args);
     va_end(args);
+    strcat(line, "\n");
+    fputs(line, stderr);
+    fflush(stderr);
     return 1;
 }
 
@@ -492,6 +497,33 @@ static int attach(q4_session *s) {
     return 0;
 }
 
+/* Several processes must start from the same data, settings and state, or they would train on
+ * apart without noticing: each item is compared with rank 0's. 0, or 1 with a message. */
+static int check_same_start(const run *r) {
+    if (front_processes() == 1) return 0;
+    char names[16][32], md5[16][33], text[16384];
+    int shards = q4_cifar_md5(&r->cifar, names, md5, 16);
+    size_t used = 0;
+    for (int i = 0; i < shards && used < sizeof text; i++)
+        used += (size_t)snprintf(text + used, sizeof text - used, "%s %s\n", names[i], md5[i]);
+    struct {
+        const char *what, *compared, *fix;
+    } items[3] = {{"data", "the shards' MD5s", "every rank must read the same files"},
+                  {"settings", "the settings", "every rank must be given the same options"},
+                  {"weights", "the training state's SHA-256", "every rank must start from the same checkpoint"}};
+    for (int item = 0; item < 3; item++) {
+        if (item == 1) q4_config_json(q4_session_config(r->session), text, sizeof text);
+        if (item == 2) q4_session_state_sha256(r->session, text);
+        int other = front_first_different(text);
+        if (other < 0) continue;
+        if (front_rank() == other) /* the rank that differs says how */
+            fail("not rank 0's %s; mine: %.300s", items[item].compared + 4, text);
+        return fail("rank %d starts from other %s than rank 0 (compared: %s): %s", other, items[item].what,
+                    items[item].compared, items[item].fix);
+    }
+    return 0;
+}
+
 /* the threads of each process by default: this machine's cores shared by its processes */
 static int default_threads(long cores) {
     long each = cores > 0 ? cores / front_local_processes() : 1;
@@ -530,7 +562,7 @@ static int open_session(const options *o, run *r, long cores) {
     if (!r->session) return fail("%s", err.message);
     if (r->resume_bytes && q4_session_load(r->session, r->resume_bytes, r->resume_size))
         return fail("%s: %s", o->resume, q4_session_error(r->session));
-    return attach(r->session);
+    return attach(r->session) || check_same_start(r);
 }
 
 /* The log's first line of each (re)start: what ran, on what. */
@@ -656,7 +688,7 @@ static int verify(const options *o, run *r, long cores) {
     if (o->resume && (read_file(o->resume, &r->resume_bytes, &r->resume_size) ||
                       q4_session_load(s, r->resume_bytes, r->resume_size)))
         return r->resume_bytes ? fail("%s: %s", o->resume, q4_session_error(s)) : 1;
-    if (attach(s)) return 1;
+    if (attach(s) || check_same_start(r)) return 1;
     printf("verifying %s: made by %s with %s%s; this is %s with %s\n", o->verify, cs.engine, cs.kernels,
            config.exact ? " in exact mode" : "", "q4 " Q4_VERSION, q4_session_kernels(s));
     if (cs.start_step > 0) printf("  the card's run resumed a checkpoint at step %lld: %s\n", cs.start_step, o->resume);

@@ -4,7 +4,8 @@
 # 2 and 3 ranks write the same checkpoint and exported model byte for byte and the same run-card
 # fingerprints; rank 0 alone writes files; a rank killed with SIGKILL ends the job with a clear
 # message and leaves the last checkpoint intact, which then resumes in one process and on 3 ranks
-# to the same bytes as the uninterrupted run; a setting that cannot be split is refused.
+# to the same bytes as the uninterrupted run; a setting that cannot be split is refused, and so
+# are ranks that would start from other data or settings than rank 0's.
 # The run: the fast recipe, 524 training images (8 batches of 64, then one of 12: micro-batches
 # of 8 make it 8 + 4, so with 3 ranks rank 0 holds none of that step), 2 epochs.
 # Usage: tests/test_mpi.sh [q4train] [q4train-mpi] [data dir]     Exits non-zero on any failure.
@@ -90,6 +91,26 @@ if grep -q "rank [01] of 2): data-parallel training needs micro-batches" "$OUT/r
 else
   fail "2 ranks without --micro-batch: $(cat "$OUT/refused.txt")"
 fi
+
+# ---- refused: ranks that do not start from the same data or settings (MPMD: each rank its own options)
+mkdir -p "$OUT/other/cifar-10-batches-bin"
+for f in "$DATA"/cifar-10-batches-bin/*; do ln -sf "$(realpath "$f")" "$OUT/other/cifar-10-batches-bin/"; done
+rm "$OUT/other/cifar-10-batches-bin/data_batch_1.bin"
+cp "$DATA/cifar-10-batches-bin/data_batch_1.bin" "$OUT/other/cifar-10-batches-bin/"
+printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=5000 conv=notrunc 2>/dev/null # one pixel
+short=(--recipe fast --train-limit 128 --test-limit 100 --epochs 1 --micro-batch 8 --threads 1 --quiet)
+expect_start_refused() { # what, expected words, rank 1's options...
+  local what=$1 words=$2; shift 2
+  mpirun --oversubscribe -n 1 "$MPI" --data "$DATA" "${short[@]}" --checkpoint "$OUT/start.ckpt" : \
+    -n 1 "$MPI" "$@" "${short[@]}" >"$OUT/start.txt" 2>&1 && fail "$what: exit status 0"
+  if grep -q "rank 0 of 2): rank 1 starts from other $words" "$OUT/start.txt" && [ ! -e "$OUT/start.ckpt" ]; then
+    pass "$what: refused, nothing written: $(grep -m1 -o "rank 1 starts from other.*" "$OUT/start.txt")"
+  else
+    fail "$what: $(cat "$OUT/start.txt")"
+  fi
+}
+expect_start_refused "rank 1 reads other data (one pixel)" "data than rank 0 (compared: the shards' MD5s)" --data "$OUT/other"
+expect_start_refused "rank 1 given another seed" "settings than rank 0" --data "$DATA" --seed 9
 
 if [ $failures -ne 0 ]; then
   echo "test_mpi: $failures failure(s)"
