@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_mpi.sh - data-parallel training over Open MPI (build/q4train-mpi) against one process
 # (build/q4train) with the same settings and micro-batches, on real CIFAR-10 (make data):
-# 2 and 3 ranks write the same checkpoint and exported model byte for byte and the same run-card
+# 2 ranks write the same checkpoint and exported model byte for byte and the same run-card
 # fingerprints; rank 0 alone writes files; a rank killed with SIGKILL ends the job with a clear
 # message and leaves the last checkpoint intact, which then resumes in one process and on 3 ranks
 # to the same bytes as the uninterrupted run; a setting that cannot be split is refused, and so
@@ -42,8 +42,9 @@ same_as_one() { # what, files (checkpoint, export[, card])
   pass "$what: checkpoint and exported model byte-identical to one process's${4:+, run-card fingerprints identical}"
 }
 
-# ---- 2 and 3 ranks, one thread each
-for n in 2 3; do
+# ---- 2 ranks, one thread each (3 ranks: the resume below trains epoch 2 on 3, its last step with a
+# rank holding no micro-batch, its evaluation split three ways; a full 3-rank run would add 13 s)
+for n in 2; do
   run_ranks $n "$MPI" "${common[@]}" --threads 1 --checkpoint "$OUT/r$n.ckpt" --export "$OUT/r$n.q4" --card "$OUT/r$n.json" \
     --log "$OUT/r$n.jsonl" >"$OUT/r$n.txt" 2>&1 || { fail "$n ranks: $(cat "$OUT/r$n.txt")"; continue; }
   same_as_one "$n ranks" "$OUT/r$n.ckpt" "$OUT/r$n.q4" "$OUT/r$n.json"
