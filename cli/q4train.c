@@ -60,8 +60,13 @@ static int fail(const char *format, ...) {
 }
 
 static void usage(FILE *out) {
-    fputs("usage: q4train --data PATH [options]\n"
-          "Trains the 4-bit VGG of arXiv 2603.13931 on CIFAR, natively.\n"
+    if (front_processes() > 1 || strcmp(front_name(), "q4train"))
+        fputs("usage: mpirun -n N q4train-mpi --data PATH --micro-batch K [options]\n"
+              "Trains data-parallel over N processes: the same bits as one process (q4train) with the same\n"
+              "--micro-batch K, for any N (README, \"Several processes\"). Rank 0 writes every file.\n",
+              out);
+    else fputs("usage: q4train --data PATH [options]\n", out);
+    fputs("Trains the 4-bit VGG of arXiv 2603.13931 on CIFAR, natively.\n"
           "  --data PATH            folder with the official binary files, or the official .tar.gz\n"
           "  --dataset NAME         cifar10 (default) or cifar100\n"
           "  --checkpoint FILE      save the full training state here after every epoch\n"
@@ -154,8 +159,8 @@ static int parse_options(int argc, char **argv, options *o) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long long n;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            exit(0);
+            if (front_rank() == 0) usage(stdout);
+            exit(front_finish(0));
         }
         if (strncmp(a, "--", 2) != 0) return fail("unexpected argument '%s' (see --help)", a), -1;
         if (!strcmp(a, "--fp32")) {

@@ -84,6 +84,13 @@ else
   same_as_one "the killed run's checkpoint (2 ranks) resumed on 3 ranks" "$OUT/resume3.ckpt" "$OUT/resume3.q4"
 fi
 
+# ---- --help on 2 ranks: printed once (by rank 0), exit 0
+run_ranks 2 "$MPI" --help >"$OUT/help.txt" 2>&1
+rc=$?
+usages=$(grep -c "^usage: mpirun -n N q4train-mpi" "$OUT/help.txt")
+[ $rc -eq 0 ] && [ "$usages" = 1 ] && pass "--help on 2 ranks: one usage, exit 0" ||
+  fail "--help on 2 ranks: exit $rc, $usages usages: $(head -5 "$OUT/help.txt")"
+
 # ---- refused: several ranks without micro-batches (nothing would fix the order of the sums)
 run_ranks 2 "$MPI" --data "$DATA" --train-limit 128 --epochs 1 --threads 1 --checkpoint "$OUT/refused.ckpt" \
   >"$OUT/refused.txt" 2>&1 && fail "2 ranks without --micro-batch: exit status 0"
