@@ -312,8 +312,9 @@ typedef struct q4_combiner {
 /* the micro-batches process `rank` of `processes` holds of a step's micro_total */
 void q4_micro_share(int micro_total, int processes, int rank, int *first, int *held);
 /* Makes the session one of combiner->processes (the combiner must outlive it; NULL: alone
- * again). Needs micro_batch > 0. Evaluation is not split: every process evaluates the whole
- * test set, with the same result. */
+ * again). Needs micro-batches smaller than the batch (micro_batch 1 .. batch_size - 1). The
+ * session's evaluation is split too: each process evaluates a run of test batches (the same
+ * split) and the combiner gathers each batch's loss and predictions. */
 q4_status q4_session_set_combiner(q4_session *session, const q4_combiner *combiner);
 
 typedef struct q4_progress {

@@ -340,8 +340,9 @@ q4_status q4_vgg_set_combiner(q4_vgg *m, const q4_combiner *combiner, q4_error *
     m->combiner = NULL;
     if (!combiner) return Q4_OK;
     if (m->micro_batch <= 0)
-        return q4_fail(err, Q4_ERR_ARGUMENT, "data-parallel training needs micro-batches (micro_batch > 0): they fix "
-                       "the order of every sum over the batch");
+        return q4_fail(err, Q4_ERR_ARGUMENT, "data-parallel training needs micro-batches smaller than the batch "
+                       "(micro_batch from 1 to %d): they fix the order of every sum over the batch",
+                       m->batch_capacity - 1);
     if (combiner->processes < 1 || combiner->rank < 0 || combiner->rank >= combiner->processes)
         return q4_fail(err, Q4_ERR_ARGUMENT, "process %d of %d does not exist", combiner->rank, combiner->processes);
     long largest = 0;

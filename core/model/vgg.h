@@ -172,7 +172,7 @@ const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);
 size_t q4_vgg_plan_text(const q4_vgg *model, int compact, char *out, size_t size);
 
 /* Data-parallel training: the combiner (q4.h) this model's training steps meet the other
- * processes through (NULL: alone). Needs micro_batch > 0; allocates room for the gradients of
+ * processes through (NULL: alone). Needs micro-batches smaller than the batch; allocates room for the gradients of
  * the micro-batches a process holds. */
 q4_status q4_vgg_set_combiner(q4_vgg *model, const q4_combiner *combiner, q4_error *err);
 /* Plans a training step of `images` images (all processes'): returns how many this process
