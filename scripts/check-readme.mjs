@@ -71,6 +71,7 @@ const TABLES = [
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
     ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
     ['| 20 epochs | 1 |', headline('4bit-e20-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
+    ['| 25 epochs | 0 |', headline('4bit-e25-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
     ['| 25 epochs | 1 |', headline('4bit-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
   ] },
   { section: '### The accuracy test', rows: [0, 1, 2].map((i) => {
