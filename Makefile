@@ -14,6 +14,7 @@ DATA_DIR := data
 # or the one Q4_ISA names. Elsewhere (e.g. arm64) the portable scalar kernels run.
 AVX2_FLAGS   := -mavx2 -mfma
 AVX512_FLAGS := -mavx512f -mavx2 -mfma
+AVX512VNNI_FLAGS := -mavx512f -mavx512bw -mavx512vnni -mavx2 -mfma
 ifneq ($(filter x86_64 i386 i486 i586 i686,$(firstword $(subst -, ,$(shell $(CC) -dumpmachine)))),)
   ISA_SRC := $(wildcard core/kernels/avx2/*.c core/kernels/avx512/*.c)
 else
@@ -22,6 +23,7 @@ else
 endif
 %-avx2.o: ISA_FLAGS := $(AVX2_FLAGS)
 %-avx512.o: ISA_FLAGS := $(AVX512_FLAGS)
+%-avx512vnni.o: ISA_FLAGS := $(AVX512VNNI_FLAGS)
 
 # the engine: everything in core/ except the ISA kernels of other machines
 CORE_SRC := $(filter-out core/kernels/avx2/% core/kernels/avx512/% core/kernels/wasmsimd/%,$(shell find core -name '*.c' | sort)) $(ISA_SRC)

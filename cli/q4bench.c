@@ -1,7 +1,8 @@
 /* q4bench.c - training and evaluation speed of the engine (batch 128 unless told) on synthetic
  * images (like torch_ref.py --bench): images/s, GFLOP/s, and where one training step
  * spends its time, per layer and direction. Prints text, or one JSON object with --json.
- * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json]
+ * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--integer] [--json]
+ *        (--integer: the evaluation in integer arithmetic, setting integer_eval)
  *        q4bench --kernels | --isas   (the kernels it would use; the ISAs this CPU has)
  *        q4bench --plan [--exact]     (the algorithm of each convolution in each pass)
  * Q4_ISA (avx512, avx2, scalar) and Q4_GEMM_VARIANT choose the kernels, as for q4train. */
@@ -13,13 +14,14 @@
 #include "../core/include/q4.h"
 
 int main(int argc, char **argv) {
-    int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, plan = 0, eval_images = 1024;
+    int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, plan = 0, eval_images = 1024, integer = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
         else if (!strcmp(argv[i], "--exact")) exact = 1;
+        else if (!strcmp(argv[i], "--integer")) integer = 1;
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--plan")) plan = 1;
         else if (!strcmp(argv[i], "--kernels") || !strcmp(argv[i], "--isas")) {
@@ -31,7 +33,7 @@ int main(int argc, char **argv) {
             puts(!strcmp(argv[i], "--isas") ? q4_kernels_available() : q4_kernels_name());
             return 0;
         } else {
-            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--json] | --plan | "
+            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--integer] [--json] | --plan | "
                             "--kernels | --isas\n");
             return 2;
         }
@@ -62,6 +64,7 @@ int main(int argc, char **argv) {
     config.batch_size = batch;
     config.weight_bits = fp32 ? Q4_FP32_BITS : 4;
     config.exact = exact;
+    config.integer_eval = integer;
     q4_session *s = q4_session_create(&config, &train, &test, &err);
     if (!s) {
         fprintf(stderr, "q4bench: %s\n", err.message);
@@ -87,9 +90,12 @@ int main(int argc, char **argv) {
     q4_session_profile(s, &profile);
     q4_evaluation e;
     q4_session_evaluate(s, &e, NULL, 0); /* warm-up */
+    q4_session_profile_reset(s);
     t0 = q4_now();
     q4_session_evaluate(s, &e, NULL, 0);
     double eval_seconds = q4_now() - t0;
+    q4_profile eval_profile; /* where the evaluation spends its time (its forward passes' phases) */
+    q4_session_profile(s, &eval_profile);
 
     double train_ips = (double)batch * steps / train_seconds, eval_ips = eval_images / eval_seconds;
     double train_gflops = train_ips * profile.flops_per_image_total / 1e9;
@@ -104,6 +110,13 @@ int main(int argc, char **argv) {
             printf("%s{\"name\":\"%s\",\"ms_per_step\":%.3f,\"gflops\":%.2f}", i ? "," : "", profile.names[i],
                    1e3 * profile.seconds[i] / steps,
                    profile.seconds[i] > 0 ? profile.flops_per_image[i] * profile.images / profile.seconds[i] / 1e9 : 0);
+        printf("],\"eval_phases\":[");
+        for (int i = 0, first = 1; i < eval_profile.phases; i++) {
+            if (eval_profile.seconds[i] <= 0) continue;
+            printf("%s{\"name\":\"%s\",\"ms_per_image\":%.4f}", first ? "" : ",", eval_profile.names[i],
+                   1e3 * eval_profile.seconds[i] / eval_images);
+            first = 0;
+        }
         printf("]}\n");
     } else {
         printf("q4 %s%s, %d thread%s, batch %d, %s weights\n", q4_session_kernels(s), exact ? " (exact mode)" : "",
@@ -111,7 +124,8 @@ int main(int argc, char **argv) {
                fp32 ? "FP32" : "4-bit");
         printf("  training:   %7.1f images/s  %6.1f GFLOP/s  (%.2f GFLOP per image)\n", train_ips, train_gflops,
                profile.flops_per_image_total / 1e9);
-        printf("  evaluation: %7.1f images/s  %6.1f GFLOP/s\n", eval_ips, eval_gflops);
+        printf("  evaluation: %7.1f images/s  %6.1f GFLOP/s%s\n", eval_ips, eval_gflops,
+               integer ? " (integer arithmetic)" : "");
         double step_ms = 1e3 * train_seconds / steps, listed = 0;
         printf("  one training step: %.1f ms\n", step_ms);
         for (int i = 0; i < profile.phases; i++) {
@@ -124,6 +138,11 @@ int main(int argc, char **argv) {
             printf("\n");
         }
         printf("    %-26s %7.2f ms\n", "(outside the phases)", step_ms - listed);
+        printf("  one evaluation of %d images: %.1f ms\n", eval_images, 1e3 * eval_seconds);
+        for (int i = 0; i < eval_profile.phases; i++)
+            if (eval_profile.seconds[i] >= 0.00005)
+                printf("    %-26s %7.2f ms %5.1f%%\n", eval_profile.names[i], 1e3 * eval_profile.seconds[i],
+                       100 * eval_profile.seconds[i] / eval_seconds);
     }
     q4_session_destroy(s);
     free(pixels);

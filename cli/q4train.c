@@ -85,6 +85,7 @@ static void usage(FILE *out) {
           "  --quiet                only the final summary\n"
           "  --batch N, --bits B    short for --batch-size N, --weight-bits B\n"
           "  --fp32                 short for --weight-bits 32\n"
+          "  --integer              short for --integer-eval 1 (also for --eval-model)\n"
           "Settings (--name value; --recipe applies first, the others override it):\n",
           out);
     q4_config defaults;
@@ -165,6 +166,10 @@ static int parse_options(int argc, char **argv, options *o) {
         if (strncmp(a, "--", 2) != 0) return fail("unexpected argument '%s' (see --help)", a), -1;
         if (!strcmp(a, "--fp32")) {
             if (add_setting(o, a, "weight_bits", "32")) return -1;
+            continue;
+        }
+        if (!strcmp(a, "--integer")) {
+            if (add_setting(o, a, "integer_eval", "1")) return -1;
             continue;
         }
         if (!strcmp(a, "--stats")) { o->stats = 1; continue; }
@@ -435,7 +440,7 @@ static void run_free(run *r) {
 static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_config *asked, int threads) {
     q4_card *card = NULL;
     q4_error err = {0};
-    int test_limit = asked->test_limit, tta = asked->tta, exact = asked->exact;
+    int test_limit = asked->test_limit, tta = asked->tta, exact = asked->exact, integer = asked->integer_eval;
     q4_card_summary cs;
     if (o->card) {
         if (!(card = read_card(o->card))) return 1;
@@ -452,6 +457,7 @@ static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_c
         test_limit = c->test_limit;
         tta = cs.tta_accuracy >= 0 ? c->tta : Q4_TTA_NONE;
         exact = c->exact;
+        integer = c->integer_eval;
     }
     q4_dataset test = q4_dataset_prefix(&cifar->test, test_limit);
     uint8_t *bytes;
@@ -460,6 +466,10 @@ static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_c
     q4_model *model = q4_model_load(bytes, size, threads, exact, &err);
     free(bytes);
     if (!model) return fail("%s: %s", o->eval_model, err.message);
+    if (integer && q4_model_set_integer(model, 1, &err)) {
+        q4_model_destroy(model);
+        return fail("%s: %s", o->eval_model, err.message);
+    }
     q4_evaluation e, augmented;
     double t0 = q4_now();
     q4_status st = q4_model_evaluate(model, &test, Q4_TTA_NONE, &e, &err);

@@ -537,6 +537,180 @@ static void test_isa_preference(void) {
     printf("default ISA: %s\n", choice);
 }
 
+/* ------------------------------------------------------------ integer arithmetic (issue 26) */
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33, x *= 0xff51afd7ed558ccdULL, x ^= x >> 33, x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+/* levels in [-top, top] as floats times scale (as the quantizer gives them); every 7th one at an end */
+static void fill_levels(float *w, long n, int top, float scale, uint64_t seed) {
+    for (long i = 0; i < n; i++) {
+        uint64_t r = mix(seed * 1000003 + (uint64_t)i);
+        int level = i % 7 == 3 ? (i % 2 ? top : -top) : (int)(r % (uint64_t)(2 * top + 1)) - top;
+        w[i] = (float)level * scale;
+    }
+}
+
+/* bytes in 0..255, every 5th one at an end (0 or 255), or all 255 (the largest sums) */
+static void fill_bytes(uint8_t *x, long n, uint64_t seed, int all_top) {
+    for (long i = 0; i < n; i++) x[i] = all_top ? 255 : i % 5 == 1 ? (i % 2 ? 255 : 0) : (uint8_t)mix(seed + (uint64_t)i);
+}
+
+/* The microkernel against plain sums: ragged channel counts, one and nine taps, levels up to
+ * 63 (7-bit weights) with every activation 255: where AVX2's int16 pairs would saturate first. */
+static void test_iconv_ukernel(const q4_iconv_variant *v) {
+    static const int ks[] = {4, 8, 12, 20, 36, 68, 132};
+    static const int tops[] = {7, 63, 1};
+    int mr = v->mr, nr = v->nr;
+    CHECK(mr <= 16 && nr <= 64 && (v->kgroup == 4 || v->kgroup == 2) && (v->wbytes == 1 || v->wbytes == 2),
+          "%s: tile %dx%d, group %d, %d bytes: outside what the driver handles", v->name, mr, nr, v->kgroup, v->wbytes);
+    for (int ki = 0; ki < (int)(sizeof ks / sizeof *ks); ki++)
+        for (int taps = 1; taps <= 9; taps += 8)
+            for (int ti = 0; ti < 3; ti++) {
+                int k = ks[ki], top = tops[ti], all_top = ti == 1;
+                long stride = k + 4, offsets[9], span = 0;
+                for (int t = 0; t < taps; t++) {
+                    offsets[t] = (long)t * (mr * stride + 3) ;
+                    span = offsets[t] + mr * stride;
+                }
+                uint8_t *a = malloc((size_t)span + 16);
+                float *w = malloc((size_t)nr * k * taps * sizeof(float));
+                void *packed = aligned_alloc(64, (q4_iconv_packed_bytes(v, taps, k, nr) + 63) / 64 * 64);
+                int32_t *c = malloc((size_t)mr * (nr + 3) * sizeof(int32_t));
+                fill_bytes(a, span + 16, (uint64_t)(k * 31 + taps), all_top);
+                fill_levels(w, (long)nr * k * taps, top, 0.25f, (uint64_t)(k + taps + top));
+                if (all_top)
+                    for (long i = 0; i < (long)nr * k * taps; i++) w[i] = (float)(i % 3 ? top : -top) * 0.25f;
+                q4_iconv_pack(v, packed, NULL, w, 0.25f, taps, k, k, nr);
+                v->ukernel(taps, offsets, k, a, stride, packed, c, nr + 3);
+                long bad = 0;
+                for (int i = 0; i < mr; i++)
+                    for (int j = 0; j < nr; j++) {
+                        int64_t sum = 0;
+                        for (int t = 0; t < taps; t++)
+                            for (int kk = 0; kk < k; kk++)
+                                sum += (int64_t)a[offsets[t] + i * stride + kk] * (int64_t)lrintf(w[((long)j * k + kk) * taps + t] / 0.25f);
+                        bad += c[i * (nr + 3) + j] != sum;
+                    }
+                CHECK(bad == 0, "%s k %d taps %d levels to %d%s: %ld sums wrong", v->name, k, taps, top,
+                      all_top ? " (every activation 255)" : "", bad);
+                free(a);
+                free(w);
+                free(packed);
+                free(c);
+            }
+}
+
+/* The layers: q4_iquantize, q4_iconv3x3, q4_ilinear and q4_idequantize against plain loops
+ * (q4_ref_iconv3x3), on ragged channel counts and images, the same for 1 and 3 threads. */
+static void test_integer_layers(const q4_kernels *k) {
+    static const struct { int n, ci, co, size, is_signed; } shapes[] = {
+        {2, 3, 64, 8, 1}, {3, 13, 37, 16, 0}, {1, 64, 33, 32, 0}, {5, 20, 10, 8, 0}, {1, 4, 70, 16, 1}};
+    const q4_iconv_variant *v = k->iconv;
+    printf("integer convolution %s (%dx%d)\n", v->name, v->mr, v->nr);
+    for (int si = 0; si < (int)(sizeof shapes / sizeof *shapes); si++) {
+        int n = shapes[si].n, ci = shapes[si].ci, co = shapes[si].co, h = shapes[si].size, wd = h;
+        int is_signed = shapes[si].is_signed, kp = (ci + 3) & ~3, levels = is_signed ? 127 : 255, zero = is_signed ? 128 : 0;
+        long hw = (long)h * wd, xs = (long)ci * n * hw, ws = (long)co * ci * 9, ys = (long)n * hw * co;
+        float *x = malloc((size_t)xs * sizeof(float)), *w = malloc((size_t)ws * sizeof(float));
+        float scale[8], scale3[8], *y = malloc((size_t)ys * sizeof(float)), *yref = malloc((size_t)ys * sizeof(float));
+        float bias[80];
+        long act = (long)n * (h + 2) * (wd + 2) * kp;
+        uint8_t *q = malloc((size_t)act), *q3 = malloc((size_t)act), *qref = malloc((size_t)xs);
+        int8_t *lv = malloc((size_t)ws);
+        int32_t *acc = malloc((size_t)ys * sizeof(int32_t)), *acc3 = malloc((size_t)ys * sizeof(int32_t));
+        int32_t *accref = malloc((size_t)ys * sizeof(int32_t)), rowsum[80];
+        void *packed = aligned_alloc(64, (q4_iconv_packed_bytes(v, 9, kp, co) + 63) / 64 * 64);
+        fill_values(x, xs, (uint64_t)si + 1);
+        for (long i = 0; i < xs; i++)
+            if (!is_signed && x[i] < 0) x[i] = 0; /* after a ReLU */
+        for (long i = 0; i < hw * ci; i++) x[(i / hw) * n * hw + (n - 1) * hw + i % hw] = 0; /* the last image: zeros */
+        fill_levels(w, ws, 7, 0.03125f, (uint64_t)si + 7);
+        for (int o = 0; o < co; o++) bias[o] = 0.125f * (float)(o % 5) - 0.25f;
+        q4_compute c1 = make_compute(k, 1, 0), c3 = make_compute(k, 3, 0);
+        q4_iquantize(&c1, q, scale, x, n, ci, kp, h, wd, 1, is_signed);
+        q4_iquantize(&c3, q3, scale3, x, n, ci, kp, h, wd, 1, is_signed);
+        CHECK(memcmp(q, q3, (size_t)act) == 0 && memcmp(scale, scale3, (size_t)n * sizeof(float)) == 0,
+              "%s iquantize shape %d: 1 and 3 threads differ", k->name, si);
+        long wrong = 0;
+        for (int b = 0; b < n; b++) {
+            float top = 0;
+            for (int c = 0; c < ci; c++)
+                for (long p = 0; p < hw; p++) top = fmaxf(top, fabsf(x[((long)c * n + b) * hw + p]));
+            wrong += scale[b] != (top > 0 ? top / (float)levels : 0.0f);
+            float inv = top > 0 ? (float)levels / top : 0.0f;
+            for (int yy = -1; yy <= h; yy++)
+                for (int xx = -1; xx <= wd; xx++)
+                    for (int c = 0; c < kp; c++) {
+                        int inside = yy >= 0 && yy < h && xx >= 0 && xx < wd && c < ci;
+                        int want = zero;
+                        if (inside) {
+                            float r = rintf(x[((long)c * n + b) * hw + yy * wd + xx] * inv);
+                            want = (int)fmaxf(-(float)levels, fminf((float)levels, r)) + zero;
+                            qref[((long)c * n + b) * hw + yy * wd + xx] = (uint8_t)want;
+                        }
+                        wrong += q[(((long)b * (h + 2) + yy + 1) * (wd + 2) + xx + 1) * kp + c] != want;
+                    }
+        }
+        CHECK(wrong == 0, "%s iquantize shape %d: %ld bytes or scales wrong", k->name, si, wrong);
+        CHECK(scale[n - 1] == 0.0f, "%s iquantize: an image of zeros has scale %g", k->name, scale[n - 1]);
+        for (long i = 0; i < ws; i++) lv[i] = (int8_t)lrintf(w[i] / 0.03125f);
+        q4_iconv_pack(v, packed, rowsum, w, 0.03125f, 9, ci, kp, co);
+        q4_ref_iconv3x3(accref, qref, zero, lv, n, ci, co, h, wd);
+        q4_iconv3x3(&c1, acc, q, packed, n, kp, co, h, wd);
+        q4_iconv3x3(&c3, acc3, q, packed, n, kp, co, h, wd);
+        long bad = 0;
+        for (long i = 0; i < ys; i++) bad += acc[i] - zero * rowsum[i % co] != accref[i];
+        CHECK(bad == 0, "%s iconv3x3 n%d ci%d co%d %dx%d: %ld of %ld sums wrong", k->name, n, ci, co, h, wd, bad, ys);
+        CHECK(memcmp(acc, acc3, (size_t)ys * sizeof(int32_t)) == 0, "%s iconv3x3 shape %d: 1 and 3 threads differ", k->name, si);
+        q4_idequantize(&c3, y, acc, scale, 0.03125f, zero, is_signed ? rowsum : NULL, bias, n, co, hw);
+        bad = 0;
+        for (int o = 0; o < co; o++)
+            for (int b = 0; b < n; b++)
+                for (long p = 0; p < hw; p++) {
+                    float want = (float)accref[((long)b * hw + p) * co + o] * (0.03125f * scale[b]) + bias[o];
+                    bad += y[((long)o * n + b) * hw + p] != want;
+                }
+        CHECK(bad == 0, "%s idequantize shape %d: %ld values wrong", k->name, si, bad);
+        /* the integer convolution is the float one of the quantized values: within rounding */
+        for (long i = 0; i < xs; i++) x[i] = (float)((int)qref[i] - zero) * scale[(i / hw) % n];
+        q4_ref_conv3x3_forward(yref, x, w, bias, n, ci, co, h, wd);
+        CHECK(compare_floats("iconv vs float conv", y, yref, ys, 1e-4, 1e-4) == 0, "%s shape %d", k->name, si);
+        free_compute(&c1);
+        free_compute(&c3);
+        free(x), free(w), free(y), free(yref), free(q), free(q3), free(qref), free(lv), free(acc), free(acc3), free(accref);
+        free(packed);
+    }
+    /* a linear layer: n images (ragged) of k features; the kernels read whole tiles of images */
+    static const int images[] = {1, 3, 9, 17}, outs[] = {10, 33, 64};
+    for (int ii = 0; ii < 4; ii++)
+        for (int oi = 0; oi < 3; oi++) {
+            int n = images[ii], out = outs[oi], kk = 68;
+            long rows = (n + v->mr - 1) / v->mr * v->mr;
+            uint8_t *x = calloc((size_t)rows * kk, 1);
+            float *w = malloc((size_t)out * kk * sizeof(float));
+            int32_t *y = malloc((size_t)n * out * sizeof(int32_t));
+            void *packed = aligned_alloc(64, (q4_iconv_packed_bytes(v, 1, kk, out) + 63) / 64 * 64);
+            fill_bytes(x, (long)n * kk, (uint64_t)(n * 100 + out), 0);
+            fill_levels(w, (long)out * kk, 7, 1.0f, (uint64_t)out);
+            q4_iconv_pack(v, packed, NULL, w, 1.0f, 1, kk, kk, out);
+            q4_compute c2 = make_compute(k, 2, 0);
+            q4_ilinear(&c2, y, x, packed, n, kk, out);
+            long bad = 0;
+            for (int b = 0; b < n; b++)
+                for (int o = 0; o < out; o++) {
+                    int32_t sum = 0;
+                    for (int i = 0; i < kk; i++) sum += (int32_t)x[(long)b * kk + i] * (int32_t)w[(long)o * kk + i];
+                    bad += y[(long)b * out + o] != sum;
+                }
+            CHECK(bad == 0, "%s ilinear n%d out%d: %ld sums wrong", k->name, n, out, bad);
+            free_compute(&c2);
+            free(x), free(w), free(y), free(packed);
+        }
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
@@ -553,5 +727,9 @@ int main(void) {
     test_winograd_transforms(&fast);
     test_winograd_rooms(&fast);
     report_winograd_error(&fast);
+    test_iconv_ukernel(fast.iconv);
+    test_iconv_ukernel(q4_kernels_reference()->iconv);
+    test_integer_layers(&fast);
+    test_integer_layers(q4_kernels_reference());
     return test_finish("test_kernels");
 }

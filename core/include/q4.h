@@ -191,6 +191,9 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "decay per step of a moving average of the weights and BN statistics, which evaluation and export use (0: off)") \
     X(CHOICE, tta, 0, 0, 0, "none,flip,flip-translate", Q4_FIELD_METHOD,                                             \
       "test-time augmentation at the last planned epoch, reported beside the plain accuracy")                      \
+    X(INT, integer_eval, 0, 0, 1, NULL, 0,                                                                           \
+      "1: evaluate the test set in integer arithmetic: 8-bit activations (per image) times the weight levels, "     \
+      "summed in int32, in every conv and linear layer (2- to 7-bit weights)")                                      \
     X(INT, cutout, 0, 0, 32, NULL, Q4_FIELD_METHOD, "side of a square of each training image set to the mean (0: off)") \
     X(CHOICE, flip, 0, 0, 0, "random,alternate", Q4_FIELD_METHOD,                                                    \
       "random: each training image flipped with p 0.5 every epoch; alternate: a random first flip, then the "        \
@@ -475,6 +478,8 @@ typedef struct q4_model q4_model;
  * does (the same bits in every build) */
 q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err);
 void q4_model_destroy(q4_model *model);
+/* on: evaluate in integer arithmetic (setting integer_eval); 2- to 7-bit models only */
+q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err);
 int q4_model_num_classes(const q4_model *model);
 /* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,

@@ -30,6 +30,7 @@ static const q4_gemm_variant scalar_4x8 = {"f32-gemm-4x8-scalar", 4, 8, 256, 64,
 static const q4_kernels reference_table = {
     "scalar",
     &scalar_4x8,
+    &q4_ref_iconv_4x8,
     q4_ref_sum,
     q4_ref_centered_sum_squares,
     q4_ref_sum_squares,
@@ -80,8 +81,11 @@ static const q4_gemm_variant *const avx2_variants[] = {&q4_avx2_gemm_4x24, &q4_a
                                                        &q4_avx2_gemm_4x24_nofma, NULL};
 static const q4_gemm_variant *const avx512_variants[] = {&q4_avx512_gemm_12x32, &q4_avx512_gemm_8x32,
                                                          &q4_avx512_gemm_12x32_nofma, NULL};
-/* AVX-512: the AVX2 elementwise kernels (memory-bound; see avx512.h), its own transforms */
+/* AVX-512: the AVX2 elementwise kernels (memory-bound; see avx512.h), its own transforms, and
+ * the VNNI integer convolution where the CPU has VNNI (else AVX2's) */
+static int has_avx512vnni(void) { return has_avx512() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"); }
 static void avx512_transforms(q4_kernels *t) {
+    if (has_avx512vnni()) t->iconv = &q4_avx512_iconv_8x32;
     t->winograd_input = q4_avx512_winograd_input;
     t->winograd_output = q4_avx512_winograd_output;
     t->winograd_gradient = q4_avx512_winograd_gradient;

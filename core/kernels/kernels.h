@@ -80,10 +80,32 @@ typedef struct q4_sgd_params {
     int nesterov;
 } q4_sgd_params;
 
+/* ---------------------------------------------------------------- integer convolution
+ * Integer arithmetic (issue 26): unsigned 8-bit activations times signed weight levels (4-bit
+ * weights: -7..7), summed exactly in int32. Activations are pixel-major with the channels
+ * innermost: pixel p's k channels at a[p * a_stride .. + k). Weights are packed per tile of nr
+ * output channels: for each tap, the k channels in groups of kgroup, each group nr x kgroup
+ * elements of wbytes bytes (int8, or int16 where the ISA multiplies 16-bit: WebAssembly).
+ * The microkernel computes one mr x nr tile in full:
+ * c[i * ldc + j] = sum over taps t < taps and channels kk < k (a multiple of 4) of
+ *     a[tap_offsets[t] + i * a_stride + kk] * w[t][kk / kgroup][j][kk % kgroup].
+ * Levels times 255 summed in pairs stay within int16 for weights of up to 7 bits (AVX2's
+ * vpmaddubsw saturates there), so the integer path takes 2- to 7-bit weights. */
+typedef void (*q4_iconv_ukernel_fn)(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride,
+                                    const void *w, int32_t *c, long ldc);
+typedef struct q4_iconv_variant {
+    const char *name; /* e.g. "u8s8-iconv-8x32-avx512vnni" */
+    int mr, nr;       /* pixels and output channels of the register tile */
+    int kgroup;       /* channels multiplied together per lane: 4 (int8 weights) or 2 (int16) */
+    int wbytes;       /* bytes per packed weight: 1 or 2 */
+    q4_iconv_ukernel_fn ukernel;
+} q4_iconv_variant;
+
 /* Elementwise and reduction kernels, each over one contiguous run of n floats. */
 typedef struct q4_kernels {
     const char *name; /* ISA: "scalar", "avx2", "avx512", "wasmsimd" */
     const q4_gemm_variant *gemm;
+    const q4_iconv_variant *iconv; /* the integer convolution's microkernel for this CPU */
 
     /* sum of x, in double */
     double (*sum)(const float *x, long n);
@@ -251,6 +273,33 @@ int q4_conv3x3_winograd_backward_weights_strided(const q4_compute *cc, float *dw
 size_t q4_winograd_scratch_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 size_t q4_winograd_gradient_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
+
+/* ---------------------------------------------------------------- integer layers (iconv.c)
+ * Activations for an integer layer: a float tensor [c][n][h][w] quantized per image to 8 bits,
+ * scale[b] = max|x| of image b / levels (levels 255 for the non-negative activations after a
+ * ReLU, zero point 0; 127 for signed inputs, stored with zero point 128), laid out as
+ * [n][h + 2 pad][w + 2 pad][k] bytes: channels innermost (padded to k, a multiple of 4, with
+ * the zero point), a border of `pad` pixels of the zero point. An image of zeros gets scale 0. */
+void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float *x, int n, int c, int k, int h, int wd,
+                  int pad, int is_signed);
+/* Bytes of a layer's packed weights, and the packing: w [co][ci][taps] floats that are levels
+ * times `scale` (the quantizer's output), channels padded to k; rowsum[o] (may be NULL): the
+ * sum of output channel o's levels (for a zero point's correction). */
+size_t q4_iconv_packed_bytes(const q4_iconv_variant *v, int taps, int k, int co);
+void q4_iconv_pack(const q4_iconv_variant *v, void *out, int32_t *rowsum, const float *w, float scale, int taps, int ci,
+                   int k, int co);
+/* y [n][h][w][co] = the 3x3 (padding 1) convolution of x ([n][h+2][w+2][k], as q4_iquantize
+ * writes it with pad 1) with the packed weights, in int32. wd must be a multiple of the
+ * variant's mr. */
+void q4_iconv3x3(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int co, int h,
+                 int wd);
+/* y [n][out] = x [n][k] times the packed weights (taps 1); x must be readable for n rounded up
+ * to the variant's mr rows. */
+void q4_ilinear(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int out);
+/* y [co][n][plane] = (acc [n][plane][co] - zero_point * rowsum[co]) * (wscale * scale[image]) + bias[co]
+ * (bias may be NULL): back to floats, channel-major. */
+void q4_idequantize(const q4_compute *cc, float *y, const int32_t *acc, const float *scale, float wscale,
+                    int zero_point, const int32_t *rowsum, const float *bias, int n, int co, long plane);
 
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */

@@ -324,6 +324,8 @@ void q4_vgg_destroy(q4_vgg *m) {
     q4_free_aligned(m->running_mean);
     q4_free_aligned(m->activations);
     q4_free_aligned(m->held_grads);
+    q4_free_aligned(m->int_act);
+    q4_free_aligned(m->int_weights);
     memset(m, 0, sizeof *m);
 }
 
@@ -372,7 +374,7 @@ size_t q4_vgg_memory_bytes(const q4_vgg *m) {
     size_t quant = m->quantized ? (size_t)(m->qweight_offset[Q4_NUM_QUANT_LAYERS - 1] + m->tensors[m->weight_tensor[Q4_NUM_QUANT_LAYERS - 1]].count) : 16;
     size_t floats = 2 * (size_t)m->param_count + quant + 6 * (size_t)m->bn_total + m->activation_floats +
                     (size_t)q4_pool_threads(m->compute.pool) * m->compute.scratch_floats + m->held_grads_floats;
-    return floats * sizeof(float);
+    return floats * sizeof(float) + m->int_act_bytes;
 }
 
 /* ------------------------------------------------------------ initialisation */
@@ -464,6 +466,7 @@ void q4_vgg_quantize(q4_vgg *m) {
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
         m->quant_scale[layer] = q4_quant_scale(max_abs[layer], m->max_level);
     q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
+    m->integer_packed = 0;
     q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }
 
@@ -533,6 +536,10 @@ const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
 /* ------------------------------------------------------------ forward */
 
 void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) {
+    if (!train && m->integer) {
+        q4_vgg_forward_integer(m, n);
+        return;
+    }
     const q4_compute *cc = &m->compute;
     const float *in = m->input;
     double t = q4_now();

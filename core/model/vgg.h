@@ -132,6 +132,17 @@ typedef struct q4_vgg {
     size_t held_grads_floats;
     const float *dropout_override; /* tests: use this mask instead of drawing one */
 
+    /* integer evaluation (integer.c, q4_vgg_set_integer): 8-bit activations times the weight
+     * levels in int32 in every conv and linear layer of the evaluation forward pass */
+    int integer;
+    int integer_packed;      /* the packed levels match the quantized weights (q4_vgg_quantize clears it) */
+    uint8_t *int_act;        /* a layer's input, quantized per image, pixel-major and padded */
+    size_t int_act_bytes;
+    float *int_scale;        /* its scale per image */
+    void *int_weights;       /* every layer's levels, packed for the kernels' iconv */
+    size_t int_weight_offset[Q4_NUM_QUANT_LAYERS];
+    int32_t int_rowsum[64];  /* conv1's levels summed per output channel (its input's zero point) */
+
     q4_kernels kernels;
     q4_compute compute;
     double phase_seconds[Q4_PHASE_COUNT];
@@ -179,6 +190,14 @@ q4_status q4_vgg_set_combiner(q4_vgg *model, const q4_combiner *combiner, q4_err
  * holds, from *first_image (may be NULL) on; model->input must then hold those. Alone, the
  * training forward pass plans its own step. */
 int q4_vgg_plan_step(q4_vgg *model, int images, int *first_image);
+
+/* Integer evaluation (issue 26) on or off: with it, the evaluation forward pass multiplies
+ * 8-bit activations (quantized per image: conv1's signed input with 127 levels, every other
+ * layer's input, non-negative after a ReLU, with 255) by the weight levels in integer
+ * arithmetic; bias, BatchNorm, ReLU and pooling stay in floats. Needs 2- to 7-bit weights. */
+q4_status q4_vgg_set_integer(q4_vgg *model, int on, q4_error *err);
+/* The integer evaluation forward pass (q4_vgg_forward calls it when integer is on). */
+void q4_vgg_forward_integer(q4_vgg *model, int n);
 
 /* Forward pass of n images already in model->input. train: batch statistics (and running
  * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */

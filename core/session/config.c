@@ -280,6 +280,10 @@ q4_status q4_config_check(const q4_config *c, q4_error *err) {
             return st;
         }
     }
+    if (c->integer_eval && c->weight_bits > 7)
+        return q4_fail(err, Q4_ERR_ARGUMENT,
+                       "integer_eval needs 2- to 7-bit weights, not %d: it multiplies their levels by 8-bit activations",
+                       c->weight_bits);
     return Q4_OK;
 }
 

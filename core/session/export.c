@@ -212,6 +212,10 @@ void q4_model_destroy(q4_model *model) {
     free(model);
 }
 
+q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err) {
+    return q4_vgg_set_integer(&model->model, on, err);
+}
+
 int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
 
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {

@@ -87,6 +87,11 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
         free(s);
         return NULL;
     }
+    if (q4_vgg_set_integer(&s->model, config->integer_eval, err)) {
+        q4_vgg_destroy(&s->model);
+        free(s);
+        return NULL;
+    }
     long long p = s->model.param_count;
     int classes = config->num_classes;
     s->moments = q4_alloc_aligned(2 * (size_t)p * sizeof(float));

@@ -13,6 +13,7 @@
 const q4_kernels q4_avx2_kernels = {
     "avx2",
     &q4_avx2_gemm_6x16,
+    &q4_avx2_iconv_4x16,
     EW_TABLE_ENTRIES,
     q4_avx2_winograd_input,
     q4_avx2_winograd_output,

@@ -32,4 +32,11 @@ void q4_ref_winograd_gradient(int m, float *dm, long dm_stride, const float *dy,
 void q4_ref_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run);
 void q4_ref_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias);
 
+
+extern const q4_iconv_variant q4_ref_iconv_4x8;
+/* The integer 3x3 convolution as plain loops (tests): x unsigned 8-bit [ci][n][h][w] with the given zero point
+ * (the value of a zero, and of the padding), levels [co][ci][3][3]; y [n][h][w][co] = sum (x - zero_point) * level. */
+void q4_ref_iconv3x3(int32_t *y, const uint8_t *x, int zero_point, const int8_t *levels, int n, int ci, int co, int h,
+                     int wd);
+
 #endif

@@ -13,6 +13,7 @@
 const q4_kernels q4_wasmsimd_kernels = {
     "wasmsimd",
     &q4_wasmsimd_gemm_6x8,
+    &q4_wasmsimd_iconv_4x8,
     EW_TABLE_ENTRIES,
     q4_wasmsimd_winograd_input,
     q4_wasmsimd_winograd_output,

@@ -1,0 +1,38 @@
+/* iconv-avx2.c - the integer convolution microkernel for AVX2: 4 pixels x 16 output channels.
+ * vpmaddubsw multiplies the pixel's 4 unsigned channels (broadcast) by 4 signed levels per
+ * output channel and adds pairs into int16 (no saturation: |level| <= 63, kernels.h), vpmaddwd
+ * adds the pairs into int32. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "avx2.h"
+
+#define MR 4
+#define NR 16
+
+static void ukernel_4x16(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
+                         int32_t *c, long ldc) {
+    const int8_t *wp = w;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *at = a + tap_offsets[t];
+        for (int g = 0; g < k; g += 4, wp += NR * 4) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)wp), w1 = _mm256_loadu_si256((const __m256i *)(wp + 32));
+            for (int i = 0; i < MR; i++) {
+                int32_t four;
+                memcpy(&four, at + i * a_stride + g, 4);
+                __m256i x = _mm256_set1_epi32(four);
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
+            }
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        _mm256_storeu_si256((__m256i *)(c + i * ldc), acc[i][0]);
+        _mm256_storeu_si256((__m256i *)(c + i * ldc + 8), acc[i][1]);
+    }
+}
+
+const q4_iconv_variant q4_avx2_iconv_4x16 = {"u8s8-iconv-4x16-avx2", MR, NR, 4, 1, ukernel_4x16};

@@ -1,0 +1,231 @@
+/* iconv.c - integer convolution and linear layers (issue 26): 8-bit activations quantized per
+ * image, pixel-major, times packed weight levels, summed in int32 by the ISA's microkernel
+ * (kernels.h, q4_iconv_variant), and back to floats. A 3x3 convolution reads its nine taps
+ * straight from the padded activations (no im2col copy): the tap (ky, kx) of the pixel tile
+ * at (y, x0) is the padded row y + ky from column x0 + kx, so a tile of mr pixels in one row
+ * is mr consecutive channel vectors. ISA-neutral: the arithmetic is in the microkernel. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+
+/* ------------------------------------------------------------ quantization */
+
+/* 1.5 x 2^23: adding and subtracting it rounds a float of magnitude below 2^22 to an integer,
+ * to nearest with ties to even (the default rounding mode), in plain float arithmetic */
+#define ROUNDER 12582912.0f
+#define RUN 32
+
+typedef struct quantize_job {
+    const q4_kernels *kern;
+    uint8_t *out;
+    float *scale;
+    const float *x;
+    int n, c, k, h, wd, pad, is_signed;
+} quantize_job;
+
+static void quantize_task(void *context, int b, int thread) {
+    (void)thread;
+    const quantize_job *j = context;
+    long hw = (long)j->h * j->wd, stride = (long)j->n * hw;
+    float top = 0.0f;
+    for (int c = 0; c < j->c; c++) {
+        float v = j->kern->max_abs(j->x + c * stride + b * hw, hw);
+        if (v > top) top = v;
+    }
+    int levels = j->is_signed ? 127 : 255, zero = j->is_signed ? 128 : 0;
+    int ph = j->h + 2 * j->pad, pw = j->wd + 2 * j->pad;
+    uint8_t *img = j->out + (long)b * ph * pw * j->k;
+    memset(img, zero, (size_t)ph * pw * j->k);
+    /* an image of zeros has scale 0; one with a value not finite, a scale not finite (the sums
+     * it gives are not finite either, as in the float pass) */
+    j->scale[b] = top > 0.0f && top <= FLT_MAX ? top / (float)levels : top == 0.0f ? 0.0f : NAN;
+    if (!(top > 0.0f && top <= FLT_MAX)) return;
+    float inv = (float)levels / top, top_level = (float)levels;
+    /* row by row, every channel of a row before the next row: the row's bytes stay in the cache */
+    for (int y = 0; y < j->h; y++)
+        for (int c = 0; c < j->c; c++) {
+            uint8_t *row = img + ((long)(y + j->pad) * pw + j->pad) * j->k + c;
+            const float *in = j->x + c * stride + b * hw + (long)y * j->wd;
+            for (int x0 = 0; x0 < j->wd; x0 += RUN) { /* a run at a time: the arithmetic vectorizes, then the bytes go out */
+                int count = j->wd - x0 < RUN ? j->wd - x0 : RUN;
+                int32_t q[RUN];
+                for (int x = 0; x < count; x++) {
+                    /* rounded to nearest, ties to even, as rintf, without a call: |v| <= 255 */
+                    float v = in[x0 + x] * inv, r = (v + ROUNDER) - ROUNDER;
+                    r = r > top_level ? top_level : r;
+                    r = r < -top_level ? -top_level : r;
+                    q[x] = (int32_t)r + zero;
+                }
+                for (int x = 0; x < count; x++) row[(long)(x0 + x) * j->k] = (uint8_t)q[x];
+            }
+        }
+}
+
+void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float *x, int n, int c, int k, int h, int wd,
+                  int pad, int is_signed) {
+    quantize_job job = {cc->kernels, out, scale, x, n, c, k, h, wd, pad, is_signed};
+    q4_pool_run(cc->pool, n, quantize_task, &job);
+}
+
+/* ------------------------------------------------------------ weights */
+
+static long round_up(long a, long b) { return (a + b - 1) / b * b; }
+
+size_t q4_iconv_packed_bytes(const q4_iconv_variant *v, int taps, int k, int co) {
+    return (size_t)round_up(co, v->nr) * (size_t)taps * (size_t)k * (size_t)v->wbytes;
+}
+
+void q4_iconv_pack(const q4_iconv_variant *v, void *out, int32_t *rowsum, const float *w, float scale, int taps, int ci,
+                   int k, int co) {
+    int nr = v->nr, kg = v->kgroup;
+    long tile = (long)taps * k * nr; /* elements per tile of nr output channels */
+    for (int o0 = 0; o0 < co; o0 += nr)
+        for (int t = 0; t < taps; t++)
+            for (int kk = 0; kk < k; kk++)
+                for (int j = 0; j < nr; j++) {
+                    int o = o0 + j, level = 0;
+                    if (o < co && kk < ci && scale > 0.0f) level = (int)rintf(w[((long)o * ci + kk) * taps + t] / scale);
+                    long at = (long)(o0 / nr) * tile + ((long)t * (k / kg) + kk / kg) * nr * kg + (long)j * kg + kk % kg;
+                    if (v->wbytes == 1) ((int8_t *)out)[at] = (int8_t)level;
+                    else ((int16_t *)out)[at] = (int16_t)level;
+                }
+    if (rowsum)
+        for (int o = 0; o < co; o++) {
+            int32_t sum = 0;
+            for (long e = 0; e < (long)ci * taps; e++) sum += scale > 0.0f ? (int32_t)rintf(w[(long)o * ci * taps + e] / scale) : 0;
+            rowsum[o] = sum;
+        }
+}
+
+/* ------------------------------------------------------------ the layers */
+
+/* One run of pixels (a row of an image, or the images of a linear layer) times a range of
+ * output-channel tiles: the tasks of both layers. */
+typedef struct iconv_job {
+    const q4_iconv_variant *v;
+    int32_t *y;
+    const uint8_t *x;
+    const char *w;
+    int taps, k, co;
+    long tap_offsets[9];
+    long x_stride;          /* bytes between neighbouring pixels: k */
+    int rows, row_pixels;   /* runs of pixels, and pixels per run */
+    long row_in, image_in;  /* conv: input bytes per padded row and per padded image (0: linear) */
+    int height;             /* conv: rows per image */
+    int co_chunks, chunk_tiles;
+} iconv_job;
+
+static void iconv_task(void *context, int task, int thread) {
+    (void)thread;
+    const iconv_job *j = context;
+    const q4_iconv_variant *v = j->v;
+    int row = task / j->co_chunks, chunk = task % j->co_chunks, mr = v->mr, nr = v->nr;
+    const uint8_t *in;
+    long first_pixel = (long)row * j->row_pixels;
+    if (j->image_in) in = j->x + (long)(row / j->height) * j->image_in + (long)(row % j->height) * j->row_in;
+    else in = j->x;
+    int tiles = (j->co + nr - 1) / nr, t0 = chunk * j->chunk_tiles, t1 = t0 + j->chunk_tiles < tiles ? t0 + j->chunk_tiles : tiles;
+    long wtile = (long)j->taps * j->k * nr * v->wbytes;
+    int32_t tmp[16 * 64]; /* mr x nr at most 16 x 64 (checked by test_kernels) */
+    for (int t = t0; t < t1; t++) {
+        int o0 = t * nr, cols = j->co - o0 < nr ? j->co - o0 : nr;
+        for (int p = 0; p < j->row_pixels; p += mr) {
+            int pixels = j->row_pixels - p < mr ? j->row_pixels - p : mr;
+            int32_t *out = j->y + (first_pixel + p) * j->co + o0;
+            const uint8_t *a = in + (long)p * j->x_stride;
+            if (pixels == mr && cols == nr) {
+                v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, out, j->co);
+                continue;
+            }
+            v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, tmp, nr);
+            for (int i = 0; i < pixels; i++) memcpy(out + (long)i * j->co, tmp + i * nr, (size_t)cols * sizeof(int32_t));
+        }
+    }
+}
+
+/* splits the output-channel tiles so that there are at least 4 tasks per thread where it can */
+static void run_iconv(const q4_compute *cc, iconv_job *j) {
+    int tiles = (j->co + j->v->nr - 1) / j->v->nr, want = 4 * q4_pool_threads(cc->pool);
+    j->co_chunks = 1;
+    while (j->rows * j->co_chunks < want && j->co_chunks < tiles) j->co_chunks++;
+    j->chunk_tiles = (tiles + j->co_chunks - 1) / j->co_chunks;
+    j->co_chunks = (tiles + j->chunk_tiles - 1) / j->chunk_tiles;
+    q4_pool_run(cc->pool, j->rows * j->co_chunks, iconv_task, j);
+}
+
+void q4_iconv3x3(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int co, int h,
+                 int wd) {
+    iconv_job j;
+    memset(&j, 0, sizeof j);
+    j.v = cc->kernels->iconv;
+    j.y = y;
+    j.x = x;
+    j.w = w;
+    j.taps = 9;
+    j.k = k;
+    j.co = co;
+    j.x_stride = k;
+    j.row_in = (long)(wd + 2) * k;
+    j.image_in = (long)(h + 2) * j.row_in;
+    j.height = h;
+    j.rows = n * h;
+    j.row_pixels = wd;
+    for (int t = 0; t < 9; t++) j.tap_offsets[t] = (t / 3) * j.row_in + (long)(t % 3) * k;
+    run_iconv(cc, &j);
+}
+
+void q4_ilinear(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int out) {
+    iconv_job j;
+    memset(&j, 0, sizeof j);
+    j.v = cc->kernels->iconv;
+    j.y = y;
+    j.x = x;
+    j.w = w;
+    j.taps = 1;
+    j.k = k;
+    j.co = out;
+    j.x_stride = k;
+    j.rows = 1;
+    j.row_pixels = n;
+    run_iconv(cc, &j);
+}
+
+/* ------------------------------------------------------------ back to floats */
+
+typedef struct dequantize_job {
+    float *y;
+    const int32_t *acc;
+    const float *scale;
+    float wscale;
+    int zero_point;
+    const int32_t *rowsum;
+    const float *bias;
+    int n, co;
+    long plane;
+} dequantize_job;
+
+static void dequantize_task(void *context, int b, int thread) {
+    (void)thread;
+    const dequantize_job *j = context;
+    float s = j->wscale * j->scale[b];
+    const int32_t *acc = j->acc + (long)b * j->plane * j->co;
+    enum { BLOCK = 16 }; /* pixels at a time: their sums of every channel stay in the cache */
+    for (long p0 = 0; p0 < j->plane; p0 += BLOCK) {
+        int count = j->plane - p0 < BLOCK ? (int)(j->plane - p0) : BLOCK;
+        for (int o = 0; o < j->co; o++) {
+            int32_t shift = j->rowsum ? j->zero_point * j->rowsum[o] : 0;
+            float bias = j->bias ? j->bias[o] : 0.0f;
+            float *out = j->y + ((long)o * j->n + b) * j->plane + p0;
+            const int32_t *from = acc + p0 * j->co + o;
+            for (int p = 0; p < count; p++) out[p] = (float)(from[(long)p * j->co] - shift) * s + bias;
+        }
+    }
+}
+
+void q4_idequantize(const q4_compute *cc, float *y, const int32_t *acc, const float *scale, float wscale,
+                    int zero_point, const int32_t *rowsum, const float *bias, int n, int co, long plane) {
+    dequantize_job job = {y, acc, scale, wscale, zero_point, rowsum, bias, n, co, plane};
+    q4_pool_run(cc->pool, n, dequantize_task, &job);
+}

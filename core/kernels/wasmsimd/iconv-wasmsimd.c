@@ -1,0 +1,34 @@
+/* iconv-wasmsimd.c - the integer convolution microkernel for WebAssembly SIMD128: 4 pixels x 8
+ * output channels. SIMD128 multiplies 16-bit integers (i32x4.dot_i16x8_s: two products added
+ * per int32 lane), so the levels are packed as int16 in pairs of channels, and each pixel's two
+ * unsigned channels are widened to a splatted int16 pair. */
+#include <wasm_simd128.h>
+
+#include "wasmsimd.h"
+
+#define MR 4
+#define NR 8
+
+static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
+                        int32_t *c, long ldc) {
+    const int16_t *wp = w;
+    v128_t acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = wasm_i32x4_splat(0);
+    for (int t = 0; t < taps; t++) {
+        const uint8_t *at = a + tap_offsets[t];
+        for (int g = 0; g < k; g += 2, wp += NR * 2) {
+            v128_t w0 = wasm_v128_load(wp), w1 = wasm_v128_load(wp + 8);
+            for (int i = 0; i < MR; i++) {
+                v128_t x = wasm_u16x8_extend_low_u8x16(wasm_v128_load16_splat(at + i * a_stride + g));
+                acc[i][0] = wasm_i32x4_add(acc[i][0], wasm_i32x4_dot_i16x8(w0, x));
+                acc[i][1] = wasm_i32x4_add(acc[i][1], wasm_i32x4_dot_i16x8(w1, x));
+            }
+        }
+    }
+    for (int i = 0; i < MR; i++) {
+        wasm_v128_store(c + i * ldc, acc[i][0]);
+        wasm_v128_store(c + i * ldc + 4, acc[i][1]);
+    }
+}
+
+const q4_iconv_variant q4_wasmsimd_iconv_4x8 = {"u8s16-iconv-4x8-wasmsimd", MR, NR, 2, 2, ukernel_4x8};

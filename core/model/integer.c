@@ -1,0 +1,116 @@
+/* integer.c - the evaluation forward pass in integer arithmetic (issue 26): each conv and
+ * linear layer quantizes its input per image to 8 bits (q4_iquantize), multiplies it by the
+ * weight levels in int32 (q4_iconv3x3, q4_ilinear: the ISA's microkernel) and rescales once
+ * (q4_idequantize: level scale x activation scale, plus the bias); BatchNorm, ReLU and max
+ * pooling stay in floats, as in the float pass. conv1's input (normalized images) is signed:
+ * 127 levels stored with zero point 128, whose share of each sum (128 x the channel's levels)
+ * the rescaling takes off. The weights are packed once per quantization. No intrinsics here. */
+#include <string.h>
+
+#include "../util/util.h"
+#include "vgg.h"
+
+/* channels of a layer's input as the kernels read them: a multiple of 4 (conv1's 3 become 4) */
+static int padded_channels(int channels) { return (channels + 3) & ~3; }
+
+/* the per-image bytes of the largest padded input, and of the linear layers' inputs */
+static size_t act_bytes(const q4_vgg *m) {
+    size_t most = 0;
+    for (int l = 0; l < Q4_NUM_CONV; l++) {
+        const q4_conv_spec *s = &q4_conv_specs[l];
+        size_t b = (size_t)(s->size + 2) * (s->size + 2) * padded_channels(s->in_channels);
+        if (b > most) most = b;
+    }
+    if (most < Q4_FC_IN) most = Q4_FC_IN;
+    /* the linear layers read whole tiles of images: room for one more tile */
+    return most * (size_t)m->batch_capacity + (size_t)m->kernels.iconv->mr * Q4_FC_IN;
+}
+
+q4_status q4_vgg_set_integer(q4_vgg *m, int on, q4_error *err) {
+    q4_free_aligned(m->int_act);
+    q4_free_aligned(m->int_weights);
+    m->int_act = NULL;
+    m->int_weights = NULL;
+    m->int_act_bytes = 0;
+    m->integer = m->integer_packed = 0;
+    if (!on) return Q4_OK;
+    if (!m->quantized || m->weight_bits > 7)
+        return q4_fail(err, Q4_ERR_ARGUMENT,
+                       "integer arithmetic needs 2- to 7-bit weights (this model has %s): their levels times 8-bit "
+                       "activations are what it multiplies",
+                       m->quantized ? "8-bit" : "FP32 weights");
+    if (q4_conv_specs[0].out_channels > (int)(sizeof m->int_rowsum / sizeof m->int_rowsum[0]))
+        return q4_fail(err, Q4_ERR_STATE, "conv1 has more output channels than room for their sums");
+    const q4_iconv_variant *v = m->kernels.iconv;
+    size_t weights = 0;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
+        int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
+        m->int_weight_offset[layer] = weights;
+        weights += (q4_iconv_packed_bytes(v, taps, padded_channels(ci), w->shape[0]) + 63) & ~(size_t)63;
+    }
+    size_t act = (act_bytes(m) + 63) & ~(size_t)63, scales = (size_t)m->batch_capacity * sizeof(float);
+    if (!(m->int_act = q4_alloc_aligned(act + scales)) || !(m->int_weights = q4_alloc_aligned(weights))) {
+        q4_free_aligned(m->int_act);
+        m->int_act = NULL;
+        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating integer evaluation (%.1f MB)",
+                       (act + scales + weights) / 1e6);
+    }
+    m->int_act_bytes = act + scales + weights;
+    m->int_scale = (float *)(m->int_act + act);
+    m->integer = 1;
+    return Q4_OK;
+}
+
+/* every layer's levels, packed for the kernels, from the quantized weights */
+static void pack_weights(q4_vgg *m) {
+    const q4_iconv_variant *v = m->kernels.iconv;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
+        int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
+        q4_iconv_pack(v, (char *)m->int_weights + m->int_weight_offset[layer], layer == 0 ? m->int_rowsum : NULL,
+                      q4_vgg_layer_weights(m, layer), m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
+    }
+    m->integer_packed = 1;
+}
+
+/* A linear layer in integer arithmetic: x [in][n] floats (non-negative) -> y [out][n] */
+static void linear(q4_vgg *m, int layer, float *y, const float *x, const float *bias, int n, int in, int out) {
+    const q4_compute *cc = &m->compute;
+    int32_t *acc = (int32_t *)m->work; /* [n][out]: fits (work holds 64 x 1024 floats per image) */
+    q4_iquantize(cc, m->int_act, m->int_scale, x, n, in, in, 1, 1, 0, 0);
+    q4_ilinear(cc, acc, m->int_act, (char *)m->int_weights + m->int_weight_offset[layer], n, in, out);
+    q4_idequantize(cc, y, acc, m->int_scale, m->quant_scale[layer], 0, NULL, bias, n, out, 1);
+}
+
+void q4_vgg_forward_integer(q4_vgg *m, int n) {
+    const q4_compute *cc = &m->compute;
+    if (!m->integer_packed) pack_weights(m);
+    const float *in = m->input;
+    double t = q4_now();
+    int32_t *acc = (int32_t *)m->work; /* each conv's int32 sums [n][h][w][co], before they become floats */
+    for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
+        const q4_conv_spec *s = &q4_conv_specs[l];
+        int k = padded_channels(s->in_channels), is_signed = l == 0;
+        long plane = (long)s->size * s->size;
+        q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, is_signed);
+        q4_iconv3x3(cc, acc, m->int_act, (char *)m->int_weights + m->int_weight_offset[l], n, k, s->out_channels, s->size,
+                    s->size);
+        q4_idequantize(cc, m->conv_out[l], acc, m->int_scale, m->quant_scale[l], is_signed ? 128 : 0,
+                       is_signed ? m->int_rowsum : NULL, m->param.conv_bias[l], n, s->out_channels, plane);
+        q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
+        q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane * n, plane, 0, NULL, &m->bn[l]);
+        in = m->work;
+        if (s->pool_after) {
+            q4_maxpool2_forward(cc, m->pool_out[pool], m->work, s->out_channels, n, s->size);
+            in = m->pool_out[pool++];
+        }
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
+    }
+    const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
+    q4_flatten(m->fc_in, in, last->out_channels, n, last->size * last->size / 4);
+    linear(m, Q4_LAYER_FC1, m->fc1_out, m->fc_in, m->param.fc1_bias, n, Q4_FC_IN, Q4_FC_HIDDEN);
+    q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, 1, 0, NULL, &m->bn[Q4_BN_FC1]);
+    linear(m, Q4_LAYER_FC2, m->logits, m->fc1_act, m->param.fc2_bias, n, Q4_FC_HIDDEN, m->num_classes);
+    q4_phase_end(m, Q4_PHASE_FC, &t);
+}
