@@ -603,7 +603,7 @@ static void test_iconv_ukernel(const q4_iconv_variant *v) {
             }
 }
 
-/* The layers: q4_iquantize, q4_iconv3x3, q4_ilinear and q4_idequantize against plain loops
+/* The layers: q4_iquantize, q4_iconv3x3 and q4_ilinear (sums, and rescaled to floats) against plain loops
  * (q4_ref_iconv3x3), on ragged channel counts and images, the same for 1 and 3 threads. */
 static void test_integer_layers(const q4_kernels *k) {
     static const struct { int n, ci, co, size, is_signed; } shapes[] = {
@@ -659,13 +659,16 @@ static void test_integer_layers(const q4_kernels *k) {
         for (long i = 0; i < ws; i++) lv[i] = (int8_t)lrintf(w[i] / 0.03125f);
         q4_iconv_pack(v, packed, rowsum, w, 0.03125f, 9, ci, kp, co);
         q4_ref_iconv3x3(accref, qref, zero, lv, n, ci, co, h, wd);
-        q4_iconv3x3(&c1, acc, q, packed, n, kp, co, h, wd);
-        q4_iconv3x3(&c3, acc3, q, packed, n, kp, co, h, wd);
+        q4_iconv3x3(&c1, acc, NULL, q, packed, n, kp, co, h, wd);
+        q4_iconv3x3(&c3, acc3, NULL, q, packed, n, kp, co, h, wd);
         long bad = 0;
         for (long i = 0; i < ys; i++) bad += acc[i] - zero * rowsum[i % co] != accref[i];
         CHECK(bad == 0, "%s iconv3x3 n%d ci%d co%d %dx%d: %ld of %ld sums wrong", k->name, n, ci, co, h, wd, bad, ys);
         CHECK(memcmp(acc, acc3, (size_t)ys * sizeof(int32_t)) == 0, "%s iconv3x3 shape %d: 1 and 3 threads differ", k->name, si);
-        q4_idequantize(&c3, y, acc, scale, 0.03125f, zero, is_signed ? rowsum : NULL, bias, n, co, hw);
+        int32_t shift[80];
+        for (int o = 0; o < co; o++) shift[o] = zero * rowsum[o];
+        q4_iconv_rescale rescale = {scale, 0.03125f, is_signed ? shift : NULL, bias};
+        q4_iconv3x3(&c3, y, &rescale, q, packed, n, kp, co, h, wd);
         bad = 0;
         for (int o = 0; o < co; o++)
             for (int b = 0; b < n; b++)
@@ -673,7 +676,7 @@ static void test_integer_layers(const q4_kernels *k) {
                     float want = (float)accref[((long)b * hw + p) * co + o] * (0.03125f * scale[b]) + bias[o];
                     bad += y[((long)o * n + b) * hw + p] != want;
                 }
-        CHECK(bad == 0, "%s idequantize shape %d: %ld values wrong", k->name, si, bad);
+        CHECK(bad == 0, "%s iconv3x3 rescaled, shape %d: %ld values wrong", k->name, si, bad);
         /* the integer convolution is the float one of the quantized values: within rounding */
         for (long i = 0; i < xs; i++) x[i] = (float)((int)qref[i] - zero) * scale[(i / hw) % n];
         q4_ref_conv3x3_forward(yref, x, w, bias, n, ci, co, h, wd);
@@ -697,17 +700,37 @@ static void test_integer_layers(const q4_kernels *k) {
             fill_levels(w, (long)out * kk, 7, 1.0f, (uint64_t)out);
             q4_iconv_pack(v, packed, NULL, w, 1.0f, 1, kk, kk, out);
             q4_compute c2 = make_compute(k, 2, 0);
-            q4_ilinear(&c2, y, x, packed, n, kk, out);
+            /* the input quantized from floats [kk][n] (a linear layer's: one value per channel) */
+            float *xf = malloc((size_t)kk * n * sizeof(float)), xs[17];
+            for (long i = 0; i < (long)kk * n; i++) xf[i] = (float)x[(i % n) * kk + i / n] * (ii + 1.0f) / 255.0f;
+            memset(x, 7, (size_t)n * kk);
+            q4_iquantize(&c2, x, xs, xf, n, kk, kk, 1, 1, 0, 0);
+            long off = 0;
+            for (int b = 0; b < n; b++) {
+                float top = 0;
+                for (int i = 0; i < kk; i++) top = fmaxf(top, xf[(long)i * n + b]);
+                off += xs[b] != top / 255.0f;
+                for (int i = 0; i < kk; i++) off += x[(long)b * kk + i] != (uint8_t)rintf(xf[(long)i * n + b] * (255.0f / top));
+            }
+            CHECK(off == 0, "%s iquantize of a linear layer's input, n%d: %ld bytes or scales wrong", k->name, n, off);
+            free(xf);
+            q4_ilinear(&c2, y, NULL, x, packed, n, kk, out);
+            float *yf = malloc((size_t)n * out * sizeof(float)), scale[17], bias[64];
+            for (int b = 0; b < n; b++) scale[b] = 0.5f + 0.25f * (float)b;
+            for (int o = 0; o < out; o++) bias[o] = (float)o;
+            q4_iconv_rescale rescale = {scale, 0.125f, NULL, bias};
+            q4_ilinear(&c2, yf, &rescale, x, packed, n, kk, out);
             long bad = 0;
             for (int b = 0; b < n; b++)
                 for (int o = 0; o < out; o++) {
                     int32_t sum = 0;
                     for (int i = 0; i < kk; i++) sum += (int32_t)x[(long)b * kk + i] * (int32_t)w[(long)o * kk + i];
                     bad += y[(long)b * out + o] != sum;
+                    bad += yf[(long)o * n + b] != (float)sum * (0.125f * scale[b]) + bias[o];
                 }
             CHECK(bad == 0, "%s ilinear n%d out%d: %ld sums wrong", k->name, n, out, bad);
             free_compute(&c2);
-            free(x), free(w), free(y), free(packed);
+            free(x), free(w), free(y), free(yf), free(packed);
         }
 }
 

@@ -30,10 +30,17 @@ static void quantize_task(void *context, int b, int thread) {
     const quantize_job *j = context;
     long hw = (long)j->h * j->wd, stride = (long)j->n * hw;
     float top = 0.0f;
-    for (int c = 0; c < j->c; c++) {
-        float v = j->kern->max_abs(j->x + c * stride + b * hw, hw);
-        if (v > top) top = v;
-    }
+    int linear = hw == 1 && j->pad == 0;
+    if (linear) /* a linear layer's input [c][n]: one value per channel */
+        for (int c = 0; c < j->c; c++) {
+            float v = fabsf(j->x[c * stride + b]);
+            top = v > top || v != v ? v : top;
+        }
+    else
+        for (int c = 0; c < j->c; c++) {
+            float v = j->kern->max_abs(j->x + c * stride + b * hw, hw);
+            if (v > top || v != v) top = v;
+        }
     int levels = j->is_signed ? 127 : 255, zero = j->is_signed ? 128 : 0;
     int ph = j->h + 2 * j->pad, pw = j->wd + 2 * j->pad;
     uint8_t *img = j->out + (long)b * ph * pw * j->k;
@@ -43,6 +50,15 @@ static void quantize_task(void *context, int b, int thread) {
     j->scale[b] = top > 0.0f && top <= FLT_MAX ? top / (float)levels : top == 0.0f ? 0.0f : NAN;
     if (!(top > 0.0f && top <= FLT_MAX)) return;
     float inv = (float)levels / top, top_level = (float)levels;
+    if (linear) {
+        for (int c = 0; c < j->c; c++) {
+            float v = j->x[c * stride + b] * inv, r = (v + ROUNDER) - ROUNDER;
+            r = r > top_level ? top_level : r;
+            r = r < -top_level ? -top_level : r;
+            img[c] = (uint8_t)((int32_t)r + zero);
+        }
+        return;
+    }
     /* row by row, every channel of a row before the next row: the row's bytes stay in the cache */
     for (int y = 0; y < j->h; y++)
         for (int c = 0; c < j->c; c++) {
@@ -115,6 +131,13 @@ typedef struct iconv_job {
     long row_in, image_in;  /* conv: input bytes per padded row and per padded image (0: linear) */
     int height;             /* conv: rows per image */
     int co_chunks, chunk_tiles;
+    /* the sums back to floats: y[o * y_stride + pixel] = (sum - shift[o]) * wscale * scale[image] + bias[o] */
+    float *y_float;
+    long y_stride;
+    const float *scale;
+    float wscale;
+    const int32_t *shift;
+    const float *bias;
 } iconv_job;
 
 static void iconv_task(void *context, int task, int thread) {
@@ -129,18 +152,31 @@ static void iconv_task(void *context, int task, int thread) {
     int tiles = (j->co + nr - 1) / nr, t0 = chunk * j->chunk_tiles, t1 = t0 + j->chunk_tiles < tiles ? t0 + j->chunk_tiles : tiles;
     long wtile = (long)j->taps * j->k * nr * v->wbytes;
     int32_t tmp[16 * 64]; /* mr x nr at most 16 x 64 (checked by test_kernels) */
+    float s[16];
     for (int t = t0; t < t1; t++) {
         int o0 = t * nr, cols = j->co - o0 < nr ? j->co - o0 : nr;
         for (int p = 0; p < j->row_pixels; p += mr) {
             int pixels = j->row_pixels - p < mr ? j->row_pixels - p : mr;
-            int32_t *out = j->y + (first_pixel + p) * j->co + o0;
             const uint8_t *a = in + (long)p * j->x_stride;
-            if (pixels == mr && cols == nr) {
-                v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, out, j->co);
+            if (!j->y_float && pixels == mr && cols == nr) { /* int32 sums, straight into y */
+                v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, j->y + (first_pixel + p) * j->co + o0, j->co);
                 continue;
             }
             v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, tmp, nr);
-            for (int i = 0; i < pixels; i++) memcpy(out + (long)i * j->co, tmp + i * nr, (size_t)cols * sizeof(int32_t));
+            if (!j->y_float) {
+                int32_t *out = j->y + (first_pixel + p) * j->co + o0;
+                for (int i = 0; i < pixels; i++) memcpy(out + (long)i * j->co, tmp + i * nr, (size_t)cols * sizeof(int32_t));
+                continue;
+            }
+            /* the tile, still in the cache, back to floats, channel-major */
+            for (int i = 0; i < pixels; i++)
+                s[i] = j->wscale * j->scale[j->image_in ? row / j->height : first_pixel + p + i];
+            for (int c = 0; c < cols; c++) {
+                int o = o0 + c;
+                int32_t shift = j->shift ? j->shift[o] : 0;
+                float bias = j->bias ? j->bias[o] : 0.0f, *out = j->y_float + o * j->y_stride + first_pixel + p;
+                for (int i = 0; i < pixels; i++) out[i] = (float)(tmp[i * nr + c] - shift) * s[i] + bias;
+            }
         }
     }
 }
@@ -155,12 +191,26 @@ static void run_iconv(const q4_compute *cc, iconv_job *j) {
     q4_pool_run(cc->pool, j->rows * j->co_chunks, iconv_task, j);
 }
 
-void q4_iconv3x3(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int co, int h,
-                 int wd) {
+/* the sums as they are, or back to floats (rescale) */
+static void set_output(iconv_job *j, void *y, const q4_iconv_rescale *r, long y_stride) {
+    if (!r) {
+        j->y = y;
+        return;
+    }
+    j->y_float = y;
+    j->y_stride = y_stride;
+    j->scale = r->scale;
+    j->wscale = r->wscale;
+    j->shift = r->shift;
+    j->bias = r->bias;
+}
+
+void q4_iconv3x3(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
+                 int k, int co, int h, int wd) {
     iconv_job j;
     memset(&j, 0, sizeof j);
+    set_output(&j, y, rescale, (long)n * h * wd);
     j.v = cc->kernels->iconv;
-    j.y = y;
     j.x = x;
     j.w = w;
     j.taps = 9;
@@ -176,11 +226,12 @@ void q4_iconv3x3(const q4_compute *cc, int32_t *y, const uint8_t *x, const void 
     run_iconv(cc, &j);
 }
 
-void q4_ilinear(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int out) {
+void q4_ilinear(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
+                int k, int out) {
     iconv_job j;
     memset(&j, 0, sizeof j);
+    set_output(&j, y, rescale, n);
     j.v = cc->kernels->iconv;
-    j.y = y;
     j.x = x;
     j.w = w;
     j.taps = 1;
@@ -190,42 +241,4 @@ void q4_ilinear(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *
     j.rows = 1;
     j.row_pixels = n;
     run_iconv(cc, &j);
-}
-
-/* ------------------------------------------------------------ back to floats */
-
-typedef struct dequantize_job {
-    float *y;
-    const int32_t *acc;
-    const float *scale;
-    float wscale;
-    int zero_point;
-    const int32_t *rowsum;
-    const float *bias;
-    int n, co;
-    long plane;
-} dequantize_job;
-
-static void dequantize_task(void *context, int b, int thread) {
-    (void)thread;
-    const dequantize_job *j = context;
-    float s = j->wscale * j->scale[b];
-    const int32_t *acc = j->acc + (long)b * j->plane * j->co;
-    enum { BLOCK = 16 }; /* pixels at a time: their sums of every channel stay in the cache */
-    for (long p0 = 0; p0 < j->plane; p0 += BLOCK) {
-        int count = j->plane - p0 < BLOCK ? (int)(j->plane - p0) : BLOCK;
-        for (int o = 0; o < j->co; o++) {
-            int32_t shift = j->rowsum ? j->zero_point * j->rowsum[o] : 0;
-            float bias = j->bias ? j->bias[o] : 0.0f;
-            float *out = j->y + ((long)o * j->n + b) * j->plane + p0;
-            const int32_t *from = acc + p0 * j->co + o;
-            for (int p = 0; p < count; p++) out[p] = (float)(from[(long)p * j->co] - shift) * s + bias;
-        }
-    }
-}
-
-void q4_idequantize(const q4_compute *cc, float *y, const int32_t *acc, const float *scale, float wscale,
-                    int zero_point, const int32_t *rowsum, const float *bias, int n, int co, long plane) {
-    dequantize_job job = {y, acc, scale, wscale, zero_point, rowsum, bias, n, co, plane};
-    q4_pool_run(cc->pool, n, dequantize_task, &job);
 }

@@ -288,18 +288,24 @@ void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float 
 size_t q4_iconv_packed_bytes(const q4_iconv_variant *v, int taps, int k, int co);
 void q4_iconv_pack(const q4_iconv_variant *v, void *out, int32_t *rowsum, const float *w, float scale, int taps, int ci,
                    int k, int co);
-/* y [n][h][w][co] = the 3x3 (padding 1) convolution of x ([n][h+2][w+2][k], as q4_iquantize
- * writes it with pad 1) with the packed weights, in int32. wd must be a multiple of the
+/* How an integer layer's sums become floats: y = (sum - shift[o]) * wscale * scale[image] + bias[o]
+ * (shift: the zero point times the channel's levels, or NULL; bias may be NULL). */
+typedef struct q4_iconv_rescale {
+    const float *scale; /* per image, as q4_iquantize gives it */
+    float wscale;       /* the weights' quantizer scale */
+    const int32_t *shift;
+    const float *bias;
+} q4_iconv_rescale;
+/* The 3x3 (padding 1) convolution of x ([n][h+2][w+2][k], as q4_iquantize writes it with pad 1)
+ * with the packed weights: without rescale, the int32 sums y [n][h][w][co]; with it, floats
+ * y [co][n][h][w], each tile rescaled while it is in the cache. wd must be a multiple of the
  * variant's mr. */
-void q4_iconv3x3(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int co, int h,
-                 int wd);
-/* y [n][out] = x [n][k] times the packed weights (taps 1); x must be readable for n rounded up
- * to the variant's mr rows. */
-void q4_ilinear(const q4_compute *cc, int32_t *y, const uint8_t *x, const void *w, int n, int k, int out);
-/* y [co][n][plane] = (acc [n][plane][co] - zero_point * rowsum[co]) * (wscale * scale[image]) + bias[co]
- * (bias may be NULL): back to floats, channel-major. */
-void q4_idequantize(const q4_compute *cc, float *y, const int32_t *acc, const float *scale, float wscale,
-                    int zero_point, const int32_t *rowsum, const float *bias, int n, int co, long plane);
+void q4_iconv3x3(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
+                 int k, int co, int h, int wd);
+/* A linear layer, x [n][k] times the packed weights (taps 1): sums y [n][out], or floats
+ * y [out][n]; x must be readable for n rounded up to the variant's mr rows. */
+void q4_ilinear(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
+                int k, int out);
 
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */

@@ -1,10 +1,10 @@
 /* integer.c - the evaluation forward pass in integer arithmetic (issue 26): each conv and
  * linear layer quantizes its input per image to 8 bits (q4_iquantize), multiplies it by the
  * weight levels in int32 (q4_iconv3x3, q4_ilinear: the ISA's microkernel) and rescales once
- * (q4_idequantize: level scale x activation scale, plus the bias); BatchNorm, ReLU and max
+ * (level scale x activation scale, plus the bias) as each tile is done; BatchNorm, ReLU and max
  * pooling stay in floats, as in the float pass. conv1's input (normalized images) is signed:
- * 127 levels stored with zero point 128, whose share of each sum (128 x the channel's levels)
- * the rescaling takes off. The weights are packed once per quantization. No intrinsics here. */
+ * 127 levels stored with zero point 128, whose share of each sum (128 x the channel's levels,
+ * int_shift) the rescaling takes off. The weights are packed once per quantization. No intrinsics here. */
 #include <string.h>
 
 #include "../util/util.h"
@@ -39,7 +39,7 @@ q4_status q4_vgg_set_integer(q4_vgg *m, int on, q4_error *err) {
                        "integer arithmetic needs 2- to 7-bit weights (this model has %s): their levels times 8-bit "
                        "activations are what it multiplies",
                        m->quantized ? "8-bit" : "FP32 weights");
-    if (q4_conv_specs[0].out_channels > (int)(sizeof m->int_rowsum / sizeof m->int_rowsum[0]))
+    if (q4_conv_specs[0].out_channels > (int)(sizeof m->int_shift / sizeof m->int_shift[0]))
         return q4_fail(err, Q4_ERR_STATE, "conv1 has more output channels than room for their sums");
     const q4_iconv_variant *v = m->kernels.iconv;
     size_t weights = 0;
@@ -68,19 +68,19 @@ static void pack_weights(q4_vgg *m) {
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
         int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
-        q4_iconv_pack(v, (char *)m->int_weights + m->int_weight_offset[layer], layer == 0 ? m->int_rowsum : NULL,
+        q4_iconv_pack(v, (char *)m->int_weights + m->int_weight_offset[layer], layer == 0 ? m->int_shift : NULL,
                       q4_vgg_layer_weights(m, layer), m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
     }
+    for (int o = 0; o < q4_conv_specs[0].out_channels; o++) m->int_shift[o] *= 128; /* conv1's zero point */
     m->integer_packed = 1;
 }
 
 /* A linear layer in integer arithmetic: x [in][n] floats (non-negative) -> y [out][n] */
 static void linear(q4_vgg *m, int layer, float *y, const float *x, const float *bias, int n, int in, int out) {
     const q4_compute *cc = &m->compute;
-    int32_t *acc = (int32_t *)m->work; /* [n][out]: fits (work holds 64 x 1024 floats per image) */
+    q4_iconv_rescale r = {m->int_scale, m->quant_scale[layer], NULL, bias};
     q4_iquantize(cc, m->int_act, m->int_scale, x, n, in, in, 1, 1, 0, 0);
-    q4_ilinear(cc, acc, m->int_act, (char *)m->int_weights + m->int_weight_offset[layer], n, in, out);
-    q4_idequantize(cc, y, acc, m->int_scale, m->quant_scale[layer], 0, NULL, bias, n, out, 1);
+    q4_ilinear(cc, y, &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[layer], n, in, out);
 }
 
 void q4_vgg_forward_integer(q4_vgg *m, int n) {
@@ -88,16 +88,14 @@ void q4_vgg_forward_integer(q4_vgg *m, int n) {
     if (!m->integer_packed) pack_weights(m);
     const float *in = m->input;
     double t = q4_now();
-    int32_t *acc = (int32_t *)m->work; /* each conv's int32 sums [n][h][w][co], before they become floats */
     for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         int k = padded_channels(s->in_channels), is_signed = l == 0;
         long plane = (long)s->size * s->size;
+        q4_iconv_rescale r = {m->int_scale, m->quant_scale[l], is_signed ? m->int_shift : NULL, m->param.conv_bias[l]};
         q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, is_signed);
-        q4_iconv3x3(cc, acc, m->int_act, (char *)m->int_weights + m->int_weight_offset[l], n, k, s->out_channels, s->size,
-                    s->size);
-        q4_idequantize(cc, m->conv_out[l], acc, m->int_scale, m->quant_scale[l], is_signed ? 128 : 0,
-                       is_signed ? m->int_rowsum : NULL, m->param.conv_bias[l], n, s->out_channels, plane);
+        q4_iconv3x3(cc, m->conv_out[l], &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[l], n, k,
+                    s->out_channels, s->size, s->size);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane * n, plane, 0, NULL, &m->bn[l]);
         in = m->work;

@@ -141,7 +141,7 @@ typedef struct q4_vgg {
     float *int_scale;        /* its scale per image */
     void *int_weights;       /* every layer's levels, packed for the kernels' iconv */
     size_t int_weight_offset[Q4_NUM_QUANT_LAYERS];
-    int32_t int_rowsum[64];  /* conv1's levels summed per output channel (its input's zero point) */
+    int32_t int_shift[64];   /* conv1's input's zero point (128) times its levels summed per output channel */
 
     q4_kernels kernels;
     q4_compute compute;
