@@ -584,7 +584,20 @@ static void test_iconv_ukernel(const q4_iconv_variant *v) {
                 if (all_top)
                     for (long i = 0; i < (long)nr * k * taps; i++) w[i] = (float)(i % 3 ? top : -top) * 0.25f;
                 q4_iconv_pack(v, packed, NULL, w, 0.25f, taps, k, k, nr);
-                v->ukernel(taps, offsets, k, a, stride, packed, c, nr + 3);
+                v->ukernel(taps, offsets, k, a, stride, packed, c, nr + 3, NULL);
+                /* the same tile rescaled to floats, channel-major (rows of mr + 5: a gap after each) */
+                float scale[16], bias[64], *y = malloc((size_t)nr * (mr + 5) * sizeof(float));
+                int32_t shift[64];
+                for (int i = 0; i < mr; i++) scale[i] = 0.001f * (float)(i + 1);
+                for (int j = 0; j < nr; j++) shift[j] = 128 * (j - 3), bias[j] = 0.5f * (float)j - 1.0f;
+                q4_iconv_epilogue e = {y, mr + 5, scale, shift, bias};
+                v->ukernel(taps, offsets, k, a, stride, packed, NULL, 0, &e);
+                long wrong = 0;
+                for (int i = 0; i < mr; i++)
+                    for (int j = 0; j < nr; j++)
+                        wrong += y[j * (mr + 5) + i] != (float)(c[i * (nr + 3) + j] - shift[j]) * scale[i] + bias[j];
+                CHECK(wrong == 0, "%s k %d taps %d: %ld values of the rescaled tile wrong", v->name, k, taps, wrong);
+                free(y);
                 long bad = 0;
                 for (int i = 0; i < mr; i++)
                     for (int j = 0; j < nr; j++) {

@@ -43,40 +43,56 @@ static void quantize_task(void *context, int b, int thread) {
         }
     int levels = j->is_signed ? 127 : 255, zero = j->is_signed ? 128 : 0;
     int ph = j->h + 2 * j->pad, pw = j->wd + 2 * j->pad;
-    uint8_t *img = j->out + (long)b * ph * pw * j->k;
-    memset(img, zero, (size_t)ph * pw * j->k);
+    long row_bytes = (long)pw * j->k;
+    uint8_t *img = j->out + (long)b * ph * row_bytes;
     /* an image of zeros has scale 0; one with a value not finite, a scale not finite (the sums
      * it gives are not finite either, as in the float pass) */
     j->scale[b] = top > 0.0f && top <= FLT_MAX ? top / (float)levels : top == 0.0f ? 0.0f : NAN;
-    if (!(top > 0.0f && top <= FLT_MAX)) return;
-    float inv = (float)levels / top, top_level = (float)levels;
+    float inv = top > 0.0f && top <= FLT_MAX ? (float)levels / top : 0.0f, top_level = (float)levels;
     if (linear) {
-        for (int c = 0; c < j->c; c++) {
-            float v = j->x[c * stride + b] * inv, r = (v + ROUNDER) - ROUNDER;
+        for (int c = 0; c < j->k; c++) {
+            float v = (c < j->c ? j->x[c * stride + b] : 0.0f) * inv, r = (v + ROUNDER) - ROUNDER;
             r = r > top_level ? top_level : r;
             r = r < -top_level ? -top_level : r;
             img[c] = (uint8_t)((int32_t)r + zero);
         }
         return;
     }
-    /* row by row, every channel of a row before the next row: the row's bytes stay in the cache */
-    for (int y = 0; y < j->h; y++)
-        for (int c = 0; c < j->c; c++) {
-            uint8_t *row = img + ((long)(y + j->pad) * pw + j->pad) * j->k + c;
-            const float *in = j->x + c * stride + b * hw + (long)y * j->wd;
-            for (int x0 = 0; x0 < j->wd; x0 += RUN) { /* a run at a time: the arithmetic vectorizes, then the bytes go out */
+    /* the border: the zero point */
+    memset(img, zero, (size_t)(j->pad * row_bytes));
+    memset(img + (long)(ph - j->pad) * row_bytes, zero, (size_t)(j->pad * row_bytes));
+    for (int y = 0; y < j->h; y++) {
+        uint8_t *row = img + (long)(y + j->pad) * row_bytes;
+        memset(row, zero, (size_t)j->pad * j->k);
+        memset(row + (long)(pw - j->pad) * j->k, zero, (size_t)j->pad * j->k);
+    }
+    /* row by row, four channels at a time (one 32-bit word per pixel; channels past c: the zero
+     * point), a run of pixels at a time: the arithmetic vectorizes, then the words go out */
+    for (int y = 0; y < j->h; y++) {
+        uint8_t *row = img + (long)(y + j->pad) * row_bytes + (long)j->pad * j->k;
+        for (int c0 = 0; c0 < j->k; c0 += 4)
+            for (int x0 = 0; x0 < j->wd; x0 += RUN) {
                 int count = j->wd - x0 < RUN ? j->wd - x0 : RUN;
-                int32_t q[RUN];
-                for (int x = 0; x < count; x++) {
-                    /* rounded to nearest, ties to even, as rintf, without a call: |v| <= 255 */
-                    float v = in[x0 + x] * inv, r = (v + ROUNDER) - ROUNDER;
-                    r = r > top_level ? top_level : r;
-                    r = r < -top_level ? -top_level : r;
-                    q[x] = (int32_t)r + zero;
+                uint32_t word[RUN];
+                for (int x = 0; x < count; x++) word[x] = 0;
+                for (int q = 0; q < 4; q++) {
+                    int c = c0 + q;
+                    if (c >= j->c) {
+                        for (int x = 0; x < count; x++) word[x] |= (uint32_t)zero << (8 * q);
+                        continue;
+                    }
+                    const float *in = j->x + c * stride + b * hw + (long)y * j->wd + x0;
+                    for (int x = 0; x < count; x++) {
+                        /* rounded to nearest, ties to even, as rintf, without a call: |v| <= 255 */
+                        float v = in[x] * inv, r = (v + ROUNDER) - ROUNDER;
+                        r = r > top_level ? top_level : r;
+                        r = r < -top_level ? -top_level : r;
+                        word[x] |= (uint32_t)((int32_t)r + zero) << (8 * q);
+                    }
                 }
-                for (int x = 0; x < count; x++) row[(long)(x0 + x) * j->k] = (uint8_t)q[x];
+                for (int x = 0; x < count; x++) memcpy(row + (long)(x0 + x) * j->k + c0, &word[x], 4); /* little-endian */
             }
-        }
+    }
 }
 
 void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float *x, int n, int c, int k, int h, int wd,
@@ -140,6 +156,9 @@ typedef struct iconv_job {
     const float *bias;
 } iconv_job;
 
+static const int32_t no_shift[64];
+static const float no_bias[64];
+
 static void iconv_task(void *context, int task, int thread) {
     (void)thread;
     const iconv_job *j = context;
@@ -158,19 +177,27 @@ static void iconv_task(void *context, int task, int thread) {
         for (int p = 0; p < j->row_pixels; p += mr) {
             int pixels = j->row_pixels - p < mr ? j->row_pixels - p : mr;
             const uint8_t *a = in + (long)p * j->x_stride;
-            if (!j->y_float && pixels == mr && cols == nr) { /* int32 sums, straight into y */
-                v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, j->y + (first_pixel + p) * j->co + o0, j->co);
+            if (j->y_float)
+                for (int i = 0; i < pixels; i++)
+                    s[i] = j->wscale * j->scale[j->image_in ? row / j->height : first_pixel + p + i];
+            if (pixels == mr && cols == nr) { /* a whole tile: straight into y */
+                if (!j->y_float) {
+                    v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, j->y + (first_pixel + p) * j->co + o0,
+                               j->co, NULL);
+                    continue;
+                }
+                q4_iconv_epilogue e = {j->y_float + o0 * j->y_stride + first_pixel + p, j->y_stride, s,
+                                       j->shift ? j->shift + o0 : no_shift, j->bias ? j->bias + o0 : no_bias};
+                v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, NULL, 0, &e);
                 continue;
             }
-            v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, tmp, nr);
+            v->ukernel(j->taps, j->tap_offsets, j->k, a, j->x_stride, j->w + t * wtile, tmp, nr, NULL);
             if (!j->y_float) {
                 int32_t *out = j->y + (first_pixel + p) * j->co + o0;
                 for (int i = 0; i < pixels; i++) memcpy(out + (long)i * j->co, tmp + i * nr, (size_t)cols * sizeof(int32_t));
                 continue;
             }
-            /* the tile, still in the cache, back to floats, channel-major */
-            for (int i = 0; i < pixels; i++)
-                s[i] = j->wscale * j->scale[j->image_in ? row / j->height : first_pixel + p + i];
+            /* part of a tile, still in the cache, back to floats, channel-major */
             for (int c = 0; c < cols; c++) {
                 int o = o0 + c;
                 int32_t shift = j->shift ? j->shift[o] : 0;

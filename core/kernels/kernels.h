@@ -87,12 +87,21 @@ typedef struct q4_sgd_params {
  * output channels: for each tap, the k channels in groups of kgroup, each group nr x kgroup
  * elements of wbytes bytes (int8, or int16 where the ISA multiplies 16-bit: WebAssembly).
  * The microkernel computes one mr x nr tile in full:
- * c[i * ldc + j] = sum over taps t < taps and channels kk < k (a multiple of 4) of
- *     a[tap_offsets[t] + i * a_stride + kk] * w[t][kk / kgroup][j][kk % kgroup].
+ * sum[i][j] = sum over taps t < taps and channels kk < k (a multiple of 4) of
+ *     a[tap_offsets[t] + i * a_stride + kk] * w[t][kk / kgroup][j][kk % kgroup],
+ * and stores c[i * ldc + j] = sum[i][j], or, given an epilogue, floats channel-major:
+ * y[j * y_stride + i] = (float)(sum[i][j] - shift[j]) * scale[i] + bias[j] (multiplied, then added).
  * Levels times 255 summed in pairs stay within int16 for weights of up to 7 bits (AVX2's
  * vpmaddubsw saturates there), so the integer path takes 2- to 7-bit weights. */
+typedef struct q4_iconv_epilogue {
+    float *y;             /* output channel j of the tile, pixel i: y[j * y_stride + i] */
+    long y_stride;
+    const float *scale;   /* mr: per pixel (the weights' scale times its image's) */
+    const int32_t *shift; /* nr: per output channel (a zero point's share of the sum) */
+    const float *bias;    /* nr */
+} q4_iconv_epilogue;
 typedef void (*q4_iconv_ukernel_fn)(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride,
-                                    const void *w, int32_t *c, long ldc);
+                                    const void *w, int32_t *c, long ldc, const q4_iconv_epilogue *e);
 typedef struct q4_iconv_variant {
     const char *name; /* e.g. "u8s8-iconv-8x32-avx512vnni" */
     int mr, nr;       /* pixels and output channels of the register tile */

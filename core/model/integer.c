@@ -10,6 +10,10 @@
 #include "../util/util.h"
 #include "vgg.h"
 
+/* images per chunk of the integer forward pass (measured: make bench, q4bench --integer) */
+#define Q4_INTEGER_CHUNK 8
+_Static_assert(3 * Q4_INTEGER_CHUNK * Q4_IMAGE_SIDE * Q4_IMAGE_SIDE <= 256 * 256 * 9, "a chunk's images fit in `flipped`");
+
 /* channels of a layer's input as the kernels read them: a multiple of 4 (conv1's 3 become 4) */
 static int padded_channels(int channels) { return (channels + 3) & ~3; }
 
@@ -83,11 +87,9 @@ static void linear(q4_vgg *m, int layer, float *y, const float *x, const float *
     q4_ilinear(cc, y, &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[layer], n, in, out);
 }
 
-void q4_vgg_forward_integer(q4_vgg *m, int n) {
+/* The layers for n images whose input is at `in` ([3][n][32][32]); logits into `logits` [classes][n]. */
+static void forward_chunk(q4_vgg *m, const float *in, float *logits, int n, double *t) {
     const q4_compute *cc = &m->compute;
-    if (!m->integer_packed) pack_weights(m);
-    const float *in = m->input;
-    double t = q4_now();
     for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         int k = padded_channels(s->in_channels), is_signed = l == 0;
@@ -96,19 +98,42 @@ void q4_vgg_forward_integer(q4_vgg *m, int n) {
         q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, is_signed);
         q4_iconv3x3(cc, m->conv_out[l], &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[l], n, k,
                     s->out_channels, s->size, s->size);
-        q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
+        q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane * n, plane, 0, NULL, &m->bn[l]);
         in = m->work;
         if (s->pool_after) {
             q4_maxpool2_forward(cc, m->pool_out[pool], m->work, s->out_channels, n, s->size);
             in = m->pool_out[pool++];
         }
-        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, &t);
+        q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l, t);
     }
     const q4_conv_spec *last = &q4_conv_specs[Q4_NUM_CONV - 1];
     q4_flatten(m->fc_in, in, last->out_channels, n, last->size * last->size / 4);
     linear(m, Q4_LAYER_FC1, m->fc1_out, m->fc_in, m->param.fc1_bias, n, Q4_FC_IN, Q4_FC_HIDDEN);
     q4_batchnorm_relu_forward(cc, m->fc1_act, m->fc1_out, n, 1, 0, NULL, &m->bn[Q4_BN_FC1]);
-    linear(m, Q4_LAYER_FC2, m->logits, m->fc1_act, m->param.fc2_bias, n, Q4_FC_HIDDEN, m->num_classes);
-    q4_phase_end(m, Q4_PHASE_FC, &t);
+    linear(m, Q4_LAYER_FC2, logits, m->fc1_act, m->param.fc2_bias, n, Q4_FC_HIDDEN, m->num_classes);
+    q4_phase_end(m, Q4_PHASE_FC, t);
+}
+
+void q4_vgg_forward_integer(q4_vgg *m, int n) {
+    if (!m->integer_packed) pack_weights(m);
+    double t = q4_now();
+    if (n <= Q4_INTEGER_CHUNK) {
+        forward_chunk(m, m->input, m->logits, n, &t);
+        return;
+    }
+    /* a few images at a time through every layer: their activations stay in the cache. Each
+     * image's arithmetic is the same whatever its company (scales are per image; BatchNorm
+     * uses its running statistics). The chunk's images go to `flipped` (backward only), its
+     * logits to fc1_grad (backward only), then to their columns of the logits. */
+    long pixels = (long)Q4_IMAGE_SIDE * Q4_IMAGE_SIDE;
+    for (int b0 = 0; b0 < n; b0 += Q4_INTEGER_CHUNK) {
+        int count = n - b0 < Q4_INTEGER_CHUNK ? n - b0 : Q4_INTEGER_CHUNK;
+        for (int c = 0; c < 3; c++)
+            memcpy(m->flipped + (long)c * count * pixels, m->input + ((long)c * n + b0) * pixels,
+                   (size_t)count * pixels * sizeof(float));
+        forward_chunk(m, m->flipped, m->fc1_grad, count, &t);
+        for (int o = 0; o < m->num_classes; o++)
+            memcpy(m->logits + (long)o * n + b0, m->fc1_grad + (long)o * count, (size_t)count * sizeof(float));
+    }
 }

@@ -11,7 +11,7 @@
 #define NR 16
 
 static void ukernel_4x16(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
-                         int32_t *c, long ldc) {
+                         int32_t *c, long ldc, const q4_iconv_epilogue *e) {
     const int8_t *wp = w;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i acc[MR][2];
@@ -28,6 +28,27 @@ static void ukernel_4x16(int taps, const long *tap_offsets, int k, const uint8_t
                 acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
             }
         }
+    }
+    if (e) { /* to floats per pixel row, then 4 x 4 blocks transposed into channel rows */
+        __m256i shift[2] = {_mm256_loadu_si256((const __m256i *)e->shift), _mm256_loadu_si256((const __m256i *)(e->shift + 8))};
+        __m256 bias[2] = {_mm256_loadu_ps(e->bias), _mm256_loadu_ps(e->bias + 8)}, f[MR][2];
+        for (int i = 0; i < MR; i++) {
+            __m256 s = _mm256_set1_ps(e->scale[i]);
+            for (int v = 0; v < 2; v++)
+                f[i][v] = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(acc[i][v], shift[v])), s), bias[v]);
+        }
+        for (int q = 0; q < 4; q++) {
+            __m128 r0 = q % 2 ? _mm256_extractf128_ps(f[0][q / 2], 1) : _mm256_castps256_ps128(f[0][q / 2]);
+            __m128 r1 = q % 2 ? _mm256_extractf128_ps(f[1][q / 2], 1) : _mm256_castps256_ps128(f[1][q / 2]);
+            __m128 r2 = q % 2 ? _mm256_extractf128_ps(f[2][q / 2], 1) : _mm256_castps256_ps128(f[2][q / 2]);
+            __m128 r3 = q % 2 ? _mm256_extractf128_ps(f[3][q / 2], 1) : _mm256_castps256_ps128(f[3][q / 2]);
+            _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
+            _mm_storeu_ps(e->y + (long)(q * 4 + 0) * e->y_stride, r0);
+            _mm_storeu_ps(e->y + (long)(q * 4 + 1) * e->y_stride, r1);
+            _mm_storeu_ps(e->y + (long)(q * 4 + 2) * e->y_stride, r2);
+            _mm_storeu_ps(e->y + (long)(q * 4 + 3) * e->y_stride, r3);
+        }
+        return;
     }
     for (int i = 0; i < MR; i++) {
         _mm256_storeu_si256((__m256i *)(c + i * ldc), acc[i][0]);

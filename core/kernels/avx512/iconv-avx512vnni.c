@@ -9,8 +9,31 @@
 #define MR 8
 #define NR 32
 
+/* 8 rows of 8 floats -> 8 columns (the usual unpack, shuffle, permute) */
+static void transpose8(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        s[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        s[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        s[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        s[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+    }
+}
+
+static __m256 half(__m512 z, int high) {
+    return _mm256_castpd_ps(high ? _mm512_extractf64x4_pd(_mm512_castps_pd(z), 1) : _mm512_castpd512_pd256(_mm512_castps_pd(z)));
+}
+
 static void ukernel_8x32(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
-                         int32_t *c, long ldc) {
+                         int32_t *c, long ldc, const q4_iconv_epilogue *e) {
     const int8_t *wp = w;
     __m512i acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
@@ -26,6 +49,22 @@ static void ukernel_8x32(int taps, const long *tap_offsets, int k, const uint8_t
                 acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], x, w1);
             }
         }
+    }
+    if (e) { /* to floats per pixel row, then 8 x 8 blocks transposed into channel rows */
+        __m512i shift[2] = {_mm512_loadu_si512(e->shift), _mm512_loadu_si512(e->shift + 16)};
+        __m512 bias[2] = {_mm512_loadu_ps(e->bias), _mm512_loadu_ps(e->bias + 16)}, f[MR][2];
+        for (int i = 0; i < MR; i++) {
+            __m512 s = _mm512_set1_ps(e->scale[i]);
+            for (int v = 0; v < 2; v++)
+                f[i][v] = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][v], shift[v])), s), bias[v]);
+        }
+        for (int q = 0; q < 4; q++) {
+            __m256 r[8];
+            for (int i = 0; i < MR; i++) r[i] = half(f[i][q / 2], q % 2);
+            transpose8(r);
+            for (int j = 0; j < 8; j++) _mm256_storeu_ps(e->y + (long)(q * 8 + j) * e->y_stride, r[j]);
+        }
+        return;
     }
     for (int i = 0; i < MR; i++) {
         _mm512_storeu_si512(c + i * ldc, acc[i][0]);

@@ -8,9 +8,9 @@
 #define MR 4
 #define NR 8
 
-/* c[i][j] = sum over taps t and channels kk of a[off[t] + i*a_stride + kk] * w[t][kk/4][j][kk%4] */
+/* kernels.h, q4_iconv_ukernel_fn */
 static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
-                        int32_t *c, long ldc) {
+                        int32_t *c, long ldc, const q4_iconv_epilogue *e) {
     const int8_t *wp = w;
     int32_t acc[MR][NR];
     memset(acc, 0, sizeof acc);
@@ -22,6 +22,11 @@ static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t 
                 for (int j = 0; j < NR; j++)
                     for (int q = 0; q < 4; q++) acc[i][j] += (int32_t)x[q] * (int32_t)wp[j * 4 + q];
             }
+    }
+    if (e) {
+        for (int j = 0; j < NR; j++)
+            for (int i = 0; i < MR; i++) e->y[j * e->y_stride + i] = (float)(acc[i][j] - e->shift[j]) * e->scale[i] + e->bias[j];
+        return;
     }
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];

@@ -10,7 +10,7 @@
 #define NR 8
 
 static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t *a, long a_stride, const void *w,
-                        int32_t *c, long ldc) {
+                        int32_t *c, long ldc, const q4_iconv_epilogue *e) {
     const int16_t *wp = w;
     v128_t acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = wasm_i32x4_splat(0);
@@ -24,6 +24,24 @@ static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t 
                 acc[i][1] = wasm_i32x4_add(acc[i][1], wasm_i32x4_dot_i16x8(w1, x));
             }
         }
+    }
+    if (e) { /* to floats per pixel row, then 4 x 4 blocks transposed into channel rows */
+        v128_t shift[2] = {wasm_v128_load(e->shift), wasm_v128_load(e->shift + 4)};
+        v128_t bias[2] = {wasm_v128_load(e->bias), wasm_v128_load(e->bias + 4)}, f[MR][2];
+        for (int i = 0; i < MR; i++) {
+            v128_t s = wasm_f32x4_splat(e->scale[i]);
+            for (int v = 0; v < 2; v++)
+                f[i][v] = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_convert_i32x4(wasm_i32x4_sub(acc[i][v], shift[v])), s), bias[v]);
+        }
+        for (int q = 0; q < 2; q++) {
+            v128_t t0 = wasm_i32x4_shuffle(f[0][q], f[1][q], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(f[0][q], f[1][q], 2, 6, 3, 7);
+            v128_t t2 = wasm_i32x4_shuffle(f[2][q], f[3][q], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(f[2][q], f[3][q], 2, 6, 3, 7);
+            wasm_v128_store(e->y + (long)(q * 4 + 0) * e->y_stride, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+            wasm_v128_store(e->y + (long)(q * 4 + 1) * e->y_stride, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+            wasm_v128_store(e->y + (long)(q * 4 + 2) * e->y_stride, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+            wasm_v128_store(e->y + (long)(q * 4 + 3) * e->y_stride, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+        }
+        return;
     }
     for (int i = 0; i < MR; i++) {
         wasm_v128_store(c + i * ldc, acc[i][0]);
