@@ -359,6 +359,9 @@ typedef struct q4_evaluation {
  * predictions (may be NULL) receives the predicted class of the first n_predictions images. */
 q4_status q4_session_evaluate(q4_session *session, q4_evaluation *evaluation,
                               uint8_t *predictions, int n_predictions);
+/* The same once in integer arithmetic (integer 1) or in floats (0), whatever setting integer_eval
+ * says (it is left as it was): the two side by side, e.g. for tests. */
+q4_status q4_session_evaluate_as(q4_session *session, int integer, q4_evaluation *evaluation);
 
 typedef struct q4_layer_stats {
     char name[16];

@@ -368,6 +368,15 @@ q4_status q4_session_evaluate(q4_session *s, q4_evaluation *e, uint8_t *predicti
     return st;
 }
 
+q4_status q4_session_evaluate_as(q4_session *s, int integer, q4_evaluation *e) {
+    int was = s->model.integer;
+    q4_error err = {0};
+    if (integer != was && q4_vgg_set_integer(&s->model, integer, &err)) return q4_session_fail(s, err.status, "%s", err.message);
+    q4_status st = q4_session_evaluate(s, e, NULL, 0);
+    if (integer != was && q4_vgg_set_integer(&s->model, was, &err) && !st) st = q4_session_fail(s, err.status, "%s", err.message);
+    return st;
+}
+
 /* ------------------------------------------------------------ layer statistics */
 
 q4_status q4_session_layer_stats(q4_session *s, q4_layer_stats stats[Q4_NUM_QUANT_LAYERS]) {
