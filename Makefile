@@ -34,7 +34,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser test-programs bench bench-conv bench-iconv bench-elementwise clean wasm demo site curve mpi test-mpi bench-mpi
+        test-browser test-programs bench bench-conv bench-iconv integer-accuracy bench-elementwise clean wasm demo site curve mpi test-mpi bench-mpi
 all: build
 
 help: ## list the targets
@@ -183,6 +183,10 @@ bench-conv: $(BUILD)/tests/bench_conv $(BUILD)/q4bench build/wasm-node/bench_con
 bench-iconv: $(BUILD)/tests/bench_iconv $(BUILD)/q4bench build/wasm-node/bench_iconv.js ## per-layer ms of the evaluation forward pass in floats and in integer arithmetic, natively (each ISA) and in WASM
 	@for isa in $$($(BUILD)/q4bench --isas); do [ $$isa = scalar ] || Q4_ISA=$$isa $(BUILD)/tests/bench_iconv $(BENCH_CONV_THREADS); done
 	$(WASM_NODE) build/wasm-node/bench_iconv.js $(BENCH_CONV_THREADS)
+
+integer-accuracy: build ## every committed exported model evaluated in floats and in integer arithmetic (results/integer/models.txt)
+	scripts/integer-accuracy.sh > results/integer/models.txt
+	cat results/integer/models.txt
 
 bench-elementwise: $(BUILD)/tests/bench_elementwise build/wasm-node/bench_elementwise.js ## ms per call of the elementwise kernels, each ISA against scalar, natively and in WASM
 	$(BUILD)/tests/bench_elementwise

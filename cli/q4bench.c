@@ -2,7 +2,8 @@
  * images (like torch_ref.py --bench): images/s, GFLOP/s, and where one training step
  * spends its time, per layer and direction. Prints text, or one JSON object with --json.
  * Usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--integer] [--json]
- *        (--integer: the evaluation in integer arithmetic, setting integer_eval)
+ *        (--integer: the evaluation in integer arithmetic, setting integer_eval; --act-bits B:
+ *        conv2-6 in integer arithmetic at B-bit activations in training too, setting act_bits)
  *        q4bench --kernels | --isas   (the kernels it would use; the ISAs this CPU has)
  *        q4bench --plan [--exact]     (the algorithm of each convolution in each pass)
  * Q4_ISA (avx512, avx2, scalar) and Q4_GEMM_VARIANT choose the kernels, as for q4train. */
@@ -15,6 +16,7 @@
 
 int main(int argc, char **argv) {
     int threads = 1, steps = 8, batch = 128, fp32 = 0, exact = 0, json = 0, plan = 0, eval_images = 1024, integer = 0;
+    int act_bits = Q4_FP32_BITS;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -22,6 +24,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--fp32")) fp32 = 1;
         else if (!strcmp(argv[i], "--exact")) exact = 1;
         else if (!strcmp(argv[i], "--integer")) integer = 1;
+        else if (!strcmp(argv[i], "--act-bits") && i + 1 < argc) act_bits = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = 1;
         else if (!strcmp(argv[i], "--plan")) plan = 1;
         else if (!strcmp(argv[i], "--kernels") || !strcmp(argv[i], "--isas")) {
@@ -33,7 +36,7 @@ int main(int argc, char **argv) {
             puts(!strcmp(argv[i], "--isas") ? q4_kernels_available() : q4_kernels_name());
             return 0;
         } else {
-            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--integer] [--json] | --plan | "
+            fprintf(stderr, "usage: q4bench [--threads T] [--steps N] [--batch N] [--fp32] [--exact] [--integer] [--act-bits B] [--json] | --plan | "
                             "--kernels | --isas\n");
             return 2;
         }
@@ -65,6 +68,7 @@ int main(int argc, char **argv) {
     config.weight_bits = fp32 ? Q4_FP32_BITS : 4;
     config.exact = exact;
     config.integer_eval = integer;
+    config.act_bits = act_bits;
     q4_session *s = q4_session_create(&config, &train, &test, &err);
     if (!s) {
         fprintf(stderr, "q4bench: %s\n", err.message);
@@ -119,9 +123,9 @@ int main(int argc, char **argv) {
         }
         printf("]}\n");
     } else {
-        printf("q4 %s%s, %d thread%s, batch %d, %s weights\n", q4_session_kernels(s), exact ? " (exact mode)" : "",
-               threads, threads > 1 ? "s" : "", batch,
-               fp32 ? "FP32" : "4-bit");
+        printf("q4 %s%s, %d thread%s, batch %d, %s weights%s\n", q4_session_kernels(s), exact ? " (exact mode)" : "",
+               threads, threads > 1 ? "s" : "", batch, fp32 ? "FP32" : "4-bit",
+               act_bits < Q4_FP32_BITS ? ", conv2-6 on integer activations" : "");
         printf("  training:   %7.1f images/s  %6.1f GFLOP/s  (%.2f GFLOP per image)\n", train_ips, train_gflops,
                profile.flops_per_image_total / 1e9);
         printf("  evaluation: %7.1f images/s  %6.1f GFLOP/s%s\n", eval_ips, eval_gflops,

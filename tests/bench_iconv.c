@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
             if (conv) q4_conv3x3_forward(&cc, y, x, w, bias, n, ci, co, h, h, algorithm);
             else q4_linear_forward(&cc, y, x, w, bias, n, ci, co);
             double t1 = q4_now();
-            q4_iquantize(&cc, q, scale, x, n, ci, kp, side, side, pad, L == 0);
+            q4_iquantize(&cc, q, scale, x, n, ci, kp, side, side, pad, L == 0 ? 127 : 255, L == 0 ? 128 : 0);
             double t2 = q4_now();
             if (conv) q4_iconv3x3(&cc, y, &r, q, packed, n, kp, co, h, h);
             else q4_ilinear(&cc, y, &r, q, packed, n, kp, co);

@@ -69,8 +69,9 @@ int main(void) {
                  "cutout=8\nflip=alternate\ndropout=0\nclip_norm=0"},
         {"fp32", "weight_bits=32"},
         {"integer", "integer_eval=1"}, /* the paper's run, evaluated in integer arithmetic (issue 26) */
+        {"act8", "act_bits=8\ninteger_eval=1"}, /* trained with conv2-6 in integer arithmetic (issue 26) */
     };
-    for (int r = 0; r < 4; r++) {
+    for (int r = 0; r < 5; r++) {
         char one[65], three[65];
         q4_evaluation e1, e3;
         train(runs[r][1], 1, 7, one, &e1); /* 5 steps an epoch: crosses into the second */

@@ -643,8 +643,8 @@ static void test_integer_layers(const q4_kernels *k) {
         fill_levels(w, ws, 7, 0.03125f, (uint64_t)si + 7);
         for (int o = 0; o < co; o++) bias[o] = 0.125f * (float)(o % 5) - 0.25f;
         q4_compute c1 = make_compute(k, 1, 0), c3 = make_compute(k, 3, 0);
-        q4_iquantize(&c1, q, scale, x, n, ci, kp, h, wd, 1, is_signed);
-        q4_iquantize(&c3, q3, scale3, x, n, ci, kp, h, wd, 1, is_signed);
+        q4_iquantize(&c1, q, scale, x, n, ci, kp, h, wd, 1, levels, zero);
+        q4_iquantize(&c3, q3, scale3, x, n, ci, kp, h, wd, 1, levels, zero);
         CHECK(memcmp(q, q3, (size_t)act) == 0 && memcmp(scale, scale3, (size_t)n * sizeof(float)) == 0,
               "%s iquantize shape %d: 1 and 3 threads differ", k->name, si);
         long wrong = 0;
@@ -668,6 +668,23 @@ static void test_integer_layers(const q4_kernels *k) {
                     }
         }
         CHECK(wrong == 0, "%s iquantize shape %d: %ld bytes or scales wrong", k->name, si, wrong);
+        if (!is_signed) /* the straight-through pass's inputs: exactly the values the levels stand for, at 255 and 15 levels */
+            for (int few = 0; few < 2; few++) {
+                int top = few ? 15 : 255;
+                float *fake = malloc((size_t)xs * sizeof(float)), sc[8];
+                memcpy(fake, x, (size_t)xs * sizeof(float));
+                q4_ifakequant(&c3, fake, n, ci, h, wd, top);
+                q4_iquantize(&c1, q3, sc, x, n, ci, kp, h, wd, 1, top, 0);
+                long off = 0;
+                for (int c = 0; c < ci; c++)
+                    for (int b = 0; b < n; b++)
+                        for (long p = 0; p < hw; p++) {
+                            int level = q3[(((long)b * (h + 2) + p / wd + 1) * (wd + 2) + p % wd + 1) * kp + c];
+                            off += level > top || fake[((long)c * n + b) * hw + p] != (float)level * sc[b];
+                        }
+                CHECK(off == 0, "%s ifakequant shape %d, %d levels: %ld values are not level x scale", k->name, si, top, off);
+                free(fake);
+            }
         CHECK(scale[n - 1] == 0.0f, "%s iquantize: an image of zeros has scale %g", k->name, scale[n - 1]);
         for (long i = 0; i < ws; i++) lv[i] = (int8_t)lrintf(w[i] / 0.03125f);
         q4_iconv_pack(v, packed, rowsum, w, 0.03125f, 9, ci, kp, co);
@@ -717,7 +734,7 @@ static void test_integer_layers(const q4_kernels *k) {
             float *xf = malloc((size_t)kk * n * sizeof(float)), xs[17];
             for (long i = 0; i < (long)kk * n; i++) xf[i] = (float)x[(i % n) * kk + i / n] * (ii + 1.0f) / 255.0f;
             memset(x, 7, (size_t)n * kk);
-            q4_iquantize(&c2, x, xs, xf, n, kk, kk, 1, 1, 0, 0);
+            q4_iquantize(&c2, x, xs, xf, n, kk, kk, 1, 1, 0, 255, 0);
             long off = 0;
             for (int b = 0; b < n; b++) {
                 float top = 0;

@@ -298,6 +298,62 @@ static void test_session_widths(void) {
     }
 }
 
+/* integer activations (setting act_bits, issue 26): the export (format version 2, with the
+ * activation bits) evaluates exactly as the session does, in integer arithmetic and beside it;
+ * a header with activation bits out of range is refused; 8-bit weights are refused */
+static void test_session_act_bits(void) {
+    uint8_t pixels[40 * Q4_IMAGE_BYTES], labels[40];
+    for (int i = 0; i < 40 * Q4_IMAGE_BYTES; i++) pixels[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (int i = 0; i < 40; i++) labels[i] = (uint8_t)(i % 10);
+    q4_dataset set = {40, 10, 1, {{40, pixels, labels, NULL}}};
+    for (int act = 4; act <= 8; act += 4) {
+        q4_config c;
+        q4_config_default(&c);
+        c.batch_size = 8;
+        c.act_bits = act;
+        q4_error err = {0};
+        q4_session *s = q4_session_create(&c, &set, &set, &err);
+        CHECK(s != NULL, "act_bits %d: %s", act, err.message);
+        if (!s) continue;
+        q4_progress p;
+        CHECK(q4_session_train(s, 2, &p) == Q4_OK, "act_bits %d: training failed", act);
+        uint8_t *bytes;
+        size_t size;
+        CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+        CHECK(q4_get_u32(bytes + 8) == 2 && q4_get_u32(bytes + 20) == (uint32_t)act, "act_bits %d: version %u, %u bits",
+              act, q4_get_u32(bytes + 8), q4_get_u32(bytes + 20));
+        for (int integer = 0; integer < 2; integer++) {
+            q4_evaluation live, exported;
+            CHECK(q4_session_evaluate_as(s, integer, &live) == Q4_OK, "q4_session_evaluate_as failed");
+            q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+            CHECK(model && q4_model_set_integer(model, integer, &err) == Q4_OK &&
+                      q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK,
+                  "act_bits %d: %s", act, err.message);
+            if (model)
+                /* the same predictions; the mean loss within rounding (the session adds batches of 8, the model one of 40) */
+                CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-9 * live.loss,
+                      "act_bits %d, integer %d: the export evaluates to %d correct (loss %.9g), the session %d (%.9g)", act,
+                      integer, exported.correct, exported.loss, live.correct, live.loss);
+            q4_model_destroy(model);
+        }
+        q4_put_u32(bytes + 20, 9);
+        q4_put_u32(bytes + size - 4, q4_crc32(0, bytes, size - 4));
+        q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+        CHECK(!model && err.status == Q4_ERR_FORMAT && strstr(err.message, "activation bits 2..8"),
+              "a model with 9 activation bits: %s", model ? "accepted" : err.message);
+        q4_model_destroy(model);
+        free(bytes);
+        q4_session_destroy(s);
+    }
+    q4_config c;
+    q4_config_default(&c);
+    c.weight_bits = 8;
+    c.act_bits = 8;
+    q4_error err = {0};
+    CHECK(q4_config_check(&c, &err) == Q4_ERR_ARGUMENT && strstr(err.message, "act_bits 8 needs 2- to 7-bit weights"),
+          "8-bit weights with act_bits 8: %s", err.message);
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
@@ -307,5 +363,6 @@ int main(void) {
     test_widths(q4_kernels_reference());
     test_widths(&fast);
     test_session_widths();
+    test_session_act_bits();
     return test_finish("test_quant");
 }

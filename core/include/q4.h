@@ -191,6 +191,10 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "decay per step of a moving average of the weights and BN statistics, which evaluation and export use (0: off)") \
     X(CHOICE, tta, 0, 0, 0, "none,flip,flip-translate", Q4_FIELD_METHOD,                                             \
       "test-time augmentation at the last planned epoch, reported beside the plain accuracy")                      \
+    X(INT, act_bits, 32, 2, 32, NULL, Q4_FIELD_METHOD,                                                              \
+      "bits per activation into conv2-6 in the training forward pass, which then runs in integer arithmetic "       \
+      "(quantized per image, straight-through in the backward pass), and in evaluation: 2 to 8, or 32: floats "     \
+      "(2- to 7-bit weights)")                                                                                      \
     X(INT, integer_eval, 0, 0, 1, NULL, 0,                                                                           \
       "1: evaluate the test set in integer arithmetic: 8-bit activations (per image) times the weight levels, "     \
       "summed in int32, in every conv and linear layer (2- to 7-bit weights)")                                      \

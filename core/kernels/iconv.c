@@ -22,26 +22,41 @@ typedef struct quantize_job {
     uint8_t *out;
     float *scale;
     const float *x;
-    int n, c, k, h, wd, pad, is_signed;
+    int n, c, k, h, wd, pad, levels, zero;
+    float *fake; /* q4_ifakequant: the tensor to replace by its quantized values */
 } quantize_job;
+
+/* max |x| over image b of a [c][n][h][w] tensor (NaN if one is NaN) */
+static float image_top(const q4_kernels *kern, const float *x, int n, int c, long hw, int b) {
+    float top = 0.0f;
+    long stride = (long)n * hw;
+    if (hw == 1) /* a linear layer's input [c][n]: one value per channel */
+        for (int i = 0; i < c; i++) {
+            float v = fabsf(x[i * stride + b]);
+            top = v > top || v != v ? v : top;
+        }
+    else
+        for (int i = 0; i < c; i++) {
+            float v = kern->max_abs(x + i * stride + b * hw, hw);
+            if (v > top || v != v) top = v;
+        }
+    return top;
+}
+
+/* the level of v (v times levels / top): rounded to nearest, ties to even, as rintf, without a
+ * call (|v| <= 255), and clamped to [low, high] */
+static inline float level_of(float v, float low, float high) {
+    float r = (v + ROUNDER) - ROUNDER;
+    r = r > high ? high : r;
+    return r < low ? low : r;
+}
 
 static void quantize_task(void *context, int b, int thread) {
     (void)thread;
     const quantize_job *j = context;
     long hw = (long)j->h * j->wd, stride = (long)j->n * hw;
-    float top = 0.0f;
-    int linear = hw == 1 && j->pad == 0;
-    if (linear) /* a linear layer's input [c][n]: one value per channel */
-        for (int c = 0; c < j->c; c++) {
-            float v = fabsf(j->x[c * stride + b]);
-            top = v > top || v != v ? v : top;
-        }
-    else
-        for (int c = 0; c < j->c; c++) {
-            float v = j->kern->max_abs(j->x + c * stride + b * hw, hw);
-            if (v > top || v != v) top = v;
-        }
-    int levels = j->is_signed ? 127 : 255, zero = j->is_signed ? 128 : 0;
+    float top = image_top(j->kern, j->x, j->n, j->c, hw, b);
+    int levels = j->levels, zero = j->zero, linear = hw == 1 && j->pad == 0;
     int ph = j->h + 2 * j->pad, pw = j->wd + 2 * j->pad;
     long row_bytes = (long)pw * j->k;
     uint8_t *img = j->out + (long)b * ph * row_bytes;
@@ -49,13 +64,10 @@ static void quantize_task(void *context, int b, int thread) {
      * it gives are not finite either, as in the float pass) */
     j->scale[b] = top > 0.0f && top <= FLT_MAX ? top / (float)levels : top == 0.0f ? 0.0f : NAN;
     float inv = top > 0.0f && top <= FLT_MAX ? (float)levels / top : 0.0f, top_level = (float)levels;
+    float low_level = (float)-(levels < zero ? levels : zero);
     if (linear) {
-        for (int c = 0; c < j->k; c++) {
-            float v = (c < j->c ? j->x[c * stride + b] : 0.0f) * inv, r = (v + ROUNDER) - ROUNDER;
-            r = r > top_level ? top_level : r;
-            r = r < -top_level ? -top_level : r;
-            img[c] = (uint8_t)((int32_t)r + zero);
-        }
+        for (int c = 0; c < j->k; c++)
+            img[c] = (uint8_t)((int32_t)level_of((c < j->c ? j->x[c * stride + b] : 0.0f) * inv, low_level, top_level) + zero);
         return;
     }
     /* the border: the zero point */
@@ -82,13 +94,8 @@ static void quantize_task(void *context, int b, int thread) {
                         continue;
                     }
                     const float *in = j->x + c * stride + b * hw + (long)y * j->wd + x0;
-                    for (int x = 0; x < count; x++) {
-                        /* rounded to nearest, ties to even, as rintf, without a call: |v| <= 255 */
-                        float v = in[x] * inv, r = (v + ROUNDER) - ROUNDER;
-                        r = r > top_level ? top_level : r;
-                        r = r < -top_level ? -top_level : r;
-                        word[x] |= (uint32_t)((int32_t)r + zero) << (8 * q);
-                    }
+                    for (int x = 0; x < count; x++)
+                        word[x] |= (uint32_t)((int32_t)level_of(in[x] * inv, low_level, top_level) + zero) << (8 * q);
                 }
                 for (int x = 0; x < count; x++) memcpy(row + (long)(x0 + x) * j->k + c0, &word[x], 4); /* little-endian */
             }
@@ -96,9 +103,28 @@ static void quantize_task(void *context, int b, int thread) {
 }
 
 void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float *x, int n, int c, int k, int h, int wd,
-                  int pad, int is_signed) {
-    quantize_job job = {cc->kernels, out, scale, x, n, c, k, h, wd, pad, is_signed};
+                  int pad, int levels, int zero_point) {
+    quantize_job job = {cc->kernels, out, scale, x, n, c, k, h, wd, pad, levels, zero_point, NULL};
     q4_pool_run(cc->pool, n, quantize_task, &job);
+}
+
+/* image b of the tensor replaced by level x scale, the values q4_iquantize's levels stand for */
+static void fakequant_task(void *context, int b, int thread) {
+    (void)thread;
+    const quantize_job *j = context;
+    long hw = (long)j->h * j->wd, stride = (long)j->n * hw;
+    float top = image_top(j->kern, j->fake, j->n, j->c, hw, b);
+    if (!(top > 0.0f && top <= FLT_MAX)) return; /* zeros stay zeros; a value not finite stays */
+    float scale = top / (float)j->levels, inv = (float)j->levels / top, high = (float)j->levels;
+    for (int c = 0; c < j->c; c++) {
+        float *x = j->fake + c * stride + b * hw;
+        for (long i = 0; i < hw; i++) x[i] = level_of(x[i] * inv, 0.0f, high) * scale;
+    }
+}
+
+void q4_ifakequant(const q4_compute *cc, float *x, int n, int c, int h, int wd, int levels) {
+    quantize_job job = {cc->kernels, NULL, NULL, NULL, n, c, c, h, wd, 0, levels, 0, x};
+    q4_pool_run(cc->pool, n, fakequant_task, &job);
 }
 
 /* ------------------------------------------------------------ weights */

@@ -284,13 +284,18 @@ size_t q4_winograd_shared_floats(const q4_gemm_variant *variant, int max_ci, int
 size_t q4_winograd_gradient_floats(const q4_gemm_variant *variant, int max_ci, int max_co);
 
 /* ---------------------------------------------------------------- integer layers (iconv.c)
- * Activations for an integer layer: a float tensor [c][n][h][w] quantized per image to 8 bits,
- * scale[b] = max|x| of image b / levels (levels 255 for the non-negative activations after a
- * ReLU, zero point 0; 127 for signed inputs, stored with zero point 128), laid out as
- * [n][h + 2 pad][w + 2 pad][k] bytes: channels innermost (padded to k, a multiple of 4, with
- * the zero point), a border of `pad` pixels of the zero point. An image of zeros gets scale 0. */
+ * Activations for an integer layer: a float tensor [c][n][h][w] quantized per image,
+ * scale[b] = max|x| of image b / levels, level = x / scale rounded to nearest (ties to even)
+ * and clamped to [-min(levels, zero_point), levels], stored as level + zero_point (levels 255,
+ * zero point 0: the non-negative activations after a ReLU in 8 bits; 127 and 128: signed
+ * inputs), laid out as [n][h + 2 pad][w + 2 pad][k] bytes: channels innermost (padded to k, a
+ * multiple of 4, with the zero point), a border of `pad` pixels of the zero point. An image of
+ * zeros gets scale 0. */
 void q4_iquantize(const q4_compute *cc, uint8_t *out, float *scale, const float *x, int n, int c, int k, int h, int wd,
-                  int pad, int is_signed);
+                  int pad, int levels, int zero_point);
+/* In place, per image: the non-negative x replaced by the values q4_iquantize's levels stand
+ * for (level x scale, zero point 0): the straight-through backward pass's inputs. */
+void q4_ifakequant(const q4_compute *cc, float *x, int n, int c, int h, int wd, int levels);
 /* Bytes of a layer's packed weights, and the packing: w [co][ci][taps] floats that are levels
  * times `scale` (the quantizer's output), channels padded to k; rowsum[o] (may be NULL): the
  * sum of output channel o's levels (for a zero point's correction). */

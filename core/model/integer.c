@@ -1,16 +1,23 @@
-/* integer.c - the evaluation forward pass in integer arithmetic (issue 26): each conv and
- * linear layer quantizes its input per image to 8 bits (q4_iquantize), multiplies it by the
- * weight levels in int32 (q4_iconv3x3, q4_ilinear: the ISA's microkernel) and rescales once
- * (level scale x activation scale, plus the bias) as each tile is done; BatchNorm, ReLU and max
- * pooling stay in floats, as in the float pass. conv1's input (normalized images) is signed:
- * 127 levels stored with zero point 128, whose share of each sum (128 x the channel's levels,
- * int_shift) the rescaling takes off. The weights are packed once per quantization. No intrinsics here. */
+/* integer.c - conv and linear layers in integer arithmetic (issue 26). A layer quantizes its
+ * input per image (q4_iquantize), multiplies it by the weight levels in int32 (q4_iconv3x3,
+ * q4_ilinear: the ISA's microkernel) and rescales once (level scale x activation scale, plus the
+ * bias) as each tile is done; BatchNorm, ReLU and max pooling stay in floats. Which layers, at how
+ * many levels, is the model's activation plan (act_levels), set once by q4_vgg_set_integer:
+ *  - integer evaluation (setting integer_eval): every conv and linear layer of the evaluation
+ *    forward pass, 8-bit activations (255 levels after a ReLU; conv1's input, the normalized
+ *    images, is signed: 127 levels stored with zero point 128, whose share of each sum,
+ *    128 x the channel's levels in int_shift, the rescaling takes off);
+ *  - integer activations in training (setting act_bits < 32): conv2-6's inputs at
+ *    2^act_bits - 1 levels in the training forward pass and in evaluation; the backward pass
+ *    stays in floats, straight through the activation quantizer (q4_vgg_backward computes the
+ *    weight gradients from the quantized values, q4_ifakequant).
+ * The weights are packed per layer when first used after each quantization. No intrinsics here. */
 #include <string.h>
 
 #include "../util/util.h"
 #include "vgg.h"
 
-/* images per chunk of the integer forward pass (measured: make bench, q4bench --integer) */
+/* images per chunk of the integer evaluation (measured: q4bench --integer, 2 to 16 alike) */
 #define Q4_INTEGER_CHUNK 8
 _Static_assert(3 * Q4_INTEGER_CHUNK * Q4_IMAGE_SIDE * Q4_IMAGE_SIDE <= 256 * 256 * 9, "a chunk's images fit in `flipped`");
 
@@ -30,21 +37,32 @@ static size_t act_bytes(const q4_vgg *m) {
     return most * (size_t)m->batch_capacity + (size_t)m->kernels.iconv->mr * Q4_FC_IN;
 }
 
-q4_status q4_vgg_set_integer(q4_vgg *m, int on, q4_error *err) {
+q4_status q4_vgg_set_integer(q4_vgg *m, int integer_eval, int act_bits, q4_error *err) {
     q4_free_aligned(m->int_act);
     q4_free_aligned(m->int_weights);
     m->int_act = NULL;
     m->int_weights = NULL;
     m->int_act_bytes = 0;
-    m->integer = m->integer_packed = 0;
-    if (!on) return Q4_OK;
+    m->integer = m->act_levels = 0;
+    m->act_bits = Q4_FP32_BITS;
+    m->int_packed = 0;
+    memset(m->int_levels, 0, sizeof m->int_levels);
+    int act = act_bits > 0 && act_bits < Q4_FP32_BITS;
+    if (!integer_eval && !act) return Q4_OK;
     if (!m->quantized || m->weight_bits > 7)
         return q4_fail(err, Q4_ERR_ARGUMENT,
-                       "integer arithmetic needs 2- to 7-bit weights (this model has %s): their levels times 8-bit "
+                       "integer arithmetic needs 2- to 7-bit weights (this model has %s): their levels times the "
                        "activations are what it multiplies",
                        m->quantized ? "8-bit" : "FP32 weights");
+    if (act && act_bits > 8) return q4_fail(err, Q4_ERR_ARGUMENT, "activations of %d bits do not fit in a byte", act_bits);
     if (q4_conv_specs[0].out_channels > (int)(sizeof m->int_shift / sizeof m->int_shift[0]))
         return q4_fail(err, Q4_ERR_STATE, "conv1 has more output channels than room for their sums");
+    m->act_bits = act ? act_bits : Q4_FP32_BITS;
+    m->act_levels = act ? (1 << act_bits) - 1 : 0;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        int inner = layer >= 1 && layer < Q4_NUM_CONV; /* conv2-6 */
+        m->int_levels[layer] = inner && act ? m->act_levels : integer_eval ? (layer == 0 ? 127 : 255) : 0;
+    }
     const q4_iconv_variant *v = m->kernels.iconv;
     size_t weights = 0;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
@@ -53,51 +71,68 @@ q4_status q4_vgg_set_integer(q4_vgg *m, int on, q4_error *err) {
         m->int_weight_offset[layer] = weights;
         weights += (q4_iconv_packed_bytes(v, taps, padded_channels(ci), w->shape[0]) + 63) & ~(size_t)63;
     }
-    size_t act = (act_bytes(m) + 63) & ~(size_t)63, scales = (size_t)m->batch_capacity * sizeof(float);
-    if (!(m->int_act = q4_alloc_aligned(act + scales)) || !(m->int_weights = q4_alloc_aligned(weights))) {
+    size_t bytes = (act_bytes(m) + 63) & ~(size_t)63, scales = (size_t)m->batch_capacity * sizeof(float);
+    if (!(m->int_act = q4_alloc_aligned(bytes + scales)) || !(m->int_weights = q4_alloc_aligned(weights))) {
         q4_free_aligned(m->int_act);
         m->int_act = NULL;
-        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating integer evaluation (%.1f MB)",
-                       (act + scales + weights) / 1e6);
+        return q4_fail(err, Q4_ERR_NOMEM, "out of memory allocating room for integer arithmetic (%.1f MB)",
+                       (bytes + scales + weights) / 1e6);
     }
-    m->int_act_bytes = act + scales + weights;
-    m->int_scale = (float *)(m->int_act + act);
-    m->integer = 1;
+    m->int_act_bytes = bytes + scales + weights;
+    m->int_scale = (float *)(m->int_act + bytes);
+    m->integer = integer_eval;
     return Q4_OK;
 }
 
-/* every layer's levels, packed for the kernels, from the quantized weights */
-static void pack_weights(q4_vgg *m) {
-    const q4_iconv_variant *v = m->kernels.iconv;
-    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
-        const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
-        int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
-        q4_iconv_pack(v, (char *)m->int_weights + m->int_weight_offset[layer], layer == 0 ? m->int_shift : NULL,
-                      q4_vgg_layer_weights(m, layer), m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
-    }
-    for (int o = 0; o < q4_conv_specs[0].out_channels; o++) m->int_shift[o] *= 128; /* conv1's zero point */
-    m->integer_packed = 1;
+/* a layer's levels, packed for the kernels, from the quantized weights (once per quantization) */
+static const void *packed_weights(q4_vgg *m, int layer) {
+    char *out = (char *)m->int_weights + m->int_weight_offset[layer];
+    if (m->int_packed & (1u << layer)) return out;
+    const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
+    int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
+    q4_iconv_pack(m->kernels.iconv, out, layer == 0 ? m->int_shift : NULL, q4_vgg_layer_weights(m, layer),
+                  m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
+    if (layer == 0)
+        for (int o = 0; o < q4_conv_specs[0].out_channels; o++) m->int_shift[o] *= 128; /* conv1's zero point */
+    m->int_packed |= 1u << layer;
+    return out;
 }
 
-/* A linear layer in integer arithmetic: x [in][n] floats (non-negative) -> y [out][n] */
+void q4_vgg_conv_integer(q4_vgg *m, int l, const float *in, int n, int levels) {
+    const q4_compute *cc = &m->compute;
+    const q4_conv_spec *s = &q4_conv_specs[l];
+    int k = padded_channels(s->in_channels), is_signed = l == 0;
+    q4_iconv_rescale r = {m->int_scale, m->quant_scale[l], is_signed ? m->int_shift : NULL, m->param.conv_bias[l]};
+    const void *w = packed_weights(m, l);
+    q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, levels, is_signed ? 128 : 0);
+    q4_iconv3x3(cc, m->conv_out[l], &r, m->int_act, w, n, k, s->out_channels, s->size, s->size);
+}
+
+/* A linear layer: x [in][n] floats (non-negative) -> y [out][n], in integer arithmetic at
+ * int_levels, or in floats */
 static void linear(q4_vgg *m, int layer, float *y, const float *x, const float *bias, int n, int in, int out) {
     const q4_compute *cc = &m->compute;
+    if (!m->int_levels[layer]) {
+        q4_linear_forward(cc, y, x, q4_vgg_layer_weights(m, layer), bias, n, in, out);
+        return;
+    }
     q4_iconv_rescale r = {m->int_scale, m->quant_scale[layer], NULL, bias};
-    q4_iquantize(cc, m->int_act, m->int_scale, x, n, in, in, 1, 1, 0, 0);
-    q4_ilinear(cc, y, &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[layer], n, in, out);
+    const void *w = packed_weights(m, layer);
+    q4_iquantize(cc, m->int_act, m->int_scale, x, n, in, in, 1, 1, 0, m->int_levels[layer], 0);
+    q4_ilinear(cc, y, &r, m->int_act, w, n, in, out);
 }
 
-/* The layers for n images whose input is at `in` ([3][n][32][32]); logits into `logits` [classes][n]. */
+/* The evaluation layers for n images whose input is at `in` ([3][n][32][32]); logits into
+ * `logits` [classes][n]. */
 static void forward_chunk(q4_vgg *m, const float *in, float *logits, int n, double *t) {
     const q4_compute *cc = &m->compute;
     for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
-        int k = padded_channels(s->in_channels), is_signed = l == 0;
         long plane = (long)s->size * s->size;
-        q4_iconv_rescale r = {m->int_scale, m->quant_scale[l], is_signed ? m->int_shift : NULL, m->param.conv_bias[l]};
-        q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, is_signed);
-        q4_iconv3x3(cc, m->conv_out[l], &r, m->int_act, (char *)m->int_weights + m->int_weight_offset[l], n, k,
-                    s->out_channels, s->size, s->size);
+        if (m->int_levels[l]) q4_vgg_conv_integer(m, l, in, n, m->int_levels[l]);
+        else
+            q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
+                               s->in_channels, s->out_channels, s->size, s->size, m->conv_plan[l][Q4_PASS_EVAL_FORWARD]);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane * n, plane, 0, NULL, &m->bn[l]);
         in = m->work;
@@ -116,7 +151,6 @@ static void forward_chunk(q4_vgg *m, const float *in, float *logits, int n, doub
 }
 
 void q4_vgg_forward_integer(q4_vgg *m, int n) {
-    if (!m->integer_packed) pack_weights(m);
     double t = q4_now();
     if (n <= Q4_INTEGER_CHUNK) {
         forward_chunk(m, m->input, m->logits, n, &t);

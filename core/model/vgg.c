@@ -466,7 +466,7 @@ void q4_vgg_quantize(q4_vgg *m) {
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
         m->quant_scale[layer] = q4_quant_scale(max_abs[layer], m->max_level);
     q4_pool_run(m->compute.pool, job.chunks, quant_apply_task, &job);
-    m->integer_packed = 0;
+    m->int_packed = 0;
     q4_phase_end(m, Q4_PHASE_QUANTIZE, &t);
 }
 
@@ -536,7 +536,7 @@ const float *q4_vgg_layer_weights(const q4_vgg *m, int layer) {
 /* ------------------------------------------------------------ forward */
 
 void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) {
-    if (!train && m->integer) {
+    if (!train && (m->integer || m->act_levels)) {
         q4_vgg_forward_integer(m, n);
         return;
     }
@@ -550,9 +550,11 @@ void q4_vgg_forward(q4_vgg *m, int n, int train, uint64_t seed, long long step) 
     for (int l = 0, pool = 0; l < Q4_NUM_CONV; l++) {
         const q4_conv_spec *s = &q4_conv_specs[l];
         long plane = (long)n * s->size * s->size;
-        q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
-                           s->in_channels, s->out_channels, s->size, s->size,
-                           m->conv_plan[l][train ? Q4_PASS_TRAIN_FORWARD : Q4_PASS_EVAL_FORWARD]);
+        if (l > 0 && m->act_levels) q4_vgg_conv_integer(m, l, in, n, m->act_levels); /* act_bits: integer.c */
+        else
+            q4_conv3x3_forward(cc, m->conv_out[l], in, q4_vgg_layer_weights(m, l), m->param.conv_bias[l], n,
+                               s->in_channels, s->out_channels, s->size, s->size,
+                               m->conv_plan[l][train ? Q4_PASS_TRAIN_FORWARD : Q4_PASS_EVAL_FORWARD]);
         q4_phase_end(m, Q4_PHASE_CONV_FORWARD + l, &t);
         q4_batchnorm_relu_forward(cc, m->work, m->conv_out[l], plane, (long)s->size * s->size, train, micro, &m->bn[l]);
         in = m->work;
@@ -658,6 +660,8 @@ void q4_vgg_backward(q4_vgg *m, int n) {
             q4_phase_end(m, Q4_PHASE_RECOMPUTE_CONV1, &t);
         }
         q4_batchnorm_relu_reapply(cc, m->work, block == 0 ? m->work : m->conv_out[l1], plane, &m->bn[l1]);
+        /* integer activations (act_bits): the weights met their quantized values (straight through) */
+        if (m->act_levels) q4_ifakequant(cc, m->work, n, s2->in_channels, size, size, m->act_levels);
         q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1, &t);
         weight_gradients(m, l2, m->conv_out[l2], m->work, n);
         q4_phase_end(m, Q4_PHASE_CONV_BACKWARD_WEIGHTS + l2, &t);
@@ -675,6 +679,7 @@ void q4_vgg_backward(q4_vgg *m, int n) {
         if (block > 0) { /* pool(relu(bn(y))) of the previous block again, where dP will go */
             const q4_conv_spec *prev = &q4_conv_specs[l1 - 1];
             q4_batchnorm_relu_maxpool(cc, m->pool_out[block - 1], m->conv_out[l1 - 1], n, prev->size, &m->bn[l1 - 1]);
+            if (m->act_levels) q4_ifakequant(cc, m->pool_out[block - 1], n, s1->in_channels, size, size, m->act_levels);
             block_in = m->pool_out[block - 1];
             q4_phase_end(m, Q4_PHASE_BN_RELU_POOL + l1 - 1, &t);
         }

@@ -132,10 +132,13 @@ typedef struct q4_vgg {
     size_t held_grads_floats;
     const float *dropout_override; /* tests: use this mask instead of drawing one */
 
-    /* integer evaluation (integer.c, q4_vgg_set_integer): 8-bit activations times the weight
-     * levels in int32 in every conv and linear layer of the evaluation forward pass */
-    int integer;
-    int integer_packed;      /* the packed levels match the quantized weights (q4_vgg_quantize clears it) */
+    /* integer arithmetic (integer.c, q4_vgg_set_integer): activations quantized per image times
+     * the weight levels in int32 */
+    int integer;             /* the evaluation forward pass: integer_eval (every layer) */
+    int act_bits;            /* setting act_bits: 2..8, or 32 (floats) */
+    int act_levels;          /* conv2-6's inputs in training and evaluation: 2^act_bits - 1, or 0 (floats) */
+    int int_levels[Q4_NUM_QUANT_LAYERS]; /* each layer's input levels in evaluation (0: floats) */
+    unsigned int_packed;     /* layers whose packed levels match the quantized weights (q4_vgg_quantize clears it) */
     uint8_t *int_act;        /* a layer's input, quantized per image, pixel-major and padded */
     size_t int_act_bytes;
     float *int_scale;        /* its scale per image */
@@ -191,13 +194,18 @@ q4_status q4_vgg_set_combiner(q4_vgg *model, const q4_combiner *combiner, q4_err
  * training forward pass plans its own step. */
 int q4_vgg_plan_step(q4_vgg *model, int images, int *first_image);
 
-/* Integer evaluation (issue 26) on or off: with it, the evaluation forward pass multiplies
- * 8-bit activations (quantized per image: conv1's signed input with 127 levels, every other
- * layer's input, non-negative after a ReLU, with 255) by the weight levels in integer
- * arithmetic; bias, BatchNorm, ReLU and pooling stay in floats. Needs 2- to 7-bit weights. */
-q4_status q4_vgg_set_integer(q4_vgg *model, int on, q4_error *err);
-/* The integer evaluation forward pass (q4_vgg_forward calls it when integer is on). */
+/* Integer arithmetic (issue 26, integer.c): integer_eval (setting integer_eval): the evaluation
+ * forward pass multiplies 8-bit activations (quantized per image: conv1's signed input with 127
+ * levels, every other layer's input, non-negative after a ReLU, with 255) by the weight levels
+ * in integer arithmetic; act_bits < 32 (setting act_bits): conv2-6's inputs at that many bits in
+ * the training forward pass and in evaluation. Bias, BatchNorm, ReLU and pooling stay in floats.
+ * Needs 2- to 7-bit weights. */
+q4_status q4_vgg_set_integer(q4_vgg *model, int integer_eval, int act_bits, q4_error *err);
+/* The evaluation forward pass with some layers in integer arithmetic (q4_vgg_forward calls it
+ * when integer or act_levels is set). */
 void q4_vgg_forward_integer(q4_vgg *model, int n);
+/* conv layer l of n images from `in` into conv_out[l], in integer arithmetic with `levels` */
+void q4_vgg_conv_integer(q4_vgg *model, int l, const float *in, int n, int levels);
 
 /* Forward pass of n images already in model->input. train: batch statistics (and running
  * statistics updated), dropout drawn from (seed, step). Leaves logits in model->logits. */

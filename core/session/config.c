@@ -124,6 +124,9 @@ q4_status q4_config_set(q4_config *c, const char *name, const char *value, q4_er
         if (f->offset == offsetof(q4_config, weight_bits) && v > Q4_MAX_QUANT_BITS && v != Q4_FP32_BITS)
             return q4_fail(err, Q4_ERR_ARGUMENT, "weight_bits must be 2 to %d, or %d (FP32 weights), not '%s'",
                            Q4_MAX_QUANT_BITS, Q4_FP32_BITS, value);
+        if (f->offset == offsetof(q4_config, act_bits) && v > Q4_MAX_QUANT_BITS && v != Q4_FP32_BITS)
+            return q4_fail(err, Q4_ERR_ARGUMENT, "act_bits must be 2 to %d, or %d (float activations), not '%s'",
+                           Q4_MAX_QUANT_BITS, Q4_FP32_BITS, value);
         *(int *)slot(c, f) = (int)v;
         return Q4_OK;
     }
@@ -280,6 +283,11 @@ q4_status q4_config_check(const q4_config *c, q4_error *err) {
             return st;
         }
     }
+    if (c->act_bits < Q4_FP32_BITS && c->weight_bits > 7)
+        return q4_fail(err, Q4_ERR_ARGUMENT,
+                       "act_bits %d needs 2- to 7-bit weights, not %d: it multiplies their levels by the activations in "
+                       "integer arithmetic",
+                       c->act_bits, c->weight_bits);
     if (c->integer_eval && c->weight_bits > 7)
         return q4_fail(err, Q4_ERR_ARGUMENT,
                        "integer_eval needs 2- to 7-bit weights, not %d: it multiplies their levels by 8-bit activations",

@@ -4,7 +4,10 @@
  * FP32 biases, BatchNorm parameters and running statistics. FP32 runs export FP32 weights in
  * the same layout. A loaded model's forward pass uses exactly the training-time quantized
  * weights. Layout (version 1): "Q4MODEL\n" | u32 version | u32 classes | u32 weight bits (2..8,
- * or 32) | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32 */
+ * or 32) | per layer: u32 rows, u32 cols, f32 scale, weights | f32 tensors | u32 CRC-32.
+ * Version 2, written for runs with integer activations (setting act_bits < 32) only, adds
+ * u32 activation bits (2..8) after the weight bits: their evaluation quantizes conv2-6's inputs
+ * as their training did. Every other model is written as version 1, byte for byte as before. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,13 +18,14 @@
 
 #define MODEL_MAGIC "Q4MODEL\n"
 #define MODEL_VERSION 1u
+#define MODEL_VERSION_ACT 2u /* with activation bits */
 
 static size_t weight_bytes(long count, int bits) {
     return bits < Q4_FP32_BITS ? q4_pack_levels_size(count, bits) : (size_t)count * 4;
 }
 
-static size_t model_size(const q4_vgg *m, int bits) {
-    size_t total = 8 + 4 + 4 + 4;
+static size_t model_size(const q4_vgg *m, int bits, uint32_t version) {
+    size_t total = 8 + 4 + 4 + 4 + (version == MODEL_VERSION_ACT ? 4 : 0);
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)
         total += 12 + weight_bytes(m->tensors[m->weight_tensor[layer]].count, bits);
     for (int t = 0; t < Q4_NUM_TENSORS; t++)
@@ -51,7 +55,8 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     int live = !s->averaged_in;
     q4_session_use_average(s); /* the model evaluation reports on */
     q4_vgg_quantize(m);
-    size_t total = model_size(m, bits);
+    uint32_t version = m->act_levels ? MODEL_VERSION_ACT : MODEL_VERSION;
+    size_t total = model_size(m, bits, version);
     uint8_t *buffer = calloc(1, total);
     if (!buffer) {
         if (live) q4_session_use_live(s);
@@ -60,10 +65,14 @@ q4_status q4_session_export(q4_session *s, uint8_t **bytes, size_t *size) {
     uint8_t *p = buffer;
     memcpy(p, MODEL_MAGIC, 8);
     p += 8;
-    q4_put_u32(p, MODEL_VERSION);
+    q4_put_u32(p, version);
     q4_put_u32(p + 4, (uint32_t)m->num_classes);
     q4_put_u32(p + 8, (uint32_t)bits);
     p += 12;
+    if (version == MODEL_VERSION_ACT) {
+        q4_put_u32(p, (uint32_t)m->act_bits);
+        p += 4;
+    }
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
         q4_put_u32(p, (uint32_t)t->shape[0]);
@@ -101,14 +110,17 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
         return q4_fail(err, Q4_ERR_FORMAT, "not a q4 model file (wrong magic number or too short)");
     }
     uint32_t version = q4_get_u32(bytes + 8);
-    if (version != MODEL_VERSION)
-        return q4_fail(err, Q4_ERR_VERSION, "model format version %u is not supported (this build reads version %u)",
-                       version, MODEL_VERSION);
+    if (version != MODEL_VERSION && version != MODEL_VERSION_ACT)
+        return q4_fail(err, Q4_ERR_VERSION, "model format version %u is not supported (this build reads versions %u and %u)",
+                       version, MODEL_VERSION, MODEL_VERSION_ACT);
     int classes = (int)q4_get_u32(bytes + 12), bits = (int)q4_get_u32(bytes + 16);
-    if (classes < 2 || classes > Q4_MAX_CLASSES || ((bits < 2 || bits > Q4_MAX_QUANT_BITS) && bits != Q4_FP32_BITS))
-        return q4_fail(err, Q4_ERR_FORMAT, "model header is corrupt (%d classes, %d-bit weights)", classes, bits);
+    int act_bits = version == MODEL_VERSION_ACT ? (size < 28 ? 0 : (int)q4_get_u32(bytes + 20)) : Q4_FP32_BITS;
+    if (classes < 2 || classes > Q4_MAX_CLASSES || ((bits < 2 || bits > Q4_MAX_QUANT_BITS) && bits != Q4_FP32_BITS) ||
+        (version == MODEL_VERSION_ACT && (act_bits < 2 || act_bits > Q4_MAX_QUANT_BITS || bits > 7)))
+        return q4_fail(err, Q4_ERR_FORMAT, "model header is corrupt (%d classes, %d-bit weights%s)", classes, bits,
+                       version == MODEL_VERSION_ACT ? ", activation bits 2..8 with 2- to 7-bit weights expected" : "");
     q4_vgg_describe(m, classes);
-    size_t expected = model_size(m, bits);
+    size_t expected = model_size(m, bits, version);
     if (size != expected)
         return q4_fail(err, Q4_ERR_FORMAT, "model file is %s (%zu bytes, expected %zu)",
                        size < expected ? "truncated" : "too long", size, expected);
@@ -116,7 +128,11 @@ static q4_status export_decode(q4_vgg *m, const uint8_t *bytes, size_t size, int
         return q4_fail(err, Q4_ERR_CHECKSUM, "model file is corrupt (CRC-32 mismatch)");
     q4_status st = q4_vgg_create(m, classes, bits, 128, 0, threads, 0.0f, exact, err);
     if (st) return st;
-    const uint8_t *p = bytes + 20;
+    if ((st = q4_vgg_set_integer(m, 0, act_bits, err))) {
+        q4_vgg_destroy(m);
+        return st;
+    }
+    const uint8_t *p = bytes + (version == MODEL_VERSION_ACT ? 24 : 20);
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
         int rows = (int)q4_get_u32(p), cols = (int)q4_get_u32(p + 4);
@@ -213,7 +229,7 @@ void q4_model_destroy(q4_model *model) {
 }
 
 q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err) {
-    return q4_vgg_set_integer(&model->model, on, err);
+    return q4_vgg_set_integer(&model->model, on, model->model.act_bits, err);
 }
 
 int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }

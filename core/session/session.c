@@ -87,7 +87,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
         free(s);
         return NULL;
     }
-    if (q4_vgg_set_integer(&s->model, config->integer_eval, err)) {
+    if (q4_vgg_set_integer(&s->model, config->integer_eval, config->act_bits, err)) {
         q4_vgg_destroy(&s->model);
         free(s);
         return NULL;
@@ -371,9 +371,10 @@ q4_status q4_session_evaluate(q4_session *s, q4_evaluation *e, uint8_t *predicti
 q4_status q4_session_evaluate_as(q4_session *s, int integer, q4_evaluation *e) {
     int was = s->model.integer;
     q4_error err = {0};
-    if (integer != was && q4_vgg_set_integer(&s->model, integer, &err)) return q4_session_fail(s, err.status, "%s", err.message);
+    int act = s->config.act_bits;
+    if (integer != was && q4_vgg_set_integer(&s->model, integer, act, &err)) return q4_session_fail(s, err.status, "%s", err.message);
     q4_status st = q4_session_evaluate(s, e, NULL, 0);
-    if (integer != was && q4_vgg_set_integer(&s->model, was, &err) && !st) st = q4_session_fail(s, err.status, "%s", err.message);
+    if (integer != was && q4_vgg_set_integer(&s->model, was, act, &err) && !st) st = q4_session_fail(s, err.status, "%s", err.message);
     return st;
 }
 
