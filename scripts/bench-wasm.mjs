@@ -4,6 +4,7 @@
 // per thread count and runs its benchmark. Prints one JSON line per thread count, with the
 // browser's version.
 // Usage: node scripts/bench-wasm.mjs [--browser chromium|firefox|webkit] [--threads 1,2] [--steps 8] [--exact]
+//        [--integer] [--act-bits B]   (evaluation in integer arithmetic; conv2-6 on B-bit activations: issue 26)
 import { chromium } from 'playwright-core';
 import { BROWSERS } from '../tests/browser/engines.mjs';
 import { startServer } from './serve.mjs';
@@ -14,6 +15,8 @@ const browserName = value('--browser', 'chromium');
 const threadCounts = value('--threads', '1,2').split(',').map(Number);
 const steps = Number(value('--steps', '8'));
 const exact = args.includes('--exact') ? 1 : 0;
+const integer = args.includes('--integer') ? 1 : 0;
+const act = Number(value('--act-bits', '32'));
 
 /** In the page: a fresh training worker runs its benchmark; resolves with its result. */
 function benchInWorker(options) {
@@ -65,7 +68,7 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   for (const threads of threadCounts) {
-    const result = await page.evaluate(benchInWorker, { threads, steps, exact });
+    const result = await page.evaluate(benchInWorker, { threads, steps, exact, integer, act });
     console.log(JSON.stringify({ ...result, browser: opened.version }));
   }
 } finally {

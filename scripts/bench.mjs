@@ -4,7 +4,9 @@
 // choose), each at 1 and 2 threads, and in exact mode at the highest thread count (native and
 // Chromium), beside the PyTorch reference (scripts/torch_ref.py --bench with
 // Debian's python3-torch, when installed); the ratios ours/PyTorch and WASM/native; and where
-// one training step spends its time, per layer. Each figure is the median of BENCH_REPS runs
+// one training step spends its time, per layer; and at the highest thread count, evaluation in
+// integer arithmetic and training on 8-bit integer activations (issue 26), natively and in
+// Chromium. Each figure is the median of BENCH_REPS runs
 // (default 3), the programs interleaved: this machine is shared and its speed drifts by 5-20%
 // over minutes; runs of one program that differ by more than 10% are flagged. It says which CPU
 // (and its vector extensions) and which kernels each program used; natively it also measures
@@ -23,18 +25,21 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 // One run of each; the caller interleaves them (native, WASM, PyTorch, then again), so a
 // slow spell of the shared machine lands on all three and the ratios stay fair. Native and
 // WASM runs come back in one shape.
-function nativeRun(threads, exact = false, isa = '') {
+// integer: evaluation in integer arithmetic; act: conv2-6 on act-bit activations in training too (issue 26)
+function nativeRun(threads, exact = false, isa = '', integer = false, act = 32) {
   const x = JSON.parse(execFileSync('build/q4bench', ['--threads', String(threads), '--steps', '6', '--json',
-    ...(exact ? ['--exact'] : [])], { encoding: 'utf8', env: { ...process.env, Q4_ISA: isa } }));
+    ...(exact ? ['--exact'] : []), ...(integer ? ['--integer'] : []), ...(act < 32 ? ['--act-bits', String(act)] : [])],
+  { encoding: 'utf8', env: { ...process.env, Q4_ISA: isa } }));
   return { threads, train: x.train_images_per_second, eval: x.eval_images_per_second, trainGflops: x.train_gflops,
     evalGflops: x.eval_gflops, kernels: x.kernels, memory: x.memory_bytes,
     phases: x.phases.map((p) => ({ name: p.name, ms: p.ms_per_step, gflops: p.gflops })) };
 }
 
 /** One browser launch measuring the given thread counts: a run per thread count. */
-const wasmRun = (counts, exact = false, browser = 'chromium') =>
+const wasmRun = (counts, exact = false, browser = 'chromium', integer = false, act = 32) =>
   execFileSync('node', ['scripts/bench-wasm.mjs', '--browser', browser, '--threads', counts.join(','), '--steps', '6',
-    ...(exact ? ['--exact'] : [])], { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
+    ...(exact ? ['--exact'] : []), ...(integer ? ['--integer'] : []), ...(act < 32 ? ['--act-bits', String(act)] : [])],
+  { encoding: 'utf8', timeout: 900000 }).trim().split('\n').map((line) => {
     const x = JSON.parse(line);
     if (x.skipped) return { threads: x.threads, missing: x.skipped, browser: x.browser };
     return { threads: x.threads, train: x.trainImagesPerSecond, eval: x.evalImagesPerSecond, trainGflops: x.trainGflops,
@@ -101,6 +106,7 @@ const missing = torchMissing();
 if (!missing) console.log(`PyTorch: ${torchKernels()}`);
 
 const runs = { native: new Map(), wasm: new Map(), torch: new Map(), nativeExact: [], wasmExact: [],
+  nativeInteger: [], nativeAct8: [], wasmInteger: [], wasmAct8: [],
   browsers: new Map(browsers.filter((b) => b !== 'chromium').map((b) => [b, new Map()])),
   other: new Map(otherIsas.map((i) => [i, new Map()])) };
 const add = (map, key, value) => map.set(key, [...(map.get(key) || []), value]);
@@ -108,8 +114,12 @@ for (let r = 0; r < reps; r++) {
   for (const t of threadCounts) add(runs.native, t, nativeRun(t));
   for (const i of otherIsas) for (const t of threadCounts) add(runs.other.get(i), t, nativeRun(t, false, i));
   runs.nativeExact.push(nativeRun(top, true));
+  runs.nativeInteger.push(nativeRun(top, false, '', true));
+  runs.nativeAct8.push(nativeRun(top, false, '', false, 8));
   for (const x of wasmRun(threadCounts)) add(runs.wasm, x.threads, x);
   runs.wasmExact.push(wasmRun([top], true)[0]);
+  runs.wasmInteger.push(wasmRun([top], false, 'chromium', true)[0]);
+  runs.wasmAct8.push(wasmRun([top], false, 'chromium', false, 8)[0]);
   for (const [b, m] of runs.browsers) for (const x of wasmRun(threadCounts, false, b)) add(m, x.threads, x);
   if (!missing) for (const t of threadCounts) add(runs.torch, t, torchRun(t));
 }
@@ -122,6 +132,8 @@ for (const t of threadCounts) {
     spread: spread(tr) });
 }
 const nativeExact = summary(runs.nativeExact), wasmExact = summary(runs.wasmExact);
+const nativeInteger = summary(runs.nativeInteger), nativeAct8 = summary(runs.nativeAct8);
+const wasmInteger = summary(runs.wasmInteger), wasmAct8 = summary(runs.wasmAct8);
 const inBrowsers = new Map([...runs.browsers].map(([b, m]) => [b, new Map(threadCounts.map((t) =>
   [t, m.get(t).some((x) => x.missing) ? m.get(t)[0] : summary(m.get(t))]))]));
 const other = new Map(otherIsas.map((i) => [i, new Map(threadCounts.map((t) => [t, summary(runs.other.get(i).get(t))]))]));
@@ -140,11 +152,16 @@ console.log(`\n  ${'program, kernels'.padEnd(36)} threads train img/s GFLOP/s  e
 for (const t of threadCounts) console.log(row(`native ${results.native.get(t).kernels}`, t, results.native.get(t), results.torch.get(t)));
 for (const [i, m] of other) for (const t of threadCounts) console.log(row(`native Q4_ISA=${i} ${m.get(t).kernels}`, t, m.get(t), results.torch.get(t)));
 console.log(row(`native exact ${nativeExact.kernels}`, top, nativeExact, results.torch.get(top)));
+console.log(row('native, integer evaluation', top, nativeInteger, results.torch.get(top)));
+console.log(row('native, act_bits 8 (and its evaluation)', top, nativeAct8, results.torch.get(top)));
 for (const t of threadCounts) console.log(row(`wasm ${results.wasm.get(t)?.kernels || ''}`, t, results.wasm.get(t), results.torch.get(t)));
 console.log(row(`wasm exact ${wasmExact.kernels}`, top, wasmExact, results.torch.get(top)));
+console.log(row('wasm, integer evaluation', top, wasmInteger, results.torch.get(top)));
+console.log(row('wasm, act_bits 8 (and its evaluation)', top, wasmAct8, results.torch.get(top)));
 for (const [b, m] of inBrowsers) for (const t of threadCounts) console.log(row(`wasm in ${b}`, t, m.get(t), results.torch.get(t)));
 for (const t of threadCounts) console.log(row('pytorch 1.13 (torch_ref)', t, results.torch.get(t)));
 const flagged = [...results.native.values(), ...results.wasm.values(), ...results.torch.values(), nativeExact, wasmExact,
+  nativeInteger, nativeAct8, wasmInteger, wasmAct8,
   ...[...other.values(), ...inBrowsers.values()].flatMap((m) => [...m.values()])].filter((r) => !r.missing)
   .filter((r) => r.spread > 1.1);
 if (flagged.length) console.log(`\n  WARNING: ${flagged.length} figure(s) above come from runs more than 10% apart: the machine was busy or drifting; run again.`);
@@ -160,6 +177,9 @@ for (const t of threadCounts) {
 }
 console.log(`    exact mode / default at ${top} threads: native train ${(nativeExact.train / results.native.get(top).train).toFixed(2)}, ` +
   `WASM train ${(wasmExact.train / results.wasm.get(top).train).toFixed(2)}`);
+console.log(`    integer / float evaluation at ${top} threads: native ${(nativeInteger.eval / results.native.get(top).eval).toFixed(2)}, ` +
+  `WASM ${(wasmInteger.eval / results.wasm.get(top).eval).toFixed(2)}; act_bits 8 / float training: native ` +
+  `${(nativeAct8.train / results.native.get(top).train).toFixed(2)}, WASM ${(wasmAct8.train / results.wasm.get(top).train).toFixed(2)}`);
 if (threadCounts.length > 1) {
   const [a, b] = [threadCounts[0], top];
   const n1 = results.native.get(a), n2 = results.native.get(b), w1 = results.wasm.get(a), w2 = results.wasm.get(b);

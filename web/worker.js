@@ -378,7 +378,7 @@ async function verifyCard(text, steps, threads) {
 
 // ---------------------------------------------------------------- benchmark (make bench)
 /** Training and evaluation speed on synthetic images, as cli/q4bench.c measures natively. */
-function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4, exact = 0 }) {
+function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4, exact = 0, integer = 0, act = 32 }) {
   const train = 128 * (steps + warmup + 1);
   const shard = (count, seed) => {
     const bytes = new Uint8Array(count * 3073);
@@ -391,7 +391,7 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4
     return bytes;
   };
   engine.loadData([{ name: 'data_batch_1.bin', bytes: shard(train, 7) }, { name: 'test_batch.bin', bytes: shard(evalImages, 9) }], 10);
-  engine.createSession({ threads, weight_bits: bits, exact });
+  engine.createSession({ threads, weight_bits: bits, exact, integer_eval: integer, act_bits: act });
   for (let i = 0; i < warmup; i++) engine.train(1); // first touches, and time for the JIT to optimize
   engine.profile(true);
   let t0 = performance.now();
@@ -403,7 +403,7 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4
   engine.evaluate();
   const evalSeconds = (performance.now() - t0) / 1000;
   const result = {
-    kernels: engine.sessionInfo().kernels, exact, threads, steps, trainImagesPerSecond: 128 * steps / trainSeconds,
+    kernels: engine.sessionInfo().kernels, exact, integer, act, threads, steps, trainImagesPerSecond: 128 * steps / trainSeconds,
     evalImagesPerSecond: evalImages / evalSeconds, trainFlopsPerImage: profile.flops_per_image, wasmMemory: engine.memoryBytes(),
     phases: profile.phases.map((p) => ({ name: p.name, msPerStep: 1000 * p.seconds / steps,
       gflops: p.seconds > 0 ? p.flops_per_image * profile.images / p.seconds / 1e9 : 0 })),
