@@ -1,5 +1,5 @@
-/* iconv.c - integer convolution and linear layers (issue 26): 8-bit activations quantized per
- * image, pixel-major, times packed weight levels, summed in int32 by the ISA's microkernel
+/* iconv.c - integer convolution and linear layers (issue 26): activations quantized per image to
+ * bytes, pixel-major, times packed weight levels, summed in int32 by the ISA's microkernel
  * (kernels.h, q4_iconv_variant), and back to floats. A 3x3 convolution reads its nine taps
  * straight from the padded activations (no im2col copy): the tap (ky, kx) of the pixel tile
  * at (y, x0) is the padded row y + ky from column x0 + kx, so a tile of mr pixels in one row
@@ -131,6 +131,9 @@ void q4_ifakequant(const q4_compute *cc, float *x, int n, int c, int h, int wd, 
 
 static long round_up(long a, long b) { return (a + b - 1) / b * b; }
 
+/* the level a quantized weight (level x scale) stands for: as rintf(w / scale), without a call */
+static inline int weight_level(float w, float scale) { return (int)((w / scale + ROUNDER) - ROUNDER); }
+
 size_t q4_iconv_packed_bytes(const q4_iconv_variant *v, int taps, int k, int co) {
     return (size_t)round_up(co, v->nr) * (size_t)taps * (size_t)k * (size_t)v->wbytes;
 }
@@ -144,7 +147,7 @@ void q4_iconv_pack(const q4_iconv_variant *v, void *out, int32_t *rowsum, const 
             for (int kk = 0; kk < k; kk++)
                 for (int j = 0; j < nr; j++) {
                     int o = o0 + j, level = 0;
-                    if (o < co && kk < ci && scale > 0.0f) level = (int)rintf(w[((long)o * ci + kk) * taps + t] / scale);
+                    if (o < co && kk < ci && scale > 0.0f) level = weight_level(w[((long)o * ci + kk) * taps + t], scale);
                     long at = (long)(o0 / nr) * tile + ((long)t * (k / kg) + kk / kg) * nr * kg + (long)j * kg + kk % kg;
                     if (v->wbytes == 1) ((int8_t *)out)[at] = (int8_t)level;
                     else ((int16_t *)out)[at] = (int16_t)level;
@@ -152,7 +155,7 @@ void q4_iconv_pack(const q4_iconv_variant *v, void *out, int32_t *rowsum, const 
     if (rowsum)
         for (int o = 0; o < co; o++) {
             int32_t sum = 0;
-            for (long e = 0; e < (long)ci * taps; e++) sum += scale > 0.0f ? (int32_t)rintf(w[(long)o * ci * taps + e] / scale) : 0;
+            for (long e = 0; e < (long)ci * taps; e++) sum += scale > 0.0f ? weight_level(w[(long)o * ci * taps + e], scale) : 0;
             rowsum[o] = sum;
         }
 }
