@@ -247,32 +247,35 @@ static void run_iconv(const q4_compute *cc, iconv_job *j) {
     q4_pool_run(cc->pool, j->rows * j->co_chunks, iconv_task, j);
 }
 
-/* the sums as they are, or back to floats (rescale) */
-static void set_output(iconv_job *j, void *y, const q4_iconv_rescale *r, long y_stride) {
+/* what both layers share: the kernels, operands, shape and output (the sums as they are, or
+ * back to floats with rescale) */
+static iconv_job job_for(const q4_compute *cc, void *y, const q4_iconv_rescale *r, long y_stride, const uint8_t *x,
+                         const void *w, int taps, int k, int co) {
+    iconv_job j;
+    memset(&j, 0, sizeof j);
+    j.v = cc->kernels->iconv;
+    j.x = x;
+    j.w = w;
+    j.taps = taps;
+    j.k = k;
+    j.co = co;
+    j.x_stride = k;
     if (!r) {
-        j->y = y;
-        return;
+        j.y = y;
+        return j;
     }
-    j->y_float = y;
-    j->y_stride = y_stride;
-    j->scale = r->scale;
-    j->wscale = r->wscale;
-    j->shift = r->shift;
-    j->bias = r->bias;
+    j.y_float = y;
+    j.y_stride = y_stride;
+    j.scale = r->scale;
+    j.wscale = r->wscale;
+    j.shift = r->shift;
+    j.bias = r->bias;
+    return j;
 }
 
 void q4_iconv3x3(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
                  int k, int co, int h, int wd) {
-    iconv_job j;
-    memset(&j, 0, sizeof j);
-    set_output(&j, y, rescale, (long)n * h * wd);
-    j.v = cc->kernels->iconv;
-    j.x = x;
-    j.w = w;
-    j.taps = 9;
-    j.k = k;
-    j.co = co;
-    j.x_stride = k;
+    iconv_job j = job_for(cc, y, rescale, (long)n * h * wd, x, w, 9, k, co);
     j.row_in = (long)(wd + 2) * k;
     j.image_in = (long)(h + 2) * j.row_in;
     j.height = h;
@@ -284,16 +287,7 @@ void q4_iconv3x3(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale,
 
 void q4_ilinear(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
                 int k, int out) {
-    iconv_job j;
-    memset(&j, 0, sizeof j);
-    set_output(&j, y, rescale, n);
-    j.v = cc->kernels->iconv;
-    j.x = x;
-    j.w = w;
-    j.taps = 1;
-    j.k = k;
-    j.co = out;
-    j.x_stride = k;
+    iconv_job j = job_for(cc, y, rescale, n, x, w, 1, k, out);
     j.rows = 1;
     j.row_pixels = n;
     run_iconv(cc, &j);
