@@ -616,6 +616,27 @@ static void test_iconv_ukernel(const q4_iconv_variant *v) {
             }
 }
 
+/* The quantizing transpose against the reference, bit for bit: ragged pixel counts, 16 to 48
+ * channels, unsigned and signed (zero point 128), values past the clamp and at ties */
+static void test_iquantize_rows(const q4_kernels *k) {
+    enum { CH = 48, PX = 37 };
+    float x[CH * 40];
+    uint8_t a[PX * (CH + 5)], b[PX * (CH + 5)];
+    fill_values(x, CH * 40, 5);
+    for (int i = 0; i < CH * 40; i += 7) x[i] = (float)(i % 9) * 0.25f - 1.0f; /* ties (k + 0.5) after scaling by 2 */
+    for (int ch = 16; ch <= CH; ch += 16)
+        for (int count = 1; count <= PX; count += count < 18 ? 1 : 5)
+            for (int s = 0; s < 2; s++) {
+                int low = s ? -127 : 0, high = s ? 127 : 255, zero = s ? 128 : 0;
+                float inv = s ? 200.0f : 2.0f;
+                memset(a, 0xee, sizeof a), memset(b, 0xee, sizeof b);
+                q4_ref_iquantize_rows(a, ch + 5, x, 40, ch, count, inv, low, high, zero);
+                k->iquantize_rows(b, ch + 5, x, 40, ch, count, inv, low, high, zero);
+                CHECK(memcmp(a, b, sizeof a) == 0, "%s iquantize_rows: %d channels, %d pixels, zero point %d differ", k->name,
+                      ch, count, zero);
+            }
+}
+
 /* The layers: q4_iquantize, q4_iconv3x3 and q4_ilinear (sums, and rescaled to floats) against plain loops
  * (q4_ref_iconv3x3), on ragged channel counts and images, the same for 1 and 3 threads. */
 static void test_integer_layers(const q4_kernels *k) {
@@ -782,6 +803,7 @@ int main(void) {
     report_winograd_error(&fast);
     test_iconv_ukernel(fast.iconv);
     test_iconv_ukernel(q4_kernels_reference()->iconv);
+    test_iquantize_rows(&fast);
     test_integer_layers(&fast);
     test_integer_layers(q4_kernels_reference());
     return test_finish("test_kernels");

@@ -78,11 +78,15 @@ static void quantize_task(void *context, int b, int thread) {
         memset(row, zero, (size_t)j->pad * j->k);
         memset(row + (long)(pw - j->pad) * j->k, zero, (size_t)j->pad * j->k);
     }
-    /* row by row, four channels at a time (one 32-bit word per pixel; channels past c: the zero
-     * point), a run of pixels at a time: the arithmetic vectorizes, then the words go out */
+    /* row by row: the channels in sixteens by the ISA's kernel, the rest four at a time (one
+     * 32-bit word per pixel; channels past c: the zero point), a run of pixels at a time */
+    int sixteens = j->c & ~15;
     for (int y = 0; y < j->h; y++) {
         uint8_t *row = img + (long)(y + j->pad) * row_bytes + (long)j->pad * j->k;
-        for (int c0 = 0; c0 < j->k; c0 += 4)
+        if (sixteens)
+            j->kern->iquantize_rows(row, j->k, j->x + b * hw + (long)y * j->wd, stride, sixteens, j->wd, inv,
+                                    (int)low_level, levels, zero);
+        for (int c0 = sixteens; c0 < j->k; c0 += 4)
             for (int x0 = 0; x0 < j->wd; x0 += RUN) {
                 int count = j->wd - x0 < RUN ? j->wd - x0 : RUN;
                 uint32_t word[RUN];

@@ -52,6 +52,7 @@ static const q4_kernels reference_table = {
     q4_ref_winograd_gradient,
     q4_ref_winograd_spread,
     q4_ref_winograd_merge,
+    q4_ref_iquantize_rows,
 };
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }
@@ -85,7 +86,10 @@ static const q4_gemm_variant *const avx512_variants[] = {&q4_avx512_gemm_12x32, 
  * the VNNI integer convolution where the CPU has VNNI (else AVX2's) */
 static int has_avx512vnni(void) { return has_avx512() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw"); }
 static void avx512_transforms(q4_kernels *t) {
-    if (has_avx512vnni()) t->iconv = &q4_avx512_iconv_8x32;
+    if (has_avx512vnni()) {
+        t->iconv = &q4_avx512_iconv_8x32;
+        t->iquantize_rows = q4_avx512_iquantize_rows;
+    }
     t->winograd_input = q4_avx512_winograd_input;
     t->winograd_output = q4_avx512_winograd_output;
     t->winograd_gradient = q4_avx512_winograd_gradient;

@@ -167,6 +167,12 @@ typedef struct q4_kernels {
      * m*run + count floats), merge row[m*j + q] = y[q * y_stride + j] + bias (q < m) */
     void (*winograd_spread)(int m, int count, float *d, long d_stride, const float *row, int run);
     void (*winograd_merge)(int m, float *row, const float *y, long y_stride, int run, float bias);
+    /* integer layers' input (iconv.c): for channels c < channels (a multiple of 16) and pixels
+     * p < count, out[p * out_stride + c] = level + zero, level = x[c * x_stride + p] * inv rounded to
+     * nearest (ties to even) and clamped to [low, high] (the transpose from channel planes to
+     * channels innermost, with the quantization) */
+    void (*iquantize_rows)(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
+                           float inv, int low, int high, int zero);
 } q4_kernels;
 
 /* Fills *table for the ISA q4_kernels_select chose (default: the best this CPU runs) with

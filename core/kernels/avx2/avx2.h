@@ -10,6 +10,8 @@ extern const q4_gemm_variant q4_avx2_gemm_4x24;
 extern const q4_gemm_variant q4_avx2_gemm_4x24_nofma;
 extern const q4_kernels q4_avx2_kernels;
 extern const q4_iconv_variant q4_avx2_iconv_4x16;
+void q4_avx2_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count, float inv,
+                            int low, int high, int zero);
 
 int q4_avx2_pack_rows(float *out, const float *a, long lda, int rows, int kc, int mr);
 int q4_avx2_pack_patch_t(float *out, const q4_operand *x, int tap0, int taps, long pixel0, int kc, int nr);

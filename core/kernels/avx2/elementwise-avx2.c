@@ -20,4 +20,5 @@ const q4_kernels q4_avx2_kernels = {
     q4_avx2_winograd_gradient,
     q4_avx2_winograd_spread,
     q4_avx2_winograd_merge,
+    q4_avx2_iquantize_rows,
 };

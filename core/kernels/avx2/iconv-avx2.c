@@ -5,6 +5,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "../ref/ref.h"
 #include "avx2.h"
 
 #define MR 4
@@ -57,3 +58,37 @@ static void ukernel_4x16(int taps, const long *tap_offsets, int k, const uint8_t
 }
 
 const q4_iconv_variant q4_avx2_iconv_4x16 = {"u8s8-iconv-4x16-avx2", MR, NR, 4, 1, ukernel_4x16};
+
+/* 16 channels x 8 pixels at a time: four channels' levels packed in a 32-bit word per pixel, then
+ * a 4 x 4 transpose of words in each 128-bit half gives each pixel's 16 bytes */
+void q4_avx2_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
+                            float inv, int low, int high, int zero) {
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256i vlow = _mm256_set1_epi32(low), vhigh = _mm256_set1_epi32(high), vzero = _mm256_set1_epi32(zero);
+    int full = count & ~7;
+    for (int c0 = 0; c0 < channels; c0 += 16) {
+        for (int p0 = 0; p0 < full; p0 += 8) {
+            __m256i word[4];
+            for (int g = 0; g < 4; g++) {
+                word[g] = _mm256_setzero_si256();
+                for (int q = 0; q < 4; q++) {
+                    const float *from = x + (long)(c0 + 4 * g + q) * x_stride + p0;
+                    __m256i level = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(from), vinv)); /* nearest, ties to even */
+                    level = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(level, vlow), vhigh), vzero);
+                    word[g] = _mm256_or_si256(word[g], _mm256_slli_epi32(level, 8 * q));
+                }
+            }
+            __m256i t0 = _mm256_unpacklo_epi32(word[0], word[1]), t1 = _mm256_unpackhi_epi32(word[0], word[1]);
+            __m256i t2 = _mm256_unpacklo_epi32(word[2], word[3]), t3 = _mm256_unpackhi_epi32(word[2], word[3]);
+            __m256i u[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2), _mm256_unpacklo_epi64(t1, t3),
+                            _mm256_unpackhi_epi64(t1, t3)}; /* half h of u[j]: pixel 4h + j */
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < 4; j++)
+                    _mm_storeu_si128((__m128i *)(out + (long)(p0 + 4 * h + j) * out_stride + c0),
+                                     h ? _mm256_extracti128_si256(u[j], 1) : _mm256_castsi256_si128(u[j]));
+        }
+        if (full < count)
+            q4_ref_iquantize_rows(out + (long)full * out_stride + c0, out_stride, x + (long)c0 * x_stride + full, x_stride, 16,
+                                  count - full, inv, low, high, zero);
+    }
+}

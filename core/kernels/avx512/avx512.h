@@ -11,6 +11,8 @@ extern const q4_gemm_variant q4_avx512_gemm_8x32;
 extern const q4_gemm_variant q4_avx512_gemm_12x32_nofma;
 /* the integer convolution with AVX-512 VNNI (vpdpbusd): CPUs with AVX-512 but not VNNI use AVX2's */
 extern const q4_iconv_variant q4_avx512_iconv_8x32;
+void q4_avx512_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
+                              float inv, int low, int high, int zero);
 
 void q4_avx512_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
 void q4_avx512_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);

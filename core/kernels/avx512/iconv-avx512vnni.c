@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "../ref/ref.h"
 #include "avx512.h"
 
 #define MR 8
@@ -73,3 +74,40 @@ static void ukernel_8x32(int taps, const long *tap_offsets, int k, const uint8_t
 }
 
 const q4_iconv_variant q4_avx512_iconv_8x32 = {"u8s8-iconv-8x32-avx512vnni", MR, NR, 4, 1, ukernel_8x32};
+
+/* 16 channels x 16 pixels at a time: four channels' levels packed in a 32-bit word per pixel,
+ * then a 4 x 4 transpose of words in each 128-bit lane gives each pixel's 16 bytes */
+void q4_avx512_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
+                              float inv, int low, int high, int zero) {
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i vlow = _mm512_set1_epi32(low), vhigh = _mm512_set1_epi32(high), vzero = _mm512_set1_epi32(zero);
+    int full = count & ~15;
+    for (int c0 = 0; c0 < channels; c0 += 16) {
+        for (int p0 = 0; p0 < full; p0 += 16) {
+            __m512i word[4];
+            for (int g = 0; g < 4; g++) {
+                word[g] = _mm512_setzero_si512();
+                for (int q = 0; q < 4; q++) {
+                    const float *from = x + (long)(c0 + 4 * g + q) * x_stride + p0;
+                    __m512i level = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(from), vinv)); /* nearest, ties to even */
+                    level = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(level, vlow), vhigh), vzero);
+                    word[g] = _mm512_or_si512(word[g], _mm512_slli_epi32(level, 8 * q));
+                }
+            }
+            __m512i t0 = _mm512_unpacklo_epi32(word[0], word[1]), t1 = _mm512_unpackhi_epi32(word[0], word[1]);
+            __m512i t2 = _mm512_unpacklo_epi32(word[2], word[3]), t3 = _mm512_unpackhi_epi32(word[2], word[3]);
+            __m512i u[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2), _mm512_unpacklo_epi64(t1, t3),
+                            _mm512_unpackhi_epi64(t1, t3)}; /* lane l of u[j]: pixel 4l + j */
+            for (int j = 0; j < 4; j++) {
+                uint8_t *at = out + (long)(p0 + j) * out_stride + c0;
+                _mm_storeu_si128((__m128i *)at, _mm512_castsi512_si128(u[j]));
+                _mm_storeu_si128((__m128i *)(at + 4 * out_stride), _mm512_extracti32x4_epi32(u[j], 1));
+                _mm_storeu_si128((__m128i *)(at + 8 * out_stride), _mm512_extracti32x4_epi32(u[j], 2));
+                _mm_storeu_si128((__m128i *)(at + 12 * out_stride), _mm512_extracti32x4_epi32(u[j], 3));
+            }
+        }
+        if (full < count)
+            q4_ref_iquantize_rows(out + (long)full * out_stride + c0, out_stride, x + (long)c0 * x_stride + full, x_stride, 16,
+                                  count - full, inv, low, high, zero);
+    }
+}

@@ -1,6 +1,7 @@
 /* iconv-ref.c - the scalar integer convolution microkernel (the specification the SIMD ones
  * match exactly: integer sums have no rounding, so every ISA gives the same int32s) and the
  * plain-loop reference of a whole integer 3x3 convolution that tests compare the driver with. */
+#include <math.h>
 #include <string.h>
 
 #include "ref.h"
@@ -33,6 +34,16 @@ static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t 
 }
 
 const q4_iconv_variant q4_ref_iconv_4x8 = {"u8s8-iconv-4x8-scalar", MR, NR, 4, 1, ukernel_4x8};
+
+void q4_ref_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count, float inv,
+                           int low, int high, int zero) {
+    for (int c = 0; c < channels; c++)
+        for (int p = 0; p < count; p++) {
+            float r = rintf(x[c * x_stride + p] * inv);
+            int level = r > (float)high ? high : r < (float)low ? low : (int)r;
+            out[p * out_stride + c] = (uint8_t)(level + zero);
+        }
+}
 
 void q4_ref_iconv3x3(int32_t *y, const uint8_t *x, int zero_point, const int8_t *levels, int n, int ci, int co, int h,
                      int wd) {

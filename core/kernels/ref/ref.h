@@ -34,6 +34,8 @@ void q4_ref_winograd_merge(int m, float *row, const float *y, long y_stride, int
 
 
 extern const q4_iconv_variant q4_ref_iconv_4x8;
+void q4_ref_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count, float inv,
+                           int low, int high, int zero);
 /* The integer 3x3 convolution as plain loops (tests): x unsigned 8-bit [ci][n][h][w] with the given zero point
  * (the value of a zero, and of the padding), levels [co][ci][3][3]; y [n][h][w][co] = sum (x - zero_point) * level. */
 void q4_ref_iconv3x3(int32_t *y, const uint8_t *x, int zero_point, const int8_t *levels, int n, int ci, int co, int h,
