@@ -8,7 +8,6 @@
 #define EW_SQRT(a) ((ew_f)wasm_f32x4_sqrt((v128_t)(a)))
 #define EW_MULADD(a, b, c) ((a) * (b) + (c))
 #include "../elementwise.h"
-#include "../ref/ref.h"
 #include "wasmsimd.h"
 
 const q4_kernels q4_wasmsimd_kernels = {
@@ -21,5 +20,5 @@ const q4_kernels q4_wasmsimd_kernels = {
     q4_wasmsimd_winograd_gradient,
     q4_wasmsimd_winograd_spread,
     q4_wasmsimd_winograd_merge,
-    q4_ref_iquantize_rows, /* (no SIMD128 version yet) */
+    q4_wasmsimd_iquantize_rows,
 };

@@ -4,6 +4,7 @@
  * unsigned channels are widened to a splatted int16 pair. */
 #include <wasm_simd128.h>
 
+#include "../ref/ref.h"
 #include "wasmsimd.h"
 
 #define MR 4
@@ -50,3 +51,36 @@ static void ukernel_4x8(int taps, const long *tap_offsets, int k, const uint8_t 
 }
 
 const q4_iconv_variant q4_wasmsimd_iconv_4x8 = {"u8s16-iconv-4x8-wasmsimd", MR, NR, 2, 2, ukernel_4x8};
+
+/* 16 channels x 4 pixels at a time: four channels' levels packed in a 32-bit word per pixel,
+ * then a 4 x 4 transpose of words gives each pixel's 16 bytes */
+void q4_wasmsimd_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
+                                float inv, int low, int high, int zero) {
+    const v128_t vinv = wasm_f32x4_splat(inv), vlow = wasm_i32x4_splat(low), vhigh = wasm_i32x4_splat(high);
+    const v128_t vzero = wasm_i32x4_splat(zero);
+    int full = count & ~3;
+    for (int c0 = 0; c0 < channels; c0 += 16) {
+        for (int p0 = 0; p0 < full; p0 += 4) {
+            v128_t word[4];
+            for (int g = 0; g < 4; g++) {
+                word[g] = wasm_i32x4_splat(0);
+                for (int q = 0; q < 4; q++) {
+                    const float *from = x + (long)(c0 + 4 * g + q) * x_stride + p0;
+                    /* nearest, ties to even, then exact in int32 */
+                    v128_t level = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(from), vinv)));
+                    level = wasm_i32x4_add(wasm_i32x4_min(wasm_i32x4_max(level, vlow), vhigh), vzero);
+                    word[g] = wasm_v128_or(word[g], wasm_i32x4_shl(level, 8 * q));
+                }
+            }
+            v128_t t0 = wasm_i32x4_shuffle(word[0], word[1], 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(word[0], word[1], 2, 6, 3, 7);
+            v128_t t2 = wasm_i32x4_shuffle(word[2], word[3], 0, 4, 1, 5), t3 = wasm_i32x4_shuffle(word[2], word[3], 2, 6, 3, 7);
+            wasm_v128_store(out + (long)(p0 + 0) * out_stride + c0, wasm_i32x4_shuffle(t0, t2, 0, 1, 4, 5));
+            wasm_v128_store(out + (long)(p0 + 1) * out_stride + c0, wasm_i32x4_shuffle(t0, t2, 2, 3, 6, 7));
+            wasm_v128_store(out + (long)(p0 + 2) * out_stride + c0, wasm_i32x4_shuffle(t1, t3, 0, 1, 4, 5));
+            wasm_v128_store(out + (long)(p0 + 3) * out_stride + c0, wasm_i32x4_shuffle(t1, t3, 2, 3, 6, 7));
+        }
+        if (full < count)
+            q4_ref_iquantize_rows(out + (long)full * out_stride + c0, out_stride, x + (long)c0 * x_stride + full, x_stride, 16,
+                                  count - full, inv, low, high, zero);
+    }
+}
