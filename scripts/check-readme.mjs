@@ -79,6 +79,16 @@ const TABLES = [
       ['| fast recipe, 4-bit |', 'fast-4bit']][i];
     return [start, 'results/logs/thresholds.txt', [0, 1, 2, 3, 4].map((seed) => `${name} seed ${seed}`)];
   }) },
+  { section: '## Integer arithmetic', rows: [
+    ['| 8-bit activations, 10 epochs, seed 0 |', 'results/integer/act8-fast-e10-s0.jsonl', ['e1', 'e3', 'e5', 'e10', 'tta']],
+    ['| floats, 10 epochs, seed 0 (engine 0.10\'s kernels) |', 'results/logs/v0.10/fast-recipe-s0.jsonl',
+      ['e1', 'e3', 'e5', 'e10', 'tta']],
+    ...[0, 1].flatMap((seed) => [
+      [`| fast15 planned for 3 epochs, 8-bit activations, seed ${seed} |`, `results/integer/act8-fast15-e3-s${seed}.jsonl`,
+        ['e1', 'e3', 'e5', 'e10', 'tta']],
+      [`| fast15 planned for 3 epochs, floats, seed ${seed} |`, headline(`4bit-e3-s${seed}`), ['e1', 'e3', 'e5', 'e10', 'tta']],
+    ]),
+  ] },
   // rows that name their run in backticks: results/logs/fast-recipe-search/NAME.jsonl
   { section: '### How the fast recipe was chosen', byName: (name) => `results/logs/fast-recipe-search/${name}.jsonl`,
     cells: range(1, 3) },
