@@ -785,6 +785,104 @@ static void test_integer_layers(const q4_kernels *k) {
         }
 }
 
+/* Integer Winograd F(2x2): the microkernel against plain sums (the largest transformed values:
+ * 4 x 255 and 9 x 63), then whole convolutions against plain loops (q4_ref_iconv3x3) bit for bit,
+ * sums and rescaled floats alike (the same floats q4_iconv3x3 gives): ragged channels, tile
+ * counts that fill no task or tile row evenly, output channels past a block of 64, 1 and 3
+ * threads, a scratch with room for a few tiles only; and the shapes it must refuse. */
+static void test_iwinograd(const q4_kernels *k) {
+    const q4_iwinograd_variant *v = k->iwinograd;
+    if (!v) {
+        printf("integer Winograd: none in %s (direct only)\n", k->name);
+        return;
+    }
+    printf("integer Winograd %s (%dx%d)\n", v->name, v->mr, v->nr);
+    int mr = v->mr, nr = v->nr;
+    for (int kk = 2; kk <= 132; kk += kk < 8 ? 2 : 62)
+        for (int extreme = 0; extreme < 2; extreme++) {
+            long stride = kk + 6;
+            int16_t *a = malloc((size_t)mr * stride * sizeof(int16_t)), *w = malloc((size_t)kk * nr * sizeof(int16_t));
+            int32_t *c = malloc((size_t)mr * (nr + 3) * sizeof(int32_t));
+            for (long i = 0; i < (long)mr * stride; i++) a[i] = extreme ? (i % 3 ? 1020 : -1020) : (int16_t)(mix((uint64_t)i) % 2041) - 1020;
+            for (long i = 0; i < (long)kk * nr; i++) w[i] = extreme ? (i % 2 ? 567 : -567) : (int16_t)(mix((uint64_t)i + 99) % 1135) - 567;
+            v->ukernel(kk, a, stride, w, c, nr + 3);
+            long bad = 0;
+            for (int i = 0; i < mr; i++)
+                for (int j = 0; j < nr; j++) {
+                    int64_t sum = 0;
+                    for (int q = 0; q < kk; q++) sum += (int64_t)a[i * stride + q] * w[(q / 2) * nr * 2 + j * 2 + q % 2];
+                    bad += c[i * (nr + 3) + j] != sum;
+                }
+            CHECK(bad == 0, "%s k %d%s: %ld sums wrong", v->name, kk, extreme ? " (extremes)" : "", bad);
+            free(a), free(w), free(c);
+        }
+    static const struct { int n, ci, co, size, top, all_top; } shapes[] = {
+        {1, 4, 8, 2, 7, 0}, {3, 13, 37, 8, 7, 0}, {2, 64, 70, 16, 7, 0}, {1, 20, 130, 4, 3, 0},
+        {5, 36, 9, 6, 63, 0}, {2, 68, 16, 8, 63, 1}, {1, 8, 64, 32, 7, 0}};
+    for (int si = 0; si < (int)(sizeof shapes / sizeof *shapes); si++) {
+        int n = shapes[si].n, ci = shapes[si].ci, co = shapes[si].co, h = shapes[si].size, wd = h, top = shapes[si].top;
+        int kp = (ci + 3) & ~3;
+        long hw = (long)h * wd, ws = (long)co * ci * 9, ys = (long)n * hw * co, act = (long)n * (h + 2) * (wd + 2) * kp;
+        uint8_t *q = calloc((size_t)act, 1), *plain = malloc((size_t)ci * n * hw);
+        float *w = malloc((size_t)ws * sizeof(float)), *y = malloc((size_t)ys * sizeof(float)), *yd = malloc((size_t)ys * sizeof(float));
+        int8_t *lv = malloc((size_t)ws);
+        int32_t *ref = malloc((size_t)ys * sizeof(int32_t)), *acc = malloc((size_t)ys * sizeof(int32_t)), *acc3 = malloc((size_t)ys * sizeof(int32_t));
+        int16_t *packed = aligned_alloc(64, (q4_iwinograd_packed_bytes(v, kp, co) + 63) / 64 * 64);
+        void *direct = aligned_alloc(64, (q4_iconv_packed_bytes(k->iconv, 9, kp, co) + 63) / 64 * 64);
+        fill_bytes(plain, (long)ci * n * hw, (uint64_t)si + 40, shapes[si].all_top);
+        for (int c = 0; c < ci; c++) /* into the padded pixel-major bytes (border and channels past ci: 0) */
+            for (int b = 0; b < n; b++)
+                for (long p = 0; p < hw; p++)
+                    q[(((long)b * (h + 2) + p / wd + 1) * (wd + 2) + p % wd + 1) * kp + c] = plain[((long)c * n + b) * hw + p];
+        fill_levels(w, ws, top, 0.5f, (uint64_t)si + 3);
+        if (shapes[si].all_top)
+            for (long i = 0; i < ws; i++) w[i] = (float)((i / 9) % 2 ? top : -top) * 0.5f; /* |U| at its largest */
+        for (long i = 0; i < ws; i++) lv[i] = (int8_t)lrintf(w[i] / 0.5f);
+        q4_ref_iconv3x3(ref, plain, 0, lv, n, ci, co, h, wd);
+        q4_iwinograd_pack(v, packed, w, 0.5f, ci, kp, co);
+        q4_compute c1 = make_compute(k, 1, 0), c3 = make_compute(k, 3, 0);
+        int ran = q4_iconv3x3_winograd(&c1, acc, NULL, q, packed, n, kp, co, h, wd, top);
+        ran += q4_iconv3x3_winograd(&c3, acc3, NULL, q, packed, n, kp, co, h, wd, top);
+        CHECK(ran == 2, "%s shape %d: not taken", v->name, si);
+        long bad = 0, bad3 = 0;
+        for (long i = 0; i < ys; i++) bad += acc[i] != ref[i], bad3 += acc3[i] != ref[i];
+        CHECK(bad == 0 && bad3 == 0, "%s n%d ci%d co%d %dx%d levels to %d: %ld (1 thread) and %ld (3) of %ld sums wrong", v->name,
+              n, ci, co, h, wd, top, bad, bad3, ys);
+        /* rescaled: the floats of the direct path, bit for bit */
+        float scale[8], bias[160];
+        for (int b = 0; b < n; b++) scale[b] = 0.001f * (float)(b + 3);
+        for (int o = 0; o < co; o++) bias[o] = 0.125f * (float)(o % 5) - 0.25f;
+        q4_iconv_rescale rescale = {scale, 0.5f, NULL, bias};
+        q4_iconv_pack(k->iconv, direct, NULL, w, 0.5f, 9, ci, kp, co);
+        q4_iconv3x3(&c3, yd, &rescale, q, direct, n, kp, co, h, wd);
+        q4_iconv3x3_winograd(&c3, y, &rescale, q, packed, n, kp, co, h, wd, top);
+        CHECK(memcmp(y, yd, (size_t)ys * sizeof(float)) == 0, "%s shape %d: rescaled floats differ from the direct path's", v->name, si);
+        /* room for one task of mr tiles only: the same sums */
+        q4_compute small = c1;
+        small.scratch_floats = q4_iwinograd_scratch_bytes(v, kp) / sizeof(float);
+        memset(acc, 0x5a, (size_t)ys * sizeof(int32_t));
+        ran = q4_iconv3x3_winograd(&small, acc, NULL, q, packed, n, kp, co, h, wd, top);
+        CHECK(ran && memcmp(acc, ref, (size_t)ys * sizeof(int32_t)) == 0, "%s shape %d: wrong with room for %d tiles", v->name, si, mr);
+        small.scratch_floats--;
+        CHECK(!q4_iconv3x3_winograd(&small, acc, NULL, q, packed, n, kp, co, h, wd, top), "%s: ran without room", v->name);
+        free_compute(&c1);
+        free_compute(&c3);
+        free(q), free(plain), free(w), free(y), free(yd), free(lv), free(ref), free(acc), free(acc3), free(packed), free(direct);
+    }
+    /* refused: odd sides, a zero point, sums that could pass int32 */
+    q4_compute c1 = make_compute(k, 1, 0);
+    int32_t shift[8] = {0}, sums[9 * 8];
+    float scale[1] = {1}, out[9 * 8];
+    uint8_t x[5 * 5 * 4] = {0};
+    int16_t wp[16 * 8 * 4] = {0};
+    q4_iconv_rescale with_shift = {scale, 1.0f, shift, NULL};
+    CHECK(!q4_iconv3x3_winograd(&c1, sums, NULL, x, wp, 1, 4, 8, 3, 3, 7), "%s took 3x3 images", v->name);
+    CHECK(!q4_iconv3x3_winograd(&c1, out, &with_shift, x, wp, 1, 4, 8, 2, 2, 7), "%s took a zero point", v->name);
+    CHECK(q4_iwinograd_fits(256, 63) && !q4_iwinograd_fits(512, 63) && q4_iwinograd_fits(3700, 7) && !q4_iwinograd_fits(3800, 7),
+          "q4_iwinograd_fits: wrong bound");
+    free_compute(&c1);
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
@@ -806,5 +904,7 @@ int main(void) {
     test_iquantize_rows(&fast);
     test_integer_layers(&fast);
     test_integer_layers(q4_kernels_reference());
+    test_iwinograd(&fast);
+    test_iwinograd(q4_kernels_reference());
     return test_finish("test_kernels");
 }

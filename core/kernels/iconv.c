@@ -296,3 +296,157 @@ void q4_ilinear(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, 
     j.row_pixels = n;
     run_iconv(cc, &j);
 }
+
+/* ------------------------------------------------------------ integer Winograd F(2x2, 3x3) */
+
+#define WINO_POINTS 16
+#define WINO_TILES 32   /* tiles per task (a multiple of the variant's mr) */
+#define WINO_BLOCK 64   /* output channels per pass over a task's transformed input */
+_Static_assert(WINO_BLOCK <= sizeof no_bias / sizeof no_bias[0], "no_bias covers a block");
+
+int q4_iwinograd_fits(int k, int max_level) {
+    /* |V| <= 4 x 255, |U| <= 9 x max_level, a point's sum over k channels, then 9 of those in
+     * A^T M A: 81 x 1020 x max_level x k must stay below 2^31 */
+    return max_level > 0 && k > 0 && 81.0 * 1020.0 * max_level * k < 2147483647.0;
+}
+
+size_t q4_iwinograd_packed_bytes(const q4_iwinograd_variant *v, int k, int co) {
+    return (size_t)WINO_POINTS * (size_t)round_up(co, v->nr) * (size_t)k * sizeof(int16_t);
+}
+
+/* U = (2G) g (2G)^T per output and input channel: 2G = [2 0 0; 1 1 1; 1 -1 1; 0 0 2], packed per
+ * point, per tile of nr output channels, channels in pairs: [16][co/nr][k/2][nr][2] */
+void q4_iwinograd_pack(const q4_iwinograd_variant *v, int16_t *out, const float *w, float scale, int ci, int k, int co) {
+    static const int g2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
+    int nr = v->nr, tiles = (int)(round_up(co, nr) / nr);
+    memset(out, 0, q4_iwinograd_packed_bytes(v, k, co));
+    for (int o = 0; o < co; o++)
+        for (int c = 0; c < ci; c++) {
+            int g[3][3], t[4][3];
+            for (int e = 0; e < 9; e++) g[e / 3][e % 3] = scale > 0.0f ? weight_level(w[((long)o * ci + c) * 9 + e], scale) : 0;
+            for (int i = 0; i < 4; i++) /* (2G) g */
+                for (int b = 0; b < 3; b++) t[i][b] = g2[i][0] * g[0][b] + g2[i][1] * g[1][b] + g2[i][2] * g[2][b];
+            for (int i = 0; i < 4; i++) /* ... (2G)^T */
+                for (int j = 0; j < 4; j++) {
+                    int u = t[i][0] * g2[j][0] + t[i][1] * g2[j][1] + t[i][2] * g2[j][2];
+                    long at = (((long)(i * 4 + j) * tiles + o / nr) * (k / 2) + c / 2) * nr * 2 + (long)(o % nr) * 2 + c % 2;
+                    out[at] = (int16_t)u;
+                }
+        }
+}
+
+typedef struct iwino_job {
+    const q4_compute *cc;
+    const q4_iwinograd_variant *v;
+    const uint8_t *x;
+    const int16_t *w;
+    int n, k, co, h, wd, tiles, group;
+    long row_in, image_in;
+    long v_point, m_point; /* elements from one point's matrix to the next */
+    int32_t *y;            /* sums [n][h][w][co], or */
+    float *y_float;        /* floats [co][n][h][w] */
+    const float *scale;
+    float wscale;
+    const float *bias;
+} iwino_job;
+
+/* A task: `group` tiles (numbered image by image, row by row) transformed into the thread's
+ * scratch, then, per block of output channels, the 16 points' GEMMs and the output transform;
+ * the transforms take runs of tiles side by side in one tile row. */
+static void iwino_task(void *context, int task, int thread) {
+    const iwino_job *j = context;
+    const q4_iwinograd_variant *v = j->v;
+    int mr = v->mr, nr = v->nr, k = j->k, tw = j->wd / 2, per_image = (j->h / 2) * tw;
+    int first = task * j->group, count = j->tiles - first < j->group ? j->tiles - first : j->group;
+    int rows = (count + mr - 1) / mr * mr, co_pad = (int)round_up(j->co, nr), wtiles = co_pad / nr;
+    int16_t *vv = (int16_t *)(void *)(j->cc->scratch + (size_t)thread * j->cc->scratch_floats);
+    int32_t *mm = (int32_t *)(void *)(vv + WINO_POINTS * j->v_point);
+    for (int i = 0, run; i < count; i += run) {
+        int t = first + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
+        run = tw - tx < count - i ? tw - tx : count - i;
+        v->input(vv + (long)i * k, j->v_point, j->x + b * j->image_in + 2L * ty * j->row_in + 2L * tx * k, j->row_in, k, run);
+    }
+    for (int i = count; i < rows; i++) /* a last group's missing tiles: zeros */
+        for (int xi = 0; xi < WINO_POINTS; xi++) memset(vv + xi * j->v_point + (long)i * k, 0, (size_t)k * sizeof(int16_t));
+    for (int ob = 0; ob < co_pad; ob += WINO_BLOCK) {
+        int block = co_pad - ob < WINO_BLOCK ? co_pad - ob : WINO_BLOCK, oe = ob + block < j->co ? ob + block : j->co;
+        for (int xi = 0; xi < WINO_POINTS; xi++)
+            for (int ot = ob / nr; ot < (ob + block) / nr; ot++) {
+                const int16_t *w = j->w + ((long)xi * wtiles + ot) * k * nr;
+                for (int i0 = 0; i0 < rows; i0 += mr)
+                    v->ukernel(k, vv + xi * j->v_point + (long)i0 * k, k, w, mm + xi * j->m_point + (long)i0 * WINO_BLOCK + ot * nr - ob,
+                               WINO_BLOCK);
+            }
+        for (int i = 0, run; i < count; i += run) {
+            int t = first + i, b = t / per_image, ty = t % per_image / tw, tx = t % tw;
+            long pixel = ((long)b * j->h + 2 * ty) * j->wd + 2 * tx; /* the run's top left output */
+            const int32_t *m = mm + (long)i * WINO_BLOCK;
+            run = tw - tx < count - i ? tw - tx : count - i;
+            if (j->y_float) {
+                long plane = (long)j->n * j->h * j->wd;
+                v->output(j->y_float + ob * plane + pixel, plane, j->wd, m, j->m_point, WINO_BLOCK, run, oe - ob,
+                          j->wscale * j->scale[b], j->bias ? j->bias + ob : no_bias);
+                continue;
+            }
+            for (int r = 0; r < run; r++) /* the sums as they are (tests): Y = A^T M A / 4 */
+                for (int o = ob; o < oe; o++) {
+                    const int32_t *p = m + (long)r * WINO_BLOCK + (o - ob);
+                    int32_t r0[4], r1[4];
+                    for (int q = 0; q < 4; q++) {
+                        int32_t m0 = p[q * j->m_point], m1 = p[(4 + q) * j->m_point];
+                        int32_t m2 = p[(8 + q) * j->m_point], m3 = p[(12 + q) * j->m_point];
+                        r0[q] = m0 + m1 + m2;
+                        r1[q] = m1 - m2 - m3;
+                    }
+                    int32_t *out = j->y + (pixel + 2 * r) * j->co + o;
+                    out[0] = (r0[0] + r0[1] + r0[2]) / 4, out[j->co] = (r0[1] - r0[2] - r0[3]) / 4;
+                    out[(long)j->wd * j->co] = (r1[0] + r1[1] + r1[2]) / 4, out[((long)j->wd + 1) * j->co] = (r1[1] - r1[2] - r1[3]) / 4;
+                }
+        }
+    }
+}
+
+/* elements from one point's matrix to the next: one cache line more than the matrix (the
+ * matrices are multiples of 4 KiB; unpadded, all 16 would share the L1 sets: winograd.c) */
+static long point_elements(long elements, int bytes) { return elements + 64 / bytes; }
+
+/* scratch bytes for a task of `group` tiles */
+static size_t wino_scratch(int group, int k, long *v_point, long *m_point) {
+    *v_point = point_elements((long)group * k, 2);
+    *m_point = point_elements((long)group * WINO_BLOCK, 4);
+    return (size_t)WINO_POINTS * (size_t)(*v_point * 2 + *m_point * 4);
+}
+
+size_t q4_iwinograd_scratch_bytes(const q4_iwinograd_variant *v, int k) {
+    long vp, mp;
+    return wino_scratch(v->mr, k, &vp, &mp);
+}
+
+int q4_iconv3x3_winograd(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x,
+                         const int16_t *w, int n, int k, int co, int h, int wd, int max_level) {
+    const q4_iwinograd_variant *v = cc->kernels->iwinograd;
+    if (!v || h % 2 || wd % 2 || k % 2 || (rescale && rescale->shift) || !q4_iwinograd_fits(k, max_level)) return 0;
+    iwino_job j;
+    memset(&j, 0, sizeof j);
+    j.cc = cc;
+    j.v = v;
+    /* as many tiles per task as fit the scratch, up to WINO_TILES, a multiple of mr */
+    size_t room = cc->scratch_floats * sizeof(float);
+    for (j.group = WINO_TILES / v->mr * v->mr; j.group >= v->mr; j.group -= v->mr)
+        if (wino_scratch(j.group, k, &j.v_point, &j.m_point) <= room) break;
+    if (j.group < v->mr) return 0;
+    j.x = x;
+    j.w = w;
+    j.n = n, j.k = k, j.co = co, j.h = h, j.wd = wd;
+    j.tiles = n * (h / 2) * (wd / 2);
+    j.row_in = (long)(wd + 2) * k;
+    j.image_in = (long)(h + 2) * j.row_in;
+    if (rescale) {
+        j.y_float = y;
+        j.scale = rescale->scale;
+        j.wscale = rescale->wscale;
+        j.bias = rescale->bias;
+    } else j.y = y;
+    q4_pool_run(cc->pool, (j.tiles + j.group - 1) / j.group, iwino_task, &j);
+    return 1;
+}

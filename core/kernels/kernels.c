@@ -53,6 +53,7 @@ static const q4_kernels reference_table = {
     q4_ref_winograd_spread,
     q4_ref_winograd_merge,
     q4_ref_iquantize_rows,
+    &q4_ref_iwinograd_4x8,
 };
 
 const q4_kernels *q4_kernels_reference(void) { return &reference_table; }

@@ -110,6 +110,28 @@ typedef struct q4_iconv_variant {
     q4_iconv_ukernel_fn ukernel;
 } q4_iconv_variant;
 
+/* Integer Winograd F(2x2, 3x3) (iconv.c, q4_iconv3x3_winograd): the GEMM of one of its 16 points,
+ * int16 transformed activations times int16 transformed levels, summed in int32:
+ * c[i * ldc + j] = sum over kk < k (even) of a[i * a_stride + kk] * w[kk / 2][j][kk % 2], for the
+ * mr x nr tile (rows: Winograd tiles; columns: output channels). */
+typedef void (*q4_iwinograd_ukernel_fn)(int k, const int16_t *a, long a_stride, const int16_t *w, int32_t *c, long ldc);
+/* Its transforms, over `count` tiles side by side in one tile row:
+ * input: V = B^T d B of tile i's 4x4 pixels (pixel (r, s) at x + r * row_in + (2 i + s) * k, k
+ * bytes each, k a multiple of 4): v[xi * v_point + i * k + c] (int16), xi = 4 * row + column;
+ * output: Y = A^T M A / 4 from m[xi * m_point + i * m_tile + o], for channels o < channels, as
+ * floats: y[o * y_stride + r * row + 2 i + s] = (float)Y[r][s] * scale + bias[o] (multiplied,
+ * then added: the direct path's rounding). */
+typedef void (*q4_iwinograd_input_fn)(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count);
+typedef void (*q4_iwinograd_output_fn)(float *y, long y_stride, long row, const int32_t *m, long m_point, long m_tile,
+                                       int count, int channels, float scale, const float *bias);
+typedef struct q4_iwinograd_variant {
+    const char *name; /* e.g. "s16-iwinograd-4x8-wasmsimd" */
+    int mr, nr;
+    q4_iwinograd_ukernel_fn ukernel;
+    q4_iwinograd_input_fn input;
+    q4_iwinograd_output_fn output;
+} q4_iwinograd_variant;
+
 /* Elementwise and reduction kernels, each over one contiguous run of n floats. */
 typedef struct q4_kernels {
     const char *name; /* ISA: "scalar", "avx2", "avx512", "wasmsimd" */
@@ -173,6 +195,9 @@ typedef struct q4_kernels {
      * channels innermost, with the quantization) */
     void (*iquantize_rows)(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
                            float inv, int low, int high, int zero);
+    /* the integer Winograd GEMM where it is faster than iconv's direct convolution (NULL: not;
+     * both give the same sums, so the choice never changes a bit) */
+    const q4_iwinograd_variant *iwinograd;
 } q4_kernels;
 
 /* Fills *table for the ISA q4_kernels_select chose (default: the best this CPU runs) with
@@ -326,6 +351,25 @@ void q4_iconv3x3(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale,
  * y [out][n]; x must be readable for n rounded up to the variant's mr rows. */
 void q4_ilinear(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x, const void *w, int n,
                 int k, int out);
+
+/* The same convolution by integer Winograd F(2x2, 3x3), for unsigned activations (zero point 0:
+ * rescale's shift must be NULL) and even sides: per tile of 2x2 outputs, V = B^T d B of the 4x4
+ * input bytes (|V| <= 4 x 255: int16), U = (2G) g (2G)^T of the levels (4 times G g G^T: integers,
+ * int16), the 16 points' products summed over channels in int32 by the variant's microkernel,
+ * and Y = A^T M A / 4 (exact: the division leaves no remainder). Exact integer arithmetic, so the
+ * sums are q4_iconv3x3's bit for bit, whichever runs. Weights packed by q4_iwinograd_pack.
+ * Returns 0, having done nothing, when the shape is not one it takes (odd sides, a zero point,
+ * sums that could pass int32: q4_iwinograd_fits) or the compute context's scratch lacks room. */
+int q4_iconv3x3_winograd(const q4_compute *cc, void *y, const q4_iconv_rescale *rescale, const uint8_t *x,
+                         const int16_t *w, int n, int k, int co, int h, int wd, int max_level);
+/* 1 when sums of k channels of activations up to 255 and weight levels up to max_level stay
+ * within int32 at every step of the integer Winograd transform */
+int q4_iwinograd_fits(int k, int max_level);
+size_t q4_iwinograd_packed_bytes(const q4_iwinograd_variant *v, int k, int co);
+/* the per-thread scratch (q4_compute) it needs for k input channels: with less it returns 0 */
+size_t q4_iwinograd_scratch_bytes(const q4_iwinograd_variant *v, int k);
+/* w [co][ci][3][3] floats that are levels times `scale`, channels padded to k (even) */
+void q4_iwinograd_pack(const q4_iwinograd_variant *v, int16_t *out, const float *w, float scale, int ci, int k, int co);
 
 /* ---------------------------------------------------------------- naive references
  * The specification of the layer-level kernels above, as plain loops (tests only). */

@@ -45,7 +45,7 @@ q4_status q4_vgg_set_integer(q4_vgg *m, int integer_eval, int act_bits, q4_error
     m->int_act_bytes = 0;
     m->integer = m->act_levels = 0;
     m->act_bits = Q4_FP32_BITS;
-    m->int_packed = 0;
+    m->int_packed = m->int_winograd = 0;
     memset(m->int_levels, 0, sizeof m->int_levels);
     int act = act_bits > 0 && act_bits < Q4_FP32_BITS;
     if (!integer_eval && !act) return Q4_OK;
@@ -64,12 +64,20 @@ q4_status q4_vgg_set_integer(q4_vgg *m, int integer_eval, int act_bits, q4_error
         m->int_levels[layer] = inner && act ? m->act_levels : integer_eval ? (layer == 0 ? 127 : 255) : 0;
     }
     const q4_iconv_variant *v = m->kernels.iconv;
+    const q4_iwinograd_variant *wv = m->kernels.iwinograd;
     size_t weights = 0;
+    int max_level = (1 << (m->weight_bits - 1)) - 1;
     for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
         const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
-        int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
+        int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps), k = padded_channels(ci);
+        /* integer Winograd where the ISA has it: the layers on unsigned inputs (conv2-6) */
+        int wino = wv && layer >= 1 && layer < Q4_NUM_CONV && m->int_levels[layer] && q4_conv_specs[layer].size % 2 == 0 &&
+                   q4_iwinograd_fits(k, max_level) &&
+                   q4_iwinograd_scratch_bytes(wv, k) <= m->compute.scratch_floats * sizeof(float);
+        if (wino) m->int_winograd |= 1u << layer;
         m->int_weight_offset[layer] = weights;
-        weights += (q4_iconv_packed_bytes(v, taps, padded_channels(ci), w->shape[0]) + 63) & ~(size_t)63;
+        weights += ((wino ? q4_iwinograd_packed_bytes(wv, k, w->shape[0]) : q4_iconv_packed_bytes(v, taps, k, w->shape[0])) +
+                    63) & ~(size_t)63;
     }
     size_t bytes = (act_bytes(m) + 63) & ~(size_t)63, scales = (size_t)m->batch_capacity * sizeof(float);
     if (!(m->int_act = q4_alloc_aligned(bytes + scales)) || !(m->int_weights = q4_alloc_aligned(weights))) {
@@ -90,8 +98,12 @@ static const void *packed_weights(q4_vgg *m, int layer) {
     if (m->int_packed & (1u << layer)) return out;
     const q4_tensor_info *w = &m->tensors[m->weight_tensor[layer]];
     int taps = w->ndim == 4 ? 9 : 1, ci = (int)(w->count / w->shape[0] / taps);
-    q4_iconv_pack(m->kernels.iconv, out, layer == 0 ? m->int_shift : NULL, q4_vgg_layer_weights(m, layer),
-                  m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
+    if (m->int_winograd & (1u << layer))
+        q4_iwinograd_pack(m->kernels.iwinograd, (int16_t *)(void *)out, q4_vgg_layer_weights(m, layer), m->quant_scale[layer],
+                          ci, padded_channels(ci), w->shape[0]);
+    else
+        q4_iconv_pack(m->kernels.iconv, out, layer == 0 ? m->int_shift : NULL, q4_vgg_layer_weights(m, layer),
+                      m->quant_scale[layer], taps, ci, padded_channels(ci), w->shape[0]);
     if (layer == 0)
         for (int o = 0; o < q4_conv_specs[0].out_channels; o++) m->int_shift[o] *= 128; /* conv1's zero point */
     m->int_packed |= 1u << layer;
@@ -105,6 +117,11 @@ void q4_vgg_conv_integer(q4_vgg *m, int l, const float *in, int n, int levels) {
     q4_iconv_rescale r = {m->int_scale, m->quant_scale[l], is_signed ? m->int_shift : NULL, m->param.conv_bias[l]};
     const void *w = packed_weights(m, l);
     q4_iquantize(cc, m->int_act, m->int_scale, in, n, s->in_channels, k, s->size, s->size, 1, levels, is_signed ? 128 : 0);
+    if (m->int_winograd & (1u << l)) { /* the same sums; set_integer checked that it takes the shape */
+        q4_iconv3x3_winograd(cc, m->conv_out[l], &r, m->int_act, w, n, k, s->out_channels, s->size, s->size,
+                             (1 << (m->weight_bits - 1)) - 1);
+        return;
+    }
     q4_iconv3x3(cc, m->conv_out[l], &r, m->int_act, w, n, k, s->out_channels, s->size, s->size);
 }
 

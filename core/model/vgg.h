@@ -139,6 +139,7 @@ typedef struct q4_vgg {
     int act_levels;          /* conv2-6's inputs in training and evaluation: 2^act_bits - 1, or 0 (floats) */
     int int_levels[Q4_NUM_QUANT_LAYERS]; /* each layer's input levels in evaluation (0: floats) */
     unsigned int_packed;     /* layers whose packed levels match the quantized weights (q4_vgg_quantize clears it) */
+    unsigned int_winograd;   /* conv layers that take integer Winograd F(2x2) (the ISA has it; same sums as direct) */
     uint8_t *int_act;        /* a layer's input, quantized per image, pixel-major and padded */
     size_t int_act_bytes;
     float *int_scale;        /* its scale per image */

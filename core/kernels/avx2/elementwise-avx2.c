@@ -21,4 +21,5 @@ const q4_kernels q4_avx2_kernels = {
     q4_avx2_winograd_spread,
     q4_avx2_winograd_merge,
     q4_avx2_iquantize_rows,
+    NULL, /* integer Winograd: none for x86 (the direct kernels; README, "Integer arithmetic") */
 };

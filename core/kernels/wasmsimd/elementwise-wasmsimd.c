@@ -21,4 +21,5 @@ const q4_kernels q4_wasmsimd_kernels = {
     q4_wasmsimd_winograd_spread,
     q4_wasmsimd_winograd_merge,
     q4_wasmsimd_iquantize_rows,
+    &q4_wasmsimd_iwinograd_4x8,
 };

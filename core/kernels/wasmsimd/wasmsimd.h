@@ -9,6 +9,7 @@ extern const q4_gemm_variant q4_wasmsimd_gemm_4x8;
 extern const q4_gemm_variant q4_wasmsimd_gemm_6x8;
 extern const q4_kernels q4_wasmsimd_kernels;
 extern const q4_iconv_variant q4_wasmsimd_iconv_4x8;
+extern const q4_iwinograd_variant q4_wasmsimd_iwinograd_4x8;
 void q4_wasmsimd_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count,
                                 float inv, int low, int high, int zero);
 
