@@ -29,10 +29,13 @@ const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper
   .map((spec) => {
     const at = spec.indexOf('=');
     const options = spec.slice(at + 1).trim().split(/\s+/).filter(Boolean);
-    // a run may plan its own budget (--epochs N among its options); the others plan EPOCHS
-    const own = options.indexOf('--epochs');
+    // a run may plan its own budget (--epochs N among its options; the others plan EPOCHS) and
+    // name its own seeds (--seeds S,T: the others take SEEDS); neither is passed on as such
+    const own = options.indexOf('--epochs'), ownSeeds = options.indexOf('--seeds'), drop = new Set();
+    for (const at of [own, ownSeeds]) if (at >= 0) drop.add(at).add(at + 1);
     return { label: spec.slice(0, at).trim(), epochs: own >= 0 ? Number(options[own + 1]) : epochs,
-      options: own >= 0 ? options.filter((_, i) => i !== own && i !== own + 1) : options };
+      seeds: ownSeeds >= 0 ? options[ownSeeds + 1].split(',').map(Number) : null,
+      options: options.filter((_, i) => !drop.has(i)) };
   });
 /** The paper's own log (PAPER.md: "CIFAR-10 log checkpoints"), drawn as reference points. */
 const PAPER_LOG = [[1, 66.84], [5, 81.59], [10, 84.65], [20, 87.32], [50, 89.97], [75, 91.11], [100, 92.21]];
@@ -74,7 +77,7 @@ function train(run, seed) {
 }
 
 // ---------------------------------------------------------------- drawing
-const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d'];
+const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d', '#854d0e', '#4b5563'];
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 function draw(series) {
@@ -120,15 +123,16 @@ function draw(series) {
   return `${parts.join('\n')}\n`;
 }
 
-if (!args.includes('--draw-only')) for (const run of runs) for (const seed of seeds) train(run, seed);
+const seedsOf = (run) => run.seeds || seeds;
+if (!args.includes('--draw-only')) for (const run of runs) for (const seed of seedsOf(run)) train(run, seed);
 
 const series = [];
 runs.forEach((run, r) => {
-  for (const seed of seeds) {
+  for (const seed of seedsOf(run)) {
     const lines = readLog(logPath(run, seed));
     if (!lines.length) continue;
-    series.push({ name: `${run.label}, seed ${seed}`, color: COLORS[(2 * r + seeds.indexOf(seed)) % COLORS.length],
-      points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]), dashed: seeds.indexOf(seed) > 0 });
+    series.push({ name: `${run.label}, seed ${seed}`, color: COLORS[(2 * r + seedsOf(run).indexOf(seed)) % COLORS.length],
+      points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]), dashed: seedsOf(run).indexOf(seed) > 0 });
   }
 });
 if (paperLog) {
