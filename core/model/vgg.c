@@ -524,6 +524,11 @@ size_t q4_vgg_plan_text(const q4_vgg *m, int compact, char *out, size_t size) {
                 PUT("%s%s %s", p ? ", " : "", pass_names[p], q4_conv_algorithm_name(a[p]));
         l = last + 1;
     }
+    if (m->integer || m->act_levels) { /* which integer kernels: the same sums either way */
+        unsigned wino = m->int_winograd;
+        PUT("; integer arithmetic (%s): %s", m->integer ? "every layer in evaluation" : "conv2-6", m->kernels.iconv->name);
+        if (wino) PUT(", %s for conv%d-%d", m->kernels.iwinograd->name, __builtin_ctz(wino) + 1, 32 - __builtin_clz(wino));
+    }
 #undef PUT
     return used;
 }
