@@ -77,10 +77,11 @@ static void iwinograd_4x8(int k, const int16_t *a, long a_stride, const int16_t 
         for (int j = 0; j < NR; j++) c[i * ldc + j] = acc[i][j];
 }
 
-/* kernels.h, q4_iwinograd_input_fn (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]) */
-void q4_ref_iwinograd_input(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count) {
+/* kernels.h, q4_iwinograd_input_fn (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]), for channels
+ * first..k-1 (SIMD kernels pass the channels past their last whole vector) */
+void q4_ref_iwinograd_input_from(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count, int first) {
     for (int i = 0; i < count; i++)
-        for (int c = 0; c < k; c++) {
+        for (int c = first; c < k; c++) {
             const uint8_t *p = x + 2L * i * k + c;
             int d[4][4], t[4][4];
             for (int r = 0; r < 4; r++)
@@ -99,6 +100,10 @@ void q4_ref_iwinograd_input(int16_t *v, long v_point, const uint8_t *x, long row
                 out[(3 * 4 + s) * v_point] = (int16_t)(t[1][s] - t[3][s]);
             }
         }
+}
+
+void q4_ref_iwinograd_input(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count) {
+    q4_ref_iwinograd_input_from(v, v_point, x, row_in, k, count, 0);
 }
 
 /* kernels.h, q4_iwinograd_output_fn (A^T = [1 1 1 0; 0 1 -1 -1]; the sums are multiples of 4) */

@@ -36,6 +36,7 @@ void q4_ref_winograd_merge(int m, float *row, const float *y, long y_stride, int
 extern const q4_iconv_variant q4_ref_iconv_4x8;
 extern const q4_iwinograd_variant q4_ref_iwinograd_4x8;
 void q4_ref_iwinograd_input(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count);
+void q4_ref_iwinograd_input_from(int16_t *v, long v_point, const uint8_t *x, long row_in, int k, int count, int first);
 void q4_ref_iwinograd_output(float *y, long y_stride, long row, const int32_t *m, long m_point, long m_tile, int count,
                              int channels, float scale, const float *bias);
 void q4_ref_iquantize_rows(uint8_t *out, long out_stride, const float *x, long x_stride, int channels, int count, float inv,

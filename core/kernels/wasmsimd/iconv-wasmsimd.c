@@ -96,27 +96,8 @@ static void iwinograd_input(int16_t *v, long v_point, const uint8_t *x, long row
             }
         }
     }
-    if (k8 < k) /* k = 4 (mod 8): the last 4 channels of every tile by the reference's arithmetic */
-        for (int i = 0; i < count; i++)
-            for (int c = k8; c < k; c++) {
-                const uint8_t *p = x + 2L * i * k + c;
-                int d[4][4], t[4][4];
-                for (int r = 0; r < 4; r++)
-                    for (int s = 0; s < 4; s++) d[r][s] = p[r * row_in + (long)s * k];
-                for (int r = 0; r < 4; r++) {
-                    t[r][0] = d[r][0] - d[r][2];
-                    t[r][1] = d[r][1] + d[r][2];
-                    t[r][2] = d[r][2] - d[r][1];
-                    t[r][3] = d[r][1] - d[r][3];
-                }
-                int16_t *out = v + (long)i * k + c;
-                for (int s = 0; s < 4; s++) {
-                    out[(0 * 4 + s) * v_point] = (int16_t)(t[0][s] - t[2][s]);
-                    out[(1 * 4 + s) * v_point] = (int16_t)(t[1][s] + t[2][s]);
-                    out[(2 * 4 + s) * v_point] = (int16_t)(t[2][s] - t[1][s]);
-                    out[(3 * 4 + s) * v_point] = (int16_t)(t[1][s] - t[3][s]);
-                }
-            }
+    if (k8 < k) /* k = 4 (mod 8): the last 4 channels of every tile by the reference */
+        q4_ref_iwinograd_input_from(v, v_point, x, row_in, k, count, k8);
 }
 
 /* Y = A^T M A / 4 (kernels.h, q4_iwinograd_output_fn): 4 tiles x 4 channels at a time, each
