@@ -816,11 +816,11 @@ static void test_iwinograd(const q4_kernels *k) {
             CHECK(bad == 0, "%s k %d%s: %ld sums wrong", v->name, kk, extreme ? " (extremes)" : "", bad);
             free(a), free(w), free(c);
         }
-    static const struct { int n, ci, co, size, top, all_top; } shapes[] = {
-        {1, 4, 8, 2, 7, 0}, {3, 13, 37, 8, 7, 0}, {2, 64, 70, 16, 7, 0}, {1, 20, 130, 4, 3, 0},
-        {5, 36, 9, 6, 63, 0}, {2, 68, 16, 8, 63, 1}, {1, 8, 64, 32, 7, 0}};
+    static const struct { int n, ci, co, h, wd, top, all_top; } shapes[] = {
+        {1, 4, 8, 2, 2, 7, 0}, {3, 13, 37, 8, 8, 7, 0}, {2, 64, 70, 16, 16, 7, 0}, {1, 20, 130, 4, 4, 3, 0},
+        {5, 36, 9, 6, 6, 63, 0}, {2, 68, 16, 8, 8, 63, 1}, {1, 8, 64, 32, 32, 7, 0}, {3, 12, 11, 4, 10, 7, 0}};
     for (int si = 0; si < (int)(sizeof shapes / sizeof *shapes); si++) {
-        int n = shapes[si].n, ci = shapes[si].ci, co = shapes[si].co, h = shapes[si].size, wd = h, top = shapes[si].top;
+        int n = shapes[si].n, ci = shapes[si].ci, co = shapes[si].co, h = shapes[si].h, wd = shapes[si].wd, top = shapes[si].top;
         int kp = (ci + 3) & ~3;
         long hw = (long)h * wd, ws = (long)co * ci * 9, ys = (long)n * hw * co, act = (long)n * (h + 2) * (wd + 2) * kp;
         uint8_t *q = calloc((size_t)act, 1), *plain = malloc((size_t)ci * n * hw);
