@@ -319,20 +319,23 @@ size_t q4_iwinograd_packed_bytes(const q4_iwinograd_variant *v, int k, int co) {
 void q4_iwinograd_pack(const q4_iwinograd_variant *v, int16_t *out, const float *w, float scale, int ci, int k, int co) {
     static const int g2[4][3] = {{2, 0, 0}, {1, 1, 1}, {1, -1, 1}, {0, 0, 2}};
     int nr = v->nr, tiles = (int)(round_up(co, nr) / nr);
-    memset(out, 0, q4_iwinograd_packed_bytes(v, k, co));
-    for (int o = 0; o < co; o++)
-        for (int c = 0; c < ci; c++) {
-            int g[3][3], t[4][3];
-            for (int e = 0; e < 9; e++) g[e / 3][e % 3] = scale > 0.0f ? weight_level(w[((long)o * ci + c) * 9 + e], scale) : 0;
-            for (int i = 0; i < 4; i++) /* (2G) g */
-                for (int b = 0; b < 3; b++) t[i][b] = g2[i][0] * g[0][b] + g2[i][1] * g[1][b] + g2[i][2] * g[2][b];
-            for (int i = 0; i < 4; i++) /* ... (2G)^T */
-                for (int j = 0; j < 4; j++) {
-                    int u = t[i][0] * g2[j][0] + t[i][1] * g2[j][1] + t[i][2] * g2[j][2];
-                    long at = (((long)(i * 4 + j) * tiles + o / nr) * (k / 2) + c / 2) * nr * 2 + (long)(o % nr) * 2 + c % 2;
-                    out[at] = (int16_t)u;
+    long point = (long)tiles * k * nr; /* elements from one point's matrix to the next */
+    for (int ot = 0; ot < tiles; ot++)
+        for (int c = 0; c < k; c++)
+            for (int j = 0; j < nr; j++) {
+                int o = ot * nr + j, u[16] = {0};
+                if (o < co && c < ci && scale > 0.0f) {
+                    const float *wo = w + ((long)o * ci + c) * 9;
+                    int g[9], t[4][3];
+                    for (int e = 0; e < 9; e++) g[e] = weight_level(wo[e], scale);
+                    for (int i = 0; i < 4; i++) /* (2G) g */
+                        for (int b = 0; b < 3; b++) t[i][b] = g2[i][0] * g[b] + g2[i][1] * g[3 + b] + g2[i][2] * g[6 + b];
+                    for (int i = 0; i < 4; i++) /* ... (2G)^T */
+                        for (int e = 0; e < 4; e++) u[i * 4 + e] = t[i][0] * g2[e][0] + t[i][1] * g2[e][1] + t[i][2] * g2[e][2];
                 }
-        }
+                int16_t *at = out + ((long)ot * (k / 2) + c / 2) * nr * 2 + (long)j * 2 + c % 2;
+                for (int xi = 0; xi < WINO_POINTS; xi++) at[xi * point] = (int16_t)u[xi];
+            }
 }
 
 typedef struct iwino_job {
