@@ -45,8 +45,9 @@ static const char *const recipe_settings[] = {
     /* fast15: the headline runs (README, "The headline"): the fast recipe with alternating
      * flips (each image mirrored in every other epoch after a random first one), planned for 15
      * epochs. Screened at 15 epochs beside it: cutout 8, a moving average of the weights (ema
-     * 0.999), batch 32 at peak lr 0.05, no weight decay on biases and BatchNorm (decay_all 0):
-     * none better on the last epoch by more than a seed's noise. */
+     * 0.999), batch 32 at peak lr 0.05, batch 128 at peak lr 0.1, label smoothing 0.1, no weight
+     * decay on biases and BatchNorm (decay_all 0): none better on the last epoch by more than a
+     * seed's noise. */
     FAST_SETTINGS "\nflip=alternate\nepochs=15",
 };
 
