@@ -394,6 +394,67 @@ static void test_moving_average(void) {
     q4_session_destroy(r);
 }
 
+/* lookahead=2: after every second step t of T the slow copy moves toward the weights by
+ * 1 - 0.95^5 (t/T)^3 and the weights and BN statistics take its values; after step T (odd here)
+ * they take it without the move. Checked against a twin session without lookahead whose weights
+ * the test moves by hand; evaluation uses the live weights; the slow copy is saved state. */
+static void test_lookahead(void) {
+    q4_session *s = session_with("lookahead=2\nepochs=1"), *twin = session_with("epochs=1");
+    q4_vgg *m = &s->model, *tm = &twin->model;
+    long p = m->param_count, bn = m->bn_total, n = p + 2 * bn;
+    int total = s->steps_per_epoch;
+    CHECK(total >= 5 && total % 2 == 1, "the test wants an odd number of steps (at least 5), not %d", total);
+    float *slow = malloc(n * 4);
+    memcpy(slow, tm->params, p * 4);
+    memcpy(slow + p, tm->running_mean, 2 * bn * 4);
+    uint8_t *saved = NULL;
+    size_t saved_size = 0;
+    for (int t = 1; t <= total; t++) {
+        test_steps(s, 1);
+        test_steps(twin, 1);
+        if (t % 2 == 0) {
+            double r = (double)t / (double)total, d = 0.95 * 0.95 * 0.95 * 0.95 * 0.95 * r * r * r;
+            float decay = (float)d, keep = (float)(1.0 - d);
+            for (long i = 0; i < p; i++) slow[i] = slow[i] * decay + tm->params[i] * keep;
+            for (long i = 0; i < 2 * bn; i++) slow[p + i] = slow[p + i] * decay + tm->running_mean[i] * keep;
+            if (t == 2) CHECK(memcmp(slow, tm->params, p * 4) != 0, "the slow copy is the weights after step 2");
+        }
+        if (t % 2 == 0 || t == total) {
+            memcpy(tm->params, slow, p * 4);
+            memcpy(tm->running_mean, slow + p, 2 * bn * 4);
+        }
+        CHECK(memcmp(m->params, tm->params, p * 4) == 0 && memcmp(m->running_mean, tm->running_mean, 2 * bn * 4) == 0 &&
+              memcmp(s->ema, slow, n * 4) == 0, "lookahead differs from its rule after step %d of %d", t, total);
+        if (t == 3) {
+            q4_evaluation e, te;
+            CHECK(q4_session_evaluate(s, &e, NULL, 0) == Q4_OK && q4_session_evaluate(twin, &te, NULL, 0) == Q4_OK,
+                  "evaluate");
+            CHECK(e.correct == te.correct && e.loss == te.loss, "evaluation does not use the live weights (%d, %.9g "
+                  "against %d, %.9g)", e.correct, e.loss, te.correct, te.loss);
+            CHECK(q4_session_save(s, &saved, &saved_size) == Q4_OK, "save");
+        }
+    }
+    /* resumed after step 3: the same end, bit for bit */
+    q4_session *r = session_with("lookahead=2\nepochs=1");
+    CHECK(q4_session_load(r, saved, saved_size) == Q4_OK, "load: %s", q4_session_error(r));
+    test_steps(r, total - 3);
+    CHECK(memcmp(r->model.params, m->params, p * 4) == 0 && memcmp(r->ema, s->ema, n * 4) == 0,
+          "resumed lookahead differs");
+    /* its checkpoint does not load where lookahead is off, nor is it allowed beside ema */
+    CHECK(q4_session_load(twin, saved, saved_size) == Q4_ERR_MISMATCH && strstr(q4_session_error(twin), "lookahead"),
+          "a lookahead checkpoint into a session without it: %s", q4_session_error(twin));
+    q4_config both;
+    q4_config_default(&both);
+    q4_error err = {0};
+    CHECK(q4_config_parse(&both, "ema=0.9\nlookahead=5", &err) == Q4_OK &&
+              q4_config_check(&both, &err) == Q4_ERR_ARGUMENT && strstr(err.message, "lookahead"),
+          "ema and lookahead together: %s", err.message);
+    free(saved), free(slow);
+    q4_session_destroy(r);
+    q4_session_destroy(twin);
+    q4_session_destroy(s);
+}
+
 /* one white image; count the exact zeros (only cutout writes 0.0: padding is black, -mean/std) */
 static void test_augmentation(void) {
     static uint8_t white[Q4_IMAGE_BYTES], label[1];
@@ -590,6 +651,7 @@ int main(void) {
     test_micro_batch();
     test_data_parallel();
     test_moving_average();
+    test_lookahead();
     test_augmentation();
     test_tta();
     test_fast_schedule();

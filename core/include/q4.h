@@ -189,6 +189,9 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(REAL, label_smoothing, 0, 0, 0.5, NULL, Q4_FIELD_METHOD, "share of each target spread evenly over the classes") \
     X(REAL, ema, 0, 0, 0.99999, NULL, Q4_FIELD_METHOD,                                                               \
       "decay per step of a moving average of the weights and BN statistics, which evaluation and export use (0: off)") \
+    X(INT, lookahead, 0, 0, 100000, NULL, Q4_FIELD_METHOD,                                                           \
+      "lookahead: every N steps a slow copy of the weights and BN statistics moves toward them by 1 - 0.95^5 (t/T)^3 " \
+      "(step t of T planned) and they take its values; after the last planned step they take it (0: off)")          \
     X(CHOICE, tta, 0, 0, 0, "none,flip,flip-translate", Q4_FIELD_METHOD,                                             \
       "test-time augmentation at the last planned epoch, reported beside the plain accuracy")                      \
     X(INT, act_bits, 32, 2, 32, NULL, Q4_FIELD_METHOD,                                                              \

@@ -6,8 +6,9 @@
  *   "Q4CKPT\r\n" | u32 version | u32 header bytes | header | u32 config bytes |
  *   config as "name=value" lines (every setting of the table in q4.h) |
  *   f32 parameters | f32 BN running means | f32 BN running variances | f32 optimizer moments
- *   (AdamW's first and second; SGD's momentum, then zeros) | when setting ema is on: the
- *   moving average of the parameters, BN means and variances | u32 CRC-32 of everything before
+ *   (AdamW's first and second; SGD's momentum, then zeros) | when setting ema or lookahead is on:
+ *   the moving average (or lookahead's slow copy) of the parameters, BN means and variances |
+ *   u32 CRC-32 of everything before
  * Nothing in it depends on time or threads: the same training gives the same bytes.
  * Version 1 (fixed binary configuration of 16 settings) is still read. Every header field is
  * range-checked before anything is used: a CRC only detects accidents, anyone can forge one. */
@@ -247,7 +248,7 @@ static q4_status parse_checkpoint(const uint8_t *bytes, size_t size, parsed *out
                            strstr(why.message, "there is no setting") ? " (made by a newer q4?)"
                                                                        : " (a value this engine never writes: the file was altered)");
     }
-    out->ema = info->config.ema > 0 ? (long long)(p + 2 * bn) : 0;
+    out->ema = q4_config_keeps_copy(&info->config) ? (long long)(p + 2 * bn) : 0;
     size_t arrays_at = config_at + config_bytes;
     size_t expected = arrays_at + (size_t)(3 * p + 2 * bn + (uint64_t)out->ema) * 4 + 4;
     if (size < expected)

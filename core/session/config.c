@@ -289,6 +289,11 @@ q4_status q4_config_check(const q4_config *c, q4_error *err) {
                        "act_bits %d needs 2- to 7-bit weights, not %d: it multiplies their levels by the activations in "
                        "integer arithmetic",
                        c->act_bits, c->weight_bits);
+    if (c->ema > 0 && c->lookahead > 0)
+        return q4_fail(err, Q4_ERR_ARGUMENT,
+                       "ema and lookahead cannot both be on: each keeps its own copy of the weights in the one place "
+                       "the session has for it (ema %g, lookahead %d)",
+                       c->ema, c->lookahead);
     if (c->integer_eval && c->weight_bits > 7)
         return q4_fail(err, Q4_ERR_ARGUMENT,
                        "integer_eval needs 2- to 7-bit weights, not %d: it multiplies their levels by 8-bit activations",

@@ -101,9 +101,9 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     s->running_backup = malloc((size_t)s->model.running_floats * sizeof(float));
     s->confusion = calloc((size_t)classes * classes, sizeof(int));
     s->tta_confusion = calloc((size_t)classes * classes, sizeof(int));
-    if (config->ema > 0) s->ema = q4_alloc_aligned((size_t)q4_session_ema_floats(s) * sizeof(float));
+    if (q4_config_keeps_copy(config)) s->ema = q4_alloc_aligned((size_t)q4_session_ema_floats(s) * sizeof(float));
     if (!s->moments || !s->order || !s->labels || !s->predictions || !s->running_backup || !s->confusion ||
-        !s->tta_confusion || (config->ema > 0 && !s->ema)) {
+        !s->tta_confusion || (q4_config_keeps_copy(config) && !s->ema)) {
         q4_session_destroy(s);
         q4_fail(err, Q4_ERR_NOMEM, "out of memory creating the session (%.0f MB of optimizer state)",
                 2.0 * (double)p * 4 / 1048576.0);
@@ -116,7 +116,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     q4_vgg_init(&s->model, config->seed);
     for (int i = 0; i < Q4_NUM_BN; i++) s->model.bn[i].momentum = config->bn_momentum;
     s->model.global_scale = config->scale == Q4_SCALE_GLOBAL;
-    if (s->ema) { /* the average starts at the initial weights */
+    if (s->ema) { /* the average (or lookahead's slow copy) starts at the initial weights */
         memcpy(s->ema, s->model.params, (size_t)p * sizeof(float));
         memcpy(s->ema + p, s->model.running_mean, (size_t)s->model.running_floats * sizeof(float));
     }
@@ -140,8 +140,10 @@ void q4_session_destroy(q4_session *s) {
 
 /* ------------------------------------------------------------ the moving average */
 
+int q4_config_keeps_copy(const q4_config *c) { return c->ema > 0 || c->lookahead > 0; }
+
 long long q4_session_ema_floats(const q4_session *s) {
-    return s->config.ema > 0 ? s->model.param_count + s->model.running_floats : 0;
+    return q4_config_keeps_copy(&s->config) ? s->model.param_count + s->model.running_floats : 0;
 }
 
 #define EMA_CHUNK 65536
@@ -159,21 +161,45 @@ static void ema_task(void *context, int c, int thread) {
     m->kernels.ema(job->s->ema + begin, m->params + begin, (long)(end - begin), job->decay, job->one_minus);
 }
 
-/* After step t (1-based): avg = d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t)),
- * so that the first steps do not leave the average at the initial weights. */
-static void ema_update(q4_session *s) {
+/* avg = d * avg + (1 - d) * w over the parameters and the BN running statistics */
+static void average_in(q4_session *s, double d) {
     q4_vgg *m = &s->model;
-    double t = (double)s->global_step, d = (1.0 + t) / (10.0 + t);
-    if (d > s->config.ema) d = s->config.ema;
     ema_job job = {s, (float)d, (float)(1.0 - d)};
     q4_pool_run(m->compute.pool, (int)((m->param_count + EMA_CHUNK - 1) / EMA_CHUNK), ema_task, &job);
     m->kernels.ema(s->ema + m->param_count, m->running_mean, m->running_floats, job.decay, job.one_minus);
 }
 
+/* After step t (1-based): avg = d * avg + (1 - d) * w with d = min(ema, (1 + t) / (10 + t)),
+ * so that the first steps do not leave the average at the initial weights. */
+static void ema_update(q4_session *s) {
+    double t = (double)s->global_step, d = (1.0 + t) / (10.0 + t);
+    average_in(s, d > s->config.ema ? s->config.ema : d);
+}
+
+/* Lookahead as airbench94 schedules it: after every N-th step t of T planned, the slow copy
+ * moves toward the weights by 1 - d with d = 0.95^5 (t/T)^3 (so it follows them closely early
+ * and averages over more steps late), and the weights and BN statistics take its values; after
+ * step T they take its values without the move. Steps past T (a run continued) count as T. */
+#define LOOKAHEAD_DECAY (0.95 * 0.95 * 0.95 * 0.95 * 0.95)
+
+static void lookahead_update(q4_session *s) {
+    q4_vgg *m = &s->model;
+    long long t = s->global_step, total = (long long)s->config.epochs * s->steps_per_epoch;
+    int due = t % s->config.lookahead == 0;
+    if (due) {
+        double r = t < total ? (double)t / (double)total : 1.0;
+        average_in(s, LOOKAHEAD_DECAY * r * r * r);
+    }
+    if (due || t == total) {
+        memcpy(m->params, s->ema, (size_t)m->param_count * sizeof(float));
+        memcpy(m->running_mean, s->ema + m->param_count, (size_t)m->running_floats * sizeof(float));
+    }
+}
+
 /* The model's parameters become the average's (the model points at them; nothing is copied)
  * and its BN running statistics the average's (the live ones kept in running_backup). */
 void q4_session_use_average(q4_session *s) {
-    if (!s->ema || s->averaged_in) return;
+    if (s->config.ema <= 0 || s->averaged_in) return;
     q4_vgg *m = &s->model;
     s->live_params = m->params;
     q4_vgg_point_params(m, s->ema);
@@ -306,7 +332,8 @@ static q4_status train_step(q4_session *s) {
     }
     s->global_step++;
     s->step_in_epoch++;
-    if (s->ema) ema_update(s);
+    if (s->config.ema > 0) ema_update(s);
+    if (s->config.lookahead > 0) lookahead_update(s);
     s->profiled_steps++;
     s->profiled_images += n;
     s->last_loss = (float)loss;

@@ -22,7 +22,8 @@ struct q4_session {
     int *confusion;        /* num_classes^2: the plain evaluation */
     int *tta_confusion;    /* num_classes^2: the evaluation with test-time augmentation */
     float *ema;            /* config.ema > 0: the moving average of params, running means and
-                              variances (param_count + 2 x bn_total floats); else NULL */
+                              variances (param_count + 2 x bn_total floats); config.lookahead > 0:
+                              lookahead's slow copy of them, the same floats; else NULL */
     int averaged_in;       /* the moving average stands in the model: its parameters are the
                               first floats of ema, the live ones wait in live_params */
     float *live_params;
@@ -63,7 +64,10 @@ q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, .
 q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, int tta, q4_evaluation *evaluation, int *confusion,
                             uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions);
 
-/* Floats of the moving average (weights, then BN means and variances), 0 when it is off. */
+/* Whether the settings keep a second copy of the weights and BN statistics (ema or lookahead). */
+int q4_config_keeps_copy(const q4_config *c);
+/* Floats of the moving average or of lookahead's slow copy (weights, then BN means and
+ * variances), 0 when both are off. */
 long long q4_session_ema_floats(const q4_session *s);
 /* Puts the moving average in place of the live weights and BN statistics (evaluation,
  * statistics and export use it), and back. Nothing happens when it is off. */
