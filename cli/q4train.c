@@ -27,7 +27,7 @@
 #define MAX_SETTINGS 64
 
 typedef struct options {
-    const char *data, *checkpoint, *resume, *export_path, *log, *eval_model, *card, *verify;
+    const char *data, *checkpoint, *resume, *export_path, *log, *eval_model, *card, *verify, *levels;
     q4_dataset_kind kind;
     int stats, quiet;
     long long max_steps, verify_steps;
@@ -82,6 +82,8 @@ static void usage(FILE *out) {
           "                         (a card that began at a checkpoint: give that checkpoint with --resume)\n"
           "  --steps N              with --verify: compare the first N steps only\n"
           "  --stats                print per-class counts and channel mean/std of the training set and exit\n"
+          "  --levels FILE          print how an exported model's weights spread over the quantization levels, per\n"
+          "                         layer, and exit (needs no data)\n"
           "  --quiet                only the final summary\n"
           "  --batch N, --bits B    short for --batch-size N, --weight-bits B\n"
           "  --fp32                 short for --weight-bits 32\n"
@@ -146,6 +148,7 @@ static const char **path_option(options *o, const char *flag) {
         {"--resume", offsetof(options, resume)}, {"--export", offsetof(options, export_path)},
         {"--log", offsetof(options, log)},       {"--eval-model", offsetof(options, eval_model)},
         {"--card", offsetof(options, card)},     {"--verify", offsetof(options, verify)},
+        {"--levels", offsetof(options, levels)},
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
         if (!strcmp(flag, paths[i].flag)) return (const char **)((char *)o + paths[i].offset);
@@ -203,6 +206,12 @@ static int parse_options(int argc, char **argv, options *o) {
         } else if (!strcmp(a, "--bits")) {
             if (add_setting(o, a, "weight_bits", v)) return -1;
         } else if (add_setting(o, a, a + 2, v)) return -1;
+    }
+    if (o->levels) {
+        if (o->data || o->checkpoint || o->resume || o->export_path || o->log || o->eval_model || o->card || o->verify ||
+            o->stats || o->max_steps || o->verify_steps || o->settings)
+            return fail("--levels describes an exported model's weights and runs nothing: give it alone"), -1;
+        return 0;
     }
     if (!o->data) return fail("--data PATH is required (see --help; `make data` fetches CIFAR-10 into data/)"), -1;
     if (o->verify && (o->card || o->checkpoint || o->export_path || o->eval_model || o->log || o->stats || o->max_steps))
@@ -743,8 +752,71 @@ static double peak_memory_mb(void) {
     return (double)usage.ru_maxrss / 1024.0;
 }
 
+/* --levels: per layer, the share of the weights at each level (every level up to 4 bits, a
+ * summary beyond), the share at 0 and within one level of it, the mean |level|, the levels used. */
+static int print_levels(const options *o) {
+    uint8_t *bytes;
+    size_t size;
+    q4_error err = {0};
+    if (read_file(o->levels, &bytes, &size)) return 1;
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+    free(bytes);
+    if (!model) return fail("%s: %s", o->levels, err.message);
+    q4_layer_levels all = {0}, l;
+    for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        if (q4_model_levels(model, layer, &l, &err)) {
+            q4_model_destroy(model);
+            return fail("%s: %s", o->levels, err.message);
+        }
+        int wide = l.max_level <= 7, used = 0;
+        if (layer == 0) {
+            printf("model %s: %d-bit weights, levels -%d to %d; per layer the share of its weights", o->levels, l.bits,
+                   l.max_level, l.max_level);
+            printf(wide ? " at each level (%%),\n" : ",\n");
+            printf("the share at 0 and within one level of 0, the mean |level| and how many levels are used\n");
+            printf("%-13s %-9s %-9s", "layer", "shape", "scale");
+            if (wide)
+                for (int k = -l.max_level; k <= l.max_level; k++) printf(" %5d", k);
+            printf(" %6s %6s %6s %5s\n", "0", "-1..1", "mean", "used");
+            all.name = "all layers", all.max_level = l.max_level;
+        }
+        double mean = 0.0;
+        for (int k = 0; k <= 2 * l.max_level; k++) {
+            mean += (double)abs(k - l.max_level) * (double)l.counts[k];
+            used += l.counts[k] > 0;
+            all.counts[k] += l.counts[k];
+        }
+        all.count += l.count;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%d", l.rows, l.cols);
+        printf("%-13s %-9s %-9.6f", l.name, shape, l.scale);
+        if (wide)
+            for (int k = 0; k <= 2 * l.max_level; k++) printf(" %5.1f", 100.0 * (double)l.counts[k] / (double)l.count);
+        long near = l.counts[l.max_level] + l.counts[l.max_level - 1] + l.counts[l.max_level + 1];
+        printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)l.counts[l.max_level] / (double)l.count,
+               100.0 * (double)near / (double)l.count, mean / (double)l.count, used);
+        if (layer == Q4_NUM_QUANT_LAYERS - 1) {
+            double total_mean = 0.0;
+            int total_used = 0;
+            for (int k = 0; k <= 2 * l.max_level; k++)
+                total_mean += (double)abs(k - l.max_level) * (double)all.counts[k], total_used += all.counts[k] > 0;
+            snprintf(shape, sizeof shape, "%ld", all.count);
+            printf("%-13s %-9s %-9s", all.name, shape, "");
+            if (wide)
+                for (int k = 0; k <= 2 * l.max_level; k++)
+                    printf(" %5.1f", 100.0 * (double)all.counts[k] / (double)all.count);
+            long all_near = all.counts[l.max_level] + all.counts[l.max_level - 1] + all.counts[l.max_level + 1];
+            printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)all.counts[l.max_level] / (double)all.count,
+                   100.0 * (double)all_near / (double)all.count, total_mean / (double)all.count, total_used);
+        }
+    }
+    q4_model_destroy(model);
+    return 0;
+}
+
 static int run_main(const options *o, run *r) {
     q4_error err = {0};
+    if (o->levels) return print_levels(o);
     if (q4_kernels_select(getenv("Q4_ISA"), getenv("Q4_GEMM_VARIANT"), &err)) return fail("Q4_ISA, Q4_GEMM_VARIANT: %s", err.message);
     if (check_outputs(o)) return 1;
     q4_config probe; /* settings are checked before the data is read */

@@ -455,6 +455,48 @@ static void test_lookahead(void) {
     q4_session_destroy(s);
 }
 
+/* q4_model_levels counts an exported model's levels as the session quantized them (counted here
+ * from the session's own quantized weights, level = round(w / scale)); FP32 models have none */
+static void test_levels(void) {
+    q4_session *s = session_with("weight_bits=3");
+    test_steps(s, 2);
+    q4_vgg *m = &s->model;
+    uint8_t *bytes;
+    size_t size;
+    q4_error err = {0};
+    CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+    CHECK(model != NULL, "load: %s", err.message);
+    for (int layer = 0; model && layer < Q4_NUM_QUANT_LAYERS; layer++) {
+        q4_layer_levels l;
+        CHECK(q4_model_levels(model, layer, &l, &err) == Q4_OK, "levels of layer %d: %s", layer, err.message);
+        const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+        long counts[7] = {0}, sum = 0;
+        const float *w = m->qweights + m->qweight_offset[layer];
+        for (long i = 0; i < t->count; i++) counts[(int)lrintf(w[i] / m->quant_scale[layer]) + 3]++;
+        for (int k = 0; k <= 6; k++) sum += l.counts[k];
+        CHECK(l.bits == 3 && l.max_level == 3 && l.count == t->count && sum == t->count && l.scale == m->quant_scale[layer] &&
+                  memcmp(l.counts, counts, sizeof counts) == 0 && !strcmp(l.name, t->name) &&
+                  (long)l.rows * l.cols == t->count,
+              "layer %d (%s): levels counted %ld %ld %ld %ld %ld %ld %ld, the session's %ld %ld %ld %ld %ld %ld %ld", layer,
+              l.name, l.counts[0], l.counts[1], l.counts[2], l.counts[3], l.counts[4], l.counts[5], l.counts[6], counts[0],
+              counts[1], counts[2], counts[3], counts[4], counts[5], counts[6]);
+    }
+    q4_layer_levels l;
+    CHECK(q4_model_levels(model, Q4_NUM_QUANT_LAYERS, &l, &err) == Q4_ERR_ARGUMENT, "layer 8 accepted");
+    q4_model_destroy(model);
+    free(bytes);
+    q4_session_destroy(s);
+    q4_session *fp32 = session_with("weight_bits=32");
+    CHECK(q4_session_export(fp32, &bytes, &size) == Q4_OK, "export FP32");
+    model = q4_model_load(bytes, size, 1, 0, &err);
+    CHECK(model && q4_model_levels(model, 0, &l, &err) == Q4_ERR_ARGUMENT && strstr(err.message, "FP32"),
+          "an FP32 model's levels: %s", err.message);
+    q4_model_destroy(model);
+    free(bytes);
+    q4_session_destroy(fp32);
+}
+
 /* one white image; count the exact zeros (only cutout writes 0.0: padding is black, -mean/std) */
 static void test_augmentation(void) {
     static uint8_t white[Q4_IMAGE_BYTES], label[1];
@@ -652,6 +694,7 @@ int main(void) {
     test_data_parallel();
     test_moving_average();
     test_lookahead();
+    test_levels();
     test_augmentation();
     test_tta();
     test_fast_schedule();

@@ -201,6 +201,25 @@ struct q4_model {
     uint8_t labels[1024], batch_predictions[1024];
 };
 
+q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out, q4_error *err) {
+    const q4_vgg *m = &model->model;
+    if (layer < 0 || layer >= Q4_NUM_QUANT_LAYERS)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "there is no weight layer %d (0 to %d)", layer, Q4_NUM_QUANT_LAYERS - 1);
+    if (!m->quantized) return q4_fail(err, Q4_ERR_ARGUMENT, "an FP32 model has no quantization levels");
+    const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
+    memset(out, 0, sizeof *out);
+    out->name = t->name;
+    out->rows = t->shape[0];
+    out->cols = (int)(t->count / t->shape[0]);
+    out->scale = m->quant_scale[layer];
+    out->bits = m->weight_bits;
+    out->max_level = (1 << (m->weight_bits - 1)) - 1;
+    out->count = t->count;
+    const float *w = m->qweights + m->qweight_offset[layer];
+    for (long i = 0; i < t->count; i++) out->counts[q4_quant_level(w[i], out->scale, out->max_level) + out->max_level]++;
+    return Q4_OK;
+}
+
 q4_model *q4_model_load(const uint8_t *bytes, size_t size, int threads, int exact, q4_error *err) {
     q4_model *model = calloc(1, sizeof *model);
     if (!model) {
