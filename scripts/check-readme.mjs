@@ -77,6 +77,7 @@ const TABLES = [
     ['| 25 epochs | 0 |', headline('4bit-e25-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
     ['| 25 epochs | 1 |', headline('4bit-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
     ['| 25 epochs, FP32 | 0 |', headline('fp32-e25-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
+    ['| 25 epochs, FP32 | 1 |', headline('fp32-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
   ] },
   { section: '### The accuracy test', rows: [0, 1, 2].map((i) => {
     const [start, name] = [['| paper recipe, 4-bit |', 'paper-4bit'], ['| paper recipe, FP32 switch |', 'paper-fp32'],
