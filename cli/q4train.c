@@ -752,8 +752,22 @@ static double peak_memory_mb(void) {
     return (double)usage.ru_maxrss / 1024.0;
 }
 
-/* --levels: per layer, the share of the weights at each level (every level up to 4 bits, a
- * summary beyond), the share at 0 and within one level of it, the mean |level|, the levels used. */
+/* One row of --levels: the shares at each level (when wide), at 0, within one level of 0, the
+ * mean |level| and how many levels are used. */
+static void print_level_row(const char *name, const char *shape, const char *scale, const long *counts, int max_level,
+                            long count, int wide) {
+    double mean = 0.0;
+    int used = 0;
+    for (int k = 0; k <= 2 * max_level; k++) mean += (double)abs(k - max_level) * (double)counts[k], used += counts[k] > 0;
+    printf("%-13s %-9s %-9s", name, shape, scale);
+    if (wide)
+        for (int k = 0; k <= 2 * max_level; k++) printf(" %5.1f", 100.0 * (double)counts[k] / (double)count);
+    long near = counts[max_level] + counts[max_level - 1] + counts[max_level + 1];
+    printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)counts[max_level] / (double)count,
+           100.0 * (double)near / (double)count, mean / (double)count, used);
+}
+
+/* --levels: per layer and for all layers, print_level_row (every level up to 4 bits, a summary beyond) */
 static int print_levels(const options *o) {
     uint8_t *bytes;
     size_t size;
@@ -768,7 +782,7 @@ static int print_levels(const options *o) {
             q4_model_destroy(model);
             return fail("%s: %s", o->levels, err.message);
         }
-        int wide = l.max_level <= 7, used = 0;
+        int wide = l.max_level <= 7;
         if (layer == 0) {
             printf("model %s: %d-bit weights, levels -%d to %d; per layer the share of its weights", o->levels, l.bits,
                    l.max_level, l.max_level);
@@ -778,36 +792,16 @@ static int print_levels(const options *o) {
             if (wide)
                 for (int k = -l.max_level; k <= l.max_level; k++) printf(" %5d", k);
             printf(" %6s %6s %6s %5s\n", "0", "-1..1", "mean", "used");
-            all.name = "all layers", all.max_level = l.max_level;
         }
-        double mean = 0.0;
-        for (int k = 0; k <= 2 * l.max_level; k++) {
-            mean += (double)abs(k - l.max_level) * (double)l.counts[k];
-            used += l.counts[k] > 0;
-            all.counts[k] += l.counts[k];
-        }
+        for (int k = 0; k <= 2 * l.max_level; k++) all.counts[k] += l.counts[k];
         all.count += l.count;
-        char shape[32];
+        char shape[32], scale[32];
         snprintf(shape, sizeof shape, "%dx%d", l.rows, l.cols);
-        printf("%-13s %-9s %-9.6f", l.name, shape, l.scale);
-        if (wide)
-            for (int k = 0; k <= 2 * l.max_level; k++) printf(" %5.1f", 100.0 * (double)l.counts[k] / (double)l.count);
-        long near = l.counts[l.max_level] + l.counts[l.max_level - 1] + l.counts[l.max_level + 1];
-        printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)l.counts[l.max_level] / (double)l.count,
-               100.0 * (double)near / (double)l.count, mean / (double)l.count, used);
+        snprintf(scale, sizeof scale, "%.6f", l.scale);
+        print_level_row(l.name, shape, scale, l.counts, l.max_level, l.count, wide);
         if (layer == Q4_NUM_QUANT_LAYERS - 1) {
-            double total_mean = 0.0;
-            int total_used = 0;
-            for (int k = 0; k <= 2 * l.max_level; k++)
-                total_mean += (double)abs(k - l.max_level) * (double)all.counts[k], total_used += all.counts[k] > 0;
             snprintf(shape, sizeof shape, "%ld", all.count);
-            printf("%-13s %-9s %-9s", all.name, shape, "");
-            if (wide)
-                for (int k = 0; k <= 2 * l.max_level; k++)
-                    printf(" %5.1f", 100.0 * (double)all.counts[k] / (double)all.count);
-            long all_near = all.counts[l.max_level] + all.counts[l.max_level - 1] + all.counts[l.max_level + 1];
-            printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)all.counts[l.max_level] / (double)all.count,
-                   100.0 * (double)all_near / (double)all.count, total_mean / (double)all.count, total_used);
+            print_level_row("all layers", shape, "", all.counts, l.max_level, all.count, wide);
         }
     }
     q4_model_destroy(model);
