@@ -505,10 +505,11 @@ function wire() {
       if (e.target.dataset.setting !== 'threads') $('preset').value = 'custom';
     });
     $(id).addEventListener('change', async (e) => { /* a recipe resets the recipe settings to its own */
-      if (e.target.dataset.setting !== 'recipe') return;
-      const config = await request({ type: 'resolve', settings: { recipe: e.target.value } });
-      for (const f of ui.fields) if (f.method) setSetting(f.name, config[f.name]);
-      describeRecipe();
+      if (e.target.dataset.setting === 'recipe') {
+        const config = await request({ type: 'resolve', settings: { recipe: e.target.value } });
+        for (const f of ui.fields) if (f.method) setSetting(f.name, config[f.name]);
+      }
+      describeRecipe(); /* the note names what the form changes in the recipe */
     });
   }
   $('load-default').addEventListener('click', () => loadDefault(Number(formSettings().train_limit) || 0));

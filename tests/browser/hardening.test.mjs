@@ -174,7 +174,17 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   const form = await p1.evaluate(() => ['recipe', 'epochs', 'flip', 'cutout', 'train_limit', 'learning_rate', 'batch_size']
     .map((n) => document.getElementById(`s-${n}`).value).join(' '));
   assert.equal(form, 'fast15 15 alternate 0 0 0.07 64');
+  assert.doesNotMatch(await text(p1, 'recipe-note'), /Changed here/);
   await c1.close();
+  // the headline preset: fast15 with lookahead 5, which the recipe note names as the preset's own change
+  const { context: c3, page: p3 } = await openPage(env.browser, `${env.url}?preset=headline`);
+  await p3.waitForFunction(() => document.getElementById('s-lookahead').value === '5' &&
+    /Changed here/.test(document.getElementById('recipe-note').textContent));
+  const headline = await p3.evaluate(() => ['preset', 's-recipe', 's-epochs', 's-flip', 's-lookahead', 's-train_limit']
+    .map((id) => document.getElementById(id).value).join(' '));
+  assert.equal(headline, 'headline fast15 15 alternate 5 0');
+  assert.match(await text(p3, 'recipe-note'), /^The fast15 recipe: .* Changed here: lookahead 5\.$/);
+  await c3.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
