@@ -77,7 +77,7 @@ function train(run, seed) {
 }
 
 // ---------------------------------------------------------------- drawing
-const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d', '#854d0e', '#4b5563'];
+const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d', '#854d0e', '#4b5563', '#f59e0b', '#14b8a6'];
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
 
 function draw(series) {
