@@ -125,5 +125,12 @@ test('the fast preset picks the fast recipe, on all the data, and says what the 
   const linked = (name) => link.page.$eval(`#s-${name}`, (i) => i.value);
   assert.deepEqual([await linked('recipe'), await linked('batch_size'), await linked('crop'), await linked('optimizer'),
     await linked('learning_rate'), await linked('epochs')], ['fast', '64', '2', 'sgd', '0.05', '2']);
+  // the note names what the link changes in the recipe (not the plan: epochs), and follows an edit
+  await link.page.waitForFunction(() => /Changed here/.test(document.getElementById('recipe-note').textContent));
+  assert.match(await link.page.$eval('#recipe-note', (p) => p.textContent), /\. Changed here: learning rate 0\.05\.$/);
+  await link.page.fill('#s-batch_size', '32');
+  await link.page.dispatchEvent('#s-batch_size', 'change');
+  await link.page.waitForFunction(() => /batch size 32/.test(document.getElementById('recipe-note').textContent));
+  assert.match(await link.page.$eval('#recipe-note', (p) => p.textContent), /Changed here: batch size 32, learning rate 0\.05\.$/);
   await link.context.close();
 });
