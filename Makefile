@@ -34,7 +34,7 @@ UNIT_TESTS := test_config test_training test_archive test_exact test_kernels tes
 FUZZERS    := fuzz_shard fuzz_archive fuzz_checkpoint fuzz_model fuzz_card
 
 .PHONY: all build help setup data test check-readme headline test-unit test-isas test-exact test-sanitize test-fuzz test-cli test-accuracy \
-        test-browser test-programs bench bench-conv bench-iconv integer-accuracy bench-elementwise clean wasm demo site curve mpi test-mpi bench-mpi
+        test-browser test-programs bench bench-conv bench-iconv integer-accuracy relaxed-probe bench-elementwise clean wasm demo site curve mpi test-mpi bench-mpi
 all: build
 
 help: ## list the targets
@@ -187,6 +187,9 @@ bench-iconv: $(BUILD)/tests/bench_iconv $(BUILD)/q4bench build/wasm-node/bench_i
 integer-accuracy: build ## every committed exported model evaluated in floats and in integer arithmetic (results/integer/models.txt)
 	scripts/integer-accuracy.sh > results/integer/models.txt
 	cat results/integer/models.txt
+
+relaxed-probe: ## does relaxed SIMD pay? its integer dot product and fused multiply-add against SIMD128's, in Chromium, Firefox ESR and WebKitGTK (results/relaxed-simd-probe.txt)
+	@for b in chromium firefox webkit; do node scripts/relaxed-simd/probe.mjs --browser $$b || exit 1; echo; done
 
 bench-elementwise: $(BUILD)/tests/bench_elementwise build/wasm-node/bench_elementwise.js ## ms per call of the elementwise kernels, each ISA against scalar, natively and in WASM
 	$(BUILD)/tests/bench_elementwise
