@@ -81,7 +81,7 @@ const result = await page.evaluate(async ({ base64, rounds }) => {
     f(reps);
     return performance.now() - t0;
   };
-  const K = 256, reps = 20000, times = { int_relaxed: [], int_winograd: [], float_relaxed: [], float_plain: [] };
+  const K = 256, reps = 250000, times = { int_relaxed: [], int_winograd: [], float_relaxed: [], float_plain: [] };
   for (const f of Object.keys(times)) time(e[f], reps / 10); // warm up each
   for (let r = 0; r < rounds; r++) for (const f of Object.keys(times)) times[f].push(time(e[f], reps));
   e.checksum();
