@@ -76,6 +76,8 @@ const TABLES = [
     ['| 3 epochs | 3 |', headline('4bit-e3-s3'), ['e1', 'e2', 'e3', 'tta']],
     ...[0, 1, 3].map((seed) => [`| 3 epochs, lookahead every 5 steps | ${seed} |`, headline(`4bit-e3-la5-s${seed}`),
       ['e1', 'e2', 'e3', 'tta']]),
+    ...[0, 1].map((seed) => [`| 3 epochs, batch 32, peak learning rate 0.05 | ${seed} |`, headline(`4bit-e3-b32-s${seed}`),
+      ['e1', 'e2', 'e3', 'tta']]),
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
     ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
