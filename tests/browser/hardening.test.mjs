@@ -185,6 +185,15 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   assert.equal(headline, 'headline fast15 15 alternate 5 0');
   assert.match(await text(p3, 'recipe-note'), /^The fast15 recipe: .* Changed here: lookahead 5\.$/);
   await c3.close();
+  // the three preset: fast15 planned for 3 epochs at peak learning rate 0.1 (the README's 3-epoch runs)
+  const { context: c4, page: p4 } = await openPage(env.browser, `${env.url}?preset=three`);
+  await p4.waitForFunction(() => document.getElementById('s-epochs').value === '3' &&
+    /Changed here/.test(document.getElementById('recipe-note').textContent));
+  const three = await p4.evaluate(() => ['preset', 's-recipe', 's-epochs', 's-learning_rate', 's-batch_size', 's-train_limit']
+    .map((id) => document.getElementById(id).value).join(' '));
+  assert.equal(three, 'three fast15 3 0.1 64 0');
+  assert.match(await text(p4, 'recipe-note'), /^The fast15 recipe: .* Changed here: learning rate 0\.1\.$/);
+  await c4.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
