@@ -168,32 +168,29 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
     assert.match(await text(page, 'error'), /Nothing was started/, query);
     await context.close();
   }
-  // the headline preset is the configuration of the README's headline runs (make headline)
-  const { context: c1, page: p1 } = await openPage(env.browser, `${env.url}?preset=fast15`);
-  await p1.waitForFunction(() => document.getElementById('s-epochs').value === '15');
-  const form = await p1.evaluate(() => ['recipe', 'epochs', 'flip', 'cutout', 'train_limit', 'learning_rate', 'batch_size']
-    .map((n) => document.getElementById(`s-${n}`).value).join(' '));
-  assert.equal(form, 'fast15 15 alternate 0 0 0.07 64');
-  assert.doesNotMatch(await text(p1, 'recipe-note'), /Changed here/);
-  await c1.close();
-  // the headline preset: fast15 with lookahead 5, which the recipe note names as the preset's own change
-  const { context: c3, page: p3 } = await openPage(env.browser, `${env.url}?preset=headline`);
-  await p3.waitForFunction(() => document.getElementById('s-lookahead').value === '5' &&
-    /Changed here/.test(document.getElementById('recipe-note').textContent));
-  const headline = await p3.evaluate(() => ['preset', 's-recipe', 's-epochs', 's-flip', 's-lookahead', 's-train_limit']
-    .map((id) => document.getElementById(id).value).join(' '));
-  assert.equal(headline, 'headline fast15 15 alternate 5 0');
-  assert.match(await text(p3, 'recipe-note'), /^The fast15 recipe: .* Changed here: lookahead 5\.$/);
-  await c3.close();
-  // the three preset: fast15 planned for 3 epochs at peak learning rate 0.1 (the README's 3-epoch runs)
-  const { context: c4, page: p4 } = await openPage(env.browser, `${env.url}?preset=three`);
-  await p4.waitForFunction(() => document.getElementById('s-epochs').value === '3' &&
-    /Changed here/.test(document.getElementById('recipe-note').textContent));
-  const three = await p4.evaluate(() => ['preset', 's-recipe', 's-epochs', 's-learning_rate', 's-batch_size', 's-train_limit']
-    .map((id) => document.getElementById(id).value).join(' '));
-  assert.equal(three, 'three fast15 3 0.1 64 0');
-  assert.match(await text(p4, 'recipe-note'), /^The fast15 recipe: .* Changed here: learning rate 0\.1\.$/);
-  await c4.close();
+  // each preset of a README run: the form it fills (preset, then settings), and what the recipe note says it
+  // changes in its recipe (null: nothing). The form is read once the note has been drawn for the preset.
+  const presetForm = async (preset, settings, changed) => {
+    const { context, page } = await openPage(env.browser, `${env.url}?preset=${preset}`);
+    await page.waitForFunction((c) => document.getElementById('recipe-note').textContent.includes('The fast15 recipe') &&
+      (c === null || document.getElementById('recipe-note').textContent.includes(`Changed here: ${c}.`)), changed);
+    const form = await page.evaluate((names) => ['preset', ...names.map((n) => `s-${n}`)]
+      .map((id) => document.getElementById(id).value).join(' '), settings);
+    const note = await text(page, 'recipe-note');
+    await context.close();
+    if (changed === null) assert.doesNotMatch(note, /Changed here/, preset);
+    else assert.match(note, new RegExp(`^The fast15 recipe: .* Changed here: ${changed.replace(/\./g, '\\.')}\\.$`), preset);
+    return form;
+  };
+  // fast15: the configuration of the README's headline runs (make headline)
+  assert.equal(await presetForm('fast15', ['recipe', 'epochs', 'flip', 'cutout', 'train_limit', 'learning_rate', 'batch_size'], null),
+    'fast15 fast15 15 alternate 0 0 0.07 64');
+  // headline: fast15 with lookahead 5, which the recipe note names as the preset's own change
+  assert.equal(await presetForm('headline', ['recipe', 'epochs', 'flip', 'lookahead', 'train_limit'], 'lookahead 5'),
+    'headline fast15 15 alternate 5 0');
+  // three: fast15 planned for 3 epochs at peak learning rate 0.1 (the README's 3-epoch runs)
+  assert.equal(await presetForm('three', ['recipe', 'epochs', 'learning_rate', 'batch_size', 'train_limit'], 'learning rate 0.1'),
+    'three fast15 3 0.1 64 0');
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
