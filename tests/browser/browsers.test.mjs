@@ -87,8 +87,21 @@ function record() {
   return true;
 }
 
-const state = (page, wanted, timeout = 300000) =>
-  page.waitFor((s) => s.includes(window.q4rec.state), [wanted], { timeout, what: `state ${wanted}` });
+/* Waits for one of the wanted states; a timeout says where the page stood (its state, status
+ * lines, error box and last progress), so that a stall names its phase. */
+async function state(page, wanted, timeout = 300000) {
+  try {
+    return await page.waitFor((s) => s.includes(window.q4rec.state), [wanted], { timeout, what: `state ${wanted}` });
+  } catch (e) {
+    const where = await page.evaluate(() => {
+      const t = (id) => document.getElementById(id).textContent.trim();
+      return JSON.stringify({ state: window.q4rec.state, epochs: window.q4rec.epochs, run: t('run-status'),
+        data: t('data-status'), engine: t('engine-status'), step: t('m-epoch'),
+        error: document.getElementById('error').hidden ? '' : t('error'), errors: window.q4rec.errors });
+    }).catch((e2) => `(the page did not answer: ${e2.message})`);
+    throw new Error(`${e.message}; the page: ${where}`);
+  }
+}
 
 /* What each browser can do here: Firefox ESR 153 runs the threaded build; WebKitGTK 2.50 posts
  * no shared memory to a worker (DataCloneError), so it gets the one-thread build. */
