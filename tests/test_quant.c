@@ -354,6 +354,86 @@ static void test_session_act_bits(void) {
           "8-bit weights with act_bits 8: %s", err.message);
 }
 
+/* scale_rms (a switch beside the paper's quantizer): each tensor's range is max|W| capped at
+ * scale_rms times its RMS; the weights beyond it take the end levels; the scales do not depend
+ * on the thread count; a cap above every max|W| is the paper's quantizer, bit for bit; the
+ * export evaluates as the session does. */
+static void test_session_scale_rms(void) {
+    uint8_t pixels[40 * Q4_IMAGE_BYTES], labels[40];
+    for (int i = 0; i < 40 * Q4_IMAGE_BYTES; i++) pixels[i] = (uint8_t)(i * 2654435761u >> 24);
+    for (int i = 0; i < 40; i++) labels[i] = (uint8_t)(i % 10);
+    q4_dataset set = {40, 10, 1, {{40, pixels, labels, NULL}}};
+    /* the runs: cap (0: none), threads */
+    const double caps[] = {0.0, 2.0, 2.0, 3.5, 100.0};
+    const int thread_counts[] = {1, 1, 2, 1, 1};
+    float scales[5][Q4_NUM_QUANT_LAYERS];
+    for (int k = 0; k < 5; k++) {
+        int threads = thread_counts[k];
+        q4_config c;
+        q4_config_default(&c);
+        c.batch_size = 8;
+        c.threads = threads;
+        c.scale_rms = caps[k];
+        q4_error err = {0};
+        q4_session *s = q4_session_create(&c, &set, &set, &err);
+        CHECK(s != NULL, "scale_rms %g: %s", caps[k], err.message);
+        if (!s) continue;
+        q4_progress p;
+        CHECK(q4_session_train(s, 2, &p) == Q4_OK, "scale_rms %g: training failed", caps[k]);
+        q4_layer_stats stats[Q4_NUM_QUANT_LAYERS];
+        CHECK(q4_session_layer_stats(s, stats) == Q4_OK, "q4_session_layer_stats failed");
+        q4_vgg *m = &s->model;
+        int capped = 0, large_capped = 0, large = 0;
+        for (int l = 0; l < Q4_NUM_QUANT_LAYERS; l++) {
+            const q4_tensor_info *t = &m->tensors[m->weight_tensor[l]];
+            const float *w = m->params + t->offset, *q = q4_vgg_layer_weights(m, l);
+            double squares = 0.0;
+            for (long i = 0; i < t->count; i++) squares += (double)w[i] * w[i];
+            float max = q4_ref_max_abs(w, t->count), limit = (float)(caps[k] * sqrt(squares / (double)t->count));
+            float range = caps[k] > 0 && limit < max ? limit : max, expect = (range + 1e-8f) / 7.0f;
+            scales[k][l] = stats[l].scale;
+            capped += range < max;
+            large_capped += range < max && t->count >= 36864;
+            large += t->count >= 36864;
+            CHECK(fabsf(stats[l].scale - expect) <= 1e-6f * expect, "scale_rms %g: layer %d scale %.9g, expected %.9g",
+                  caps[k], l, stats[l].scale, expect);
+            long wrong = 0, ends = 0;
+            for (long i = 0; i < t->count; i++) {
+                float level = rintf(w[i] / stats[l].scale);
+                level = level > 7 ? 7 : level < -7 ? -7 : level;
+                wrong += q[i] != level * stats[l].scale;
+                ends += fabsf(w[i]) > range;
+            }
+            CHECK(wrong == 0, "scale_rms %g: layer %d: %ld weights not at their clamped level", caps[k], l, wrong);
+            if (caps[k] == 2.0) CHECK(ends > 0, "scale_rms 2: layer %d: no weight beyond the range", l);
+        }
+        /* the weights spread like their He-normal draws: 2 RMS lies below every layer's max|W|, 3.5 below
+         * that of every layer of 36864 weights or more (the largest of so many normal draws is about 4.2
+         * RMS; conv1's 1728 and fc2's 5120 may stay below it), 100 above every one */
+        if (caps[k] == 2.0) CHECK(capped == Q4_NUM_QUANT_LAYERS, "scale_rms 2: %d layers capped", capped);
+        if (caps[k] == 3.5) CHECK(large == 6 && large_capped == large, "scale_rms 3.5: %d of %d large layers capped",
+                                  large_capped, large);
+        if (caps[k] == 100.0) CHECK(capped == 0, "scale_rms 100: %d layers capped", capped);
+        uint8_t *bytes;
+        size_t size;
+        CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+        q4_evaluation live, exported;
+        CHECK(q4_session_evaluate(s, &live, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
+        q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+        CHECK(model && q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "scale_rms %g: %s",
+              caps[k], err.message);
+        if (model)
+            CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-6 * live.loss,
+                  "scale_rms %g: the export evaluates to %d correct, the session %d", caps[k], exported.correct,
+                  live.correct);
+        q4_model_destroy(model);
+        free(bytes);
+        q4_session_destroy(s);
+    }
+    CHECK(!memcmp(scales[1], scales[2], sizeof scales[1]), "scale_rms 2: the scales depend on the threads");
+    CHECK(!memcmp(scales[4], scales[0], sizeof scales[0]), "scale_rms 100 is not the paper's quantizer");
+}
+
 int main(void) {
     q4_kernels fast;
     q4_kernels_init(&fast, 0);
@@ -364,5 +444,6 @@ int main(void) {
     test_widths(&fast);
     test_session_widths();
     test_session_act_bits();
+    test_session_scale_rms();
     return test_finish("test_quant");
 }

@@ -162,6 +162,9 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
       "no tanh clip")                                                                                                 \
     X(CHOICE, scale, 0, 0, 0, "tensor,global", 0,                                                                     \
       "quantizer scale: one per weight tensor (the paper's), or one for all layers (its ablation)")                   \
+    X(REAL, scale_rms, 0, 0, 100, NULL, Q4_FIELD_METHOD,                                                              \
+      "quantizer range: 0: the largest |W| takes the top level (the paper's); c > 0: at most c times the RMS of "   \
+      "the weights does, and weights beyond it take the end levels (straight-through as before)")                   \
     X(INT, augment, 1, 0, 1, NULL, Q4_FIELD_METHOD, "random crop and horizontal flip of training images")          \
     X(INT, crop, 4, 0, 8, NULL, Q4_FIELD_METHOD, "random crops: zero-pad by this many pixels, take a 32x32 window") \
     X(INT, threads, 1, 1, 256, NULL, Q4_FIELD_RUNTIME, "threads including the caller (results do not depend on it)") \

@@ -414,15 +414,29 @@ typedef struct quant_job {
     int chunk_layer[256];
     long chunk_begin[256], chunk_end[256];
     float chunk_max[256];
+    double chunk_squares[256]; /* with scale_rms: the sum of the chunk's squared weights */
     int chunks;
 } quant_job;
+
+/* The sum of squares in double, in a fixed order (four interleaved partial sums, then added in
+ * order): the same bits in every build and for any number of threads. */
+static double sum_squares(const float *x, long n) {
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    long i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++) s[k] += (double)x[i + k] * (double)x[i + k];
+    for (; i < n; i++) s[0] += (double)x[i] * (double)x[i];
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
 
 static void quant_max_task(void *context, int c, int thread) {
     (void)thread;
     quant_job *job = context;
     q4_vgg *m = job->m;
     const float *w = m->params + m->tensors[m->weight_tensor[job->chunk_layer[c]]].offset;
-    job->chunk_max[c] = m->kernels.max_abs(w + job->chunk_begin[c], job->chunk_end[c] - job->chunk_begin[c]);
+    long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
+    job->chunk_max[c] = m->kernels.max_abs(w + b, n);
+    job->chunk_squares[c] = m->scale_rms > 0.0f ? sum_squares(w + b, n) : 0.0;
 }
 
 static void quant_apply_task(void *context, int c, int thread) {
@@ -453,10 +467,18 @@ void q4_vgg_quantize(q4_vgg *m) {
     }
     q4_pool_run(m->compute.pool, job.chunks, quant_max_task, &job);
     float max_abs[Q4_NUM_QUANT_LAYERS] = {0};
+    double squares[Q4_NUM_QUANT_LAYERS] = {0};
     for (int c = 0; c < job.chunks; c++) {
         float v = job.chunk_max[c];
         if (v > max_abs[job.chunk_layer[c]] || isnan(v)) max_abs[job.chunk_layer[c]] = v;
+        squares[job.chunk_layer[c]] += job.chunk_squares[c];
     }
+    if (m->scale_rms > 0.0f) /* the range: at most scale_rms times the tensor's RMS (a NaN stays) */
+        for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++) {
+            float limit = (float)((double)m->scale_rms *
+                                  sqrt(squares[layer] / (double)m->tensors[m->weight_tensor[layer]].count));
+            if (limit < max_abs[layer]) max_abs[layer] = limit;
+        }
     if (m->global_scale) { /* one scale: the largest weight of all layers */
         float all = 0.0f;
         for (int layer = 0; layer < Q4_NUM_QUANT_LAYERS; layer++)

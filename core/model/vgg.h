@@ -84,6 +84,7 @@ typedef struct q4_vgg {
     int weight_bits;
     int max_level;   /* 2^(bits-1) - 1: 7 for 4 bits */
     int global_scale; /* one quantizer scale for all layers (the paper's ablation) */
+    float scale_rms;  /* > 0: a quantizer range of at most scale_rms x the weights' RMS (0: max|W|, the paper's) */
     int exact;       /* exact mode: the same bits in every build (kernels, loss, initialisation) */
     int batch_capacity;
     int micro_batch; /* images per micro-batch of the training passes' sums (0: the whole batch) */
@@ -179,7 +180,8 @@ size_t q4_vgg_memory_bytes(const q4_vgg *model);
 void q4_vgg_init(q4_vgg *model, uint64_t seed);
 
 /* Recomputes the quantized weights and their scales from the FP32 weights: per tensor, or one
- * scale from the largest weight of all layers when global_scale is set. */
+ * scale from the largest weight of all layers when global_scale is set; the range of each
+ * tensor (max|W|) capped at scale_rms times its RMS first when scale_rms > 0. */
 void q4_vgg_quantize(q4_vgg *model);
 /* Weights used by layer i in the forward pass (quantized, or FP32 for FP32 runs). */
 const float *q4_vgg_layer_weights(const q4_vgg *model, int layer);

@@ -116,6 +116,7 @@ q4_session *q4_session_create(const q4_config *config, const q4_dataset *train, 
     q4_vgg_init(&s->model, config->seed);
     for (int i = 0; i < Q4_NUM_BN; i++) s->model.bn[i].momentum = config->bn_momentum;
     s->model.global_scale = config->scale == Q4_SCALE_GLOBAL;
+    s->model.scale_rms = (float)config->scale_rms;
     if (s->ema) { /* the average (or lookahead's slow copy) starts at the initial weights */
         memcpy(s->ema, s->model.params, (size_t)p * sizeof(float));
         memcpy(s->ema + p, s->model.running_mean, (size_t)s->model.running_floats * sizeof(float));
