@@ -35,8 +35,9 @@ Screening additions (this copy, extended from ../shared/screening for issue 21):
   --recipe fast15  the fast recipe with alternating flips (batch.c: each image's own random first flip,
                    then mirrored in every other epoch)
   --set k=v,...    any RECIPE setting changed (learning_rate, weight_decay, warmup, crop, tanh_bound,
-                   momentum, label_smoothing, batch_size, cutout, decay_all, bn_momentum), and the
-                   unmirrored-in-q4 lookahead=K (airbench's: every K steps the slow copy of every float
+                   momentum, label_smoothing, batch_size, cutout, decay_all, bn_momentum, scale_rms:
+                   q4's --scale-rms, each tensor's quantizer range capped at that many RMS), and
+                   lookahead=K (q4's --lookahead, airbench's: every K steps the slow copy of every float
                    parameter and BN statistic moves toward the fast one by 1-d, d = 0.95^5 (t/T)^3, and
                    the fast copy is set to it; after the last step the fast copy takes the slow one)
   --tf32           TF32 convolutions and matmuls (faster on a GPU; screening only)
@@ -58,7 +59,7 @@ MEAN = (0.4914, 0.4822, 0.4465)  # core/data/batch.c q4_norm_mean / q4_norm_std
 STD = (0.2023, 0.1994, 0.2010)
 RECIPE = dict(batch_size=64, learning_rate=0.07, momentum=0.9, nesterov=True, weight_decay=5e-4, warmup=0.2,
               label_smoothing=0.2, dropout=0.0, clip_norm=0.0, crop=2, tanh_bound=3.0, tta='flip-translate',
-              flip='random', cutout=0, decay_all=1, bn_momentum=0.1, lookahead=0)
+              flip='random', cutout=0, decay_all=1, bn_momentum=0.1, lookahead=0, scale_rms=0.0)
 RECIPES = {'fast': {}, 'fast15': {'flip': 'alternate'}}
 TTA_VIEWS = [(0, 0, False, 0.25), (0, 0, True, 0.25), (-1, -1, False, 0.125), (-1, -1, True, 0.125),
              (1, 1, False, 0.125), (1, 1, True, 0.125)]  # (dx, dy, flip, weight), evaluate.c's order
@@ -70,45 +71,49 @@ def load(d, names):
 
 
 class Quant(torch.autograd.Function):
-    """Per-tensor symmetric quantizer, levels -L..L, scale (max|W|+1e-8)/L; straight-through gradient."""
+    """Per-tensor symmetric quantizer, levels -L..L, scale (range+1e-8)/L with range max|W|, capped at
+    scale_rms x RMS(W) when scale_rms > 0 (q4's --scale-rms); straight-through gradient."""
     @staticmethod
-    def forward(ctx, w, max_level):
-        s = (w.abs().max() + 1e-8) / max_level
+    def forward(ctx, w, max_level, scale_rms=0.0):
+        r = w.abs().max()
+        if scale_rms > 0:
+            r = torch.minimum(r, scale_rms * w.double().pow(2).mean().sqrt().float())
+        s = (r + 1e-8) / max_level
         return torch.round(w / s).clamp(-max_level, max_level) * s
 
     @staticmethod
     def backward(ctx, g):
-        return g, None
+        return g, None, None
 
 
 class QConv(nn.Conv2d):
-    def __init__(self, i, o, max_level):
+    def __init__(self, i, o, max_level, scale_rms=0.0):
         super().__init__(i, o, 3, padding=1)
-        self.max_level = max_level
+        self.max_level, self.scale_rms = max_level, scale_rms
 
     def forward(self, x):
-        w = Quant.apply(self.weight, self.max_level) if self.max_level else self.weight
+        w = Quant.apply(self.weight, self.max_level, self.scale_rms) if self.max_level else self.weight
         return F.conv2d(x, w, self.bias, 1, 1)
 
 
 class QLin(nn.Linear):
-    def __init__(self, i, o, max_level):
+    def __init__(self, i, o, max_level, scale_rms=0.0):
         super().__init__(i, o)
-        self.max_level = max_level
+        self.max_level, self.scale_rms = max_level, scale_rms
 
     def forward(self, x):
-        w = Quant.apply(self.weight, self.max_level) if self.max_level else self.weight
+        w = Quant.apply(self.weight, self.max_level, self.scale_rms) if self.max_level else self.weight
         return F.linear(x, w, self.bias)
 
 
-def vgg(max_level, k=10, bn_momentum=0.1):
+def vgg(max_level, k=10, bn_momentum=0.1, scale_rms=0.0):
     """../shared/reference/torch_ref.py's vgg() with the fast recipe's dropout 0 (no Dropout layer); max_level 0: FP32."""
     bm = bn_momentum
     def blk(i, o):
-        return [QConv(i, o, max_level), nn.BatchNorm2d(o, momentum=bm), nn.ReLU(), QConv(o, o, max_level),
+        return [QConv(i, o, max_level, scale_rms), nn.BatchNorm2d(o, momentum=bm), nn.ReLU(), QConv(o, o, max_level, scale_rms),
                 nn.BatchNorm2d(o, momentum=bm), nn.ReLU(), nn.MaxPool2d(2)]
-    m = nn.Sequential(*blk(3, 64), *blk(64, 128), *blk(128, 256), nn.Flatten(), QLin(4096, 512, max_level),
-                      nn.BatchNorm1d(512, momentum=bm), nn.ReLU(), QLin(512, k, max_level))
+    m = nn.Sequential(*blk(3, 64), *blk(64, 128), *blk(128, 256), nn.Flatten(), QLin(4096, 512, max_level, scale_rms),
+                      nn.BatchNorm1d(512, momentum=bm), nn.ReLU(), QLin(512, k, max_level, scale_rms))
     for mod in m.modules():
         if isinstance(mod, nn.Conv2d):
             nn.init.normal_(mod.weight, 0, (2 / (mod.in_channels * 9)) ** 0.5); nn.init.zeros_(mod.bias)
@@ -223,7 +228,7 @@ def train(o):
 
     torch.manual_seed(o.seed)
     max_level = (1 << (o.bits - 1)) - 1 if o.bits < 32 else 0
-    m = vgg(max_level, bn_momentum=r['bn_momentum']).to(dev)
+    m = vgg(max_level, bn_momentum=r['bn_momentum'], scale_rms=float(r['scale_rms'])).to(dev)
     weights = [mod.weight for mod in m.modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
     assert len(weights) == 8
     if r['decay_all']:
