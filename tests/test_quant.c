@@ -244,6 +244,25 @@ static void test_widths(const q4_kernels *k) {
     free(w), free(q), free(back), free(packed);
 }
 
+/* The session's export, loaded back, evaluates `set` as the session does: the same predictions,
+ * the mean loss within 1e-6 (what names the run in a failure) */
+static void check_export_evaluates(q4_session *s, const q4_dataset *set, const char *what) {
+    uint8_t *bytes;
+    size_t size;
+    q4_error err = {0};
+    CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "%s: export", what);
+    q4_evaluation live, exported;
+    CHECK(q4_session_evaluate(s, &live, NULL, 0) == Q4_OK, "%s: q4_session_evaluate failed", what);
+    q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
+    CHECK(model && q4_model_evaluate(model, set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "%s: %s", what, err.message);
+    if (model)
+        CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-6 * live.loss,
+              "%s: the export evaluates to %d correct (loss %.9g), the session %d (%.9g)", what, exported.correct,
+              exported.loss, live.correct, live.loss);
+    q4_model_destroy(model);
+    free(bytes);
+}
+
 static void test_session_widths(void) {
     uint8_t pixels[40 * Q4_IMAGE_BYTES], labels[40];
     for (int i = 0; i < 40 * Q4_IMAGE_BYTES; i++) pixels[i] = (uint8_t)(i * 2654435761u >> 24);
@@ -279,20 +298,9 @@ static void test_session_widths(void) {
                 CHECK(stats[l].levels == 2 * q4_max_level(bits) + 1 && stats[l].unique_levels <= stats[l].levels,
                       "%d bits: layer %d has %d levels, %d used", bits, l, stats[l].levels, stats[l].unique_levels);
             }
-            uint8_t *bytes;
-            size_t size;
-            CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
-            q4_evaluation live, exported;
-            CHECK(q4_session_evaluate(s, &live, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
-            q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
-            CHECK(model && q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "%d bits: %s", bits,
-                  err.message);
-            if (model)
-                CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-6 * live.loss,
-                      "%d bits: the export evaluates to %d correct (loss %.9g), the session %d (%.9g)", bits,
-                      exported.correct, exported.loss, live.correct, live.loss);
-            q4_model_destroy(model);
-            free(bytes);
+            char what[32];
+            snprintf(what, sizeof what, "%d bits, %s scale", bits, global ? "global" : "tensor");
+            check_export_evaluates(s, &set, what);
             q4_session_destroy(s);
         }
     }
@@ -414,20 +422,9 @@ static void test_session_scale_rms(void) {
         if (caps[k] == 3.5) CHECK(large == 6 && large_capped == large, "scale_rms 3.5: %d of %d large layers capped",
                                   large_capped, large);
         if (caps[k] == 100.0) CHECK(capped == 0, "scale_rms 100: %d layers capped", capped);
-        uint8_t *bytes;
-        size_t size;
-        CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
-        q4_evaluation live, exported;
-        CHECK(q4_session_evaluate(s, &live, NULL, 0) == Q4_OK, "q4_session_evaluate failed");
-        q4_model *model = q4_model_load(bytes, size, 1, 0, &err);
-        CHECK(model && q4_model_evaluate(model, &set, Q4_TTA_NONE, &exported, &err) == Q4_OK, "scale_rms %g: %s",
-              caps[k], err.message);
-        if (model)
-            CHECK(exported.correct == live.correct && fabs(exported.loss - live.loss) <= 1e-6 * live.loss,
-                  "scale_rms %g: the export evaluates to %d correct, the session %d", caps[k], exported.correct,
-                  live.correct);
-        q4_model_destroy(model);
-        free(bytes);
+        char what[32];
+        snprintf(what, sizeof what, "scale_rms %g", caps[k]);
+        check_export_evaluates(s, &set, what);
         q4_session_destroy(s);
     }
     CHECK(!memcmp(scales[1], scales[2], sizeof scales[1]), "scale_rms 2: the scales depend on the threads");
