@@ -73,6 +73,8 @@ const TABLES = [
     ...[0, 1].map((seed) => [`| 4-bit, lookahead every 5 steps, no weight decay on biases and BatchNorm | ${seed} |`,
       headline(`4bit-la5-nodecaybn-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| 4-bit, lookahead every 5 steps, crops of a 3-pixel padding | 0 |', headline('4bit-la5-crop3-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ...[0, 1].map((seed) => [`| 4-bit, lookahead every 5 steps, quantizer range capped at 4 RMS | ${seed} |`,
+      headline(`4bit-la5-rms4-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 3 epochs | 0 |', headline('4bit-e3-s0'), ['e1', 'e2', 'e3', 'tta']],
