@@ -90,6 +90,8 @@ const TABLES = [
       ['e1', 'e2', 'e3', 'tta']]),
     ['| 3 epochs, label smoothing 0.1 | 0 |', headline('4bit-e3-ls01-s0'), ['e1', 'e2', 'e3', 'tta']],
     ['| 3 epochs, peak learning rate 0.1 | 2 (a check outside the target\'s seeds) |', headline('4bit-e3-lr01-s2'), ['e1', 'e2', 'e3', 'tta']],
+    ...[0, 1].map((seed) => [`| 3 epochs, peak learning rate 0.1, quantizer range capped at 4 RMS | ${seed} |`,
+      headline(`4bit-e3-lr01-rms4-s${seed}`), ['e1', 'e2', 'e3', 'tta']]),
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
     ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
