@@ -47,8 +47,20 @@ function record() {
   return true;
 }
 
-const ready = (page) => page.waitFor(() => /^Engine ready/.test(document.getElementById('engine-status').textContent) &&
-  document.getElementById('s-epochs').value !== '', [], { timeout: 120000, what: 'the engine' });
+/* Waits for the engine; a timeout says where the page stood (its engine status, whether the
+ * service worker controls it, isolation), so that a stall names its phase. */
+async function ready(page) {
+  try {
+    return await page.waitFor(() => /^Engine ready/.test(document.getElementById('engine-status').textContent) &&
+      document.getElementById('s-epochs').value !== '', [], { timeout: 120000, what: 'the engine' });
+  } catch (e) {
+    const where = await page.evaluate(() => JSON.stringify({ url: location.href, engine: document.getElementById('engine-status').textContent,
+      controlled: !!(navigator.serviceWorker && navigator.serviceWorker.controller), isolated: crossOriginIsolated,
+      error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent }))
+      .catch((e2) => `(the page did not answer: ${e2.message})`);
+    throw new Error(`${e.message}; the page: ${where}`);
+  }
+}
 const finished = (page) => page.waitFor(() => window.q4visit.state === 'finished', [], { timeout: 300000, what: 'the run\'s end' });
 const deployed = (page, n) => page.waitFor((d) => {
   const meta = document.querySelector('meta[name="q4-deploy"]');
