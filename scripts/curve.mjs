@@ -4,10 +4,11 @@
 // reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
 // Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
 //          [--run "LABEL=q4train options"]... [--epochs N] (a run's own --epochs plans its budget) [--seeds 0,1] [--title TEXT]
-//          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines]
+//          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines] [--finals]
 // --artifacts: each run also writes its run card and exported model beside its log
 // (LOGS/LABEL-sSEED.card.json, .q4). --paper-lines: the paper's final results (92.34% 4-bit, its
-// best at epoch 110; 92.5% FP32) as horizontal lines, for budgets that end before them.
+// best at epoch 110; 92.5% FP32) as horizontal lines, for budgets that end before them. --finals:
+// a panel of each run's seeds at its last planned epoch, on one scale beside those two results.
 // Without --run: the paper recipe and the fast recipe, EPOCHS (default 10) epochs each.
 // Each run's log is LOGS/LABEL-sSEED.jsonl (LABEL lower-cased, spaces as dashes).
 import { execFileSync } from 'node:child_process';
@@ -77,69 +78,128 @@ function train(run, seed) {
 }
 
 // ---------------------------------------------------------------- drawing
+// One colour per run; its first seed solid, the others dashed. The legend has a row per run;
+// with --finals each row also shows where that run's seeds ended (plain test accuracy after the
+// last planned epoch; a run whose log is not complete shows nothing there), on one scale beside
+// the paper's results, so the rows read as a table of the budgets against the target.
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#db2777', '#65a30d', '#854d0e', '#4b5563', '#f59e0b', '#14b8a6'];
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+/** The paper's final results (PAPER.md, "What the paper reports"): value, label. */
+const PAPER_FINALS = [[92.5, 'FP32: 92.5%'], [92.34, '4-bit: 92.34% (epoch 110)']];
 
-function draw(series) {
-  const W = 760, H = 420, left = 56, right = 190, top = 40, bottom = 46;
+function draw(rows, reference) {
+  const finals = args.includes('--finals');
+  const plotW = 520, legendW = finals ? 150 : 190, finalsW = finals ? 250 : 0;
+  const left = 56, top = 40, bottom = 46, rowH = 20;
+  const W = left + plotW + legendW + finalsW + (finals ? 16 : 0);
+  const H = Math.max(420, top + 24 + (rows.length + 4) * rowH + bottom);
+  const series = rows.flatMap((r) => r.seeds);
   const maxEpoch = Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
-  const yMin = Math.max(0, Math.floor((Math.min(...ys, 90) - 2) / 5) * 5), yMax = 100;
-  const x = (e) => left + ((e - 0.5) / maxEpoch) * (W - left - right);
+  const yMin = Math.max(0, Math.floor((Math.min(...ys, 90) - 2) / 5) * 5);
+  const yMax = Math.min(100, Math.ceil((Math.max(...ys, 90) + 1) / 5) * 5);
+  const plotRight = left + plotW;
+  const x = (e) => left + ((e - 0.5) / maxEpoch) * plotW;
   const y = (v) => top + (1 - (v - yMin) / (yMax - yMin)) * (H - top - bottom);
   const parts = [`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" ` +
     'font-family="system-ui, sans-serif" font-size="12">', `<rect width="${W}" height="${H}" fill="#fff"/>`,
   `<text x="${left}" y="22" font-size="14" font-weight="600">${esc(title)}</text>`];
   for (let v = yMin; v <= yMax; v += 5) {
-    parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
+    parts.push(`<line x1="${left}" x2="${plotRight}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e7eb"/>`,
       `<text x="${left - 8}" y="${y(v) + 4}" text-anchor="end" fill="#6b7280">${v}%</text>`);
   }
-  const step = maxEpoch > 20 ? 10 : maxEpoch > 10 ? 2 : 1;
+  const step = maxEpoch > 20 ? 5 : maxEpoch > 10 ? 2 : 1;
   for (let e = 1; e <= maxEpoch; e += e === 1 && step > 1 ? step - 1 : step) {
     parts.push(`<text x="${x(e)}" y="${H - bottom + 18}" text-anchor="middle" fill="#6b7280">${e}</text>`);
   }
-  parts.push(`<text x="${(left + W - right) / 2}" y="${H - 8}" text-anchor="middle" fill="#374151">epoch</text>`);
+  parts.push(`<text x="${left + plotW / 2}" y="${H - 8}" text-anchor="middle" fill="#374151">epoch</text>`);
   if (args.includes('--paper-lines')) {
-    for (const [v, label, dy] of [[92.5, 'the paper, FP32: 92.5%', -4], [92.34, 'the paper, 4-bit: 92.34% (epoch 110)', 12]]) {
-      parts.push(`<line x1="${left}" x2="${W - right}" y1="${y(v)}" y2="${y(v)}" stroke="#111827" stroke-dasharray="2 3"/>`,
-        `<text x="${left + 6}" y="${y(v) + dy}" fill="#111827" font-size="11">${esc(label)}</text>`);
+    PAPER_FINALS.forEach(([v, label], k) => parts.push(
+      `<line x1="${left}" x2="${plotRight}" y1="${y(v)}" y2="${y(v)}" stroke="#111827" stroke-dasharray="2 3"/>`,
+      `<text x="${left + 6}" y="${y(v) + (k ? 12 : -4)}" fill="#111827" font-size="11">the paper, ${esc(label)}</text>`));
+  }
+  for (const row of rows) {
+    for (const s of row.seeds) {
+      const d = s.points.map(([e, v], k) => `${k ? 'L' : 'M'}${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+      parts.push(`<path d="${d}" fill="none" stroke="${row.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
+      for (const [e, v] of s.points) parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="2.5" fill="${row.color}"/>`);
     }
   }
-  series.forEach((s, i) => {
-    const color = s.color || COLORS[i % COLORS.length];
-    if (s.reference) {
-      for (const [e, v] of s.points) parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="4.5" fill="none" stroke="${color}" stroke-width="2"/>`);
+  if (reference) for (const [e, v] of reference) {
+    parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="4.5" fill="none" stroke="#111827" stroke-width="2"/>`);
+  }
+
+  // the legend: a row per run, then the seeds' line styles and the paper's log
+  const lx = plotRight + 16, rowY = (i) => top + 24 + i * rowH;
+  const seedNames = [...new Set(rows.flatMap((r) => r.seeds.map((s) => s.seed)))];
+  const legend = [...rows.map((r) => ({ name: r.label, color: r.color })),
+    ...(seedNames.length > 1 ? seedNames.map((seed, k) => ({ name: `seed ${seed}`, color: '#6b7280', dashed: k > 0 })) : []),
+    ...(reference ? [{ name: "the paper's log", color: '#111827', reference: true }] : [])];
+  parts.push(`<text x="${lx}" y="${top + 4}" fill="#374151" font-weight="600">run</text>`);
+  legend.forEach((entry, i) => {
+    const ly = rowY(i);
+    if (entry.reference) {
+      parts.push(`<circle cx="${lx + 10}" cy="${ly - 4}" r="4.5" fill="none" stroke="${entry.color}" stroke-width="2"/>`);
     } else {
-      const d = s.points.map(([e, v], k) => `${k ? 'L' : 'M'}${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-      parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
-      for (const [e, v] of s.points) parts.push(`<circle cx="${x(e)}" cy="${y(v)}" r="2.5" fill="${color}"/>`);
+      parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="${entry.color}" stroke-width="2"` +
+        `${entry.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
     }
-    const ly = top + 10 + i * 20;
-    parts.push(s.reference ? `<circle cx="${W - right + 22}" cy="${ly - 4}" r="4.5" fill="none" stroke="${color}" stroke-width="2"/>`
-      : `<line x1="${W - right + 12}" x2="${W - right + 32}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2"/>`,
-    `<text x="${W - right + 38}" y="${ly}" fill="#111827">${esc(s.name)}</text>`);
+    if (finals && entry.name.startsWith('seed ')) {
+      parts.push(`<circle cx="${lx + 10}" cy="${ly - 4}" r="4" stroke="${entry.color}" stroke-width="2" fill="${entry.dashed ? '#fff' : entry.color}"/>`);
+    }
+    parts.push(`<text x="${lx + 26}" y="${ly}" fill="#111827">${esc(entry.name)}</text>`);
   });
+  if (finals) drawFinals(parts, rows, lx + legendW, rowY, top + 4);
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+/** Each run's seeds after the last planned epoch, on one accuracy scale, in the legend's rows. */
+function drawFinals(parts, rows, fx, rowY, headY) {
+  const ends = rows.flatMap((r) => r.seeds.filter((s) => s.final != null).map((s) => s.final));
+  const marks = [...ends, ...PAPER_FINALS.map(([v]) => v)];
+  const lo = Math.floor(Math.min(...marks) * 2 - 1) / 2, hi = Math.ceil(Math.max(...marks) * 2 + 1) / 2;
+  const width = 230, fxv = (v) => fx + ((v - lo) / (hi - lo)) * width;
+  const y0 = rowY(0) - 14, y1 = rowY(rows.length - 1) + 6;
+  parts.push(`<text x="${fx}" y="${headY}" fill="#374151" font-weight="600">at the last planned epoch, %</text>`);
+  for (let v = lo; v <= hi + 1e-9; v += 0.5) {
+    parts.push(`<line x1="${fxv(v)}" x2="${fxv(v)}" y1="${y0}" y2="${y1}" stroke="#e5e7eb"/>`,
+      `<text x="${fxv(v)}" y="${y1 + 14}" text-anchor="middle" fill="#6b7280" font-size="11">${v.toFixed(1)}</text>`);
+  }
+  PAPER_FINALS.forEach(([v, label], k) => parts.push(
+    `<line x1="${fxv(v)}" x2="${fxv(v)}" y1="${y0}" y2="${y1}" stroke="#111827" stroke-dasharray="2 3"/>`,
+    `<text x="${fxv(v) + (k ? -3 : 3)}" y="${y1 + 28}" text-anchor="${k ? 'end' : 'start'}" fill="#111827" font-size="11">${esc(label.replace(/ \(.*/, ''))}</text>`));
+  rows.forEach((r, i) => {
+    const ry = rowY(i) - 4;
+    r.seeds.forEach((s) => {
+      if (s.final == null) return;
+      parts.push(`<circle cx="${fxv(s.final).toFixed(1)}" cy="${ry}" r="4" stroke="${r.color}" stroke-width="2" ` +
+        `fill="${s.dashed ? '#fff' : r.color}"><title>${esc(`${r.label}, seed ${s.seed}: ${s.final.toFixed(2)}%`)}</title></circle>`);
+    });
+  });
 }
 
 const seedsOf = (run) => run.seeds || seeds;
 if (!args.includes('--draw-only')) for (const run of runs) for (const seed of seedsOf(run)) train(run, seed);
 
-const series = [];
+const rows = [];
+let lastEpoch = epochs;
 runs.forEach((run, r) => {
-  for (const seed of seedsOf(run)) {
+  const row = { label: run.label, color: COLORS[r % COLORS.length], seeds: [] };
+  seedsOf(run).forEach((seed, k) => {
     const lines = readLog(logPath(run, seed));
-    if (!lines.length) continue;
-    series.push({ name: `${run.label}, seed ${seed}`, color: COLORS[(2 * r + seedsOf(run).indexOf(seed)) % COLORS.length],
-      points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]), dashed: seedsOf(run).indexOf(seed) > 0 });
-  }
+    if (!lines.length) return;
+    const last = lines[lines.length - 1];
+    lastEpoch = Math.max(lastEpoch, last.epoch);
+    row.seeds.push({ seed, dashed: k > 0, points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]),
+      final: last.epoch >= run.epochs ? 100 * last.test_accuracy : null });
+  });
+  if (row.seeds.length) rows.push(row);
 });
-if (paperLog) {
-  series.push({ name: "the paper's log", color: '#111827', reference: true,
-    points: PAPER_LOG.filter(([e]) => e <= Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])))) });
-}
+const reference = paperLog ? PAPER_LOG.filter(([e]) => e <= lastEpoch) : null;
 fs.mkdirSync(path.dirname(out), { recursive: true });
-fs.writeFileSync(out, draw(series));
+fs.writeFileSync(out, draw(rows, reference));
 console.log(`curve: wrote ${out}`);
-for (const s of series) console.log(`  ${s.name.padEnd(28)} ${s.points.map(([e, v]) => `${e}:${v.toFixed(2)}`).join(' ')}`);
+for (const r of rows) for (const s of r.seeds) {
+  console.log(`  ${`${r.label}, seed ${s.seed}`.padEnd(28)} ${s.points.map(([e, v]) => `${e}:${v.toFixed(2)}`).join(' ')}`);
+}
