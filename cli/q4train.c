@@ -753,9 +753,10 @@ static double peak_memory_mb(void) {
 }
 
 /* One row of --levels: the shares at each level (when wide), at 0, within one level of 0, the
- * mean |level| and how many levels are used. */
-static void print_level_row(const char *name, const char *shape, const char *scale, const long *counts, int max_level,
-                            long count, int wide) {
+ * mean |level| and how many levels are used; then of its rows (output channels), the median
+ * largest |level| and the share whose largest |level| is at most half the top level. */
+static void print_level_row(const char *name, const char *shape, const char *scale, const long *counts,
+                            const long *row_max, int max_level, long count, int wide) {
     double mean = 0.0;
     int used = 0;
     for (int k = 0; k <= 2 * max_level; k++) mean += (double)abs(k - max_level) * (double)counts[k], used += counts[k] > 0;
@@ -763,8 +764,13 @@ static void print_level_row(const char *name, const char *shape, const char *sca
     if (wide)
         for (int k = 0; k <= 2 * max_level; k++) printf(" %5.1f", 100.0 * (double)counts[k] / (double)count);
     long near = counts[max_level] + counts[max_level - 1] + counts[max_level + 1];
-    printf(" %6.1f %6.1f %6.2f %5d\n", 100.0 * (double)counts[max_level] / (double)count,
-           100.0 * (double)near / (double)count, mean / (double)count, used);
+    long rows = 0, seen = 0, half = 0;
+    for (int k = 0; k <= max_level; k++) rows += row_max[k], half += k <= max_level / 2 ? row_max[k] : 0;
+    int median = 0;
+    while (median < max_level && 2 * (seen + row_max[median]) < rows + 1) seen += row_max[median++];
+    printf(" %6.1f %6.1f %6.2f %5d %5d %6.1f\n", 100.0 * (double)counts[max_level] / (double)count,
+           100.0 * (double)near / (double)count, mean / (double)count, used, median,
+           100.0 * (double)half / (double)rows);
 }
 
 /* --levels: per layer and for all layers, print_level_row (every level up to 4 bits, a summary beyond) */
@@ -787,21 +793,26 @@ static int print_levels(const options *o) {
             printf("model %s: %d-bit weights, levels -%d to %d; per layer the share of its weights", o->levels, l.bits,
                    l.max_level, l.max_level);
             printf(wide ? " at each level (%%),\n" : ",\n");
-            printf("the share at 0 and within one level of 0, the mean |level| and how many levels are used\n");
+            printf("the share at 0 and within one level of 0, the mean |level| and how many levels are used; of its rows\n"
+                   "(output channels), the median largest |level| (rmax) and the share whose largest |level| is at most %d\n",
+                   l.max_level / 2);
             printf("%-13s %-9s %-9s", "layer", "shape", "scale");
             if (wide)
                 for (int k = -l.max_level; k <= l.max_level; k++) printf(" %5d", k);
-            printf(" %6s %6s %6s %5s\n", "0", "-1..1", "mean", "used");
+            char half[16];
+            snprintf(half, sizeof half, "r<=%d", l.max_level / 2);
+            printf(" %6s %6s %6s %5s %5s %6s\n", "0", "-1..1", "mean", "used", "rmax", half);
         }
         for (int k = 0; k <= 2 * l.max_level; k++) all.counts[k] += l.counts[k];
+        for (int k = 0; k <= l.max_level; k++) all.row_max[k] += l.row_max[k];
         all.count += l.count;
         char shape[32], scale[32];
         snprintf(shape, sizeof shape, "%dx%d", l.rows, l.cols);
         snprintf(scale, sizeof scale, "%.6f", l.scale);
-        print_level_row(l.name, shape, scale, l.counts, l.max_level, l.count, wide);
+        print_level_row(l.name, shape, scale, l.counts, l.row_max, l.max_level, l.count, wide);
         if (layer == Q4_NUM_QUANT_LAYERS - 1) {
             snprintf(shape, sizeof shape, "%ld", all.count);
-            print_level_row("all layers", shape, "", all.counts, l.max_level, all.count, wide);
+            print_level_row("all layers", shape, "", all.counts, all.row_max, l.max_level, all.count, wide);
         }
     }
     q4_model_destroy(model);

@@ -292,8 +292,8 @@ else
   fail "integer evaluation of $headline.q4: '$integer'% against the card's float '$claimed'% (more than 0.1 points apart)"
 fi
 expect_verdict "--integer with FP32 weights" 1 "integer_eval needs 2- to 7-bit weights, not 32" --data "$DATA" --integer --fp32
-# ---- --levels: a committed model's weights per level, against this script's own reading of the file's
-# packed levels (two's-complement nibbles, low first); alone, without data
+# ---- --levels: a committed model's weights per level and its rows' largest |level|, against this script's own
+# reading of the file's packed levels (two's-complement nibbles, low first); alone, without data
 "$Q4" --levels "$headline.q4" >"$OUT/levels.txt" 2>&1 || fail "--levels $headline.q4: $(cat "$OUT/levels.txt")"
 node -e '
 const fs = require("fs"), b = fs.readFileSync(process.argv[1]), printed = fs.readFileSync(process.argv[2], "utf8");
@@ -302,17 +302,28 @@ let at = 20, all = new Array(15).fill(0), total = 0;
 for (let layer = 0; layer < 8; layer++) {
   const rows = b.readUInt32LE(at), cols = b.readUInt32LE(at + 4), n = rows * cols, counts = new Array(15).fill(0);
   at += 12;
-  for (let i = 0; i < n; i++) { const code = (b[at + (i >> 1)] >> (4 * (i & 1))) & 15; counts[(code > 7 ? code - 16 : code) + 7]++; }
+  const rowMax = new Array(rows).fill(0);
+  for (let i = 0; i < n; i++) {
+    const code = (b[at + (i >> 1)] >> (4 * (i & 1))) & 15, level = code > 7 ? code - 16 : code;
+    counts[level + 7]++;
+    rowMax[Math.floor(i / cols)] = Math.max(rowMax[Math.floor(i / cols)], Math.abs(level));
+  }
   at += Math.ceil(n / 2);
   const row = printed.split("\n").find((l) => l.startsWith(`${["conv1","conv2","conv3","conv4","conv5","conv6","fc1","fc2"][layer]}.weight `));
   if (!row) throw new Error(`no row for layer ${layer}`);
-  const shares = row.trim().split(/ +/).slice(3, 18).map(Number);
+  const fields = row.trim().split(/ +/), shares = fields.slice(3, 18).map(Number);
   counts.forEach((c, k) => { if (Math.abs(100 * c / n - shares[k]) > 0.05) throw new Error(`layer ${layer} level ${k - 7}: ${shares[k]}% printed, ${(100 * c / n).toFixed(3)}% in the file`); all[k] += c; });
+  // the rows (output channels) by their largest |level|: the median (the middle row of them sorted,
+  // the upper one of two) and the share at most 3
+  const sorted = [...rowMax].sort((p, q) => p - q), median = sorted[Math.floor(rows / 2)];
+  const half = 100 * rowMax.filter((v) => v <= 3).length / rows;
+  if (Number(fields[22]) !== median || Math.abs(Number(fields[23]) - half) > 0.05)
+    throw new Error(`layer ${layer}: rows largest |level| median ${fields[22]}, at most 3 ${fields[23]}% printed; in the file ${median}, ${half.toFixed(2)}%`);
   total += n;
 }
 const last = printed.split("\n").find((l) => l.startsWith("all layers"));
 if (!last || Number(last.trim().split(/ +/)[2]) !== total) throw new Error(`all layers: ${last}, ${total} weights in the file`);
-' "$headline.q4" "$OUT/levels.txt" && pass "--levels $headline.q4: every layer's shares match the file ($(grep '^fc1' "$OUT/levels.txt" | awk '{print $(NF-2)}')% of fc1 within one level of 0)" ||
+' "$headline.q4" "$OUT/levels.txt" && pass "--levels $headline.q4: every layer's shares and rows' largest levels match the file ($(grep '^fc1' "$OUT/levels.txt" | awk '{print $(NF-4)}')% of fc1 within one level of 0, $(grep '^fc1' "$OUT/levels.txt" | awk '{print $NF}')% of its rows at most 3)" ||
   fail "--levels $headline.q4 against the file"
 expect_verdict "--levels with --data" 2 "levels describes an exported model's weights and runs nothing: give it alone" --levels "$headline.q4" --data "$DATA"
 expect_verdict "--levels of a file that is no model" 1 "foreign.ckpt: not a q4 model file" --levels "$OUT/foreign.ckpt"

@@ -471,10 +471,22 @@ static void test_levels(void) {
         q4_layer_levels l;
         CHECK(q4_model_levels(model, layer, &l, &err) == Q4_OK, "levels of layer %d: %s", layer, err.message);
         const q4_tensor_info *t = &m->tensors[m->weight_tensor[layer]];
-        long counts[7] = {0}, sum = 0;
+        long counts[7] = {0}, row_max[4] = {0}, sum = 0;
         const float *w = m->qweights + m->qweight_offset[layer];
         for (long i = 0; i < t->count; i++) counts[(int)lrintf(w[i] / m->quant_scale[layer]) + 3]++;
         for (int k = 0; k <= 6; k++) sum += l.counts[k];
+        long cols = t->count / t->shape[0];
+        for (int r = 0; r < t->shape[0]; r++) {
+            int top = 0;
+            for (long i = r * cols; i < (r + 1) * cols; i++) {
+                int level = abs((int)lrintf(w[i] / m->quant_scale[layer]));
+                if (level > top) top = level;
+            }
+            row_max[top]++;
+        }
+        CHECK(memcmp(l.row_max, row_max, sizeof row_max) == 0 && l.row_max[4] == 0,
+              "layer %d (%s): rows by largest |level| counted %ld %ld %ld %ld, the session's %ld %ld %ld %ld", layer, l.name,
+              l.row_max[0], l.row_max[1], l.row_max[2], l.row_max[3], row_max[0], row_max[1], row_max[2], row_max[3]);
         CHECK(l.bits == 3 && l.max_level == 3 && l.count == t->count && sum == t->count && l.scale == m->quant_scale[layer] &&
                   memcmp(l.counts, counts, sizeof counts) == 0 && !strcmp(l.name, t->name) &&
                   (long)l.rows * l.cols == t->count,

@@ -7,14 +7,11 @@ import { $, request, showError, ui } from './page.js';
 export const PRESETS = {
   quick: { recipe: 'paper', epochs: 3, train_limit: 2000, test_limit: 1000 },
   fast: { recipe: 'fast', epochs: 3, train_limit: 0, test_limit: 0 },
-  // the headline runs (README, "The headline", `make headline`): 91.89% and 91.98% after 15
-  // epochs natively, seeds 0 and 1
+  // what each of these reached natively, per seed: README, "The headline"
   fast15: { recipe: 'fast15', epochs: 15, train_limit: 0, test_limit: 0 },
-  // fast15 with lookahead every 5 steps, the best variant screened (README, "The headline"):
-  // 92.08% and 92.33% after 15 epochs natively, seeds 0 and 1
+  // fast15 with lookahead every 5 steps: the best 15-epoch variant screened
   headline: { recipe: 'fast15', epochs: 15, lookahead: 5, train_limit: 0, test_limit: 0 },
-  // fast15 planned for 3 epochs at peak learning rate 0.1 (README, "The headline"): 84.92%, 85.32%
-  // and 85.20% natively, seeds 0, 1, 3
+  // fast15 planned for 3 epochs at peak learning rate 0.1: the 3-epoch target's recipe
   three: { recipe: 'fast15', epochs: 3, learning_rate: 0.1, train_limit: 0, test_limit: 0 },
   paper: { recipe: 'paper', epochs: 150, train_limit: 0, test_limit: 0 },
 };

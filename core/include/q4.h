@@ -495,7 +495,9 @@ void q4_model_destroy(q4_model *model);
 q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err);
 int q4_model_num_classes(const q4_model *model);
 /* One weight layer of a quantized model counted by level: counts[k] weights at level
- * k - max_level, for k = 0 .. 2 max_level (max_level = 2^(bits-1) - 1: 7 for 4 bits). */
+ * k - max_level, for k = 0 .. 2 max_level (max_level = 2^(bits-1) - 1: 7 for 4 bits); and its
+ * rows (output channels) counted by their largest |level|: row_max[k] rows reach k at most, for
+ * k = 0 .. max_level (what one scale per output channel instead of per tensor would refine). */
 typedef struct q4_layer_levels {
     const char *name; /* the weight tensor's, e.g. "conv1.weight" */
     int rows, cols;
@@ -503,6 +505,7 @@ typedef struct q4_layer_levels {
     int bits, max_level;
     long count;
     long counts[2 * ((1 << (Q4_MAX_QUANT_BITS - 1)) - 1) + 1];
+    long row_max[1 << (Q4_MAX_QUANT_BITS - 1)];
 } q4_layer_levels;
 /* layer: 0 to 7 (conv1-6, fc1, fc2). An FP32 model has no levels: Q4_ERR_ARGUMENT. */
 q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out, q4_error *err);

@@ -216,7 +216,15 @@ q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out
     out->max_level = (1 << (m->weight_bits - 1)) - 1;
     out->count = t->count;
     const float *w = m->qweights + m->qweight_offset[layer];
-    for (long i = 0; i < t->count; i++) out->counts[q4_quant_level(w[i], out->scale, out->max_level) + out->max_level]++;
+    for (int r = 0; r < out->rows; r++) {
+        int top = 0;
+        for (long i = (long)r * out->cols; i < (long)(r + 1) * out->cols; i++) {
+            int level = q4_quant_level(w[i], out->scale, out->max_level);
+            out->counts[level + out->max_level]++;
+            if (abs(level) > top) top = abs(level);
+        }
+        out->row_max[top]++;
+    }
     return Q4_OK;
 }
 
