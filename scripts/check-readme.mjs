@@ -76,6 +76,7 @@ const TABLES = [
     ...[0, 1].map((seed) => [`| 4-bit, lookahead every 5 steps, quantizer range capped at 4 RMS | ${seed} |`,
       headline(`4bit-la5-rms4-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 1 |', headline('fp32-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 3 epochs | 0 |', headline('4bit-e3-s0'), ['e1', 'e2', 'e3', 'tta']],
     ['| 3 epochs | 1 |', headline('4bit-e3-s1'), ['e1', 'e2', 'e3', 'tta']],
@@ -100,6 +101,8 @@ const TABLES = [
     ['| 25 epochs | 1 |', headline('4bit-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
     ['| 25 epochs, FP32 | 0 |', headline('fp32-e25-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
     ['| 25 epochs, FP32 | 1 |', headline('fp32-e25-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
+    ...[0, 1].map((seed) => [`| 20 epochs, lookahead every 5 steps | ${seed} |`, headline(`4bit-la5-e20-s${seed}`),
+      ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']]),
   ] },
   { section: '### The accuracy test', rows: [0, 1, 2].map((i) => {
     const [start, name] = [['| paper recipe, 4-bit |', 'paper-4bit'], ['| paper recipe, FP32 switch |', 'paper-fp32'],
