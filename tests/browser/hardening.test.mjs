@@ -188,6 +188,9 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   // headline: fast15 with lookahead 5, which the recipe note names as the preset's own change
   assert.equal(await presetForm('headline', ['recipe', 'epochs', 'flip', 'lookahead', 'train_limit'], 'lookahead 5'),
     'headline fast15 15 alternate 5 0');
+  // headline20: the same planned for 20 epochs (the README's 20-epoch lookahead runs)
+  assert.equal(await presetForm('headline20', ['recipe', 'epochs', 'flip', 'lookahead', 'train_limit'], 'lookahead 5'),
+    'headline20 fast15 20 alternate 5 0');
   // three: fast15 planned for 3 epochs at peak learning rate 0.1 (the README's 3-epoch runs)
   assert.equal(await presetForm('three', ['recipe', 'epochs', 'learning_rate', 'batch_size', 'train_limit'], 'learning rate 0.1'),
     'three fast15 3 0.1 64 0');
