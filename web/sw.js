@@ -55,12 +55,13 @@ self.addEventListener('fetch', (event) => {
     const hit = await cache.match(request, { ignoreSearch: true });
     if (hit) return isolated(hit);
     const response = await fetch(request);
+    // answered at once, stored beside: the page reads the bytes as they arrive (a data shard's
+    // download shows its progress) while the copy goes to the cache, which the worker is kept
+    // alive for
     if (response.ok && (data || request.mode === 'navigate')) {
-      try {
-        await cache.put(request, response.clone());
-      } catch {
+      event.waitUntil(cache.put(request, response.clone()).catch(() => {
         // the browser's storage for the site is full (QuotaExceededError): served, not kept
-      }
+      }));
     }
     return isolated(response);
   })());
