@@ -47,12 +47,17 @@ function record() {
   return true;
 }
 
-/* Waits for the engine; a timeout says where the page stood (its engine status, whether the
- * service worker controls it, isolation), so that a stall names its phase. */
+/* Waits for the engine and for the link's settings in the form (the page applies them after the
+ * engine is ready: a click before that loaded all 50,000 training images instead of the link's
+ * 256, once in 7 runs of this file beside training runs, 2026-12-06); a timeout says where the page stood (its engine status,
+ * whether the service worker controls it, isolation), so that a stall names its phase. */
 async function ready(page) {
   try {
     return await page.waitFor(() => /^Engine ready/.test(document.getElementById('engine-status').textContent) &&
-      document.getElementById('s-epochs').value !== '', [], { timeout: 120000, what: 'the engine' });
+      ['epochs', 'train_limit', 'test_limit'].every((k) => {
+        const field = document.getElementById(`s-${k}`), link = new URLSearchParams(location.search).get(k);
+        return field && field.value !== '' && (link === null || field.value === link);
+      }), [], { timeout: 120000, what: 'the engine and the link\'s settings' });
   } catch (e) {
     const where = await page.evaluate(() => JSON.stringify({ url: location.href, engine: document.getElementById('engine-status').textContent,
       controlled: !!(navigator.serviceWorker && navigator.serviceWorker.controller), isolated: crossOriginIsolated,
@@ -62,10 +67,13 @@ async function ready(page) {
   }
 }
 const finished = (page) => page.waitFor(() => window.q4visit.state === 'finished', [], { timeout: 300000, what: 'the run\'s end' });
-const deployed = (page, n) => page.waitFor((d) => {
-  const meta = document.querySelector('meta[name="q4-deploy"]');
-  return (meta ? meta.content : '1') === d && /^Engine ready/.test(document.getElementById('engine-status').textContent);
-}, [String(n)], { timeout: 120000, what: `the page of deploy ${n}` });
+const deployed = async (page, n) => {
+  await page.waitFor((d) => {
+    const meta = document.querySelector('meta[name="q4-deploy"]');
+    return (meta ? meta.content : '1') === d && /^Engine ready/.test(document.getElementById('engine-status').textContent);
+  }, [String(n)], { timeout: 120000, what: `the page of deploy ${n}` });
+  return ready(page);
+};
 
 /** Cache Storage: the shell caches, the last line of the cached engine, the number of cached data files. */
 const cached = (page) => page.evaluate(async () => {
