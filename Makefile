@@ -217,6 +217,7 @@ headline: build ## train the headline runs missing from results/headline/ (hours
 	  --run "4bit e20=$(HEADLINE_RECIPE) --epochs 20" --run "4bit e25=$(HEADLINE_RECIPE) --epochs 25" \
 	  --run "fp32 e25=$(HEADLINE_RECIPE) --fp32 --epochs 25" \
 	  --run "4bit la5=$(HEADLINE_RECIPE) --lookahead 5" --run "fp32 la5=$(HEADLINE_RECIPE) --fp32 --lookahead 5" \
+	  --run "4bit la5 e17=$(HEADLINE_RECIPE) --lookahead 5 --epochs 17" \
 	  --run "4bit la5 e20=$(HEADLINE_RECIPE) --lookahead 5 --epochs 20"
 
 # the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)
