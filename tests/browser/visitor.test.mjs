@@ -48,9 +48,10 @@ function record() {
 }
 
 /* Waits for the engine and for the link's settings in the form (the page applies them after the
- * engine is ready: a click before that loaded all 50,000 training images instead of the link's
- * 256, once in 7 runs of this file beside training runs, 2026-12-06); a timeout says where the page stood (its engine status,
- * whether the service worker controls it, isolation), so that a stall names its phase. */
+ * engine is ready; a click before that can load all 50,000 training images instead of the link's
+ * 256, as once in 7 runs of this file beside training runs, 2026-12-06). A timeout says where the
+ * page stood (its engine status, whether the service worker controls it, isolation), so that a
+ * stall names its phase. */
 async function ready(page) {
   try {
     return await page.waitFor(() => /^Engine ready/.test(document.getElementById('engine-status').textContent) &&
