@@ -4,7 +4,7 @@
 // reference. Long: run it in the background (nohup make curve &); the logs it cites are kept.
 // Usage: node scripts/curve.mjs [--out results/curve.svg] [--logs results/logs] [--draw-only]
 //          [--run "LABEL=q4train options"]... [--epochs N] (a run's own --epochs plans its budget) [--seeds 0,1] [--title TEXT]
-//          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines] [--finals]
+//          [--no-paper-log] [--trainer build/q4train] [--artifacts] [--paper-lines] [--finals] [--curves LABEL,...]
 // --artifacts: each run also writes its run card and exported model beside its log
 // (LOGS/LABEL-sSEED.card.json, .q4). --paper-lines: the paper's final results (92.34% 4-bit, its
 // best at epoch 110; 92.5% FP32) as horizontal lines, for budgets that end before them. --finals:
@@ -26,6 +26,9 @@ const title = value('--title', `CIFAR-10 test accuracy per epoch, 4-bit weights 
 const data = value('--data', 'data');
 const trainer = value('--trainer', 'build/q4train');
 const paperLog = !args.includes('--no-paper-log');
+// --curves: the runs drawn epoch by epoch (by label; default all); the others keep their legend row
+// and, with --finals, their last epoch, so that many budgets fit in one readable plot
+const curves = args.includes('--curves') ? new Set(value('--curves', '').split(',').map((l) => l.trim())) : null;
 const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper', 'fast recipe=--recipe fast'])
   .map((spec) => {
     const at = spec.indexOf('=');
@@ -38,6 +41,12 @@ const runs = (all('--run').length ? all('--run') : ['paper recipe=--recipe paper
       seeds: ownSeeds >= 0 ? options[ownSeeds + 1].split(',').map(Number) : null,
       options: options.filter((_, i) => !drop.has(i)) };
   });
+for (const label of curves || []) {
+  if (!runs.some((run) => run.label === label)) {
+    console.error(`curve: --curves names '${label}', which is no run's label (${runs.map((run) => run.label).join(', ')})`);
+    process.exit(1);
+  }
+}
 /** The paper's own log (PAPER.md: "CIFAR-10 log checkpoints"), drawn as reference points. */
 const PAPER_LOG = [[1, 66.84], [5, 81.59], [10, 84.65], [20, 87.32], [50, 89.97], [75, 91.11], [100, 92.21]];
 
@@ -93,7 +102,7 @@ function draw(rows, reference) {
   const left = 56, top = 40, bottom = 46, rowH = 20;
   const W = left + plotW + legendW + finalsW + (finals ? 16 : 0);
   const H = Math.max(420, top + 24 + (rows.length + 4) * rowH + bottom);
-  const series = rows.flatMap((r) => r.seeds);
+  const series = rows.filter((r) => r.curve).flatMap((r) => r.seeds);
   const maxEpoch = Math.max(epochs, ...series.flatMap((s) => s.points.map((p) => p[0])));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
   const yMin = Math.max(0, Math.floor((Math.min(...ys, 90) - 2) / 5) * 5);
@@ -118,7 +127,7 @@ function draw(rows, reference) {
       `<line x1="${left}" x2="${plotRight}" y1="${y(v)}" y2="${y(v)}" stroke="#111827" stroke-dasharray="2 3"/>`,
       `<text x="${left + 6}" y="${y(v) + (k ? 12 : -4)}" fill="#111827" font-size="11">the paper, ${esc(label)}</text>`));
   }
-  for (const row of rows) {
+  for (const row of rows.filter((r) => r.curve)) {
     for (const s of row.seeds) {
       const d = s.points.map(([e, v], k) => `${k ? 'L' : 'M'}${x(e).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
       parts.push(`<path d="${d}" fill="none" stroke="${row.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
@@ -132,7 +141,7 @@ function draw(rows, reference) {
   // the legend: a row per run, then the seeds' line styles and the paper's log
   const lx = plotRight + 16, rowY = (i) => top + 24 + i * rowH;
   const seedNames = [...new Set(rows.flatMap((r) => r.seeds.map((s) => s.seed)))];
-  const legend = [...rows.map((r) => ({ name: r.label, color: r.color })),
+  const legend = [...rows.map((r) => ({ name: r.label, color: r.color, curve: r.curve })),
     ...(seedNames.length > 1 ? seedNames.map((seed, k) => ({ name: `seed ${seed}`, color: '#6b7280', dashed: k > 0 })) : []),
     ...(reference ? [{ name: "the paper's log", color: '#111827', reference: true }] : [])];
   parts.push(`<text x="${lx}" y="${top + 4}" fill="#374151" font-weight="600">run</text>`);
@@ -140,6 +149,8 @@ function draw(rows, reference) {
     const ly = rowY(i);
     if (entry.reference) {
       parts.push(`<circle cx="${lx + 10}" cy="${ly - 4}" r="4.5" fill="none" stroke="${entry.color}" stroke-width="2"/>`);
+    } else if (entry.curve === false) { // no curve drawn: a short stub, the run's colour for its finals
+      parts.push(`<line x1="${lx + 6}" x2="${lx + 14}" y1="${ly - 4}" y2="${ly - 4}" stroke="${entry.color}" stroke-width="4"/>`);
     } else {
       parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly - 4}" y2="${ly - 4}" stroke="${entry.color}" stroke-width="2"` +
         `${entry.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
@@ -185,7 +196,7 @@ if (!args.includes('--draw-only')) for (const run of runs) for (const seed of se
 const rows = [];
 let lastEpoch = epochs;
 runs.forEach((run, r) => {
-  const row = { label: run.label, color: COLORS[r % COLORS.length], seeds: [] };
+  const row = { label: run.label, color: COLORS[r % COLORS.length], curve: !curves || curves.has(run.label), seeds: [] };
   seedsOf(run).forEach((seed, k) => {
     const lines = readLog(logPath(run, seed));
     if (!lines.length) return;
