@@ -206,19 +206,22 @@ curve: build ## train the paper and fast recipes EPOCHS epochs (SEEDS) with --lo
 # flips, 15 epochs), 4-bit and FP32 weights, seeds 0 and 1, each with its log, run card and
 # exported model in results/headline/, the same 4-bit recipe planned for 20 and 25 epochs (and
 # FP32 for 25), and the page's headline preset (fast15 with lookahead every 5 steps) at 15 epochs,
-# 4-bit and FP32, and 4-bit planned for 20; runs whose log is complete are drawn, not trained
-# again (about 1 h per 15 epochs). The plot's left panel: accuracy per epoch of the preset (lookahead) at 15
-# epochs (4-bit, FP32) and of the preset at 20; its right panel: every run's seeds at its last epoch.
+# 4-bit and FP32, 4-bit planned for 17 and 20, and both planned for 18 (the headline18 preset);
+# runs whose log is complete are drawn, not trained again (about 1 h per 15 epochs). The plot's
+# left panel: accuracy per epoch of lookahead at 15 and 18 epochs, 4-bit and FP32; its right
+# panel: every run's seeds at its last epoch.
 HEADLINE_RECIPE := --recipe fast15
 headline: build ## train the headline runs missing from results/headline/ (hours), draw results/headline/curve.svg
 	node scripts/curve.mjs --logs results/headline --out results/headline/curve.svg --epochs 15 --seeds 0,1 \
-	  --artifacts --paper-lines --finals --curves "4bit la5,fp32 la5,4bit la5 e20" \
+	  --artifacts --paper-lines --finals --curves "4bit la5,fp32 la5,4bit la5 e18,fp32 la5 e18" \
 	  --title "CIFAR-10 test accuracy, the fast15 recipe and its variants (q4, natively; 4-bit unless FP32)" \
 	  --run "4bit=$(HEADLINE_RECIPE)" --run "fp32=$(HEADLINE_RECIPE) --fp32" \
 	  --run "4bit e20=$(HEADLINE_RECIPE) --epochs 20" --run "4bit e25=$(HEADLINE_RECIPE) --epochs 25" \
 	  --run "fp32 e25=$(HEADLINE_RECIPE) --fp32 --epochs 25" \
 	  --run "4bit la5=$(HEADLINE_RECIPE) --lookahead 5" --run "fp32 la5=$(HEADLINE_RECIPE) --fp32 --lookahead 5" \
 	  --run "4bit la5 e17=$(HEADLINE_RECIPE) --lookahead 5 --epochs 17" \
+	  --run "4bit la5 e18=$(HEADLINE_RECIPE) --lookahead 5 --epochs 18" \
+	  --run "fp32 la5 e18=$(HEADLINE_RECIPE) --fp32 --lookahead 5 --epochs 18" \
 	  --run "4bit la5 e20=$(HEADLINE_RECIPE) --lookahead 5 --epochs 20"
 
 # the page as a static site for any host and path (make site DATA=0: without the CIFAR-10 shards)

@@ -201,7 +201,7 @@ runs.forEach((run, r) => {
     const lines = readLog(logPath(run, seed));
     if (!lines.length) return;
     const last = lines[lines.length - 1];
-    lastEpoch = Math.max(lastEpoch, last.epoch);
+    if (row.curve) lastEpoch = Math.max(lastEpoch, last.epoch); // the paper's log up to the last epoch drawn
     row.seeds.push({ seed, dashed: k > 0, points: lines.map((j) => [j.epoch, 100 * j.test_accuracy]),
       final: last.epoch >= run.epochs ? 100 * last.test_accuracy : null });
   });
