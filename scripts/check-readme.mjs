@@ -105,6 +105,8 @@ const TABLES = [
       ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']]),
     ...[0, 1].map((seed) => [`| 18 epochs, lookahead every 5 steps | ${seed} |`, headline(`4bit-la5-e18-s${seed}`),
       ['e1', 'e5', 'e10', 'e15', 'e18', 'tta']]),
+    ...[0, 1].map((seed) => [`| 18 epochs, FP32, lookahead every 5 steps | ${seed} |`, headline(`fp32-la5-e18-s${seed}`),
+      ['e1', 'e5', 'e10', 'e15', 'e18', 'tta']]),
     ...[0, 1].map((seed) => [`| 17 epochs, lookahead every 5 steps | ${seed} |`, headline(`4bit-la5-e17-s${seed}`),
       ['e1', 'e5', 'e10', 'e15', 'e17', 'tta']]),
     ['| 16 epochs, lookahead every 5 steps | 0 |', headline('4bit-la5-e16-s0'), ['e1', 'e5', 'e10', 'e15', 'e16', 'tta']],
