@@ -447,35 +447,28 @@ static void run_free(run *r) {
 /* Evaluates an exported model. With --card: on the card's own test images, data checked against its
  * MD5s, in its arithmetic mode, and exit 1 unless the model scores exactly the card's final claim. */
 static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_config *asked, int threads) {
-    q4_card *card = NULL;
     q4_error err = {0};
-    int test_limit = asked->test_limit, tta = asked->tta, exact = asked->exact, integer = asked->integer_eval;
-    q4_card_summary cs;
+    q4_card_claim claim = {.test_limit = asked->test_limit, .tta = asked->tta, .exact = asked->exact,
+                           .integer_eval = asked->integer_eval};
     if (o->card) {
-        if (!(card = read_card(o->card))) return 1;
-        const q4_config *c = q4_card_config(card);
-        q4_card_summarize(card, &cs);
-        int rc = 0;
-        if (q4_card_check_data(card, cifar, &err)) rc = fail("%s: %s", o->card, err.message);
-        else if (cs.epochs == 0) rc = fail("%s: the card records no finished epoch, so no accuracy to compare with", o->card);
-        else if (test_limit && test_limit != c->test_limit)
-            rc = fail("--test-limit %d: the card's run was tested on the first %d test images (leave it out)", test_limit,
-                      c->test_limit);
+        q4_card *card = read_card(o->card);
+        if (!card) return 1;
+        int limit = q4_card_config(card)->test_limit, rc = 0;
+        if (q4_card_claim_read(card, cifar, &claim, &err)) rc = fail("%s: %s", o->card, err.message);
+        else if (asked->test_limit && asked->test_limit != limit)
+            rc = fail("--test-limit %d: the card's run was tested on the first %d test images (leave it out)",
+                      asked->test_limit, limit);
         q4_card_free(card);
         if (rc) return rc;
-        test_limit = c->test_limit;
-        tta = cs.tta_accuracy >= 0 ? c->tta : Q4_TTA_NONE;
-        exact = c->exact;
-        integer = c->integer_eval;
     }
-    q4_dataset test = q4_dataset_prefix(&cifar->test, test_limit);
+    q4_dataset test = q4_dataset_prefix(&cifar->test, claim.test_limit);
     uint8_t *bytes;
     size_t size;
     if (read_file(o->eval_model, &bytes, &size)) return 1;
-    q4_model *model = q4_model_load(bytes, size, threads, exact, &err);
+    q4_model *model = q4_model_load(bytes, size, threads, claim.exact, &err);
     free(bytes);
     if (!model) return fail("%s: %s", o->eval_model, err.message);
-    if (integer && q4_model_set_integer(model, 1, &err)) {
+    if (claim.integer_eval && q4_model_set_integer(model, 1, &err)) {
         q4_model_destroy(model);
         return fail("%s: %s", o->eval_model, err.message);
     }
@@ -483,21 +476,18 @@ static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_c
     double t0 = q4_now();
     q4_status st = q4_model_evaluate(model, &test, Q4_TTA_NONE, &e, &err);
     double dt = q4_now() - t0;
-    if (!st && tta != Q4_TTA_NONE) st = q4_model_evaluate(model, &test, tta, &augmented, &err);
+    if (!st && claim.tta != Q4_TTA_NONE) st = q4_model_evaluate(model, &test, claim.tta, &augmented, &err);
     q4_model_destroy(model);
     if (st) return fail("%s: %s", o->eval_model, err.message);
     printf("model %s: test accuracy %.2f%% (%d/%d), loss %.4f, %.1f img/s\n", o->eval_model, 100.0 * e.accuracy,
            e.correct, e.count, e.loss, e.count / dt);
-    if (tta != Q4_TTA_NONE)
+    if (claim.tta != Q4_TTA_NONE)
         printf("model %s: with test-time augmentation: test accuracy %.2f%% (%d/%d)\n", o->eval_model,
                100.0 * augmented.accuracy, augmented.correct, augmented.count);
     if (!o->card) return 0;
-    int same = e.accuracy == cs.test_accuracy && (tta == Q4_TTA_NONE || augmented.accuracy == cs.tta_accuracy);
-    printf("%s: the card %s claims test accuracy %.2f%%", same ? "AS CLAIMED" : "DIFFERENT", o->card,
-           100.0 * cs.test_accuracy);
-    if (tta != Q4_TTA_NONE) printf(" (%.2f%% with test-time augmentation)", 100.0 * cs.tta_accuracy);
-    printf(" after epoch %d (%s, %s)%s\n", cs.epochs, cs.engine, cs.kernels,
-           same ? "" : "; the model does not score what the card says");
+    char verdict[512];
+    int same = q4_card_claim_compare(&claim, &e, &augmented, o->card, verdict, sizeof verdict);
+    printf("%s\n", verdict);
     return same ? 0 : 1;
 }
 

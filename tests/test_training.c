@@ -648,7 +648,7 @@ static void test_tta(void) {
     static const struct { int dx, dy, flip; double weight; } views[6] = {
         {0, 0, 0, 0.25}, {0, 0, 1, 0.25}, {-1, -1, 0, 0.125}, {-1, -1, 1, 0.125}, {1, 1, 0, 0.125}, {1, 1, 1, 0.125}};
     double loss = 0, loss_equal = 0;
-    int correct = 0;
+    int correct = 0, differing = 0;
     for (int i = 0; i < test_set.count; i++) {
         const uint8_t *image = q4_dataset_image(&test_set, i);
         int label = q4_dataset_label(&test_set, i);
@@ -662,8 +662,11 @@ static void test_tta(void) {
                         view[c * 1024 + y * 32 + x] =
                             sy < 0 || sy >= 32 || sx < 0 || sx >= 32 ? 0 : image[c * 1024 + sy * 32 + sx];
                     }
-            double probabilities[Q4_MAX_CLASSES];
+            double probabilities[Q4_MAX_CLASSES], exported[Q4_MAX_CLASSES];
             CHECK(q4_session_classify(s, view, probabilities) == Q4_OK, "classify");
+            /* the export answers as the session does, bit for bit (the page's Try the model asks either) */
+            CHECK(q4_model_classify(model, view, exported, &err) == Q4_OK, "%s", err.message);
+            differing += memcmp(probabilities, exported, 10 * sizeof(double)) != 0;
             for (int k = 0; k < 10; k++) {
                 mixed[k] += views[v].weight * log(probabilities[k]);
                 equal[k] += log(probabilities[k]) / 6;
@@ -687,6 +690,8 @@ static void test_tta(void) {
     /* measured: the two losses agree to 2.9e-8 (a batch of 1 against a batch of 40: summation order only) */
     CHECK(fabs(loss - e.loss) <= 1e-5 * e.loss && correct == e.correct, "TTA rebuilt: loss %.7g, %d right; the engine %.7g, %d",
           loss, correct, e.loss, e.correct);
+    CHECK(differing == 0, "the exported model's probabilities differ from the session's for %d of %d views", differing,
+          6 * test_set.count);
     CHECK(q4_session_end_epoch(s, &report) == Q4_ERR_STATE, "an epoch ended twice");
     q4_model_destroy(model);
     free(bytes);

@@ -494,6 +494,155 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_state_sha256(int h) {
     return hex;
 }
 
+/* ------------------------------------------------------------ exported models */
+
+/* A model loaded from its exported bytes (q4train --export, Export 4-bit model), evaluated as
+ * its run card's run evaluated (q4_card_claim) or, without a card, plainly on every test image. */
+typedef struct loaded_model {
+    q4_model *model;
+    int with_card;
+    q4_card_claim claim;
+    q4_evaluation plain, augmented;
+    int evaluated; /* 0: not yet, 1: plainly, 2: with the card's test-time augmentation too */
+} loaded_model;
+static loaded_model models[MAX_HANDLES];
+
+static loaded_model *model_of(int h) {
+    if (h < 0 || h >= MAX_HANDLES || !models[h].model) {
+        fail(Q4_ERR_ARGUMENT, "no such model");
+        return NULL;
+    }
+    return &models[h];
+}
+
+/* card: a run card's JSON text, or "" for none. With a card the data (handle) is checked against
+ * its MD5s and the model is loaded in the card's arithmetic (exact, integer_eval). */
+EMSCRIPTEN_KEEPALIVE int q4w_model_load(int data, const uint8_t *bytes, double size, int threads, const char *card_text) {
+    q4_cifar *cifar = cifar_of(data);
+    if (!cifar) return -Q4_ERR_ARGUMENT;
+    int h = 0;
+    while (h < MAX_HANDLES && models[h].model) h++;
+    if (h == MAX_HANDLES) return fail(Q4_ERR_STATE, "too many models open");
+    q4_error err = {0};
+    loaded_model m = {0};
+    if (card_text[0]) {
+        q4_card *card = q4_card_parse(card_text, strlen(card_text), &err);
+        q4_status st = card ? q4_card_claim_read(card, cifar, &m.claim, &err) : err.status;
+        q4_card_free(card);
+        if (st) return fail(st, err.message);
+        m.with_card = 1;
+    }
+    m.model = q4_model_load(bytes, (size_t)size, threads, m.claim.exact, &err);
+    if (!m.model) return fail(err.status, err.message);
+    if (m.claim.integer_eval && q4_model_set_integer(m.model, 1, &err)) {
+        q4_model_destroy(m.model);
+        return fail(err.status, err.message);
+    }
+    models[h] = m;
+    return h;
+}
+
+EMSCRIPTEN_KEEPALIVE void q4w_model_destroy(int h) {
+    if (h < 0 || h >= MAX_HANDLES || !models[h].model) return;
+    q4_model_destroy(models[h].model);
+    memset(&models[h], 0, sizeof models[h]);
+}
+
+static size_t model_info_json(const loaded_model *m, char *out, size_t size) {
+    const q4_card_summary *cs = &m->claim.summary;
+    int augmented = m->claim.tta != Q4_TTA_NONE;
+    q4_json j;
+    q4_json_init(&j, out, size);
+    q4_json_open(&j, NULL, '{');
+    q4_json_int(&j, "classes", q4_model_num_classes(m->model));
+    q4_json_raw(&j, "card", m->with_card ? "true" : "false");
+    q4_json_int(&j, "test_limit", m->claim.test_limit);
+    q4_json_raw(&j, "augmented", augmented ? "true" : "false");
+    q4_json_int(&j, "exact", m->claim.exact);
+    q4_json_int(&j, "integer_eval", m->claim.integer_eval);
+    if (m->with_card) {
+        q4_json_int(&j, "epochs", cs->epochs);
+        q4_json_number(&j, "test_accuracy", cs->test_accuracy);
+        if (augmented) q4_json_number(&j, "tta_accuracy", cs->tta_accuracy);
+        else q4_json_raw(&j, "tta_accuracy", "null");
+        q4_json_string(&j, "engine", cs->engine);
+        q4_json_string(&j, "kernels", cs->kernels);
+    }
+    q4_json_close(&j);
+    return q4_json_finish(&j);
+}
+
+/* {classes, card, test_limit, augmented, exact, integer_eval}: how the model is evaluated; with a
+ * card also what it claims: {epochs, test_accuracy, tta_accuracy (null without augmentation),
+ * engine, kernels} */
+EMSCRIPTEN_KEEPALIVE const char *q4w_model_info(int h) {
+    loaded_model *m = model_of(h);
+    if (!m) return NULL;
+    REPLY_JSON(model_info_json(m, out, size));
+}
+
+/* Evaluates the model on the data's test images (the card's first test_limit): plainly
+ * (augmented 0), or with the card's test-time augmentation (1, after the plain one).
+ * {accuracy, loss, count, correct} */
+EMSCRIPTEN_KEEPALIVE const char *q4w_model_evaluate(int h, int data, int augmented) {
+    loaded_model *m = model_of(h);
+    q4_cifar *cifar = m ? cifar_of(data) : NULL;
+    if (!cifar) return NULL;
+    if (augmented && (m->claim.tta == Q4_TTA_NONE || m->evaluated < 1)) {
+        fail(Q4_ERR_STATE, "the augmented evaluation follows the plain one, for a card that claims one");
+        return NULL;
+    }
+    q4_dataset test = q4_dataset_prefix(&cifar->test, m->claim.test_limit);
+    q4_evaluation *e = augmented ? &m->augmented : &m->plain;
+    q4_error err = {0};
+    q4_status st = q4_model_evaluate(m->model, &test, augmented ? m->claim.tta : Q4_TTA_NONE, e, &err);
+    if (st) {
+        fail(st, err.message);
+        return NULL;
+    }
+    m->evaluated = augmented ? 2 : 1;
+    REPLY_JSON((size_t)snprintf(out, size, "{\"accuracy\":%.17g,\"loss\":%.17g,\"count\":%d,\"correct\":%d}", e->accuracy,
+                                e->loss, e->count, e->correct));
+}
+
+static size_t verdict_json(int same, const char *message, char *out, size_t size) {
+    q4_json j;
+    q4_json_init(&j, out, size);
+    q4_json_open(&j, NULL, '{');
+    q4_json_raw(&j, "same", same ? "true" : "false");
+    q4_json_string(&j, "message", message);
+    q4_json_close(&j);
+    return q4_json_finish(&j);
+}
+
+/* The verdict of the evaluations against the card: {"same": true|false, "message": "AS CLAIMED: ..."} */
+EMSCRIPTEN_KEEPALIVE const char *q4w_model_verdict(int h, const char *card_name) {
+    loaded_model *m = model_of(h);
+    if (!m) return NULL;
+    if (!m->with_card || m->evaluated < (m->claim.tta != Q4_TTA_NONE ? 2 : 1)) {
+        fail(Q4_ERR_STATE, m->with_card ? "evaluate the model first" : "the model was loaded without a run card");
+        return NULL;
+    }
+    static char message[512];
+    int same = q4_card_claim_compare(&m->claim, &m->plain, &m->augmented, card_name, message, sizeof message);
+    REPLY_JSON(verdict_json(same, message, out, size));
+}
+
+/* The class probabilities the model gives one image (3072 bytes): [p0, p1, ...] */
+EMSCRIPTEN_KEEPALIVE const char *q4w_model_classify(int h, const uint8_t *image) {
+    loaded_model *m = model_of(h);
+    if (!m) return NULL;
+    double p[Q4_MAX_CLASSES];
+    q4_error err = {0};
+    q4_status st = q4_model_classify(m->model, image, p, &err);
+    if (st) {
+        fail(st, err.message);
+        return NULL;
+    }
+    int k = q4_model_num_classes(m->model);
+    REPLY_JSON(probabilities_json(p, k, out, size));
+}
+
 /* ------------------------------------------------------------ looking at the model */
 
 /* The class probabilities for one image (3072 bytes, R, G, B planes of 32x32): [p0, p1, ...] */

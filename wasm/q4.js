@@ -30,6 +30,7 @@
       this.nextSource = 1;
       this.data = -1;
       this.session = -1;
+      this.model = -1; // an exported model loaded to be checked and asked (loadModel)
       this.kernels = module.UTF8ToString(module._q4w_kernels());
       /** The configuration table (core/include/q4.h): [{name, type, default, lowest, highest, choices, help, ...}] */
       this.fields = this._json(module._q4w_config_fields());
@@ -251,6 +252,37 @@
     }
     /** conv1's 64 filters [64][3][3][3]: {scale, weights (FP32, as trained), quantized (as used)}. */
     conv1() { return this._json(this.M._q4w_conv1(this.session)); }
+
+    /**
+     * Loads an exported model (the bytes of q4train --export or Export 4-bit model) for evaluation and
+     * questions, in place of the one loaded before (which stays on error). With a run card (JSON text)
+     * the loaded data is checked against the card's MD5s and the model is evaluated as the card's run
+     * evaluated it (its test images, arithmetic and test-time augmentation). Returns modelInfo().
+     */
+    loadModel(bytes, cardText = '', threads = 1) {
+      if (this.data < 0) throw new Q4Error('load data first', 8);
+      const handle = this._withBytes(bytes, (p) => this._withString(cardText,
+        (c) => this._check(this.M._q4w_model_load(this.data, p, bytes.length, threads, c))));
+      this.destroyModel();
+      this.model = handle;
+      return this.modelInfo();
+    }
+    destroyModel() {
+      if (this.model >= 0) this.M._q4w_model_destroy(this.model);
+      this.model = -1;
+    }
+    /** {classes, card, test_limit, augmented, exact, integer_eval} and with a card its claims:
+     * {epochs, test_accuracy, tta_accuracy, engine, kernels} */
+    modelInfo() { return this._json(this.M._q4w_model_info(this.model)); }
+    /** The loaded model on the test images, plainly or (after that) with the card's test-time augmentation:
+     * {accuracy, loss, count, correct} */
+    evaluateModel(augmented = false) { return this._json(this.M._q4w_model_evaluate(this.model, this.data, augmented ? 1 : 0)); }
+    /** After the evaluations a card asks for: {same, message} ("AS CLAIMED: ..." or "DIFFERENT: ..."). */
+    modelVerdict(cardName) { return this._withString(cardName, (p) => this._json(this.M._q4w_model_verdict(this.model, p))); }
+    /** The loaded model's class probabilities for one image (3072 bytes). */
+    classifyWithModel(pixels) {
+      return this._withBytes(pixels, (p) => this._json(this.M._q4w_model_classify(this.model, p)));
+    }
 
     /** Bytes the engine's heap has in use (what it allocated and has not freed). */
     memoryInUse() { return this.M._q4w_memory_in_use(); }

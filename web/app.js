@@ -17,7 +17,7 @@ function setState(state) {
   updateControls();
   const labels = { idle: 'Ready to start.', loading: 'Loading data…', ready: 'Data loaded: press Start.',
     running: 'Training…', paused: 'Paused.', stopped: 'Stopped.', finished: 'Finished all epochs.',
-    verifying: 'Checking a run card…' };
+    verifying: 'Checking a run card…', checking: 'Evaluating a model…' };
   $('run-status').textContent = state === 'paused' && ui.resumeNote ? ui.resumeNote : labels[state] || state;
   if (state === 'running') ui.resumeNote = null;
   if (ui.offerUpdate) ui.offerUpdate();
@@ -33,10 +33,12 @@ function updateControls() {
   $('download-checkpoint').disabled = !(state === 'paused' || state === 'stopped' || state === 'finished');
   $('export-model').disabled = $('download-checkpoint').disabled;
   $('download-card').disabled = $('download-checkpoint').disabled;
-  $('verify-input').disabled = running || state === 'loading' || state === 'verifying';
-  $('verify-cancel').disabled = state !== 'verifying';
   // nothing may replace the data or the session while a run trains (pause or stop first)
-  const busy = running || state === 'loading' || state === 'verifying';
+  const busy = running || state === 'loading' || state === 'verifying' || state === 'checking';
+  $('verify-input').disabled = busy;
+  $('verify-cancel').disabled = state !== 'verifying';
+  for (const id of ['model-input', 'model-card-input']) $(id).disabled = busy;
+  $('check-model').disabled = busy || !$('model-input').files.length;
   for (const id of ['load-default', 'load-url', 'file-input', 'dataset', 'checkpoint-input']) $(id).disabled = busy;
   $('drop-zone').classList.toggle('disabled', busy);
   for (const b of document.querySelectorAll('#runs-table button')) b.disabled = busy;
@@ -297,7 +299,27 @@ function onMessage(m) {
       break;
     case 'classified':
       showTop5(m);
+      $('try-source').textContent = m.model ? `Answered by the model loaded from ${m.model} (Check a published run).`
+        : 'Answered by the training run\'s model.';
       break;
+    case 'model-loaded':
+      $('model-status').className = 'note';
+      $('model-status').textContent = `Evaluating ${m.name} on ${m.info.test_limit ? grouped(m.info.test_limit) : 'all'} ` +
+        `test images${m.card ? `, as the run of ${m.card} did` : ''}…`;
+      break;
+    case 'model-evaluation':
+      $('model-status').textContent = `Test accuracy ${percent(m.plain.accuracy)} (${m.plain.correct}/${m.plain.count})` +
+        `${ui.state === 'checking' ? '; now with test-time augmentation…' : ''}`;
+      break;
+    case 'model-checked': {
+      const e = m.plain, a = m.augmented;
+      $('model-status').textContent = `${m.name}: test accuracy ${percent(e.accuracy)} (${e.correct}/${e.count})` +
+        (a ? `, with test-time augmentation ${percent(a.accuracy)} (${a.correct}/${a.count})` : '') +
+        (m.verdict ? `. ${m.verdict.message}.` : '. No run card given: nothing to compare with.') +
+        ' It now answers Try the model.';
+      $('model-status').className = !m.verdict ? 'note' : m.verdict.same ? 'note ok' : 'note bad';
+      break;
+    }
     case 'runs':
       showRuns(m.runs);
       break;
@@ -378,6 +400,7 @@ function onMessage(m) {
       break;
     case 'error':
       if (m.where === 'verify') $('verify-status').textContent = '';
+      if (m.where === 'check-model') $('model-status').textContent = '';
       showError(`${m.message}`);
       if (m.where === 'load') ui.pendingStart = null;
       if (m.where === 'load' || m.where === 'upload-checkpoint') $('load-progress').hidden = true;
@@ -575,6 +598,31 @@ function wire() {
     $('dataset').value = String(kind);
     ui.pendingStart = go;
     loadDefault(config.train_limit || 0);
+  });
+  $('model-input').addEventListener('change', updateControls);
+  $('check-model').addEventListener('click', async () => {
+    const model = $('model-input').files[0], card = $('model-card-input').files[0] || null;
+    if (!model) return;
+    clearError();
+    let kind = 10, trainLimit = 0; // the card's MD5s cover the training shards its run read
+    if (card) {
+      try {
+        const parsed = JSON.parse(await card.text());
+        kind = parsed.data && parsed.data.kind === 100 ? 100 : 10;
+        trainLimit = (parsed.config && parsed.config.train_limit) || 0;
+      } catch {
+        return showError(`${card.name}: not a run card (not JSON)`);
+      }
+    }
+    const go = () => {
+      $('model-status').className = 'note';
+      $('model-status').textContent = `Loading ${model.name}…`;
+      ui.worker.postMessage({ type: 'check-model', model, card, threads: Number(formSettings().threads) });
+    };
+    if (ui.data && ui.data.kind === kind && ui.data.train >= (trainLimit || 50000)) return go();
+    $('dataset').value = String(kind);
+    ui.pendingStart = go;
+    loadDefault(trainLimit);
   });
   $('checkpoint-input').addEventListener('change', (e) => {
     const file = e.target.files[0];

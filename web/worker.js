@@ -17,6 +17,7 @@ const GRID = 32; // test images shown with their predictions (the engine's repor
 let engine = null;
 let state = 'idle'; // idle | loading | ready | running | paused | stopped | finished
 let run = null;     // {dataSource, lastSeen}
+let asking = null;  // the model Try the model asks: null (the training run's), or {name} of a loaded export
 
 const post = (message, transfer) => {
   // every state change says how much of the engine's memory is in use (it goes back down
@@ -311,6 +312,7 @@ async function trainLoop() {
 /** A new run: a new session and a new saved-run record (other saved runs stay). */
 function startSession(settings, label) {
   engine.createSession(settings);
+  asking = null;
   const now = Date.now();
   run = { ...run, lastSeen: 0, meta: { id: `run-${now}`, name: runName(engine.config), label: label || null, config: engine.config,
     dataSource: run && run.dataSource, createdAt: now, savedAt: now, epoch: 0, history: [], status: 'in progress' } };
@@ -331,6 +333,7 @@ function resumeFrom(bytes, meta, threads) {
       `test images of ${info.config.num_classes} classes; the loaded data has ${grouped(data.train)} and ` +
       `${grouped(data.test)} of ${data.classes}`);
   engine.createSession({ ...info.config, ...(threads ? { threads } : {}) }, bytes); // the old session stays on error
+  asking = null;
   if (meta && meta.card) {
     try {
       engine.continueCard(meta.card);
@@ -376,6 +379,37 @@ async function verifyCard(text, steps, threads) {
   post({ type: 'state', state });
 }
 
+// ---------------------------------------------------------------- exported models
+/**
+ * Checks an exported model (a File) on the loaded test images, against its run card (a File, or
+ * null) when one is given: the core loads it in the card's arithmetic, evaluates it as the card's
+ * run did and gives the verdict (q4train --eval-model M --card C does the same). Relays
+ * 'model-loaded', 'model-evaluation' and at the end 'model-checked' {info, plain, augmented,
+ * verdict}. The model then answers Try the model, until a run starts or resumes.
+ */
+async function checkModel(modelFile, cardFile, threads) {
+  const bytes = new Uint8Array(await modelFile.arrayBuffer());
+  const cardText = cardFile ? await cardFile.text() : '';
+  const info = engine.loadModel(bytes, cardText, threads || 1);
+  asking = { name: modelFile.name };
+  const before = state;
+  state = 'checking';
+  post({ type: 'state', state });
+  post({ type: 'model-loaded', info, name: modelFile.name, card: cardFile ? cardFile.name : null });
+  try {
+    await tick();
+    const plain = engine.evaluateModel(false);
+    post({ type: 'model-evaluation', plain });
+    await tick();
+    const augmented = info.augmented ? engine.evaluateModel(true) : null;
+    const verdict = info.card ? engine.modelVerdict(cardFile.name) : null;
+    post({ type: 'model-checked', info, plain, augmented, verdict, name: modelFile.name });
+  } finally {
+    state = before;
+    post({ type: 'state', state });
+  }
+}
+
 // ---------------------------------------------------------------- benchmark (make bench)
 /** Training and evaluation speed on synthetic images, as cli/q4bench.c measures natively. */
 function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4, exact = 0, integer = 0, act = 32 }) {
@@ -415,7 +449,7 @@ function bench({ threads = 1, steps = 8, warmup = 6, evalImages = 1024, bits = 4
 }
 
 // ---------------------------------------------------------------- messages
-const busy = () => state === 'running' || state === 'loading' || state === 'verifying';
+const busy = () => state === 'running' || state === 'loading' || state === 'verifying' || state === 'checking';
 
 self.onmessage = async (event) => {
   const m = event.data;
@@ -499,12 +533,19 @@ self.onmessage = async (event) => {
         post({ type: 'bench', result: bench(m) });
         break;
       case 'classify': {
-        if (!engine || engine.session < 0) throw new Error('train a model first (or resume a saved run): there is none to ask');
+        const loaded = asking && engine && engine.model >= 0;
+        if (!loaded && (!engine || engine.session < 0))
+          throw new Error('train a model first (or resume a saved run, or check an exported model): there is none to ask');
         const pixels = m.testIndex !== undefined ? engine.testImage(m.testIndex) : m.pixels;
-        post({ type: 'classified', probabilities: engine.classify(pixels), pixels, testIndex: m.testIndex,
-          label: m.testIndex !== undefined ? engine.testLabel(m.testIndex) : -1 });
+        post({ type: 'classified', probabilities: loaded ? engine.classifyWithModel(pixels) : engine.classify(pixels),
+          pixels, testIndex: m.testIndex, label: m.testIndex !== undefined ? engine.testLabel(m.testIndex) : -1,
+          model: loaded ? asking.name : null });
         break;
       }
+      case 'check-model':
+        if (busy()) throw new Error('pause or stop training before checking a model');
+        await checkModel(m.model, m.card || null, m.threads);
+        break;
       case 'card':
         post({ type: 'card-text', text: engine.card(), step: engine.progress().global_step });
         break;

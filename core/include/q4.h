@@ -512,6 +512,10 @@ q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out
 /* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,
                             q4_error *err);
+/* The class probabilities for one image (3072 bytes: R, G, B planes of 32x32), as
+ * q4_session_classify gives them for a session's model. */
+q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES],
+                            q4_error *err);
 
 /* ---------------------------------------------------------------- run cards */
 
@@ -581,6 +585,25 @@ typedef struct q4_card_summary {
 void q4_card_summarize(const q4_card *card, q4_card_summary *summary);
 /* The test accuracy the card records for an epoch, or -1. */
 double q4_card_epoch_accuracy(const q4_card *card, int epoch);
+
+/* An exported model checked against a run card (q4train --eval-model M --card C, and the page's
+ * "Check a published run"): evaluated as the card's run evaluated its model (its test images,
+ * exact mode, integer arithmetic, and its test-time augmentation where the card claims an
+ * accuracy with it), it must score exactly the accuracies the card claims for its last epoch. */
+typedef struct q4_card_claim {
+    int test_limit;            /* the test images the run evaluated on (0: all) */
+    int tta;                   /* the card's test-time augmentation, Q4_TTA_NONE when it claims none */
+    int exact, integer_eval;   /* load the model with exact, set integer_eval (q4_model_set_integer) */
+    q4_card_summary summary;   /* the claims: summary.test_accuracy, summary.tta_accuracy, after summary.epochs */
+} q4_card_claim;
+/* Checks the data against the card's MD5s (q4_card_check_data); refuses a card that records no
+ * finished epoch (Q4_ERR_ARGUMENT). */
+q4_status q4_card_claim_read(const q4_card *card, const q4_cifar *data, q4_card_claim *claim, q4_error *err);
+/* 1 when the model's evaluations (augmented: with claim->tta; NULL when that is none) score
+ * exactly what the card claims, else 0; message: the verdict, "AS CLAIMED: the card CARD_NAME
+ * claims test accuracy ..." or "DIFFERENT: ...". */
+int q4_card_claim_compare(const q4_card_claim *claim, const q4_evaluation *plain, const q4_evaluation *augmented,
+                          const char *card_name, char *message, size_t size);
 
 /* ---------------------------------------------------------------- kernels and time */
 

@@ -631,3 +631,38 @@ double q4_card_epoch_accuracy(const q4_card *card, int epoch) {
     int nth = epoch - card->start_epoch;
     return nth >= 1 && nth <= card->n_epochs ? card->epochs[nth - 1].test_accuracy : -1.0;
 }
+
+/* ------------------------------------------------------------ a model against its card */
+
+q4_status q4_card_claim_read(const q4_card *card, const q4_cifar *data, q4_card_claim *claim, q4_error *err) {
+    memset(claim, 0, sizeof *claim);
+    q4_status st = q4_card_check_data(card, data, err);
+    if (st) return st;
+    q4_card_summarize(card, &claim->summary);
+    if (claim->summary.epochs == 0)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "the card records no finished epoch, so no accuracy to compare with");
+    claim->test_limit = card->config.test_limit;
+    claim->tta = claim->summary.tta_accuracy >= 0 ? card->config.tta : Q4_TTA_NONE;
+    claim->exact = card->config.exact;
+    claim->integer_eval = card->config.integer_eval;
+    return Q4_OK;
+}
+
+int q4_card_claim_compare(const q4_card_claim *claim, const q4_evaluation *plain, const q4_evaluation *augmented,
+                          const char *card_name, char *message, size_t size) {
+    const q4_card_summary *cs = &claim->summary;
+    int tta = claim->tta != Q4_TTA_NONE;
+    int same = plain->accuracy == cs->test_accuracy && (!tta || (augmented && augmented->accuracy == cs->tta_accuracy));
+    char augmented_claim[64] = "";
+    if (tta) snprintf(augmented_claim, sizeof augmented_claim, " (%.2f%% with test-time augmentation)", 100.0 * cs->tta_accuracy);
+    /* outside exact mode only the card's kernels promise its bits: other ones round differently */
+    int other_kernels = !claim->exact && !strstr(q4_kernels_name(), cs->kernels);
+    char why[192] = "";
+    if (!same && other_kernels)
+        snprintf(why, sizeof why, " (the card is not in exact mode and these kernels, %s, are not its own: their rounding "
+                 "may move an image or two)", q4_kernels_name());
+    snprintf(message, size, "%s: the card %s claims test accuracy %.2f%%%s after epoch %d (%s, %s)%s%s",
+             same ? "AS CLAIMED" : "DIFFERENT", card_name, 100.0 * cs->test_accuracy, augmented_claim, cs->epochs,
+             cs->engine, cs->kernels, same ? "" : "; the model does not score what the card says", why);
+    return same;
+}

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../data/batch.h"
+#include "../util/exactmath.h"
 #include "session.h"
 
 typedef struct view {
@@ -107,5 +108,24 @@ q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evalu
     e->count = test->count;
     e->accuracy = test->count ? (double)e->correct / test->count : 0.0;
     e->loss = test->count ? loss_sum / test->count : 0.0;
+    return Q4_OK;
+}
+
+q4_status q4_classify_image(q4_vgg *m, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]) {
+    uint8_t label = 0, label_out;
+    q4_dataset one = {1, m->num_classes, 1, {{1, (uint8_t *)image, &label, NULL}}};
+    int order = 0;
+    q4_make_view_batch(m->input, &label_out, &one, &order, 1, 0, 0, 0);
+    q4_vgg_forward(m, 1, 0, 0, 0);
+    int k = m->num_classes;
+    double best = m->logits[0], sum = 0.0;
+    for (int c = 1; c < k; c++) best = m->logits[c] > best ? m->logits[c] : best;
+    for (int c = 0; c < k; c++) {
+        double d = (double)m->logits[c] - best;
+        probabilities[c] = m->exact ? q4_exact_exp(d) : exp(d);
+        sum += probabilities[c];
+    }
+    if (!(sum > 0) || !isfinite(sum)) return Q4_ERR_NUMERIC;
+    for (int c = 0; c < k; c++) probabilities[c] /= sum;
     return Q4_OK;
 }

@@ -261,6 +261,13 @@ q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err) {
 
 int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
 
+q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES],
+                            q4_error *err) {
+    /* the stored levels times their scales, as evaluation uses them */
+    q4_status st = q4_classify_image(&model->model, image, probabilities);
+    return st ? q4_fail(err, st, "the model's outputs are not finite") : Q4_OK;
+}
+
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {
     if (test->num_classes > model->model.num_classes)
         return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the test set %d", model->model.num_classes,

@@ -545,26 +545,11 @@ void q4_session_state_sha256(const q4_session *s, char hex[65]) {
 /* ------------------------------------------------------------ looking at the model */
 
 q4_status q4_session_classify(q4_session *s, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]) {
-    q4_vgg *m = &s->model;
-    uint8_t label = 0, label_out;
-    q4_dataset one = {1, s->config.num_classes, 1, {{1, (uint8_t *)image, &label, NULL}}};
-    int order = 0;
     q4_session_use_average(s);
-    q4_vgg_quantize(m);
-    q4_make_view_batch(m->input, &label_out, &one, &order, 1, 0, 0, 0);
-    q4_vgg_forward(m, 1, 0, 0, 0);
+    q4_vgg_quantize(&s->model);
+    q4_status st = q4_classify_image(&s->model, image, probabilities);
     q4_session_use_live(s);
-    int k = m->num_classes;
-    double best = m->logits[0], sum = 0.0;
-    for (int c = 1; c < k; c++) best = m->logits[c] > best ? m->logits[c] : best;
-    for (int c = 0; c < k; c++) {
-        double d = (double)m->logits[c] - best;
-        probabilities[c] = m->exact ? q4_exact_exp(d) : exp(d);
-        sum += probabilities[c];
-    }
-    if (!(sum > 0) || !isfinite(sum)) return q4_session_fail(s, Q4_ERR_NUMERIC, "the model's outputs are not finite");
-    for (int c = 0; c < k; c++) probabilities[c] /= sum;
-    return Q4_OK;
+    return st ? q4_session_fail(s, st, "the model's outputs are not finite") : Q4_OK;
 }
 
 q4_status q4_session_conv1(q4_session *s, float weights[1728], float quantized[1728], float *scale) {

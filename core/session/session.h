@@ -63,6 +63,9 @@ q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, .
  * ints, labels and batch_predictions one batch. */
 q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, int tta, q4_evaluation *evaluation, int *confusion,
                             uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions);
+/* The class probabilities (softmax of the logits) for one image, with the model's weights as
+ * they are (callers quantize first where needed); Q4_ERR_NUMERIC when the outputs are not finite. */
+q4_status q4_classify_image(q4_vgg *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]);
 
 /* Whether the settings keep a second copy of the weights and BN statistics (ema or lookahead). */
 int q4_config_keeps_copy(const q4_config *c);

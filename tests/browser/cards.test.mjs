@@ -161,3 +161,56 @@ test('a run resumed in the page from a native checkpoint: its card begins there,
   assert.equal(wrong.status, 1);
   assert.match(wrong.stderr, /this card's run resumed a checkpoint at step 1/);
 });
+
+/** Checks an exported model (with its card, or none) in the page: the final status, or ERROR: the message. */
+async function checkModelInPage(page, model, card) {
+  await page.evaluate(() => {
+    document.getElementById('model-status').textContent = '';
+    document.getElementById('error').hidden = true;
+  });
+  await page.setInputFiles('#model-input', model);
+  await page.setInputFiles('#model-card-input', card || []);
+  await page.click('#check-model');
+  await page.waitForFunction(() => /AS CLAIMED|DIFFERENT|No run card/.test(document.getElementById('model-status').textContent) ||
+    !document.getElementById('error').hidden, null, { timeout: 300000 });
+  const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+  return error ? `ERROR: ${error}` : text(page, 'model-status');
+}
+
+// issue 21: a published model (q4train --export) scores its card's claim in the page as natively
+// (q4train --eval-model M --card C: test_cli.sh); the card's run in exact mode, so the bits agree
+test('an exported model checked in the page against its run card: AS CLAIMED, a false claim and other data named; it then answers Try the model', async () => {
+  const model = path.join(OUT, 'native-model.q4'), card = path.join(OUT, 'native-model-card.json');
+  execFileSync(Q4, ['--data', 'data', ...RUN, '--recipe', 'fast15', '--seed', '7', '--exact', '1', '--card', card,
+    '--export', model, '--quiet']);
+  const native = spawnSync(Q4, ['--data', 'data', '--eval-model', model, '--card', card], { encoding: 'utf8' });
+  assert.equal(native.status, 0, native.stdout + native.stderr);
+  const last = JSON.parse(fs.readFileSync(card, 'utf8')).epochs.at(-1);
+  const pct = (x) => `${(100 * x).toFixed(2)}%`.replace('.', '\\.');
+  const { context, page, errors } = await openPage(env.browser, env.url);
+
+  const status = await checkModelInPage(page, model, card);
+  assert.match(status, new RegExp(`^native-model\\.q4: test accuracy ${pct(last.test_accuracy)} \\(\\d+/100\\), with ` +
+    `test-time augmentation ${pct(last.tta_accuracy)} \\(\\d+/100\\)\\. AS CLAIMED: the card native-model-card\\.json ` +
+    `claims test accuracy ${pct(last.test_accuracy)} \\(${pct(last.tta_accuracy)} with test-time augmentation\\) after epoch 2`));
+  assert.equal(await page.$eval('#model-status', (e) => e.className), 'note ok');
+  await shot(page, '33-model-as-claimed');
+
+  // it now answers Try the model (a drawing), and says which model answered
+  await page.click('#classify-drawing');
+  await page.waitForFunction(() => document.querySelectorAll('#top5 li').length === 5);
+  assert.match(await text(page, 'try-source'), /^Answered by the model loaded from native-model\.q4/);
+
+  const forged = altered(card, 'forged-model-card.json', (c) => { c.epochs[1].test_accuracy = 0.99; });
+  assert.match(await checkModelInPage(page, model, forged),
+    /DIFFERENT: the card forged-model-card\.json claims test accuracy 99\.00% .*the model does not score what the card says\. It now answers Try the model\.$/);
+  assert.equal(await page.$eval('#model-status', (e) => e.className), 'note bad');
+  const otherData = altered(card, 'other-data-model-card.json', (c) => { c.data.files['test_batch.bin'] = '0'.repeat(32); });
+  assert.match(await checkModelInPage(page, model, otherData), /^ERROR: .*test_batch\.bin differs from the run card's/);
+  assert.match(await checkModelInPage(page, card, card), /^ERROR: .*not a q4 model file/);
+  // without a card: the plain accuracy on every test image, nothing to compare with
+  assert.match(await checkModelInPage(page, model, null),
+    /^native-model\.q4: test accuracy [\d.]+% \(\d+\/10000\)\. No run card given: nothing to compare with\./);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
