@@ -515,9 +515,18 @@ static loaded_model *model_of(int h) {
     return &models[h];
 }
 
+/* An error about one of the files, named: "NAME: message". */
+static int fail_named(int status, const char *name, const char *message) {
+    char named[sizeof last_error];
+    snprintf(named, sizeof named, "%s: %s", name, message);
+    return fail(status, named);
+}
+
 /* card: a run card's JSON text, or "" for none. With a card the data (handle) is checked against
- * its MD5s and the model is loaded in the card's arithmetic (exact, integer_eval). */
-EMSCRIPTEN_KEEPALIVE int q4w_model_load(int data, const uint8_t *bytes, double size, int threads, const char *card_text) {
+ * its MD5s and the model is loaded in the card's arithmetic (exact, integer_eval). Errors name the
+ * file they are about (model_name, card_name). */
+EMSCRIPTEN_KEEPALIVE int q4w_model_load(int data, const uint8_t *bytes, double size, int threads, const char *card_text,
+                                        const char *model_name, const char *card_name) {
     q4_cifar *cifar = cifar_of(data);
     if (!cifar) return -Q4_ERR_ARGUMENT;
     int h = 0;
@@ -529,14 +538,14 @@ EMSCRIPTEN_KEEPALIVE int q4w_model_load(int data, const uint8_t *bytes, double s
         q4_card *card = q4_card_parse(card_text, strlen(card_text), &err);
         q4_status st = card ? q4_card_claim_read(card, cifar, &m.claim, &err) : err.status;
         q4_card_free(card);
-        if (st) return fail(st, err.message);
+        if (st) return fail_named(st, card_name, err.message);
         m.with_card = 1;
     }
     m.model = q4_model_load(bytes, (size_t)size, threads, m.claim.exact, &err);
-    if (!m.model) return fail(err.status, err.message);
+    if (!m.model) return fail_named(err.status, model_name, err.message);
     if (m.claim.integer_eval && q4_model_set_integer(m.model, 1, &err)) {
         q4_model_destroy(m.model);
-        return fail(err.status, err.message);
+        return fail_named(err.status, model_name, err.message);
     }
     models[h] = m;
     return h;

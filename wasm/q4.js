@@ -257,12 +257,13 @@
      * Loads an exported model (the bytes of q4train --export or Export 4-bit model) for evaluation and
      * questions, in place of the one loaded before (which stays on error). With a run card (JSON text)
      * the loaded data is checked against the card's MD5s and the model is evaluated as the card's run
-     * evaluated it (its test images, arithmetic and test-time augmentation). Returns modelInfo().
+     * evaluated it (its test images, arithmetic and test-time augmentation). Errors name the file
+     * (modelName, cardName). Returns modelInfo().
      */
-    loadModel(bytes, cardText = '', threads = 1) {
+    loadModel(bytes, cardText = '', threads = 1, { modelName = 'the model', cardName = 'the run card' } = {}) {
       if (this.data < 0) throw new Q4Error('load data first', 8);
-      const handle = this._withBytes(bytes, (p) => this._withString(cardText,
-        (c) => this._check(this.M._q4w_model_load(this.data, p, bytes.length, threads, c))));
+      const handle = this._withBytes(bytes, (p) => this._withString(cardText, (c) => this._withString(modelName,
+        (m) => this._withString(cardName, (n) => this._check(this.M._q4w_model_load(this.data, p, bytes.length, threads, c, m, n))))));
       this.destroyModel();
       this.model = handle;
       return this.modelInfo();

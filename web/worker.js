@@ -390,7 +390,8 @@ async function verifyCard(text, steps, threads) {
 async function checkModel(modelFile, cardFile, threads) {
   const bytes = new Uint8Array(await modelFile.arrayBuffer());
   const cardText = cardFile ? await cardFile.text() : '';
-  const info = engine.loadModel(bytes, cardText, threads || 1);
+  const info = engine.loadModel(bytes, cardText, threads || 1,
+    { modelName: modelFile.name, cardName: cardFile ? cardFile.name : '' });
   asking = { name: modelFile.name };
   const before = state;
   state = 'checking';

@@ -206,8 +206,8 @@ test('an exported model checked in the page against its run card: AS CLAIMED, a 
     /DIFFERENT: the card forged-model-card\.json claims test accuracy 99\.00% .*the model does not score what the card says\. It now answers Try the model\.$/);
   assert.equal(await page.$eval('#model-status', (e) => e.className), 'note bad');
   const otherData = altered(card, 'other-data-model-card.json', (c) => { c.data.files['test_batch.bin'] = '0'.repeat(32); });
-  assert.match(await checkModelInPage(page, model, otherData), /^ERROR: .*test_batch\.bin differs from the run card's/);
-  assert.match(await checkModelInPage(page, card, card), /^ERROR: .*not a q4 model file/);
+  assert.match(await checkModelInPage(page, model, otherData), /^ERROR: other-data-model-card\.json: test_batch\.bin differs from the run card's/);
+  assert.match(await checkModelInPage(page, card, card), /^ERROR: native-model-card\.json: not a q4 model file/);
   // without a card: the plain accuracy on every test image, nothing to compare with
   assert.match(await checkModelInPage(page, model, null),
     /^native-model\.q4: test accuracy [\d.]+% \(\d+\/10000\)\. No run card given: nothing to compare with\./);
