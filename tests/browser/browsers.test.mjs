@@ -4,7 +4,7 @@
 // WebKitGTK, which isolates the page but refuses to share memory with workers (its
 // SharedArrayBuffer is off), trains on one thread and says so. In each, a run card in exact
 // mode is the native trainer's, byte for byte but for the line that names the kernels; the
-// browser verifies a native card; a native checkpoint resumes, its download holds the same
+// browser verifies a native card and checks a native model against it; a native checkpoint resumes, its download holds the same
 // weights, and the run it finishes ends on the native run's weights. Chromium's side is in the
 // other test files. Run by `make test-browser`; the browsers come from scripts/setup.sh
 // (firefox-esr, webkit2gtk-driver, xvfb). Each test prints the browser's version, its time to
@@ -43,7 +43,8 @@ before(async () => {
   fs.mkdirSync(OUT, { recursive: true });
   ({ server, url } = await startServer({ port: 0, quiet: true, isolation: false, root: 'dist', base: '/course/q4/' }));
   native.card = path.join(OUT, 'browsers-native-card.json');
-  execFileSync(Q4, [...NATIVE, '--threads', '2', '--card', native.card]);
+  native.model = path.join(OUT, 'browsers-native-model.q4');
+  execFileSync(Q4, [...NATIVE, '--threads', '2', '--card', native.card, '--export', native.model]);
   native.checkpoint = path.join(OUT, 'browsers-native-step1.ckpt');
   execFileSync(Q4, [...NATIVE, '--max-steps', '1', '--checkpoint', native.checkpoint]);
   const end = path.join(OUT, 'browsers-native-end.ckpt');
@@ -155,6 +156,19 @@ for (const name of Object.keys(BROWSERS)) {
       assert.match(verdict, /^Verified: every claim of the card recomputed and identical: 4 steps trained, 6 fingerprints/);
       await state(page, ['ready', 'idle', 'finished', 'stopped']);
 
+      // the native run's exported model scores its card's claim here too (Check a published run)
+      await page.evaluate(() => { document.getElementById('model-status').textContent = ''; return true; });
+      await page.upload('#model-input', native.model);
+      await page.upload('#model-card-input', native.card);
+      await page.click('#check-model');
+      const checked = await page.waitFor(() => {
+        const error = document.getElementById('error');
+        const v = document.getElementById('model-status').textContent;
+        return (!error.hidden && `ERROR: ${error.textContent}`) || (/AS CLAIMED|DIFFERENT|No run card/.test(v) && v);
+      }, [], { timeout: 120000, what: 'the model check' });
+      assert.match(checked, /^browsers-native-model\.q4: test accuracy [\d.]+% \(\d+\/100\)\. AS CLAIMED: the card browsers-native-card\.json claims/);
+      await state(page, ['ready', 'idle', 'finished', 'stopped']);
+
       // a native checkpoint resumes here; the page's download holds its weights; the run ends on the native weights
       await page.upload('#checkpoint-input', native.checkpoint);
       await state(page, ['paused'], 120000);
@@ -173,7 +187,7 @@ for (const name of Object.keys(BROWSERS)) {
       assert.deepEqual(await page.evaluate(() => window.q4rec.errors), []);
       console.log(`# ${browser.version}: isolated and ready ${(isolation / 1000).toFixed(1)} s after opening the page ` +
         `(browser start ${((opened - started) / 1000).toFixed(1)} s); ${status.replace(/^Engine ready: /, '')}; ` +
-        `2 epochs of 128 images in ${seconds.toFixed(1)} s (the page's speed: ${speed}); card, verification and checkpoints identical`);
+        `2 epochs of 128 images in ${seconds.toFixed(1)} s (the page's speed: ${speed}); card, verification, model check and checkpoints identical`);
     } finally {
       if (page) await page.close().catch(() => {});
       await browser.close();
