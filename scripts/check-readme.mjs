@@ -97,6 +97,8 @@ const TABLES = [
       headline(`4bit-e3-lr01-rms4-s${seed}`), ['e1', 'e2', 'e3', 'tta']]),
     ['| 6 epochs | 0 |', headline('4bit-e6-s0'), ['e1', 'e3', 'e6', 'tta']],
     ['| 6 epochs | 1 |', headline('4bit-e6-s1'), ['e1', 'e3', 'e6', 'tta']],
+    ...[0, 1].map((seed) => [`| 6 epochs, lookahead every 5 steps, peak learning rate 0.1 | ${seed} |`,
+      headline(`4bit-e6-la5-lr01-s${seed}`), ['e1', 'e3', 'e6', 'tta']]),
     ['| 20 epochs | 0 |', headline('4bit-e20-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
     ['| 20 epochs | 1 |', headline('4bit-e20-s1'), ['e1', 'e5', 'e10', 'e15', 'e20', '-', 'tta']],
     ['| 25 epochs | 0 |', headline('4bit-e25-s0'), ['e1', 'e5', 'e10', 'e15', 'e20', 'e25', 'tta']],
