@@ -309,7 +309,7 @@ function onMessage(m) {
       break;
     case 'model-evaluation':
       $('model-status').textContent = `Test accuracy ${percent(m.plain.accuracy)} (${m.plain.correct}/${m.plain.count})` +
-        `${ui.state === 'checking' ? '; now with test-time augmentation…' : ''}`;
+        (m.augmentedNext ? '; now with test-time augmentation, each image seen several times…' : '');
       break;
     case 'model-checked': {
       const e = m.plain, a = m.augmented;

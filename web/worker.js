@@ -400,7 +400,7 @@ async function checkModel(modelFile, cardFile, threads) {
   try {
     await tick();
     const plain = engine.evaluateModel(false);
-    post({ type: 'model-evaluation', plain });
+    post({ type: 'model-evaluation', plain, augmentedNext: !!info.augmented });
     await tick();
     const augmented = info.augmented ? engine.evaluateModel(true) : null;
     const verdict = info.card ? engine.modelVerdict(cardFile.name) : null;
