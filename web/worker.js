@@ -15,7 +15,7 @@ const CIFAR100_FILES = ['train.bin', 'test.bin', 'fine_label_names.txt', 'coarse
 const GRID = 32; // test images shown with their predictions (the engine's reports carry 32)
 
 let engine = null;
-let state = 'idle'; // idle | loading | ready | running | paused | stopped | finished
+let state = 'idle'; // idle | loading | ready | running | paused | stopped | finished | verifying | checking
 let run = null;     // {dataSource, lastSeen}
 let asking = null;  // the model Try the model asks: null (the training run's), or {name} of a loaded export
 
