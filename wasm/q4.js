@@ -341,8 +341,9 @@
   /**
    * Loads the engine. base: URL of the folder with q4-mt.js / q4-st.js. The threaded build
    * loads where the browser can run it; otherwise the single-threaded one, and `reason` says why.
+   * forceSingleThread: the single-threaded build in any case; singleThreadReason: why (for `reason`).
    */
-  async function load(base, { forceSingleThread = false } = {}) {
+  async function load(base, { forceSingleThread = false, singleThreadReason = null } = {}) {
     const missing = noThreadsReason();
     const threaded = !missing && !forceSingleThread;
     const script = `${base}/${threaded ? 'q4-mt.js' : 'q4-st.js'}`;
@@ -357,7 +358,8 @@
     const engine = new Engine(module, memory, threaded);
     engine.reportedCores = root.navigator.hardwareConcurrency || 2;
     engine.maxThreads = threaded ? usefulThreads((t) => module._q4w_threads_probe(t), Math.min(engine.reportedCores, 16)) : 1;
-    engine.reason = threaded ? 'threads on' : (forceSingleThread ? 'one thread requested' : `one thread: ${missing}`);
+    engine.reason = threaded ? 'threads on'
+      : `one thread: ${forceSingleThread ? singleThreadReason || 'requested' : missing}`;
     return engine;
   }
 

@@ -707,14 +707,55 @@ function watchUpdates(registration) {
 wire();
 wireDrawing();
 if (!HAS_DATA) $('load-default').hidden = true;
-isolateSite().then((note) => {
-  ui.isolationNote = note;
-  ui.worker = new Worker('worker.js');
-  ui.worker.onmessage = (e) => {
+/*
+ * The engine's start, watched. Firefox ESR 153 now and then never returns from one of the
+ * `new Worker` calls that create the engine's threads, and the worker's own thread stays blocked
+ * (the page said "Loading the engine…" for good: 1 first visit of the built site in 68, and 1 in
+ * 17 of visitor.test.mjs's Firefox test, beside two training runs, 2026-12-07; twice in earlier
+ * full `make test` runs). A thread blocked there answers no message, so while the engine loads the
+ * page asks the worker every second, and a worker silent for ENGINE_SILENT_MS is replaced by a new
+ * one (a healthy start answered within 0.5 s in those runs; the engine is 0.3 MB, already in the
+ * browser's cache on the site); after ENGINE_THREADED_TRIES threaded starts it starts on one
+ * thread, with no threads to create, and says why.
+ */
+const ENGINE_SILENT_MS = 8000;
+const ENGINE_THREADED_TRIES = 2;
+
+function startEngine(tries = 0) {
+  const worker = new Worker('worker.js');
+  ui.worker = worker;
+  let heard = performance.now();
+  const watch = setInterval(() => {
+    if (performance.now() - heard < ENGINE_SILENT_MS) {
+      worker.postMessage({ type: 'ping' });
+      return;
+    }
+    clearInterval(watch);
+    worker.terminate();
+    const next = tries + 1;
+    $('engine-status').textContent = next < ENGINE_THREADED_TRIES
+      ? `Loading the engine… (its start hung for ${ENGINE_SILENT_MS / 1000} s: trying again)`
+      : `Loading the engine on one thread… (its threads did not start, ${next} tries)`;
+    startEngine(next);
+  }, 1000);
+  worker.onmessage = (e) => {
+    heard = performance.now();
+    if (e.data.type === 'pong') return;
+    if (e.data.type === 'ready' || e.data.type === 'error') clearInterval(watch);
     onMessage(e.data);
     window.dispatchEvent(new CustomEvent('q4', { detail: e.data }));
   };
-  ui.worker.onerror = (e) => showError(`The training worker failed: ${e.message}`);
-  ui.worker.postMessage({ type: 'init' });
+  worker.onerror = (e) => {
+    clearInterval(watch);
+    showError(`The training worker failed: ${e.message}`);
+  };
+  const single = tries >= ENGINE_THREADED_TRIES;
+  worker.postMessage({ type: 'init', forceSingleThread: single,
+    singleThreadReason: single ? `its threads did not start in this browser (${tries} tries)` : null });
+}
+
+isolateSite().then((note) => {
+  ui.isolationNote = note;
+  startEngine();
 });
 scheduleDraw();

@@ -458,12 +458,15 @@ self.onmessage = async (event) => {
     switch (m.type) {
       case 'init': {
         engine = await Q4.load(new URL(m.base || 'wasm/', self.location.href).href.replace(/\/$/, ''),
-          { forceSingleThread: !!m.forceSingleThread });
+          { forceSingleThread: !!m.forceSingleThread, singleThreadReason: m.singleThreadReason || null });
         post({ type: 'ready', kernels: engine.kernels, threaded: engine.threaded, maxThreads: engine.maxThreads,
           reportedCores: engine.reportedCores, reason: engine.reason, fields: engine.fields });
         await postRuns();
         break;
       }
+      case 'ping': // the page's watch over the engine's start (app.js, startEngine): this thread is not blocked
+        post({ type: 'pong' });
+        break;
       case 'resolve': // settings checked by the engine's own rules
         post({ type: 'resolved', id: m.id, config: engine.resolve(m.settings) });
         break;

@@ -34,9 +34,10 @@ function recordEvents() {
 }
 
 /** A fresh context and page; collects console errors and page errors. */
-export async function openPage(browser, url, { acceptDownloads = false, viewport = { width: 1400, height: 1000 } } = {}) {
+export async function openPage(browser, url, { acceptDownloads = false, viewport = { width: 1400, height: 1000 }, prepare = null } = {}) {
   const context = await browser.newContext({ acceptDownloads, viewport });
   await context.addInitScript(recordEvents);
+  if (prepare) await prepare(context); // e.g. routes, before the page loads
   const page = await context.newPage();
   const errors = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

@@ -266,6 +266,46 @@ test('a foreign file gets a clear message and training still works after', async
   await context.close();
 });
 
+/* A worker thread that blocks for good and answers nothing, as Firefox's sometimes does inside the
+ * engine's `new Worker` (app.js, startEngine): served as the first worker.js and as every threaded
+ * engine script (q4-mt.js) the page asks for. */
+const BLOCKED_THREAD = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n';
+
+test('an engine start that hangs is replaced; after two hung threaded starts the engine runs on one thread and says why', async () => {
+  const asked = { 'worker.js': 0, 'q4-mt.js': 0, 'q4-st.js': 0 };
+  const prepare = async (context) => {
+    await context.addInitScript(() => { // every text the engine status shows, in order
+      window.q4statuses = [];
+      setInterval(() => {
+        const e = document.getElementById('engine-status');
+        if (e && e.textContent !== window.q4statuses[window.q4statuses.length - 1]) window.q4statuses.push(e.textContent);
+      }, 50);
+    });
+    await context.route(/\/(worker\.js|wasm\/q4-(mt|st)\.js)$/, async (route) => {
+    const name = route.request().url().split('/').pop();
+    asked[name]++;
+    const blocked = (name === 'worker.js' && asked[name] === 1) || name === 'q4-mt.js';
+    if (!blocked) return route.continue();
+    return route.fulfill({ response: await route.fetch(), body: BLOCKED_THREAD }); // the same headers (COEP)
+    });
+  };
+  const started = Date.now();
+  const { context, page, errors } = await openPage(env.browser, `${env.url}?preset=custom&epochs=1&train_limit=256&test_limit=128&batch_size=64`, { prepare });
+  const waited = Date.now() - started;
+  assert.deepEqual(await page.evaluate(() => window.q4statuses.map((t) => t.replace(/^Engine ready: .*, one thread/, 'Engine ready: …, one thread'))), [
+    'Loading the engine…',
+    'Loading the engine… (its start hung for 8 s: trying again)',
+    'Loading the engine on one thread… (its threads did not start, 2 tries)',
+    'Engine ready: …, one thread: its threads did not start in this browser (2 tries).',
+  ]);
+  assert.deepEqual(asked, { 'worker.js': 3, 'q4-mt.js': 1, 'q4-st.js': 1 }, 'three starts: hung, hung in the threaded engine, one thread');
+  assert.ok(waited >= 2 * 8000, `the two hung starts were given 8 s each (${waited} ms)`);
+  assert.equal(await page.$eval('#s-threads', (i) => `${i.value}/${i.max}`), '1/1');
+  assert.equal(await page.isVisible('#error'), false, 'no error shown');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('without cross-origin isolation the page trains on one thread and says why', async () => {
   const plain = await launch({ isolation: false });
   try {
