@@ -77,6 +77,8 @@ const TABLES = [
       headline(`4bit-la5-rms4-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| 4-bit, lookahead every 5 steps, weight decay 2.5e-4 | 0 |', headline('4bit-la5-wd25-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps, warm-up 0.1 | 0 |', headline('4bit-la5-wu01-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, lookahead every 5 steps, warm-up 0.3 | 0 |', headline('4bit-la5-wu03-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, lookahead every 5 steps, momentum 0.95, peak learning rate 0.035 | 0 |', headline('4bit-la5-m95-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 1 |', headline('fp32-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
