@@ -716,7 +716,7 @@ if (!HAS_DATA) $('load-default').hidden = true;
  * page asks the worker every second, and a worker silent for ENGINE_SILENT_MS is replaced by a new
  * one (a healthy start answered within 0.5 s in those runs; the engine is 0.3 MB, already in the
  * browser's cache on the site); after ENGINE_THREADED_TRIES threaded starts it starts on one
- * thread, with no threads to create, and says why.
+ * thread, with no threads to create, and says why; if that one hangs too, the page says so.
  */
 const ENGINE_SILENT_MS = 8000;
 const ENGINE_THREADED_TRIES = 2;
@@ -732,6 +732,11 @@ function startEngine(tries = 0) {
     }
     clearInterval(watch);
     worker.terminate();
+    if (tries >= ENGINE_THREADED_TRIES) {
+      $('engine-status').textContent = 'The engine did not start.';
+      showError(`The engine did not start: its worker stopped answering, ${tries} times with threads and once on one thread. Reload the page to try again.`);
+      return;
+    }
     const next = tries + 1;
     $('engine-status').textContent = next < ENGINE_THREADED_TRIES
       ? `Loading the engine… (its start hung for ${ENGINE_SILENT_MS / 1000} s: trying again)`
