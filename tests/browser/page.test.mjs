@@ -266,7 +266,7 @@ test('a foreign file gets a clear message and training still works after', async
   await context.close();
 });
 
-/* A worker thread that blocks for good and answers nothing, as Firefox's sometimes does inside the
+/* A worker thread that blocks for good and answers nothing, as Firefox's does now and then inside the
  * engine's `new Worker` (app.js, startEngine): served as the first worker.js and as every threaded
  * engine script (q4-mt.js) the page asks for. */
 const BLOCKED_THREAD = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n';
@@ -282,11 +282,11 @@ test('an engine start that hangs is replaced; after two hung threaded starts the
       }, 50);
     });
     await context.route(/\/(worker\.js|wasm\/q4-(mt|st)\.js)$/, async (route) => {
-    const name = route.request().url().split('/').pop();
-    asked[name]++;
-    const blocked = (name === 'worker.js' && asked[name] === 1) || name === 'q4-mt.js';
-    if (!blocked) return route.continue();
-    return route.fulfill({ response: await route.fetch(), body: BLOCKED_THREAD }); // the same headers (COEP)
+      const name = route.request().url().split('/').pop();
+      asked[name]++;
+      const blocked = (name === 'worker.js' && asked[name] === 1) || name === 'q4-mt.js';
+      if (!blocked) return route.continue();
+      return route.fulfill({ response: await route.fetch(), body: BLOCKED_THREAD }); // the same headers (COEP)
     });
   };
   const started = Date.now();
