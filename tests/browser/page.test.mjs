@@ -270,38 +270,75 @@ test('a foreign file gets a clear message and training still works after', async
  * engine's `new Worker` (app.js, startEngine): served as the first worker.js and as every threaded
  * engine script (q4-mt.js) the page asks for. */
 const BLOCKED_THREAD = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);\n';
+// The page's watch, shortened from its 8 s (app.js reads window.q4EngineSilentMs): a healthy start
+// answers within 0.5 s here, a hung one never.
+const SILENT_MS = 3000;
 
-test('an engine start that hangs is replaced; after two hung threaded starts the engine runs on one thread and says why', async () => {
-  const asked = { 'worker.js': 0, 'q4-mt.js': 0, 'q4-st.js': 0 };
-  const prepare = async (context) => {
-    await context.addInitScript(() => { // every text the engine status shows, in order
+/** Routes that hang the engine's start where `blocked(name, nth)` says (name: worker.js, q4-mt.js
+ * or q4-st.js; nth: how many times it has been asked for), a record of the engine status's texts
+ * in order (window.q4statuses), and the shortened watch. */
+function hangEngine(asked, blocked) {
+  return async (context) => {
+    await context.addInitScript((ms) => {
+      window.q4EngineSilentMs = ms;
       window.q4statuses = [];
       setInterval(() => {
         const e = document.getElementById('engine-status');
         if (e && e.textContent !== window.q4statuses[window.q4statuses.length - 1]) window.q4statuses.push(e.textContent);
       }, 50);
-    });
+    }, SILENT_MS);
     await context.route(/\/(worker\.js|wasm\/q4-(mt|st)\.js)$/, async (route) => {
       const name = route.request().url().split('/').pop();
       asked[name]++;
-      const blocked = (name === 'worker.js' && asked[name] === 1) || name === 'q4-mt.js';
-      if (!blocked) return route.continue();
+      if (!blocked(name, asked[name])) return route.continue();
       return route.fulfill({ response: await route.fetch(), body: BLOCKED_THREAD }); // the same headers (COEP)
     });
   };
+}
+
+test('an engine start that hangs is replaced; after two hung threaded starts the engine runs on one thread and says why', async () => {
+  const asked = { 'worker.js': 0, 'q4-mt.js': 0, 'q4-st.js': 0 };
+  const prepare = hangEngine(asked, (name, nth) => (name === 'worker.js' && nth === 1) || name === 'q4-mt.js');
   const started = Date.now();
   const { context, page, errors } = await openPage(env.browser, `${env.url}?preset=custom&epochs=1&train_limit=256&test_limit=128&batch_size=64`, { prepare });
   const waited = Date.now() - started;
   assert.deepEqual(await page.evaluate(() => window.q4statuses.map((t) => t.replace(/^Engine ready: .*, one thread/, 'Engine ready: …, one thread'))), [
     'Loading the engine…',
-    'Loading the engine… (its start hung for 8 s: trying again)',
+    `Loading the engine… (its start hung for ${SILENT_MS / 1000} s: trying again)`,
     'Loading the engine on one thread… (its threads did not start, 2 tries)',
     'Engine ready: …, one thread: its threads did not start in this browser (2 tries).',
   ]);
   assert.deepEqual(asked, { 'worker.js': 3, 'q4-mt.js': 1, 'q4-st.js': 1 }, 'three starts: hung, hung in the threaded engine, one thread');
-  assert.ok(waited >= 2 * 8000, `the two hung starts were given 8 s each (${waited} ms)`);
+  assert.ok(waited >= 2 * SILENT_MS, `the two hung starts were given ${SILENT_MS} ms each (${waited} ms)`);
   assert.equal(await page.$eval('#s-threads', (i) => `${i.value}/${i.max}`), '1/1');
   assert.equal(await page.isVisible('#error'), false, 'no error shown');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('an engine that hangs on every start, one thread included, ends in one clear error and no Start', async () => {
+  const asked = { 'worker.js': 0, 'q4-mt.js': 0, 'q4-st.js': 0 };
+  const context = await env.browser.newContext();
+  await hangEngine(asked, (name) => name === 'worker.js')(context);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const started = Date.now();
+  await page.goto(`${env.url}?preset=custom&epochs=1&train_limit=256&test_limit=128&batch_size=64`);
+  await page.waitForSelector('#error', { state: 'visible', timeout: 60000 });
+  const waited = Date.now() - started;
+  assert.match(await text(page, 'error'), /The engine did not start: its worker stopped answering, 2 times with threads and once on one thread\. Reload the page to try again\./);
+  assert.deepEqual(await page.evaluate(() => window.q4statuses), [
+    'Loading the engine…',
+    `Loading the engine… (its start hung for ${SILENT_MS / 1000} s: trying again)`,
+    'Loading the engine on one thread… (its threads did not start, 2 tries)',
+    'The engine did not start.',
+  ]);
+  assert.deepEqual(asked, { 'worker.js': 3, 'q4-mt.js': 0, 'q4-st.js': 0 }, 'three starts, each hung in worker.js');
+  assert.ok(waited >= 3 * SILENT_MS, `each of the three hung starts was given ${SILENT_MS} ms (${waited} ms)`);
+  await page.waitForTimeout(1000); // no fourth start (it would follow the third at once), and Start stays off
+  assert.equal(asked['worker.js'], 3, 'no start after the last');
+  assert.equal(await page.isDisabled('#start'), true, 'Start is off: there is no engine');
   assert.deepEqual(errors, []);
   await context.close();
 });
