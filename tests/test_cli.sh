@@ -26,6 +26,16 @@ expect_refusal() { # description, expected words, args...
   if ls "$OUT"/r.ckpt "$OUT"/r.jsonl "$OUT"/r.q4 >/dev/null 2>&1; then fail "$what: files were written"; return; fi
   pass "$what (exit $rc): $(cat "$OUT"/stderr)"
 }
+part=
+# expect_verdict(description, exit status, expected words, args...): the verdict on stdout or the error on stderr
+# (in OUT/verify$part.txt: part is -cards in the run cards' part, which runs beside the rest)
+expect_verdict() {
+  local what=$1 want=$2 words=$3; shift 3
+  "$Q4" "$@" >"$OUT/verify$part.txt" 2>&1
+  local rc=$?
+  [ $rc -eq "$want" ] && grep -q -- "$words" "$OUT/verify$part.txt" && pass "$what: exit $rc, $(tail -n 1 "$OUT/verify$part.txt")" ||
+    fail "$what: exit $rc (expected $want), no '$words': $(cat "$OUT/verify$part.txt")"
+}
 mkdir -p "$OUT/short"
 cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/short/"
 head -c 1000000 "$DATA/cifar-10-batches-bin/data_batch_3.bin" >"$OUT/short/data_batch_3.bin"
@@ -44,8 +54,112 @@ Q4_ISA=scalar "$Q4" --data "$DATA" --train-limit 128 --test-limit 100 --batch 64
 if head -1 "$OUT/isa.txt" | grep -q "^q4 f32-gemm-4x8-scalar (this CPU: .*scalar)"; then pass "Q4_ISA=scalar: $(head -1 "$OUT/isa.txt" | cut -c1-60)"
 else fail "Q4_ISA=scalar: first line $(head -1 "$OUT/isa.txt")"; fi
 
-# ---- stop and resume equals an uninterrupted run (384 images at batch 128: 3 steps an epoch)
+# the short run most checks use: 384 images at batch 128, 3 steps an epoch, 2 epochs
 common=(--data "$DATA" --train-limit 384 --test-limit 500 --epochs 2 --seed 7 --threads 2)
+
+# ---- run cards: written while training, verified bit for bit, a tampered one refused at its step.
+# They use only their own files and run beside the rest of this script, their lines printed at the
+# end: alone, the script kept 1.2 of the 2 cores busy on average (190 s of CPU in 155 s, 2026-12-07)
+cards() {
+  local part=-cards
+  "$Q4" "${common[@]}" --quiet --card "$OUT/card.json" --export "$OUT/card-model.q4" >/dev/null 2>&1 || fail "run with --card"
+  "$Q4" --data "$DATA" --verify "$OUT/card.json" --threads 1 >"$OUT/verify-cards.txt" 2>&1
+  rc=$?
+  if [ $rc -eq 0 ] && grep -q "VERIFIED: every claim of the card recomputed and identical: 6 steps trained, 8 fingerprints (6 steps, 2 epochs) and 8 figures" "$OUT/verify-cards.txt"; then
+    pass "card verified with another thread count: $(tail -n 1 "$OUT/verify-cards.txt")"
+  else
+    fail "verify: exit $rc: $(cat "$OUT/verify-cards.txt")"
+  fi
+  # alter(name, javascript on the card c): OUT/name.json
+  alter() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$2"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/card.json" "$OUT/$1.json"; }
+  alter tampered 'c.steps[4]=c.steps[4].replace(/^./,(x)=>x==="0"?"1":"0")'
+  expect_verdict "tampered fingerprint" 1 "DIFFERENT: the training state after step 5 differs" --data "$DATA" --verify "$OUT/tampered.json" --quiet
+  alter forged 'c.epochs[1].test_accuracy=0.99'
+  expect_verdict "genuine fingerprints, a false test accuracy" 1 "DIFFERENT: epoch 2's test accuracy: recomputed [0-9.]*% ([0-9.]*), the card claims 99.00% (0.99)" \
+    --data "$DATA" --verify "$OUT/forged.json" --quiet
+  alter forged-loss 'c.epochs[0].loss=c.epochs[0].loss*(1+1e-15)'
+  expect_verdict "a training loss changed in its 15th digit" 1 "DIFFERENT: epoch 1's training loss: recomputed" \
+    --data "$DATA" --verify "$OUT/forged-loss.json" --quiet
+  alter bare 'c.steps=[];c.epochs=[]'
+  expect_verdict "a card without fingerprints" 1 "bare.json: the run card has no fingerprints (no steps, no epochs)" \
+    --data "$DATA" --verify "$OUT/bare.json" --quiet
+  alter no-steps 'c.steps=[]'
+  expect_verdict "a card without its first steps' fingerprints" 1 "no-steps.json: the run card records 0 step fingerprints; a run of its settings that reached step 6 records 6 to 6" \
+    --data "$DATA" --verify "$OUT/no-steps.json" --quiet
+  alter far 'c.epochs[1].step=99999999999'
+  expect_verdict "an epoch at an impossible step" 1 "far.json: the run card says epoch 2 ended at step 99999999999; its settings make 3 steps per epoch" \
+    --data "$DATA" --verify "$OUT/far.json" --quiet
+  alter swapped 'c.epochs.reverse()'
+  expect_verdict "epochs out of order" 1 "swapped.json: run card: the epochs must be 1, 2, 3... in order; entry 1 is epoch 2" \
+    --data "$DATA" --verify "$OUT/swapped.json" --quiet
+  alter version 'c.card="1abc"'
+  expect_verdict "version \"1abc\"" 1 "run card format '1abc' is not supported" --data "$DATA" --verify "$OUT/version.json" --quiet
+  alter version2 'c.card=1.9'
+  expect_verdict "version 1.9" 1 "run card format '1.9' is not supported" --data "$DATA" --verify "$OUT/version2.json" --quiet
+  alter kind 'c.data.kind=7'
+  expect_verdict "data kind 7" 1 "run card: the data: 'kind' must be 10 (CIFAR-10) or 100 (CIFAR-100), not 7" --data "$DATA" --verify "$OUT/kind.json" --quiet
+  alter accuracy-range 'c.epochs[0].train_accuracy=1.5'
+  expect_verdict "an accuracy of 150%" 1 "epoch 1: 'train_accuracy' must be a number from 0 to 1, not '1.5'" --data "$DATA" --verify "$OUT/accuracy-range.json" --quiet
+  sed 's/"card":1,/"card":1,"kernels":"other",/' "$OUT/card.json" >"$OUT/twice.json"
+  expect_verdict "a key given twice" 1 "twice.json: run card: the card has the key 'kernels' twice" --data "$DATA" --verify "$OUT/twice.json" --quiet
+  expect_verdict "a check of the first 4 steps says what it left out" 0 "PARTLY CHECKED: the first 4 of the card's 6 steps identical (5 fingerprints, 4 figures); NOT checked: epochs 2-2" \
+    --data "$DATA" --verify "$OUT/card.json" --steps 4 --quiet
+  # micro-batches (issue 24): the card records them, a verification recomputes with them, and a card
+  # that claims the whole batch for a run in micro-batches differs at its first step
+  "$Q4" --data "$DATA" --train-limit 256 --test-limit 100 --batch 64 --epochs 1 --micro-batch 24 --threads 1 \
+    --card "$OUT/micro.json" --quiet >/dev/null 2>&1 || fail "run in micro-batches with --card"
+  grep -q '"micro_batch":24' "$OUT/micro.json" || fail "the card of a run in micro-batches does not say micro_batch 24"
+  expect_verdict "a card of a run in micro-batches of 24, verified on 2 threads" 0 "VERIFIED: every claim of the card recomputed and identical: 4 steps" \
+    --data "$DATA" --verify "$OUT/micro.json" --threads 2 --quiet
+  sed 's/"micro_batch":24/"micro_batch":0/' "$OUT/micro.json" >"$OUT/micro-whole.json"
+  expect_verdict "the same card claiming the whole batch" 1 "DIFFERENT: the training state after step 1 differs" \
+    --data "$DATA" --verify "$OUT/micro-whole.json" --quiet
+  mkdir -p "$OUT/other/cifar-10-batches-bin"
+  cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/other/cifar-10-batches-bin/"
+  printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=100 conv=notrunc status=none
+  expect_verdict "a card on other data" 1 "card.json: data_batch_1.bin differs from the run card's (MD5" --data "$OUT/other" --verify "$OUT/card.json"
+  # --eval-model with --card: the card's own test images; exit 1 unless the model scores the card's final claim
+  expect_verdict "eval-model as the card claims" 0 "AS CLAIMED: the card $OUT/card.json claims test accuracy" \
+    --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
+  expect_verdict "eval-model against a forged accuracy" 1 "DIFFERENT: the card $OUT/forged.json claims test accuracy 99.00%.*the model does not score what the card says" \
+    --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/forged.json"
+  expect_verdict "eval-model --card on other test images" 1 "test-limit 1000: the card's run was tested on the first 500 test images" \
+    --data "$DATA" --test-limit 1000 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
+  # a new card of a resumed run begins at its checkpoint (step and training state SHA-256), records
+  # what the run did from there, and is verified from that checkpoint and no other
+  "$Q4" "${common[@]}" --quiet --max-steps 4 --checkpoint "$OUT/k4.ckpt" >/dev/null 2>&1 || fail "run to step 4"
+  "$Q4" "${common[@]}" --quiet --max-steps 3 --checkpoint "$OUT/k3.ckpt" >/dev/null 2>&1 || fail "run to step 3"
+  "$Q4" --data "$DATA" --resume "$OUT/k4.ckpt" --card "$OUT/resumed.json" --quiet >/dev/null 2>&1 || fail "resumed run with a new --card"
+  node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1])), f=JSON.parse(require("fs").readFileSync(process.argv[2]));
+    if (c.start.step !== 4 || c.start.epoch !== 1 || c.steps.length !== 2 || c.epochs.length !== 1 || c.epochs[0].epoch !== 2) throw new Error(JSON.stringify(c.start));
+    if (c.epochs[0].sha256 !== f.epochs[1].sha256) throw new Error("the resumed run did not end where the uninterrupted one did");' \
+    "$OUT/resumed.json" "$OUT/card.json" && pass "a resumed run's card starts at step 4 (epoch 1 ended) and ends on the uninterrupted run's state" ||
+    fail "the resumed run's card"
+  expect_verdict "a resumed run's card verified from its checkpoint" 0 "VERIFIED: every claim of the card recomputed and identical: 2 steps trained from its checkpoint at step 4 (training state SHA-256 identical), 3 fingerprints (2 steps, 1 epochs)" \
+    --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k4.ckpt" --threads 1 --quiet
+  expect_verdict "a resumed run's card without its checkpoint" 1 "resumed.json: this card's run resumed a checkpoint at step 4 (training state SHA-256 [0-9a-f]*...): give that checkpoint with --resume" \
+    --data "$DATA" --verify "$OUT/resumed.json"
+  expect_verdict "a resumed run's card from another checkpoint" 1 "resumed.json: the checkpoint is not the one the run card began from (step 3" \
+    --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k3.ckpt"
+  # alter_card(from, name, javascript on the card c): OUT/name.json
+  alter_card() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$3"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/$1.json" "$OUT/$2.json"; }
+  alter_card resumed forged-start 'c.start.sha256=c.start.sha256.replace(/^./,(x)=>x==="0"?"1":"0")'
+  expect_verdict "a resumed run's card with another start" 1 "forged-start.json: the checkpoint is not the one the run card began from (step 4" \
+    --data "$DATA" --verify "$OUT/forged-start.json" --resume "$OUT/k4.ckpt"
+  alter_card resumed renumbered 'c.epochs[0].epoch=1'
+  expect_verdict "a resumed run's card with its epochs counted from 1" 1 "renumbered.json: run card: the epochs must follow the start's epoch 1 in order (2, 3...); entry 1 is epoch 1" \
+    --data "$DATA" --verify "$OUT/renumbered.json" --resume "$OUT/k4.ckpt"
+  alter_card resumed late-start 'c.start.epoch=0;c.epochs[0].epoch=1'
+  expect_verdict "a resumed run's card whose start is in the wrong epoch" 1 "late-start.json: the run card says it began in epoch 1 at step 4; its settings make 3 steps per epoch" \
+    --data "$DATA" --verify "$OUT/late-start.json" --resume "$OUT/k4.ckpt"
+  expect_verdict "a card from step 0 with --resume" 1 "card.json: this card's run began at step 0, not from a checkpoint: verify it without --resume" \
+    --data "$DATA" --verify "$OUT/card.json" --resume "$OUT/k4.ckpt"
+  [ $failures -eq 0 ]
+}
+cards >"$OUT/cards.txt" 2>&1 &
+cards_pid=$!
+
+# ---- stop and resume equals an uninterrupted run
 "$Q4" "${common[@]}" --quiet --checkpoint "$OUT/straight.ckpt" --log "$OUT/straight.jsonl" --export "$OUT/model.q4" \
   >"$OUT/straight.txt" 2>&1 || fail "uninterrupted run: $(cat "$OUT/straight.txt")"
 "$Q4" "${common[@]}" --checkpoint "$OUT/resumed.ckpt" --max-steps 4 >"$OUT/part1.txt" 2>&1 ||
@@ -61,8 +175,8 @@ else
 fi
 
 # ---- Ctrl-C mid-epoch: exit status 130, the checkpoint written, and resuming ends where an
-# uninterrupted run ends (1,280 images at batch 64: 20 steps an epoch, about 0.3 s each here)
-long=(--data "$DATA" --train-limit 1280 --test-limit 200 --epochs 2 --batch 64 --seed 11 --threads 2)
+# uninterrupted run ends (640 images at batch 64: 10 steps an epoch, about 0.25 s each here)
+long=(--data "$DATA" --train-limit 640 --test-limit 200 --epochs 2 --batch 64 --seed 11 --threads 2)
 "$Q4" "${long[@]}" --quiet --checkpoint "$OUT/long-straight.ckpt" >/dev/null 2>&1 || fail "uninterrupted long run"
 "$Q4" "${long[@]}" --checkpoint "$OUT/long.ckpt" --log "$OUT/long.jsonl" >"$OUT/interrupted.txt" 2>&1 &
 pid=$!
@@ -135,108 +249,6 @@ expect_refusal "a checkpoint whose settings were altered (CRC recomputed)" \
   --data "$DATA" --resume "$OUT/epochs0.ckpt"
 head -c 300 "$DATA/cifar-10-batches-bin/batches.meta.txt" >"$OUT/tiny.tar.gz"
 expect_refusal "a file of 300 bytes named .tar.gz" "tiny.tar.gz: is neither a gzip file nor a tar archive" --data "$OUT/tiny.tar.gz"
-
-# ---- run cards: written while training, verified bit for bit, a tampered one refused at its step
-"$Q4" "${common[@]}" --quiet --card "$OUT/card.json" --export "$OUT/card-model.q4" >/dev/null 2>&1 || fail "run with --card"
-"$Q4" --data "$DATA" --verify "$OUT/card.json" --threads 1 >"$OUT/verify.txt" 2>&1
-rc=$?
-if [ $rc -eq 0 ] && grep -q "VERIFIED: every claim of the card recomputed and identical: 6 steps trained, 8 fingerprints (6 steps, 2 epochs) and 8 figures" "$OUT/verify.txt"; then
-  pass "card verified with another thread count: $(tail -n 1 "$OUT/verify.txt")"
-else
-  fail "verify: exit $rc: $(cat "$OUT/verify.txt")"
-fi
-# alter(name, javascript on the card c): OUT/name.json
-alter() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$2"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/card.json" "$OUT/$1.json"; }
-# expect_verdict(description, exit status, expected words, args...): the verdict on stdout or the error on stderr
-expect_verdict() {
-  local what=$1 want=$2 words=$3; shift 3
-  "$Q4" "$@" >"$OUT/verify.txt" 2>&1
-  local rc=$?
-  [ $rc -eq "$want" ] && grep -q -- "$words" "$OUT/verify.txt" && pass "$what: exit $rc, $(tail -n 1 "$OUT/verify.txt")" ||
-    fail "$what: exit $rc (expected $want), no '$words': $(cat "$OUT/verify.txt")"
-}
-alter tampered 'c.steps[4]=c.steps[4].replace(/^./,(x)=>x==="0"?"1":"0")'
-expect_verdict "tampered fingerprint" 1 "DIFFERENT: the training state after step 5 differs" --data "$DATA" --verify "$OUT/tampered.json" --quiet
-alter forged 'c.epochs[1].test_accuracy=0.99'
-expect_verdict "genuine fingerprints, a false test accuracy" 1 "DIFFERENT: epoch 2's test accuracy: recomputed [0-9.]*% ([0-9.]*), the card claims 99.00% (0.99)" \
-  --data "$DATA" --verify "$OUT/forged.json" --quiet
-alter forged-loss 'c.epochs[0].loss=c.epochs[0].loss*(1+1e-15)'
-expect_verdict "a training loss changed in its 15th digit" 1 "DIFFERENT: epoch 1's training loss: recomputed" \
-  --data "$DATA" --verify "$OUT/forged-loss.json" --quiet
-alter bare 'c.steps=[];c.epochs=[]'
-expect_verdict "a card without fingerprints" 1 "bare.json: the run card has no fingerprints (no steps, no epochs)" \
-  --data "$DATA" --verify "$OUT/bare.json" --quiet
-alter no-steps 'c.steps=[]'
-expect_verdict "a card without its first steps' fingerprints" 1 "no-steps.json: the run card records 0 step fingerprints; a run of its settings that reached step 6 records 6 to 6" \
-  --data "$DATA" --verify "$OUT/no-steps.json" --quiet
-alter far 'c.epochs[1].step=99999999999'
-expect_verdict "an epoch at an impossible step" 1 "far.json: the run card says epoch 2 ended at step 99999999999; its settings make 3 steps per epoch" \
-  --data "$DATA" --verify "$OUT/far.json" --quiet
-alter swapped 'c.epochs.reverse()'
-expect_verdict "epochs out of order" 1 "swapped.json: run card: the epochs must be 1, 2, 3... in order; entry 1 is epoch 2" \
-  --data "$DATA" --verify "$OUT/swapped.json" --quiet
-alter version 'c.card="1abc"'
-expect_verdict "version \"1abc\"" 1 "run card format '1abc' is not supported" --data "$DATA" --verify "$OUT/version.json" --quiet
-alter version2 'c.card=1.9'
-expect_verdict "version 1.9" 1 "run card format '1.9' is not supported" --data "$DATA" --verify "$OUT/version2.json" --quiet
-alter kind 'c.data.kind=7'
-expect_verdict "data kind 7" 1 "run card: the data: 'kind' must be 10 (CIFAR-10) or 100 (CIFAR-100), not 7" --data "$DATA" --verify "$OUT/kind.json" --quiet
-alter accuracy-range 'c.epochs[0].train_accuracy=1.5'
-expect_verdict "an accuracy of 150%" 1 "epoch 1: 'train_accuracy' must be a number from 0 to 1, not '1.5'" --data "$DATA" --verify "$OUT/accuracy-range.json" --quiet
-sed 's/"card":1,/"card":1,"kernels":"other",/' "$OUT/card.json" >"$OUT/twice.json"
-expect_verdict "a key given twice" 1 "twice.json: run card: the card has the key 'kernels' twice" --data "$DATA" --verify "$OUT/twice.json" --quiet
-expect_verdict "a check of the first 4 steps says what it left out" 0 "PARTLY CHECKED: the first 4 of the card's 6 steps identical (5 fingerprints, 4 figures); NOT checked: epochs 2-2" \
-  --data "$DATA" --verify "$OUT/card.json" --steps 4 --quiet
-# micro-batches (issue 24): the card records them, a verification recomputes with them, and a card
-# that claims the whole batch for a run in micro-batches differs at its first step
-"$Q4" --data "$DATA" --train-limit 256 --test-limit 100 --batch 64 --epochs 1 --micro-batch 24 --threads 1 \
-  --card "$OUT/micro.json" --quiet >/dev/null 2>&1 || fail "run in micro-batches with --card"
-grep -q '"micro_batch":24' "$OUT/micro.json" || fail "the card of a run in micro-batches does not say micro_batch 24"
-expect_verdict "a card of a run in micro-batches of 24, verified on 2 threads" 0 "VERIFIED: every claim of the card recomputed and identical: 4 steps" \
-  --data "$DATA" --verify "$OUT/micro.json" --threads 2 --quiet
-sed 's/"micro_batch":24/"micro_batch":0/' "$OUT/micro.json" >"$OUT/micro-whole.json"
-expect_verdict "the same card claiming the whole batch" 1 "DIFFERENT: the training state after step 1 differs" \
-  --data "$DATA" --verify "$OUT/micro-whole.json" --quiet
-mkdir -p "$OUT/other/cifar-10-batches-bin"
-cp "$DATA"/cifar-10-batches-bin/*.bin "$OUT/other/cifar-10-batches-bin/"
-printf '\x07' | dd of="$OUT/other/cifar-10-batches-bin/data_batch_1.bin" bs=1 seek=100 conv=notrunc status=none
-expect_verdict "a card on other data" 1 "card.json: data_batch_1.bin differs from the run card's (MD5" --data "$OUT/other" --verify "$OUT/card.json"
-# --eval-model with --card: the card's own test images; exit 1 unless the model scores the card's final claim
-expect_verdict "eval-model as the card claims" 0 "AS CLAIMED: the card $OUT/card.json claims test accuracy" \
-  --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
-expect_verdict "eval-model against a forged accuracy" 1 "DIFFERENT: the card $OUT/forged.json claims test accuracy 99.00%.*the model does not score what the card says" \
-  --data "$DATA" --eval-model "$OUT/card-model.q4" --card "$OUT/forged.json"
-expect_verdict "eval-model --card on other test images" 1 "test-limit 1000: the card's run was tested on the first 500 test images" \
-  --data "$DATA" --test-limit 1000 --eval-model "$OUT/card-model.q4" --card "$OUT/card.json"
-# a new card of a resumed run begins at its checkpoint (step and training state SHA-256), records
-# what the run did from there, and is verified from that checkpoint and no other
-"$Q4" "${common[@]}" --quiet --max-steps 4 --checkpoint "$OUT/k4.ckpt" >/dev/null 2>&1 || fail "run to step 4"
-"$Q4" "${common[@]}" --quiet --max-steps 3 --checkpoint "$OUT/k3.ckpt" >/dev/null 2>&1 || fail "run to step 3"
-"$Q4" --data "$DATA" --resume "$OUT/k4.ckpt" --card "$OUT/resumed.json" --quiet >/dev/null 2>&1 || fail "resumed run with a new --card"
-node -e 'const c=JSON.parse(require("fs").readFileSync(process.argv[1])), f=JSON.parse(require("fs").readFileSync(process.argv[2]));
-  if (c.start.step !== 4 || c.start.epoch !== 1 || c.steps.length !== 2 || c.epochs.length !== 1 || c.epochs[0].epoch !== 2) throw new Error(JSON.stringify(c.start));
-  if (c.epochs[0].sha256 !== f.epochs[1].sha256) throw new Error("the resumed run did not end where the uninterrupted one did");' \
-  "$OUT/resumed.json" "$OUT/card.json" && pass "a resumed run's card starts at step 4 (epoch 1 ended) and ends on the uninterrupted run's state" ||
-  fail "the resumed run's card"
-expect_verdict "a resumed run's card verified from its checkpoint" 0 "VERIFIED: every claim of the card recomputed and identical: 2 steps trained from its checkpoint at step 4 (training state SHA-256 identical), 3 fingerprints (2 steps, 1 epochs)" \
-  --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k4.ckpt" --threads 1 --quiet
-expect_verdict "a resumed run's card without its checkpoint" 1 "resumed.json: this card's run resumed a checkpoint at step 4 (training state SHA-256 [0-9a-f]*...): give that checkpoint with --resume" \
-  --data "$DATA" --verify "$OUT/resumed.json"
-expect_verdict "a resumed run's card from another checkpoint" 1 "resumed.json: the checkpoint is not the one the run card began from (step 3" \
-  --data "$DATA" --verify "$OUT/resumed.json" --resume "$OUT/k3.ckpt"
-# alter_card(from, name, javascript on the card c): OUT/name.json
-alter_card() { node -e 'const fs=require("fs");const c=JSON.parse(fs.readFileSync(process.argv[1]));'"$3"';fs.writeFileSync(process.argv[2],JSON.stringify(c))' "$OUT/$1.json" "$OUT/$2.json"; }
-alter_card resumed forged-start 'c.start.sha256=c.start.sha256.replace(/^./,(x)=>x==="0"?"1":"0")'
-expect_verdict "a resumed run's card with another start" 1 "forged-start.json: the checkpoint is not the one the run card began from (step 4" \
-  --data "$DATA" --verify "$OUT/forged-start.json" --resume "$OUT/k4.ckpt"
-alter_card resumed renumbered 'c.epochs[0].epoch=1'
-expect_verdict "a resumed run's card with its epochs counted from 1" 1 "renumbered.json: run card: the epochs must follow the start's epoch 1 in order (2, 3...); entry 1 is epoch 1" \
-  --data "$DATA" --verify "$OUT/renumbered.json" --resume "$OUT/k4.ckpt"
-alter_card resumed late-start 'c.start.epoch=0;c.epochs[0].epoch=1'
-expect_verdict "a resumed run's card whose start is in the wrong epoch" 1 "late-start.json: the run card says it began in epoch 1 at step 4; its settings make 3 steps per epoch" \
-  --data "$DATA" --verify "$OUT/late-start.json" --resume "$OUT/k4.ckpt"
-expect_verdict "a card from step 0 with --resume" 1 "card.json: this card's run began at step 0, not from a checkpoint: verify it without --resume" \
-  --data "$DATA" --verify "$OUT/card.json" --resume "$OUT/k4.ckpt"
 
 # ---- inputs that are not regular files are refused at once (a FIFO would block a reader forever)
 rm -f "$OUT/fifo" && mkfifo "$OUT/fifo"
@@ -361,5 +373,7 @@ else
   fail "CIFAR-10 statistics: $(cat "$OUT/stats.txt")"
 fi
 
+if ! wait $cards_pid; then n=$(grep -c '^FAIL: ' "$OUT/cards.txt"); failures=$((failures + (n > 0 ? n : 1))); fi
+cat "$OUT/cards.txt"
 if [ $failures -ne 0 ]; then echo "test_cli: $failures FAILED" >&2; exit 1; fi
 echo "test_cli: all passed"
