@@ -620,6 +620,54 @@ static void test_fast_schedule(void) {
 }
 
 /* TTA is reported after the last planned epoch only, and equals an export's evaluation with it */
+/* An exported model's evaluation in parts (the page's model check: progress, and a cancel between
+ * parts) ends bit for bit where the whole one does: on the 150 training images (two batches of the
+ * model's 128, the second ragged), with flipped views averaged; parts of 1 image (a whole batch
+ * each) and of 129 (two); an evaluation begun again discards the first; a step with none begun, or
+ * after the last, is refused */
+static void test_evaluate_in_parts(void) {
+    q4_session *s = session_with("");
+    test_steps(s, 2);
+    uint8_t *bytes;
+    size_t size;
+    CHECK(q4_session_export(s, &bytes, &size) == Q4_OK, "export");
+    q4_error err = {0};
+    q4_model *model = q4_model_load(bytes, size, 2, 0, &err);
+    CHECK(model != NULL, "%s", err.message);
+    if (!model) return;
+    q4_evaluation whole, parts;
+    CHECK(q4_model_evaluate(model, &train_set, Q4_TTA_FLIP, &whole, &err) == Q4_OK, "%s", err.message);
+    int confusion[100], evaluated = -1;
+    memcpy(confusion, whole.confusion, sizeof confusion);
+    CHECK(q4_model_evaluate_step(model, 1, &parts, &evaluated, &err) == Q4_ERR_STATE, "a step with no evaluation begun");
+    for (int size_of_part = 1; size_of_part <= 129; size_of_part += 128) {
+        CHECK(q4_model_evaluate_begin(model, &train_set, Q4_TTA_FLIP, &parts, &err) == Q4_OK, "%s", err.message);
+        if (size_of_part == 1) { /* begun again: the first part is discarded */
+            CHECK(q4_model_evaluate_step(model, 1, &parts, &evaluated, &err) == Q4_OK && evaluated == 128, "first part: %d", evaluated);
+            CHECK(q4_model_evaluate_begin(model, &train_set, Q4_TTA_FLIP, &parts, &err) == Q4_OK, "%s", err.message);
+        }
+        int steps = 0;
+        do {
+            CHECK(q4_model_evaluate_step(model, size_of_part, &parts, &evaluated, &err) == Q4_OK, "%s", err.message);
+            steps++;
+        } while (evaluated < train_set.count && steps < 10);
+        CHECK(steps == (size_of_part == 1 ? 2 : 1), "parts of %d: %d steps", size_of_part, steps);
+        CHECK(parts.count == whole.count && parts.correct == whole.correct &&
+                  memcmp(&parts.loss, &whole.loss, sizeof whole.loss) == 0 && parts.accuracy == whole.accuracy &&
+                  memcmp(parts.class_total, whole.class_total, sizeof whole.class_total) == 0 &&
+                  memcmp(parts.class_correct, whole.class_correct, sizeof whole.class_correct) == 0 &&
+                  memcmp(parts.confusion, confusion, sizeof confusion) == 0,
+              "parts of %d: %d correct, loss %.17g; whole: %d, %.17g", size_of_part, parts.correct, parts.loss,
+              whole.correct, whole.loss);
+        CHECK(q4_model_evaluate_step(model, 1, &parts, &evaluated, &err) == Q4_ERR_STATE, "a step after the last");
+    }
+    printf("evaluation in parts: %d of %d right, loss %.6f, as the whole evaluation, bit for bit\n", parts.correct,
+           parts.count, parts.loss);
+    q4_model_destroy(model);
+    free(bytes);
+    q4_session_destroy(s);
+}
+
 static void test_tta(void) {
     q4_session *s = session_with("tta=flip-translate\nepochs=2");
     q4_progress p;
@@ -714,6 +762,7 @@ int main(void) {
     test_levels();
     test_augmentation();
     test_tta();
+    test_evaluate_in_parts();
     test_fast_schedule();
     return test_finish("test_training");
 }

@@ -503,7 +503,9 @@ typedef struct loaded_model {
     int with_card;
     q4_card_claim claim;
     q4_evaluation plain, augmented;
-    int evaluated; /* 0: not yet, 1: plainly, 2: with the card's test-time augmentation too */
+    int evaluated;  /* 0: not yet, 1: plainly, 2: with the card's test-time augmentation too */
+    int evaluating; /* 0: no evaluation under way; 1: the plain one, 2: the augmented one */
+    int eval_data;  /* the data handle it evaluates */
 } loaded_model;
 static loaded_model models[MAX_HANDLES];
 
@@ -590,28 +592,55 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_model_info(int h) {
     REPLY_JSON(model_info_json(m, out, size));
 }
 
-/* Evaluates the model on the data's test images (the card's first test_limit): plainly
- * (augmented 0), or with the card's test-time augmentation (1, after the plain one).
- * {accuracy, loss, count, correct} */
-EMSCRIPTEN_KEEPALIVE const char *q4w_model_evaluate(int h, int data, int augmented) {
+/* Begins an evaluation of the model on the data's test images (the card's first test_limit):
+ * plainly (augmented 0), or with the card's test-time augmentation (1, after the plain one); then
+ * q4w_model_evaluate_step until it says done. 0, or a negative status. */
+EMSCRIPTEN_KEEPALIVE int q4w_model_evaluate_begin(int h, int data, int augmented) {
     loaded_model *m = model_of(h);
     q4_cifar *cifar = m ? cifar_of(data) : NULL;
-    if (!cifar) return NULL;
-    if (augmented && (m->claim.tta == Q4_TTA_NONE || m->evaluated < 1)) {
-        fail(Q4_ERR_STATE, "the augmented evaluation follows the plain one, for a card that claims one");
+    if (!cifar) return -Q4_ERR_ARGUMENT;
+    if (augmented && (m->claim.tta == Q4_TTA_NONE || m->evaluated < 1))
+        return fail(Q4_ERR_STATE, "the augmented evaluation follows the plain one, for a card that claims one");
+    q4_dataset test = q4_dataset_prefix(&cifar->test, m->claim.test_limit);
+    q4_error err = {0};
+    m->evaluating = 0;
+    q4_status st = q4_model_evaluate_begin(m->model, &test, augmented ? m->claim.tta : Q4_TTA_NONE,
+                                           augmented ? &m->augmented : &m->plain, &err);
+    if (st) return fail(st, err.message);
+    if (!augmented) m->evaluated = 0; /* the plain one again: an augmented one must follow it again */
+    m->evaluating = augmented ? 2 : 1;
+    m->eval_data = data;
+    return 0;
+}
+
+/* Evaluates at least `images` more test images (whole batches) of the evaluation begun:
+ * {evaluated, count, done}, and once done {accuracy, loss, correct} too */
+EMSCRIPTEN_KEEPALIVE const char *q4w_model_evaluate_step(int h, int images) {
+    loaded_model *m = model_of(h);
+    if (!m) return NULL;
+    q4_cifar *cifar = m->evaluating ? cifar_of(m->eval_data) : NULL;
+    if (!cifar) {
+        if (!m->evaluating) fail(Q4_ERR_STATE, "no evaluation of the model is under way");
         return NULL;
     }
-    q4_dataset test = q4_dataset_prefix(&cifar->test, m->claim.test_limit);
+    int augmented = m->evaluating == 2, count = q4_dataset_prefix(&cifar->test, m->claim.test_limit).count, evaluated = 0;
     q4_evaluation *e = augmented ? &m->augmented : &m->plain;
     q4_error err = {0};
-    q4_status st = q4_model_evaluate(m->model, &test, augmented ? m->claim.tta : Q4_TTA_NONE, e, &err);
+    q4_status st = q4_model_evaluate_step(m->model, images, e, &evaluated, &err);
     if (st) {
+        m->evaluating = 0;
         fail(st, err.message);
         return NULL;
     }
-    m->evaluated = augmented ? 2 : 1;
-    REPLY_JSON((size_t)snprintf(out, size, "{\"accuracy\":%.17g,\"loss\":%.17g,\"count\":%d,\"correct\":%d}", e->accuracy,
-                                e->loss, e->count, e->correct));
+    int done = evaluated == count;
+    if (done) {
+        m->evaluating = 0;
+        m->evaluated = augmented ? 2 : 1;
+        REPLY_JSON((size_t)snprintf(out, size,
+                                    "{\"evaluated\":%d,\"count\":%d,\"done\":true,\"accuracy\":%.17g,\"loss\":%.17g,\"correct\":%d}",
+                                    evaluated, count, e->accuracy, e->loss, e->correct));
+    }
+    REPLY_JSON((size_t)snprintf(out, size, "{\"evaluated\":%d,\"count\":%d,\"done\":false}", evaluated, count));
 }
 
 static size_t verdict_json(int same, const char *message, char *out, size_t size) {

@@ -275,9 +275,12 @@
     /** {classes, card, test_limit, augmented, exact, integer_eval} and with a card its claims:
      * {epochs, test_accuracy, tta_accuracy, engine, kernels} */
     modelInfo() { return this._json(this.M._q4w_model_info(this.model)); }
-    /** The loaded model on the test images, plainly or (after that) with the card's test-time augmentation:
-     * {accuracy, loss, count, correct} */
-    evaluateModel(augmented = false) { return this._json(this.M._q4w_model_evaluate(this.model, this.data, augmented ? 1 : 0)); }
+    /** Begins evaluating the loaded model on the test images, plainly or (after that) with the card's
+     * test-time augmentation; evaluateModelStep goes on with it. */
+    evaluateModelBegin(augmented = false) { this._check(this.M._q4w_model_evaluate_begin(this.model, this.data, augmented ? 1 : 0)); }
+    /** At least `images` more test images of the evaluation begun: {evaluated, count, done}, and once
+     * done {accuracy, loss, correct} too (exactly what one whole evaluation gives). */
+    evaluateModelStep(images) { return this._json(this.M._q4w_model_evaluate_step(this.model, images)); }
     /** After the evaluations a card asks for: {same, message} ("AS CLAIMED: ..." or "DIFFERENT: ..."). */
     modelVerdict(cardName) { return this._withString(cardName, (p) => this._json(this.M._q4w_model_verdict(this.model, p))); }
     /** The loaded model's class probabilities for one image (3072 bytes). */

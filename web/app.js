@@ -37,6 +37,7 @@ function updateControls() {
   const busy = running || state === 'loading' || state === 'verifying' || state === 'checking';
   $('verify-input').disabled = busy;
   $('verify-cancel').disabled = state !== 'verifying';
+  $('check-cancel').disabled = state !== 'checking';
   for (const id of ['model-input', 'model-card-input']) $(id).disabled = busy;
   $('check-model').disabled = busy || !$('model-input').files.length;
   for (const id of ['load-default', 'load-url', 'file-input', 'dataset', 'checkpoint-input']) $(id).disabled = busy;
@@ -307,12 +308,27 @@ function onMessage(m) {
       $('model-status').textContent = `Evaluating ${m.name} on ${m.info.test_limit ? grouped(m.info.test_limit) : 'all'} ` +
         `test images${m.card ? `, as the run of ${m.card} did` : ''}…`;
       break;
+    case 'model-progress':
+      ui.checkProgress = m;
+      $('model-status').textContent = (m.augmented ? `Test accuracy ${percent(ui.checkPlain.accuracy)} ` +
+        `(${ui.checkPlain.correct}/${ui.checkPlain.count}); now with test-time augmentation, each image seen several times: `
+        : 'Evaluating: ') + `${grouped(m.evaluated)} of ${grouped(m.count)} test images…`;
+      break;
     case 'model-evaluation':
+      ui.checkPlain = m.plain;
       $('model-status').textContent = `Test accuracy ${percent(m.plain.accuracy)} (${m.plain.correct}/${m.plain.count})` +
         (m.augmentedNext ? '; now with test-time augmentation, each image seen several times…' : '');
       break;
     case 'model-checked': {
-      const e = m.plain, a = m.augmented;
+      const e = m.plain, a = m.augmented, p = ui.checkProgress;
+      if (m.cancelled) {
+        $('model-status').textContent = `${m.name}: cancelled after ${grouped(p ? p.evaluated : 0)} of ` +
+          `${grouped(p ? p.count : 0)} test images${p && p.augmented ? ' with test-time augmentation' : ''}` +
+          (e ? ` (test accuracy without it ${percent(e.accuracy)}, ${e.correct}/${e.count})` : '') +
+          `: ${m.info.card ? 'NOT compared with its run card' : 'not evaluated to the end'}. It now answers Try the model.`;
+        $('model-status').className = 'note';
+        break;
+      }
       $('model-status').textContent = `${m.name}: test accuracy ${percent(e.accuracy)} (${e.correct}/${e.count})` +
         (a ? `, with test-time augmentation ${percent(a.accuracy)} (${a.correct}/${a.count})` : '') +
         (m.verdict ? `. ${m.verdict.message}.` : '. No run card given: nothing to compare with.') +
@@ -600,6 +616,7 @@ function wire() {
     loadDefault(config.train_limit || 0);
   });
   $('model-input').addEventListener('change', updateControls);
+  $('check-cancel').addEventListener('click', () => ui.worker.postMessage({ type: 'cancel-check' }));
   $('check-model').addEventListener('click', async () => {
     const model = $('model-input').files[0], card = $('model-card-input').files[0] || null;
     if (!model) return;
@@ -615,6 +632,8 @@ function wire() {
       }
     }
     const go = () => {
+      ui.checkProgress = null;
+      ui.checkPlain = null;
       $('model-status').className = 'note';
       $('model-status').textContent = `Loading ${model.name}…`;
       ui.worker.postMessage({ type: 'check-model', model, card, threads: Number(formSettings().threads) });

@@ -15,6 +15,7 @@ export const ui = {
   classNames: [], images: [], losses: [], epochs: [], lastReport: null, runs: [], offered: null, stepsPerEpoch: 0,
   pendingStart: null, drawQueued: false, dirty: new Set(), gridPredictions: null, requests: new Map(), nextRequest: 1,
   verifyEpochs: [], compare: new Set(), queue: [], queueIds: [], queueSize: 0,
+  checkProgress: null, checkPlain: null, // the model check under way: its last progress, its plain figures
 };
 
 // ---------------------------------------------------------------- requests to the worker

@@ -380,12 +380,15 @@ async function verifyCard(text, steps, threads) {
 }
 
 // ---------------------------------------------------------------- exported models
+let checkCancelled = false;
 /**
  * Checks an exported model (a File) on the loaded test images, against its run card (a File, or
  * null) when one is given: the core loads it in the card's arithmetic, evaluates it as the card's
- * run did and gives the verdict (q4train --eval-model M --card C does the same). Relays
- * 'model-loaded', 'model-evaluation' and at the end 'model-checked' {info, plain, augmented,
- * verdict}. The model then answers Try the model, until a run starts or resumes.
+ * run did and gives the verdict (q4train --eval-model M --card C does the same). The evaluation
+ * goes a batch at a time (the same sums as at once), relaying 'model-loaded', 'model-progress'
+ * {augmented, evaluated, count}, 'model-evaluation' and at the end 'model-checked' {info, plain,
+ * augmented, verdict, cancelled}; a 'cancel-check' message stops it between batches (no verdict).
+ * The model then answers Try the model, until a run starts or resumes.
  */
 async function checkModel(modelFile, cardFile, threads) {
   const bytes = new Uint8Array(await modelFile.arrayBuffer());
@@ -395,21 +398,34 @@ async function checkModel(modelFile, cardFile, threads) {
   asking = { name: modelFile.name };
   const before = state;
   state = 'checking';
+  checkCancelled = false;
   post({ type: 'state', state });
   post({ type: 'model-loaded', info, name: modelFile.name, card: cardFile ? cardFile.name : null });
+  const evaluate = async (augmented) => { // the evaluation's figures, or null if cancelled
+    engine.evaluateModelBegin(augmented);
+    for (;;) {
+      await tick();
+      if (checkCancelled) return null;
+      const r = engine.evaluateModelStep(MODEL_CHECK_IMAGES);
+      post({ type: 'model-progress', augmented, evaluated: r.evaluated, count: r.count });
+      if (r.done) return { accuracy: r.accuracy, loss: r.loss, count: r.count, correct: r.correct };
+    }
+  };
   try {
-    await tick();
-    const plain = engine.evaluateModel(false);
-    post({ type: 'model-evaluation', plain, augmentedNext: !!info.augmented });
-    await tick();
-    const augmented = info.augmented ? engine.evaluateModel(true) : null;
-    const verdict = info.card ? engine.modelVerdict(cardFile.name) : null;
-    post({ type: 'model-checked', info, plain, augmented, verdict, name: modelFile.name });
+    const plain = await evaluate(false);
+    if (plain) post({ type: 'model-evaluation', plain, augmentedNext: !!info.augmented });
+    const augmented = plain && info.augmented ? await evaluate(true) : null;
+    const cancelled = !plain || (info.augmented && !augmented);
+    const verdict = info.card && !cancelled ? engine.modelVerdict(cardFile.name) : null;
+    post({ type: 'model-checked', info, plain, augmented, verdict, cancelled, name: modelFile.name });
   } finally {
     state = before;
     post({ type: 'state', state });
   }
 }
+/* test images per part of a model check: one batch of the engine's evaluation (128), a fraction of
+ * a second here, so that progress shows and a cancel is soon heard */
+const MODEL_CHECK_IMAGES = 128;
 
 // ---------------------------------------------------------------- benchmark (make bench)
 /** Training and evaluation speed on synthetic images, as cli/q4bench.c measures natively. */
@@ -555,6 +571,9 @@ self.onmessage = async (event) => {
         break;
       case 'cancel-verify':
         verifyCancelled = true;
+        break;
+      case 'cancel-check':
+        checkCancelled = true;
         break;
       case 'verify':
         if (busy()) throw new Error('pause or stop training before verifying a run card');

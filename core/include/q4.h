@@ -512,6 +512,15 @@ q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out
 /* tta: Q4_TTA_NONE, or a test-time augmentation (the choices of setting tta) */
 q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,
                             q4_error *err);
+/* The same evaluation in parts, for a caller that shows its progress or may stop it: begin, then
+ * steps of at least `images` test images each (whole batches) with the same evaluation each time;
+ * *evaluated says how many are done, and once it is the test set's count the evaluation holds exactly
+ * what q4_model_evaluate gives (the same batches, summed in the same order). The test images must
+ * stay until the last step; a new begin discards an evaluation not finished. */
+q4_status q4_model_evaluate_begin(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *evaluation,
+                                  q4_error *err);
+q4_status q4_model_evaluate_step(q4_model *model, int images, q4_evaluation *evaluation, int *evaluated,
+                                 q4_error *err);
 /* The class probabilities for one image (3072 bytes: R, G, B planes of 32x32), as
  * q4_session_classify gives them for a session's model. */
 q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES],

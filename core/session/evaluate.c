@@ -57,57 +57,95 @@ static void count_batch(q4_evaluation *e, int *confusion, int classes, int first
     }
 }
 
-q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evaluation *e, int *confusion,
-                            uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
-    const view *views = tta == Q4_TTA_FLIP ? flip_views : tta == Q4_TTA_FLIP_TRANSLATE ? translate_views : plain_views;
-    int n_views = tta == Q4_TTA_FLIP ? 2 : tta == Q4_TTA_FLIP_TRANSLATE ? 6 : 1;
-    int classes = m->num_classes, batch = m->batch_capacity;
+static const view *views_of(int tta, int *n_views) {
+    *n_views = tta == Q4_TTA_FLIP ? 2 : tta == Q4_TTA_FLIP_TRANSLATE ? 6 : 1;
+    return tta == Q4_TTA_FLIP ? flip_views : tta == Q4_TTA_FLIP_TRANSLATE ? translate_views : plain_views;
+}
+
+static void evaluation_begin(q4_vgg *m, q4_evaluation *e, int *confusion) {
+    int classes = m->num_classes;
     memset(e, 0, sizeof *e);
     memset(confusion, 0, (size_t)classes * classes * sizeof(int));
     e->num_classes = classes;
     e->confusion = confusion;
-    double loss_sum = 0.0;
-    int batches = (test->count + batch - 1) / batch;
-    const q4_combiner *cb = m->combiner;
-    if (!cb || cb->processes == 1) {
-        for (int b = 0; b < batches; b++) {
-            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
-            double loss = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
-            if (!isfinite(loss)) return Q4_ERR_NUMERIC;
-            count_batch(e, confusion, classes, first, n, loss, &loss_sum, labels, batch_predictions, predictions,
-                        n_predictions);
-        }
-    } else { /* data-parallel: each process evaluates its run of batches; their rows (loss, predictions) gathered */
-        long row = 1 + batch;
-        double *rows = malloc((size_t)batches * (size_t)row * sizeof(double));
-        if (!rows) return Q4_ERR_NOMEM;
-        int mine, held;
-        q4_micro_share(batches, cb->processes, cb->rank, &mine, &held);
-        for (int b = mine; b < mine + held; b++) {
-            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
-            double *r = rows + (long)b * row;
-            r[0] = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
-            for (int i = 0; i < n; i++) r[1 + i] = batch_predictions[i];
-        }
-        cb->gather(cb->context, rows, row, batches);
-        q4_status st = Q4_OK;
-        for (int b = 0; b < batches && !st; b++) {
-            int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
-            const double *r = rows + (long)b * row;
-            if (!isfinite(r[0])) st = Q4_ERR_NUMERIC;
-            for (int i = 0; i < n; i++) {
-                labels[i] = (uint8_t)q4_dataset_label(test, first + i);
-                batch_predictions[i] = (uint8_t)r[1 + i];
-            }
-            count_batch(e, confusion, classes, first, n, r[0], &loss_sum, labels, batch_predictions, predictions,
-                        n_predictions);
-        }
-        free(rows);
-        if (st) return st;
-    }
+}
+
+static void evaluation_end(const q4_dataset *test, q4_evaluation *e, double loss_sum) {
     e->count = test->count;
     e->accuracy = test->count ? (double)e->correct / test->count : 0.0;
     e->loss = test->count ? loss_sum / test->count : 0.0;
+}
+
+q4_status q4_evaluate_begin(q4_vgg *m, q4_evaluation_run *run, const q4_dataset *test, int tta, q4_evaluation *e,
+                            int *confusion) {
+    if (m->combiner && m->combiner->processes > 1) return Q4_ERR_STATE; /* one process only */
+    memset(run, 0, sizeof *run);
+    run->test = *test;
+    run->tta = tta;
+    run->batches = (test->count + m->batch_capacity - 1) / m->batch_capacity;
+    evaluation_begin(m, e, confusion);
+    if (run->batches == 0) evaluation_end(test, e, 0.0);
+    return Q4_OK;
+}
+
+q4_status q4_evaluate_more(q4_vgg *m, q4_evaluation_run *run, int max_batches, q4_evaluation *e, int *confusion,
+                           uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
+    int n_views, batch = m->batch_capacity;
+    const view *views = views_of(run->tta, &n_views);
+    const q4_dataset *test = &run->test;
+    for (; run->next < run->batches && max_batches > 0; run->next++, max_batches--) {
+        int first = run->next * batch, n = test->count - first < batch ? test->count - first : batch;
+        double loss = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
+        if (!isfinite(loss)) return Q4_ERR_NUMERIC;
+        count_batch(e, confusion, m->num_classes, first, n, loss, &run->loss_sum, labels, batch_predictions, predictions,
+                    n_predictions);
+        run->evaluated = first + n;
+        if (run->next + 1 == run->batches) evaluation_end(test, e, run->loss_sum);
+    }
+    return Q4_OK;
+}
+
+q4_status q4_evaluate_model(q4_vgg *m, const q4_dataset *test, int tta, q4_evaluation *e, int *confusion,
+                            uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions) {
+    const q4_combiner *cb = m->combiner;
+    if (!cb || cb->processes == 1) {
+        q4_evaluation_run run;
+        q4_status st = q4_evaluate_begin(m, &run, test, tta, e, confusion);
+        return st ? st : q4_evaluate_more(m, &run, run.batches, e, confusion, labels, batch_predictions, predictions, n_predictions);
+    }
+    /* data-parallel: each process evaluates its run of batches; their rows (loss, predictions) gathered */
+    int n_views, classes = m->num_classes, batch = m->batch_capacity;
+    const view *views = views_of(tta, &n_views);
+    evaluation_begin(m, e, confusion);
+    double loss_sum = 0.0;
+    int batches = (test->count + batch - 1) / batch;
+    long row = 1 + batch;
+    double *rows = malloc((size_t)batches * (size_t)row * sizeof(double));
+    if (!rows) return Q4_ERR_NOMEM;
+    int mine, held;
+    q4_micro_share(batches, cb->processes, cb->rank, &mine, &held);
+    for (int b = mine; b < mine + held; b++) {
+        int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
+        double *r = rows + (long)b * row;
+        r[0] = evaluate_batch(m, test, views, n_views, first, n, labels, batch_predictions);
+        for (int i = 0; i < n; i++) r[1 + i] = batch_predictions[i];
+    }
+    cb->gather(cb->context, rows, row, batches);
+    q4_status st = Q4_OK;
+    for (int b = 0; b < batches && !st; b++) {
+        int first = b * batch, n = test->count - first < batch ? test->count - first : batch;
+        const double *r = rows + (long)b * row;
+        if (!isfinite(r[0])) st = Q4_ERR_NUMERIC;
+        for (int i = 0; i < n; i++) {
+            labels[i] = (uint8_t)q4_dataset_label(test, first + i);
+            batch_predictions[i] = (uint8_t)r[1 + i];
+        }
+        count_batch(e, confusion, classes, first, n, r[0], &loss_sum, labels, batch_predictions, predictions,
+                    n_predictions);
+    }
+    free(rows);
+    if (st) return st;
+    evaluation_end(test, e, loss_sum);
     return Q4_OK;
 }
 

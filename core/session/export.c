@@ -199,6 +199,8 @@ struct q4_model {
     q4_vgg model;
     int *confusion;
     uint8_t labels[1024], batch_predictions[1024];
+    q4_evaluation_run run; /* an evaluation in parts (q4_model_evaluate_begin) */
+    int evaluating;        /* begun and not finished */
 };
 
 q4_status q4_model_levels(const q4_model *model, int layer, q4_layer_levels *out, q4_error *err) {
@@ -268,13 +270,32 @@ q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES]
     return st ? q4_fail(err, st, "the model's outputs are not finite") : Q4_OK;
 }
 
-q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {
+q4_status q4_model_evaluate_begin(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {
+    model->evaluating = 0;
     if (test->num_classes > model->model.num_classes)
         return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the test set %d", model->model.num_classes,
                        test->num_classes);
     /* the stored 4-bit levels times their scales are used as they are: no requantization */
-    q4_status st = q4_evaluate_model(&model->model, test, tta, e, model->confusion, model->labels,
-                                     model->batch_predictions, NULL, 0);
+    q4_status st = q4_evaluate_begin(&model->model, &model->run, test, tta, e, model->confusion);
+    if (st) return q4_fail(err, st, "an evaluation in parts needs a model of one process");
+    model->evaluating = 1;
+    return Q4_OK;
+}
+
+q4_status q4_model_evaluate_step(q4_model *model, int images, q4_evaluation *e, int *evaluated, q4_error *err) {
+    q4_evaluation_run *run = &model->run;
+    if (!model->evaluating) return q4_fail(err, Q4_ERR_STATE, "no evaluation begun, or it has ended (q4_model_evaluate_begin)");
+    int batches = images <= 0 ? 1 : (images + model->model.batch_capacity - 1) / model->model.batch_capacity;
+    q4_status st = q4_evaluate_more(&model->model, run, batches, e, model->confusion, model->labels,
+                                    model->batch_predictions, NULL, 0);
+    if (evaluated) *evaluated = run->evaluated;
+    if (st || run->next == run->batches) model->evaluating = 0;
     if (st) return q4_fail(err, st, "evaluation produced non-finite outputs");
     return Q4_OK;
+}
+
+q4_status q4_model_evaluate(q4_model *model, const q4_dataset *test, int tta, q4_evaluation *e, q4_error *err) {
+    q4_status st = q4_model_evaluate_begin(model, test, tta, e, err);
+    int evaluated = 0;
+    return st ? st : q4_model_evaluate_step(model, test->count, e, &evaluated, err);
 }

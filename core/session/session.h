@@ -63,6 +63,20 @@ q4_status q4_session_fail(q4_session *s, q4_status status, const char *format, .
  * ints, labels and batch_predictions one batch. */
 q4_status q4_evaluate_model(q4_vgg *model, const q4_dataset *test, int tta, q4_evaluation *evaluation, int *confusion,
                             uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions, int n_predictions);
+/* The same pass in parts (one process only: Q4_ERR_STATE with a combiner of several): begin, then
+ * q4_evaluate_more up to max_batches batches at a time, with the same evaluation and confusion each
+ * time, until run->next == run->batches; then they hold exactly what q4_evaluate_model gives (its
+ * batches, summed in its order). run->evaluated: the test images done so far. */
+typedef struct q4_evaluation_run {
+    q4_dataset test; /* a copy: the images it points to must stay */
+    int tta, batches, next, evaluated;
+    double loss_sum;
+} q4_evaluation_run;
+q4_status q4_evaluate_begin(q4_vgg *model, q4_evaluation_run *run, const q4_dataset *test, int tta,
+                            q4_evaluation *evaluation, int *confusion);
+q4_status q4_evaluate_more(q4_vgg *model, q4_evaluation_run *run, int max_batches, q4_evaluation *evaluation,
+                           int *confusion, uint8_t *labels, uint8_t *batch_predictions, uint8_t *predictions,
+                           int n_predictions);
 /* The class probabilities (softmax of the logits) for one image, with the model's weights as
  * they are (callers quantize first where needed); Q4_ERR_NUMERIC when the outputs are not finite. */
 q4_status q4_classify_image(q4_vgg *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]);

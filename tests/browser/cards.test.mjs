@@ -179,7 +179,7 @@ async function checkModelInPage(page, model, card) {
 
 // issue 21: a published model (q4train --export) scores its card's claim in the page as natively
 // (q4train --eval-model M --card C: test_cli.sh); the card's run in exact mode, so the bits agree
-test('an exported model checked in the page against its run card: AS CLAIMED, a false claim and other data named; it then answers Try the model', async () => {
+test('an exported model checked in the page against its run card: AS CLAIMED, a false claim and other data named, a check cancelled; it then answers Try the model', async () => {
   const model = path.join(OUT, 'native-model.q4'), card = path.join(OUT, 'native-model-card.json');
   execFileSync(Q4, ['--data', 'data', ...RUN, '--recipe', 'fast15', '--seed', '7', '--exact', '1', '--card', card,
     '--export', model, '--quiet']);
@@ -208,6 +208,21 @@ test('an exported model checked in the page against its run card: AS CLAIMED, a 
   const otherData = altered(card, 'other-data-model-card.json', (c) => { c.data.files['test_batch.bin'] = '0'.repeat(32); });
   assert.match(await checkModelInPage(page, model, otherData), /^ERROR: other-data-model-card\.json: test_batch\.bin differs from the run card's/);
   assert.match(await checkModelInPage(page, card, card), /^ERROR: native-model-card\.json: not a q4 model file/);
+  // a check in progress shows how far it is and can be cancelled between batches: no verdict, the
+  // page free again (without a card: every test image, 79 batches of 128)
+  await page.setInputFiles('#model-input', model);
+  await page.setInputFiles('#model-card-input', []);
+  await page.click('#check-model');
+  await page.waitForFunction(() => /^Evaluating: [\d,]+ of 10,000 test images…$/.test(document.getElementById('model-status').textContent));
+  assert.equal(await page.isDisabled('#check-cancel'), false, 'Cancel works while a model is checked');
+  await page.click('#check-cancel');
+  await page.waitForFunction(() => /cancelled/.test(document.getElementById('model-status').textContent));
+  const cancelled = await text(page, 'model-status');
+  const stopped = Number(/cancelled after ([\d,]+) of/.exec(cancelled)[1].replace(/,/g, ''));
+  assert.match(cancelled, /^native-model\.q4: cancelled after [\d,]+ of 10,000 test images: not evaluated to the end\. It now answers Try the model\.$/);
+  assert.ok(stopped >= 128 && stopped < 10000 && stopped % 128 === 0, `stopped between batches (${stopped})`);
+  await page.waitForFunction(() => !document.getElementById('check-model').disabled);
+  assert.equal(await page.isDisabled('#check-cancel'), true, 'Cancel is off once the check has stopped');
   // without a card: the plain accuracy on every test image, nothing to compare with
   assert.match(await checkModelInPage(page, model, null),
     /^native-model\.q4: test accuracy [\d.]+% \(\d+\/10000\)\. No run card given: nothing to compare with\./);
