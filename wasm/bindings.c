@@ -618,9 +618,13 @@ EMSCRIPTEN_KEEPALIVE int q4w_model_evaluate_begin(int h, int data, int augmented
 EMSCRIPTEN_KEEPALIVE const char *q4w_model_evaluate_step(int h, int images) {
     loaded_model *m = model_of(h);
     if (!m) return NULL;
-    q4_cifar *cifar = m->evaluating ? cifar_of(m->eval_data) : NULL;
-    if (!cifar) {
-        if (!m->evaluating) fail(Q4_ERR_STATE, "no evaluation of the model is under way");
+    if (!m->evaluating) {
+        fail(Q4_ERR_STATE, "no evaluation of the model is under way");
+        return NULL;
+    }
+    q4_cifar *cifar = cifar_of(m->eval_data);
+    if (!cifar) { /* the data it began on is gone (cifar_of said so) */
+        m->evaluating = 0;
         return NULL;
     }
     int augmented = m->evaluating == 2, count = q4_dataset_prefix(&cifar->test, m->claim.test_limit).count, evaluated = 0;
