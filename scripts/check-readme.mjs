@@ -81,6 +81,7 @@ const TABLES = [
     ['| 4-bit, lookahead every 5 steps, momentum 0.95, peak learning rate 0.035 | 0 |', headline('4bit-la5-m95-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps, BatchNorm momentum 0.4 | 0 |', headline('4bit-la5-bn04-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps, quantizer range capped at 3 RMS | 0 |', headline('4bit-la5-rms3-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, lookahead every 5 steps, quantizer range capped at 2.5 RMS | 0 |', headline('4bit-la5-rms25-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 1 |', headline('fp32-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
