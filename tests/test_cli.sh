@@ -292,6 +292,15 @@ if [ -n "$logged" ] && [ "$logged" = "$evaluated" ]; then
 else
   fail "exported model evaluates to '$evaluated'%, the log says '$logged'%"
 fi
+# ---- a 10-class model on CIFAR-100 test images (a synthetic folder: 20 images, 2 label bytes and 3,072 pixels
+# each, and the label names): one error naming the model file and both class counts
+mkdir -p "$OUT/c100"
+perl -e 'for my $i (0..19) { print pack("CC", $i % 20, $i % 100), chr($i) x 3072 }' >"$OUT/c100/train.bin"
+cp "$OUT/c100/train.bin" "$OUT/c100/test.bin"
+perl -e 'print "fine_$_\n" for 0..99' >"$OUT/c100/fine_label_names.txt"
+perl -e 'print "coarse_$_\n" for 0..19' >"$OUT/c100/coarse_label_names.txt"
+expect_verdict "a 10-class model on CIFAR-100" 1 "$OUT/model.q4: the model has 10 classes but the test set 100" \
+  --data "$OUT/c100" --dataset cifar100 --eval-model "$OUT/model.q4"
 # ---- integer evaluation (issue 26): a committed model (the fast15 recipe, 25 epochs, seed 0) in integer
 # arithmetic within 0.1 points of its card's float accuracy (measured: 92.55% against 92.53%,
 # results/integer/models.txt); FP32 weights refused with the reason

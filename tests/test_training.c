@@ -120,6 +120,70 @@ static void test_clips_off(void) {
     q4_session_destroy(s);
 }
 
+/* shift_lr: one step from the same state with shift_lr 1 and 4 (weight decay 0.1, the shifts set
+ * to 0.25 first so that their decay shows). Every parameter but the BN shifts ends bit for bit
+ * where it did; a shift's step (what it moved beyond its decay) is 4 times as long, and its
+ * decay per step is the same: SGD without momentum at lr 0.5, w - 2 (g + 0.025 w) against
+ * w - 0.5 (g + 0.1 w); AdamW, w (1 - lr wd) - 4 lr u against w (1 - lr wd) - lr u. */
+static void test_shift_lr(void) {
+    const char *optimizers[2] = {"optimizer=sgd\nmomentum=0\nlearning_rate=0.5", "optimizer=adamw\nlearning_rate=0.01"};
+    for (int o = 0; o < 2; o++) {
+        float *after[2] = {NULL, NULL}, *grads = NULL;
+        long p = 0;
+        for (int run = 0; run < 2; run++) {
+            char settings[200];
+            snprintf(settings, sizeof settings, "clip_norm=0\ntanh_bound=0\nweight_decay=0.1\nshift_lr=%d\n%s",
+                     run ? 4 : 1, optimizers[o]);
+            q4_session *s = session_with(settings);
+            q4_vgg *m = &s->model;
+            p = m->param_count;
+            for (int t = 0; t < Q4_NUM_TENSORS; t++)
+                if (m->tensors[t].role == Q4_ROLE_BN_BETA)
+                    for (long i = m->tensors[t].offset; i < m->tensors[t].offset + m->tensors[t].count; i++)
+                        m->params[i] = 0.25f;
+            test_steps(s, 1);
+            after[run] = malloc(p * 4);
+            memcpy(after[run], m->params, p * 4);
+            if (!run) {
+                grads = malloc(p * 4);
+                memcpy(grads, m->grads, p * 4);
+            }
+            if (run) {
+                long shifts = 0, bad = 0, moved = 0;
+                for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+                    const q4_tensor_info *info = &m->tensors[t];
+                    for (long i = info->offset; i < info->offset + info->count; i++) {
+                        if (info->role != Q4_ROLE_BN_BETA) {
+                            if (memcmp(&after[0][i], &after[1][i], 4) != 0) bad++;
+                            continue;
+                        }
+                        shifts++;
+                        double one, four;
+                        if (o == 0) {
+                            one = 0.25 - 0.5 * ((double)grads[i] + 0.1 * 0.25);
+                            four = 0.25 - 2.0 * ((double)grads[i] + 0.025 * 0.25);
+                            if (fabs(after[0][i] - one) > 1e-6 || fabs(after[1][i] - four) > 1e-6) bad++;
+                        } else {
+                            double decayed = 0.25 * (1.0 - 0.01 * 0.1);
+                            one = after[0][i] - decayed;
+                            four = after[1][i] - decayed;
+                            if (fabs(four - 4.0 * one) > 1e-6) bad++;
+                        }
+                        if (grads[i] != 0.0f && after[1][i] != after[0][i]) moved++;
+                    }
+                }
+                CHECK(bad == 0, "shift_lr 4 (%s): %ld parameters moved otherwise than the rule", o ? "adamw" : "sgd", bad);
+                CHECK(shifts > 1000 && moved > shifts / 2,
+                      "shift_lr 4 (%s): %ld shifts, %ld moved otherwise than with shift_lr 1", o ? "adamw" : "sgd", shifts, moved);
+            }
+            q4_session_destroy(s);
+        }
+        free(after[0]);
+        free(after[1]);
+        free(grads);
+    }
+}
+
 /* decay_all 0: weight decay on conv and linear weights only. One SGD step without momentum at
  * lr 0.5 (a power of two, so w - lr*g is exact) and decay 0.1: every bias and BN parameter moves
  * by exactly -lr*g, every weight by -lr*(g + 0.1*w); with decay_all 1 the BN scales (1 at the
@@ -756,6 +820,7 @@ int main(void) {
     make_data();
     test_clips_off();
     test_decay_groups();
+    test_shift_lr();
     test_micro_batch();
     test_data_parallel();
     test_moving_average();

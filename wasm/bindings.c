@@ -506,6 +506,7 @@ typedef struct loaded_model {
     int evaluated;  /* 0: not yet, 1: plainly, 2: with the card's test-time augmentation too */
     int evaluating; /* 0: no evaluation under way; 1: the plain one, 2: the augmented one */
     int eval_data;  /* the data handle it evaluates */
+    char name[256]; /* the model file's name, which its errors begin with */
 } loaded_model;
 static loaded_model models[MAX_HANDLES];
 
@@ -549,6 +550,7 @@ EMSCRIPTEN_KEEPALIVE int q4w_model_load(int data, const uint8_t *bytes, double s
         q4_model_destroy(m.model);
         return fail_named(err.status, model_name, err.message);
     }
+    snprintf(m.name, sizeof m.name, "%s", model_name);
     models[h] = m;
     return h;
 }
@@ -606,7 +608,7 @@ EMSCRIPTEN_KEEPALIVE int q4w_model_evaluate_begin(int h, int data, int augmented
     m->evaluating = 0;
     q4_status st = q4_model_evaluate_begin(m->model, &test, augmented ? m->claim.tta : Q4_TTA_NONE,
                                            augmented ? &m->augmented : &m->plain, &err);
-    if (st) return fail(st, err.message);
+    if (st) return fail_named(st, m->name, err.message);
     if (!augmented) m->evaluated = 0; /* the plain one again: an augmented one must follow it again */
     m->evaluating = augmented ? 2 : 1;
     m->eval_data = data;
@@ -633,7 +635,7 @@ EMSCRIPTEN_KEEPALIVE const char *q4w_model_evaluate_step(int h, int images) {
     q4_status st = q4_model_evaluate_step(m->model, images, e, &evaluated, &err);
     if (st) {
         m->evaluating = 0;
-        fail(st, err.message);
+        fail_named(st, m->name, err.message);
         return NULL;
     }
     int done = evaluated == count;

@@ -17,8 +17,9 @@ typedef struct optim_job {
     long chunk_begin[MAX_CHUNKS], chunk_end[MAX_CHUNKS]; /* offsets into the parameter array */
     double chunk_sum[MAX_CHUNKS];
     float clip_coefficient;
-    q4_adamw_params adam, adam_no_decay; /* the second for biases and BN when decay_all is 0 */
-    q4_sgd_params sgd, sgd_no_decay;
+    /* per parameter group: conv and linear weights; the other biases and the BN scales; the BN shifts */
+    q4_adamw_params adam, adam_other, adam_shift;
+    q4_sgd_params sgd, sgd_other, sgd_shift;
     int use_sgd;
     int soft_clip;
     float bound;
@@ -51,11 +52,13 @@ static void update_task(void *context, int c, int thread) {
     q4_vgg *m = job->m;
     long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
     if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
-    int weight = m->tensors[job->chunk_tensor[c]].role == Q4_ROLE_WEIGHT;
-    if (job->use_sgd) m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n, weight ? &job->sgd : &job->sgd_no_decay);
+    int role = m->tensors[job->chunk_tensor[c]].role, weight = role == Q4_ROLE_WEIGHT;
+    if (job->use_sgd)
+        m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n,
+                       weight ? &job->sgd : role == Q4_ROLE_BN_BETA ? &job->sgd_shift : &job->sgd_other);
     else
         m->kernels.adamw(m->params + b, m->grads + b, job->moment1 + b, job->moment2 + b, n,
-                         weight ? &job->adam : &job->adam_no_decay);
+                         weight ? &job->adam : role == Q4_ROLE_BN_BETA ? &job->adam_shift : &job->adam_other);
     if (job->soft_clip && weight)
         m->kernels.tanh_clip(m->params + b, n, job->bound);
 }
@@ -118,11 +121,20 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
     job.sgd.momentum = (float)config->momentum;
     job.sgd.weight_decay = (float)config->weight_decay;
     job.sgd.nesterov = config->nesterov;
-    job.adam_no_decay = job.adam;
-    job.sgd_no_decay = job.sgd;
+    job.adam_other = job.adam;
+    job.sgd_other = job.sgd;
     if (!config->decay_all) {
-        job.adam_no_decay.decay = 1.0f;
-        job.sgd_no_decay.weight_decay = 0.0f;
+        job.adam_other.decay = 1.0f;
+        job.sgd_other.weight_decay = 0.0f;
+    }
+    /* The shifts: shift_lr times the step, the same decay per step (SGD adds the decay to the
+     * gradient, so it is divided by shift_lr there; AdamW's decoupled decay stays as it is). */
+    job.adam_shift = job.adam_other;
+    job.sgd_shift = job.sgd_other;
+    if (config->shift_lr != 1.0) {
+        job.adam_shift.neg_step_size = (float)(-(lr * config->shift_lr / bias_correction1));
+        job.sgd_shift.lr = (float)(lr * config->shift_lr);
+        job.sgd_shift.weight_decay = (float)((double)job.sgd_other.weight_decay / config->shift_lr);
     }
     job.soft_clip = config->weight_bits < Q4_FP32_BITS && config->tanh_bound > 0;
     job.bound = (float)config->tanh_bound;

@@ -154,6 +154,7 @@ test('several saved runs are kept, named by their settings, and can be deleted',
 });
 
 test('settings in a link: out of range refused with the rule, 64-bit seeds kept exactly', async () => {
+  let linkPage = null;
   for (const [query, words] of [['epochs=1e9', /epochs must be a whole number from 1 to 10000, not '1e9'/],
     ['weight_bits=4.0', /weight_bits must be a whole number from 2 to 32, not '4.0'/],
     ['weight_bits=16', /weight_bits must be 2 to 8, or 32 \(FP32 weights\), not '16'/],
@@ -164,22 +165,38 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
     ['preset=headline20&autostart=1', /a preset this page does not have: 'headline20' \(it has quick, fast, .*headline18/],
     ['preset=fast&seed=', /The link gives no value for seed/],
     ['preset=fast&learning_rate=abc', /learning_rate must be a number from .*, not 'abc'/]]) {
-    const { context, page } = await openPage(env.browser, `${env.url}?${query}`);
-    await page.waitForSelector('#error:not([hidden])');
-    assert.match(await text(page, 'error'), words, query);
-    assert.match(await text(page, 'error'), /Nothing was started/, query);
-    await context.close();
+    // the first link opens a page; each other one is read by the same page's own link reader
+    // (settings.js settingsFromUrl, what the page runs on load) after the address changes to it
+    if (!linkPage) {
+      linkPage = await openPage(env.browser, `${env.url}?${query}`);
+      await linkPage.page.waitForSelector('#error:not([hidden])');
+    } else {
+      const valid = await linkPage.page.evaluate(async (q) => {
+        document.getElementById('error').hidden = true;
+        history.replaceState(null, '', `?${q}`);
+        return (await import(new URL('settings.js', location.href).href)).settingsFromUrl();
+      }, query);
+      assert.equal(valid, false, query);
+      assert.equal(await linkPage.page.$eval('#error', (e) => e.hidden), false, query);
+    }
+    assert.match(await text(linkPage.page, 'error'), words, query);
+    assert.match(await text(linkPage.page, 'error'), /Nothing was started/, query);
   }
   // each preset of a README run: the form it fills (preset, then settings), and what the recipe note says it
-  // changes in its recipe (null: nothing). The form is read once the note has been drawn for the preset.
+  // changes in its recipe (null: nothing). The same page reads each preset's link as above (the note
+  // cleared first); the form is read once the note has been drawn for the preset.
   const presetForm = async (preset, settings, changed) => {
-    const { context, page } = await openPage(env.browser, `${env.url}?preset=${preset}`);
+    const { page } = linkPage;
+    assert.equal(await page.evaluate(async (q) => {
+      document.getElementById('recipe-note').textContent = '';
+      history.replaceState(null, '', `?${q}`);
+      return (await import(new URL('settings.js', location.href).href)).settingsFromUrl();
+    }, `preset=${preset}`), true, preset);
     await page.waitForFunction((c) => document.getElementById('recipe-note').textContent.includes('The fast15 recipe') &&
       (c === null || document.getElementById('recipe-note').textContent.includes(`Changed here: ${c}.`)), changed);
     const form = await page.evaluate((names) => ['preset', ...names.map((n) => `s-${n}`)]
       .map((id) => document.getElementById(id).value).join(' '), settings);
     const note = await text(page, 'recipe-note');
-    await context.close();
     if (changed === null) assert.doesNotMatch(note, /Changed here/, preset);
     else assert.match(note, new RegExp(`^The fast15 recipe: .* Changed here: ${changed.replace(/\./g, '\\.')}\\.$`), preset);
     return form;
@@ -196,6 +213,7 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   // three: fast15 planned for 3 epochs at peak learning rate 0.1 (the README's 3-epoch runs)
   assert.equal(await presetForm('three', ['recipe', 'epochs', 'learning_rate', 'batch_size', 'train_limit'], 'learning rate 0.1'),
     'three fast15 3 0.1 64 0');
+  await linkPage.context.close();
   // an invalid link never starts a run, even with autostart; Start refuses the empty box it left
   const { context: c2, page: p2 } = await openPage(env.browser, `${env.url}?preset=fast&learning_rate=&autostart=1`);
   await p2.waitForSelector('#error:not([hidden])');
