@@ -153,6 +153,17 @@ test('several saved runs are kept, named by their settings, and can be deleted',
   await context.close();
 });
 
+// The page's own link reader (settings.js settingsFromUrl, what the page runs on load) on another link,
+// in a page already open: its address changed to the link, the element `clear` emptied (the error box
+// hidden, or the recipe note cleared) so that what shows after is this link's. Its verdict: valid or not.
+const readLink = (page, query, clear) => page.evaluate(async ([q, id]) => {
+  const box = document.getElementById(id);
+  if (id === 'error') box.hidden = true;
+  else box.textContent = '';
+  history.replaceState(null, '', `?${q}`);
+  return (await import(new URL('settings.js', location.href).href)).settingsFromUrl();
+}, [query, clear]);
+
 test('settings in a link: out of range refused with the rule, 64-bit seeds kept exactly', async () => {
   let linkPage = null;
   for (const [query, words] of [['epochs=1e9', /epochs must be a whole number from 1 to 10000, not '1e9'/],
@@ -171,12 +182,7 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
       linkPage = await openPage(env.browser, `${env.url}?${query}`);
       await linkPage.page.waitForSelector('#error:not([hidden])');
     } else {
-      const valid = await linkPage.page.evaluate(async (q) => {
-        document.getElementById('error').hidden = true;
-        history.replaceState(null, '', `?${q}`);
-        return (await import(new URL('settings.js', location.href).href)).settingsFromUrl();
-      }, query);
-      assert.equal(valid, false, query);
+      assert.equal(await readLink(linkPage.page, query, 'error'), false, query);
       assert.equal(await linkPage.page.$eval('#error', (e) => e.hidden), false, query);
     }
     assert.match(await text(linkPage.page, 'error'), words, query);
@@ -187,11 +193,7 @@ test('settings in a link: out of range refused with the rule, 64-bit seeds kept 
   // cleared first); the form is read once the note has been drawn for the preset.
   const presetForm = async (preset, settings, changed) => {
     const { page } = linkPage;
-    assert.equal(await page.evaluate(async (q) => {
-      document.getElementById('recipe-note').textContent = '';
-      history.replaceState(null, '', `?${q}`);
-      return (await import(new URL('settings.js', location.href).href)).settingsFromUrl();
-    }, `preset=${preset}`), true, preset);
+    assert.equal(await readLink(page, `preset=${preset}`, 'recipe-note'), true, preset);
     await page.waitForFunction((c) => document.getElementById('recipe-note').textContent.includes('The fast15 recipe') &&
       (c === null || document.getElementById('recipe-note').textContent.includes(`Changed here: ${c}.`)), changed);
     const form = await page.evaluate((names) => ['preset', ...names.map((n) => `s-${n}`)]
