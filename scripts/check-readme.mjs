@@ -84,6 +84,7 @@ const TABLES = [
     ...[0, 1].map((seed) => [`| 4-bit, lookahead every 5 steps, quantizer range capped at 2.5 RMS | ${seed} |`,
       headline(`4bit-la5-rms25-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| 4-bit, lookahead every 5 steps, quantizer range capped at 2 RMS | 0 |', headline('4bit-la5-rms2-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ['| 4-bit, lookahead every 5 steps, BatchNorm shifts at 8 times the learning rate | 0 |', headline('4bit-la5-shift8-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 1 |', headline('fp32-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
