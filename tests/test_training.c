@@ -184,6 +184,52 @@ static void test_shift_lr(void) {
     }
 }
 
+/* freeze_bn_scale 1: one SGD step (weight decay 0.1, gradients clipped to a global norm of 0.001,
+ * far below theirs, so the clip always acts). Every BN scale is still exactly 1 (with 0 they move),
+ * and the clipped gradients of every other parameter have a global norm of exactly the clip norm:
+ * the frozen scales' gradients were left out of it, as PyTorch leaves out a parameter that does
+ * not require a gradient. */
+static void test_freeze_bn_scale(void) {
+    for (int freeze = 0; freeze < 2; freeze++) {
+        char settings[200];
+        snprintf(settings, sizeof settings,
+                 "clip_norm=0.001\ntanh_bound=0\nweight_decay=0.1\noptimizer=sgd\nmomentum=0\nlearning_rate=0.5\n"
+                 "freeze_bn_scale=%d", freeze);
+        q4_session *s = session_with(settings);
+        q4_vgg *m = &s->model;
+        test_steps(s, 1);
+        long scales = 0, at_one = 0;
+        double others = 0.0, all = 0.0;
+        for (int t = 0; t < Q4_NUM_TENSORS; t++) {
+            const q4_tensor_info *info = &m->tensors[t];
+            for (long i = info->offset; i < info->offset + info->count; i++) {
+                if (info->role == Q4_ROLE_BN_GAMMA) {
+                    scales++;
+                    at_one += m->params[i] == 1.0f;
+                    all += (double)m->grads[i] * m->grads[i];
+                } else {
+                    others += (double)m->grads[i] * m->grads[i];
+                }
+            }
+        }
+        all = sqrt(all + others);
+        others = sqrt(others);
+        if (freeze) {
+            CHECK(scales > 1000 && at_one == scales, "freeze_bn_scale 1: %ld of %ld BN scales moved from 1",
+                  scales - at_one, scales);
+            CHECK(fabs(others - 0.001) < 1e-7, "freeze_bn_scale 1: the other gradients were clipped to a norm of %.9f, not 0.001",
+                  others);
+        } else {
+            CHECK(at_one < scales / 2, "freeze_bn_scale 0: %ld of %ld BN scales stayed at 1", at_one, scales);
+            /* measured: the others 0.000999221, all 0.001000000 */
+            CHECK(fabs(all - 0.001) < 1e-7 && others < 0.001 - 1e-7,
+                  "freeze_bn_scale 0: the clipped gradients' norm %.9f (the scales left out: %.9f), not 0.001 with them",
+                  all, others);
+        }
+        q4_session_destroy(s);
+    }
+}
+
 /* decay_all 0: weight decay on conv and linear weights only. One SGD step without momentum at
  * lr 0.5 (a power of two, so w - lr*g is exact) and decay 0.1: every bias and BN parameter moves
  * by exactly -lr*g, every weight by -lr*(g + 0.1*w); with decay_all 1 the BN scales (1 at the
@@ -821,6 +867,7 @@ int main(void) {
     test_clips_off();
     test_decay_groups();
     test_shift_lr();
+    test_freeze_bn_scale();
     test_micro_batch();
     test_data_parallel();
     test_moving_average();

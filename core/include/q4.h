@@ -177,6 +177,9 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(REAL, shift_lr, 1, 1, 1000, NULL, Q4_FIELD_METHOD,                                                            \
       "BatchNorm shifts (biases): their learning rate is this many times the others', their weight decay per step "   \
       "unchanged (1: the paper's; airbench94 uses 64 with its BatchNorm scales frozen)")                             \
+    X(INT, freeze_bn_scale, 0, 0, 1, NULL, Q4_FIELD_METHOD,                                                          \
+      "1: the BatchNorm scales stay at their initial 1 (no step, no weight decay, left out of the clip norm), as "   \
+      "airbench94's; 0: they learn (the paper's)")                                                                   \
     X(REAL, beta1, 0.9, 0, 0.999999, NULL, Q4_FIELD_METHOD, "AdamW: first-moment decay")                            \
     X(REAL, beta2, 0.999, 0, 0.999999999, NULL, Q4_FIELD_METHOD, "AdamW: second-moment decay")                      \
     X(REAL, adam_eps, 1e-8, 1e-30, 1, NULL, Q4_FIELD_METHOD, "AdamW: epsilon")                                      \

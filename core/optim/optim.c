@@ -21,6 +21,7 @@ typedef struct optim_job {
     q4_adamw_params adam, adam_other, adam_shift;
     q4_sgd_params sgd, sgd_other, sgd_shift;
     int use_sgd;
+    int freeze_scales; /* freeze_bn_scale: the BN scales neither count in the clip norm nor move */
     int soft_clip;
     float bound;
 } optim_job;
@@ -42,6 +43,10 @@ static void make_chunks(optim_job *job) {
 static void sum_squares_task(void *context, int c, int thread) {
     (void)thread;
     optim_job *job = context;
+    if (job->freeze_scales && job->m->tensors[job->chunk_tensor[c]].role == Q4_ROLE_BN_GAMMA) {
+        job->chunk_sum[c] = 0.0;
+        return;
+    }
     job->chunk_sum[c] = job->m->kernels.sum_squares(job->m->grads + job->chunk_begin[c],
                                                     job->chunk_end[c] - job->chunk_begin[c]);
 }
@@ -51,8 +56,9 @@ static void update_task(void *context, int c, int thread) {
     optim_job *job = context;
     q4_vgg *m = job->m;
     long b = job->chunk_begin[c], n = job->chunk_end[c] - b;
-    if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
     int role = m->tensors[job->chunk_tensor[c]].role, weight = role == Q4_ROLE_WEIGHT;
+    if (job->freeze_scales && role == Q4_ROLE_BN_GAMMA) return;
+    if (job->clip_coefficient < 1.0f) m->kernels.scale(m->grads + b, m->grads + b, n, job->clip_coefficient);
     if (job->use_sgd)
         m->kernels.sgd(m->params + b, m->grads + b, job->moment1 + b, n,
                        weight ? &job->sgd : role == Q4_ROLE_BN_BETA ? &job->sgd_shift : &job->sgd_other);
@@ -85,6 +91,7 @@ q4_status q4_optimizer_step(q4_vgg *m, float *moment1, float *moment2, long long
                             const q4_config *config, double *grad_norm) {
     optim_job job;
     job.m = m;
+    job.freeze_scales = config->freeze_bn_scale;
     job.moment1 = moment1;
     job.moment2 = moment2;
     make_chunks(&job);

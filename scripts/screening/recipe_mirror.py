@@ -35,7 +35,8 @@ Screening additions (this copy, extended from ../shared/screening for issue 21):
   --recipe fast15  the fast recipe with alternating flips (batch.c: each image's own random first flip,
                    then mirrored in every other epoch)
   --set k=v,...    any RECIPE setting changed (learning_rate, weight_decay, warmup, crop, tanh_bound,
-                   momentum, label_smoothing, batch_size, cutout, decay_all, bn_momentum, shift_lr, scale_rms:
+                   momentum, label_smoothing, batch_size, cutout, decay_all, bn_momentum, shift_lr, freeze_bn_scale,
+                   scale_rms:
                    q4's --scale-rms, each tensor's quantizer range capped at that many RMS), and
                    lookahead=K (q4's --lookahead, airbench's: every K steps the slow copy of every float
                    parameter and BN statistic moves toward the fast one by 1-d, d = 0.95^5 (t/T)^3, and
@@ -59,7 +60,8 @@ MEAN = (0.4914, 0.4822, 0.4465)  # core/data/batch.c q4_norm_mean / q4_norm_std
 STD = (0.2023, 0.1994, 0.2010)
 RECIPE = dict(batch_size=64, learning_rate=0.07, momentum=0.9, nesterov=True, weight_decay=5e-4, warmup=0.2,
               label_smoothing=0.2, dropout=0.0, clip_norm=0.0, crop=2, tanh_bound=3.0, tta='flip-translate',
-              flip='random', cutout=0, decay_all=1, bn_momentum=0.1, lookahead=0, scale_rms=0.0, shift_lr=1.0)
+              flip='random', cutout=0, decay_all=1, bn_momentum=0.1, lookahead=0, scale_rms=0.0, shift_lr=1.0,
+              freeze_bn_scale=0)
 RECIPES = {'fast': {}, 'fast15': {'flip': 'alternate'}}
 TTA_VIEWS = [(0, 0, False, 0.25), (0, 0, True, 0.25), (-1, -1, False, 0.125), (-1, -1, True, 0.125),
              (1, 1, False, 0.125), (1, 1, True, 0.125)]  # (dx, dy, flip, weight), evaluate.c's order
@@ -234,8 +236,13 @@ def train(o):
     # q4's three groups (optim.c): conv and linear weights; other biases and BN scales (no decay with
     # decay_all 0); BN shifts, at shift_lr times the learning rate with the same decay per step
     ids = {id(w) for w in weights}
-    shifts = [mod.bias for mod in m.modules() if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    bns = [mod for mod in m.modules() if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d))]
+    shifts = [mod.bias for mod in bns]
     shift_ids = {id(p) for p in shifts}
+    if r['freeze_bn_scale']:  # the scales stay at 1: no gradient, so no step, no decay, not in a clip norm
+        for mod in bns:
+            mod.weight.requires_grad_(False)
+        ids |= {id(mod.weight) for mod in bns}
     other_decay = r['weight_decay'] if r['decay_all'] else 0.0
     sl = float(r['shift_lr'])
     groups = [{'params': weights, 'weight_decay': r['weight_decay'], 'lr_scale': 1.0},
