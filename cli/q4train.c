@@ -450,6 +450,8 @@ static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_c
     q4_error err = {0};
     q4_card_claim claim = {.test_limit = asked->test_limit, .tta = asked->tta, .exact = asked->exact,
                            .integer_eval = asked->integer_eval};
+    if (o->card && asked->bn_recalibrate)
+        return fail("--card checks the model as it was exported: leave out --bn-recalibrate");
     if (o->card) {
         q4_card *card = read_card(o->card);
         if (!card) return 1;
@@ -471,6 +473,16 @@ static int evaluate_exported(const options *o, const q4_cifar *cifar, const q4_c
     if (claim.integer_eval && q4_model_set_integer(model, 1, &err)) {
         q4_model_destroy(model);
         return fail("%s: %s", o->eval_model, err.message);
+    }
+    if (asked->bn_recalibrate) {
+        q4_dataset train = q4_dataset_prefix(&cifar->train, asked->train_limit);
+        double t = q4_now();
+        if (q4_model_recalibrate_bn(model, &train, asked->batch_size, &err)) {
+            q4_model_destroy(model);
+            return fail("%s: %s", o->eval_model, err.message);
+        }
+        printf("model %s: BatchNorm statistics recomputed over %d training images in batches of %d (%.1f s)\n",
+               o->eval_model, train.count, asked->batch_size, q4_now() - t);
     }
     q4_evaluation e, augmented;
     double t0 = q4_now();

@@ -177,6 +177,10 @@ void q4_dataset_compute_stats(const q4_dataset *set, q4_dataset_stats *stats);
     X(REAL, shift_lr, 1, 1, 1000, NULL, Q4_FIELD_METHOD,                                                            \
       "BatchNorm shifts (biases): their learning rate is this many times the others', their weight decay per step "   \
       "unchanged (1: the paper's; airbench94 uses 64 with its BatchNorm scales frozen)")                             \
+    X(INT, bn_recalibrate, 0, 0, 1, NULL, Q4_FIELD_METHOD,                                                           \
+      "1: after the last planned step every BatchNorm's running statistics are recomputed for the final weights: "  \
+      "the plain average of their batch statistics over the training images, unaugmented, in order, in batches of " \
+      "batch_size (PyTorch's swa_utils.update_bn); 0: kept as training left them (the paper's)")                    \
     X(INT, freeze_bn_scale, 0, 0, 1, NULL, Q4_FIELD_METHOD,                                                          \
       "1: the BatchNorm scales stay at their initial 1 (no step, no weight decay, left out of the clip norm), as "   \
       "airbench94's; 0: they learn (the paper's)")                                                                   \
@@ -527,6 +531,11 @@ q4_status q4_model_evaluate_begin(q4_model *model, const q4_dataset *test, int t
                                   q4_error *err);
 q4_status q4_model_evaluate_step(q4_model *model, int images, q4_evaluation *evaluation, int *evaluated,
                                  q4_error *err);
+/* BatchNorm recalibration (setting bn_recalibrate) of a loaded model: every BatchNorm's running
+ * statistics recomputed for its weights over `train` (unaugmented, in order, in batches of
+ * `batch`, 2 to 128, a loaded model's capacity): what a run with bn_recalibrate 1 does after its
+ * last step. */
+q4_status q4_model_recalibrate_bn(q4_model *model, const q4_dataset *train, int batch, q4_error *err);
 /* The class probabilities for one image (3072 bytes: R, G, B planes of 32x32), as
  * q4_session_classify gives them for a session's model. */
 q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES],

@@ -167,3 +167,36 @@ q4_status q4_classify_image(q4_vgg *m, const uint8_t image[Q4_IMAGE_BYTES], doub
     for (int c = 0; c < k; c++) probabilities[c] /= sum;
     return Q4_OK;
 }
+
+q4_status q4_recalibrate_bn(q4_vgg *m, const q4_dataset *set, int batch) {
+    if (batch < 2 || batch > m->batch_capacity || set->count < 1) return Q4_ERR_ARGUMENT;
+    /* every process of a data-parallel run holds the same weights and reads the same images: each
+     * computes the same statistics alone */
+    const q4_combiner *combiner = m->combiner;
+    m->combiner = NULL;
+    double momentum[Q4_NUM_BN];
+    for (int b = 0; b < Q4_NUM_BN; b++) momentum[b] = m->bn[b].momentum;
+    int *order = malloc((size_t)batch * sizeof(int));
+    uint8_t *labels = malloc((size_t)batch);
+    if (!order || !labels) {
+        free(order);
+        free(labels);
+        return Q4_ERR_NOMEM;
+    }
+    for (int first = 0, k = 0; first < set->count; first += batch, k++) {
+        int n = set->count - first < batch ? set->count - first : batch;
+        if (n < 2) break; /* one image has no variance to give */
+        for (int i = 0; i < n; i++) order[i] = first + i;
+        for (int b = 0; b < Q4_NUM_BN; b++) m->bn[b].momentum = 1.0 / (double)(k + 1); /* the plain average */
+        q4_make_view_batch(m->input, labels, set, order, n, 0, 0, 0);
+        q4_vgg_forward(m, n, 1, 0, 0);
+    }
+    for (int b = 0; b < Q4_NUM_BN; b++) m->bn[b].momentum = momentum[b];
+    m->combiner = combiner;
+    free(order);
+    free(labels);
+    for (int b = 0; b < Q4_NUM_BN; b++)
+        for (int c = 0; c < m->bn[b].channels; c++)
+            if (!isfinite(m->bn[b].running_mean[c]) || !isfinite(m->bn[b].running_var[c])) return Q4_ERR_NUMERIC;
+    return Q4_OK;
+}

@@ -263,6 +263,18 @@ q4_status q4_model_set_integer(q4_model *model, int on, q4_error *err) {
 
 int q4_model_num_classes(const q4_model *model) { return model->model.num_classes; }
 
+q4_status q4_model_recalibrate_bn(q4_model *model, const q4_dataset *train, int batch, q4_error *err) {
+    q4_vgg *m = &model->model;
+    if (batch < 2 || batch > m->batch_capacity || train->count < 2)
+        return q4_fail(err, Q4_ERR_ARGUMENT, "BatchNorm recalibration of a model needs batches of 2 to %d images and 2 "
+                       "or more training images (batches of %d, %d images)", m->batch_capacity, batch, train->count);
+    if (train->num_classes > m->num_classes)
+        return q4_fail(err, Q4_ERR_MISMATCH, "the model has %d classes but the training set %d", m->num_classes,
+                       train->num_classes);
+    q4_status st = q4_recalibrate_bn(m, train, batch);
+    return st ? q4_fail(err, st, "the recomputed BatchNorm statistics are not finite") : Q4_OK;
+}
+
 q4_status q4_model_classify(q4_model *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES],
                             q4_error *err) {
     /* the stored levels times their scales, as evaluation uses them */

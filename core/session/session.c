@@ -197,6 +197,20 @@ static void lookahead_update(q4_session *s) {
     }
 }
 
+/* bn_recalibrate: after the last planned step, the BatchNorm running statistics of the model
+ * that is evaluated (the average's, with ema) recomputed for its quantized weights over the
+ * training images; the average (or lookahead's slow copy) keeps them too. */
+static q4_status recalibrate(q4_session *s) {
+    q4_vgg *m = &s->model;
+    q4_session_use_average(s);
+    q4_vgg_quantize(m);
+    q4_status st = q4_recalibrate_bn(m, &s->train, s->config.batch_size);
+    if (!st && q4_config_keeps_copy(&s->config))
+        memcpy(s->ema + m->param_count, m->running_mean, (size_t)m->running_floats * sizeof(float));
+    q4_session_use_live(s);
+    return st;
+}
+
 /* The model's parameters become the average's (the model points at them; nothing is copied)
  * and its BN running statistics the average's (the live ones kept in running_backup). */
 void q4_session_use_average(q4_session *s) {
@@ -335,6 +349,10 @@ static q4_status train_step(q4_session *s) {
     s->step_in_epoch++;
     if (s->config.ema > 0) ema_update(s);
     if (s->config.lookahead > 0) lookahead_update(s);
+    if (s->config.bn_recalibrate && s->global_step == (long long)s->config.epochs * s->steps_per_epoch &&
+        recalibrate(s) != Q4_OK)
+        return q4_session_fail(s, Q4_ERR_NUMERIC, "the BatchNorm statistics recomputed after the last step are not "
+                               "finite: the weights are those after it");
     s->profiled_steps++;
     s->profiled_images += n;
     s->last_loss = (float)loss;

@@ -79,6 +79,12 @@ q4_status q4_evaluate_more(q4_vgg *model, q4_evaluation_run *run, int max_batche
                            int n_predictions);
 /* The class probabilities (softmax of the logits) for one image, with the model's weights as
  * they are (callers quantize first where needed); Q4_ERR_NUMERIC when the outputs are not finite. */
+/* BatchNorm recalibration: every BatchNorm's running mean and (unbiased) variance replaced by the
+ * plain average of its batch statistics over `set`, in order, in batches of `batch` (2 to the
+ * model's capacity; a last batch of one image left out), plain images (no augmentation), the
+ * weights as they are: what PyTorch's torch.optim.swa_utils.update_bn does for averaged weights.
+ * The weights, the BatchNorm scales and shifts and the momentum are left as they were. */
+q4_status q4_recalibrate_bn(q4_vgg *model, const q4_dataset *set, int batch);
 q4_status q4_classify_image(q4_vgg *model, const uint8_t image[Q4_IMAGE_BYTES], double probabilities[Q4_MAX_CLASSES]);
 
 /* Whether the settings keep a second copy of the weights and BN statistics (ema or lookahead). */
