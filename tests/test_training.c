@@ -471,12 +471,13 @@ static void *member_run(void *context) {
 /* One epoch (100 images at batch 32 in micro-batches of 12: three steps of 12 + 12 + 8, then one
  * of 4; with dropout, cutout, alternating flips, the moving average, test-time views) alone and
  * as 3 processes (each holds one micro-batch of a full step; two hold none of the last step, and
- * one none of the 2 test batches): every process ends with the same state hash as one process,
- * and the same evaluation. A process combining in another order would not. */
+ * one none of the 2 test batches; the BatchNorm statistics recomputed after the last step, which
+ * each process does alone): every process ends with the same state hash as one process, and the
+ * same evaluation. A process combining in another order would not. */
 static void test_data_parallel(void) {
 #define PARALLEL_SETTINGS                                                                                        \
     "recipe=fast\nbatch_size=32\ntrain_limit=100\nepochs=1\nmicro_batch=12\nthreads=1\ndropout=0.3\ncutout=8\nema=0.9\n" \
-    "flip=alternate"
+    "flip=alternate\nbn_recalibrate=1"
     q4_session *alone = session_with(PARALLEL_SETTINGS);
     member one = {.session = alone};
     member_run(&one);
