@@ -292,6 +292,12 @@ if [ -n "$logged" ] && [ "$logged" = "$evaluated" ]; then
 else
   fail "exported model evaluates to '$evaluated'%, the log says '$logged'%"
 fi
+# ---- the exported model's BatchNorm statistics recomputed (--bn-recalibrate 1): over the training images
+# asked for, in batches of --batch-size; refused beside --card, which checks the model as exported
+expect_verdict "--eval-model --bn-recalibrate 1" 0 "model.q4: BatchNorm statistics recomputed over 384 training images in batches of 96" \
+  --data "$DATA" --train-limit 384 --test-limit 500 --batch-size 96 --bn-recalibrate 1 --tta none --eval-model "$OUT/model.q4"
+expect_verdict "--eval-model --bn-recalibrate 1 --card" 1 "card checks the model as it was exported: leave out --bn-recalibrate" \
+  --data "$DATA" --bn-recalibrate 1 --eval-model "$OUT/model.q4" --card "$OUT/card.json"
 # ---- a 10-class model on CIFAR-100 test images (a synthetic folder: 20 images, 2 label bytes and 3,072 pixels
 # each, and the label names): one error naming the model file and both class counts
 mkdir -p "$OUT/c100"
