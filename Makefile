@@ -118,11 +118,11 @@ test-unit: $(UNIT_TESTS:%=$(BUILD)/tests/%) $(BUILD)/q4bench ## unit, golden, ch
 # every other ISA this CPU runs, against the same references and PyTorch goldens (Q4_ISA is
 # read by the tests' start-up code, tests/test_util.h, as by the front ends)
 test-isas: $(addprefix $(BUILD)/,q4bench tests/test_kernels tests/test_gradcheck tests/test_golden) ## kernels, gradients and goldens with every other ISA this CPU has (scalar, AVX2)
-	@for isa in $$($(BUILD)/q4bench --isas); do \
-	  [ "$$isa" = "$$($(BUILD)/q4bench --isas | cut -d' ' -f1)" ] && continue; echo "== Q4_ISA=$$isa"; \
-	  for t in test_kernels test_gradcheck test_golden; do Q4_ISA=$$isa $(BUILD)/tests/$$t || exit 1; done; done
+	@first=$$($(BUILD)/q4bench --isas | cut -d' ' -f1); set --; \
+	for isa in $$($(BUILD)/q4bench --isas); do [ "$$isa" = "$$first" ] && continue; \
+	  for t in test_kernels test_gradcheck test_golden; do set -- "$$@" "Q4_ISA=$$isa $(BUILD)/tests/$$t"; done; done; \
+	scripts/run-tests.sh $(TEST_JOBS) "$$@"
 
-COMMA := ,
 SAN_FLAGS := -std=c11 -O1 -g -ffp-contract=off -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
              -Wall -Wextra -pthread -D_POSIX_C_SOURCE=200809L -MMD -MP $(filter -DQ4_NO_X86_KERNELS,$(CFLAGS))
 SAN_OBJ   := $(CORE_SRC:%.c=build/sanitize/obj/%.o)
@@ -130,23 +130,21 @@ build/sanitize/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(SAN_FLAGS) $(ISA_FLAGS) -c $< -o $@
 # Every sanitized test but test_kernels links the ISA microkernel files (core/kernels/avx2,
-# avx512: the intrinsics, where nearly all the arithmetic is) compiled without the sanitizers:
-# ASan's check of every load made them most of the sanitized tests' time (test_training 142 s,
-# test_checkpoint 118 s, 2026-12-07), and test_kernels checks them under the sanitizers, on
-# ragged sizes against their references. The code that sizes, carves and indexes the buffers
-# they work in (gemm.c, winograd.c, conv.c, the model, the session) stays instrumented everywhere.
+# avx512: the intrinsics, where nearly all the arithmetic is) as the native build compiled them,
+# without the sanitizers: ASan's check of every load made them most of the sanitized tests' time
+# (test_training 142 s, test_checkpoint 118 s, 2026-12-07), and test_kernels checks them under
+# the sanitizers, on ragged sizes against their references. The code that sizes, carves and
+# indexes the buffers they work in (gemm.c, winograd.c, conv.c, the model, the session) stays
+# instrumented everywhere.
 SAN_ISA_SRC := $(filter core/kernels/avx2/% core/kernels/avx512/%,$(CORE_SRC))
-SAN_LEAN_OBJ := $(filter-out $(SAN_ISA_SRC:%.c=build/sanitize/obj/%.o),$(SAN_OBJ)) $(SAN_ISA_SRC:%.c=build/sanitize/plain/%.o)
-build/sanitize/plain/%.o: %.c
-	@mkdir -p $(dir $@)
-	clang $(filter-out -O1 -fsanitize=address$(COMMA)undefined -fno-sanitize-recover=all,$(SAN_FLAGS)) -O2 $(ISA_FLAGS) -c $< -o $@
+SAN_LEAN_OBJ := $(filter-out $(SAN_ISA_SRC:%.c=build/sanitize/obj/%.o),$(SAN_OBJ)) $(SAN_ISA_SRC:%.c=$(BUILD)/%.o)
 build/sanitize/test_kernels: tests/test_kernels.c $(SAN_OBJ) tests/test_util.h
 	@mkdir -p $(dir $@)
 	clang $(SAN_FLAGS) $< $(SAN_OBJ) -o $@ -lm
 build/sanitize/%: tests/%.c $(SAN_LEAN_OBJ) tests/test_util.h
 	@mkdir -p $(dir $@)
 	clang $(SAN_FLAGS) $< $(SAN_LEAN_OBJ) -o $@ -lm
--include $(SAN_OBJ:.o=.d) $(SAN_ISA_SRC:%.c=build/sanitize/plain/%.d)
+-include $(SAN_OBJ:.o=.d)
 
 # every unit test (test_data without its learning run, which takes minutes under ASan), the
 # longest first (under the sanitizers, 2026-12-07: test_training 104 s, test_checkpoint 98, test_exact
