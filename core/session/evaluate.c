@@ -172,10 +172,6 @@ q4_status q4_recalibrate_bn(q4_vgg *m, const q4_dataset *set, int batch) {
     if (batch < 2 || batch > m->batch_capacity || set->count < 1) return Q4_ERR_ARGUMENT;
     /* every process of a data-parallel run holds the same weights and reads the same images: each
      * computes the same statistics alone */
-    const q4_combiner *combiner = m->combiner;
-    m->combiner = NULL;
-    double momentum[Q4_NUM_BN];
-    for (int b = 0; b < Q4_NUM_BN; b++) momentum[b] = m->bn[b].momentum;
     int *order = malloc((size_t)batch * sizeof(int));
     uint8_t *labels = malloc((size_t)batch);
     if (!order || !labels) {
@@ -183,6 +179,10 @@ q4_status q4_recalibrate_bn(q4_vgg *m, const q4_dataset *set, int batch) {
         free(labels);
         return Q4_ERR_NOMEM;
     }
+    const q4_combiner *combiner = m->combiner;
+    m->combiner = NULL;
+    double momentum[Q4_NUM_BN];
+    for (int b = 0; b < Q4_NUM_BN; b++) momentum[b] = m->bn[b].momentum;
     for (int first = 0, k = 0; first < set->count; first += batch, k++) {
         int n = set->count - first < batch ? set->count - first : batch;
         if (n < 2) break; /* one image has no variance to give */

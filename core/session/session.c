@@ -349,10 +349,14 @@ static q4_status train_step(q4_session *s) {
     s->step_in_epoch++;
     if (s->config.ema > 0) ema_update(s);
     if (s->config.lookahead > 0) lookahead_update(s);
-    if (s->config.bn_recalibrate && s->global_step == (long long)s->config.epochs * s->steps_per_epoch &&
-        recalibrate(s) != Q4_OK)
-        return q4_session_fail(s, Q4_ERR_NUMERIC, "the BatchNorm statistics recomputed after the last step are not "
-                               "finite: the weights are those after it");
+    if (s->config.bn_recalibrate && s->global_step == (long long)s->config.epochs * s->steps_per_epoch) {
+        q4_status st = recalibrate(s);
+        if (st == Q4_ERR_NOMEM)
+            return q4_session_fail(s, st, "out of memory recomputing the BatchNorm statistics after the last step");
+        if (st)
+            return q4_session_fail(s, st, "the BatchNorm statistics recomputed after the last step are not finite: the "
+                                   "weights are those after it");
+    }
     s->profiled_steps++;
     s->profiled_images += n;
     s->last_loss = (float)loss;
