@@ -68,6 +68,8 @@ const TABLES = [
     ['| 4-bit, label smoothing 0.1 | 0 |', headline('4bit-ls01-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps | 0 |', headline('4bit-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps | 1 |', headline('4bit-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ...[2, 3].map((seed) => [`| 4-bit, lookahead every 5 steps | ${seed} (the spread: outside the target's seeds) |`,
+      headline(`4bit-la5-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| 4-bit, lookahead every 5 steps, weight decay 1e-3 | 0 |', headline('4bit-la5-wd1e3-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 4-bit, lookahead every 5 steps, peak learning rate 0.1 | 0 |', headline('4bit-la5-lr01-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ...[0, 1].map((seed) => [`| 4-bit, lookahead every 5 steps, no weight decay on biases and BatchNorm | ${seed} |`,
