@@ -15,7 +15,7 @@ void q4_avx512_iquantize_rows(uint8_t *out, long out_stride, const float *x, lon
                               float inv, int low, int high, int zero);
 
 void q4_avx512_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
-void q4_avx512_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
+void q4_avx512_winograd_output(int m, float *y, const float *mm, long m_stride, int lanes);
 void q4_avx512_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
 void q4_avx512_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run);
 void q4_avx512_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias);

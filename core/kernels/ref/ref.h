@@ -27,7 +27,7 @@ void q4_ref_ema(float *avg, const float *x, long n, float decay, float one_minus
 void q4_ref_microkernel_4x8(int kc, const float *a, const float *b, float *c, long ldc, int accumulate);
 
 void q4_ref_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
-void q4_ref_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
+void q4_ref_winograd_output(int m, float *y, const float *mm, long m_stride, int lanes);
 void q4_ref_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
 void q4_ref_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run);
 void q4_ref_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias);

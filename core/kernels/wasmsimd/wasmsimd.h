@@ -18,7 +18,7 @@ int q4_wasmsimd_pack_patch(float *out, const q4_operand *x, int p0, int kc, long
 int q4_wasmsimd_pack_patch_t(float *out, const q4_operand *x, int tap0, int taps, long pixel0, int kc, int nr);
 
 void q4_wasmsimd_winograd_input(int m, float *v, long v_stride, const float *d, int lanes);
-void q4_wasmsimd_winograd_output(int tile, float *y, const float *m, long m_stride, int lanes);
+void q4_wasmsimd_winograd_output(int m, float *y, const float *mm, long m_stride, int lanes);
 void q4_wasmsimd_winograd_gradient(int m, float *dm, long dm_stride, const float *dy, int lanes);
 void q4_wasmsimd_winograd_spread(int m, int count, float *d, long d_stride, const float *row, int run);
 void q4_wasmsimd_winograd_merge(int m, float *row, const float *y, long y_stride, int run, float bias);
