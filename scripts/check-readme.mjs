@@ -92,6 +92,8 @@ const TABLES = [
       headline('4bit-la5-frozen-shift8-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 0 |', headline('fp32-la5-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| FP32, lookahead every 5 steps (the headline preset\'s recipe) | 1 |', headline('fp32-la5-s1'), ['e1', 'e5', 'e10', 'e15', 'tta']],
+    ...[2, 3].map((seed) => [`| FP32, lookahead every 5 steps (the headline preset's recipe) | ${seed} (the spread: outside the target's seeds) |`,
+      headline(`fp32-la5-s${seed}`), ['e1', 'e5', 'e10', 'e15', 'tta']]),
     ['| the headline preset in Chromium, 2 threads | 0 |', headline('tab-headline-s0'), ['e1', 'e5', 'e10', 'e15', 'tta']],
     ['| 3 epochs | 0 |', headline('4bit-e3-s0'), ['e1', 'e2', 'e3', 'tta']],
     ['| 3 epochs | 1 |', headline('4bit-e3-s1'), ['e1', 'e2', 'e3', 'tta']],
